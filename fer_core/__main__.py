@@ -1,0 +1,346 @@
+"""Command line: `python -m fer_core <command>`; every command takes --help and --json.
+
+Errors are one line on stderr and a non-zero exit: 2 for bad arguments, 1 for a failed operation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+class CliError(Exception):
+    """A failure to report as one line."""
+
+
+def _emit(args, obj, text: str) -> None:
+    print(json.dumps(obj, indent=2, default=str) if args.json else text)
+
+
+def _csv_list(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+# ---------------------------------------------------------------- models
+def cmd_models(args) -> None:
+    from .models import count_parameters, list_models
+
+    rows = []
+    for spec in list_models():
+        rows.append({
+            "name": spec.name, "family": spec.family, "input_size": spec.input.size, "channels": spec.input.channels,
+            "parameters": count_parameters(spec.build(7)), "reference": spec.reference, "gradcam_layer": spec.gradcam_layer,
+            "pretrained_available": spec.supports_pretrained, "description": spec.description,
+        })
+    text = "\n".join(f"{r['name']:<18} {r['family']:<12} {r['input_size']:>3}px {r['parameters'] / 1e6:6.2f}M  {r['reference']}" for r in rows)
+    _emit(args, rows, text)
+
+
+# ---------------------------------------------------------------- data
+def cmd_data(args) -> None:
+    from .data import load_dataset, summarize
+
+    data = load_dataset(args.path, labels=args.labels, classes=_csv_list(args.classes))
+    s = summarize(data)
+    lines = [f"{s.source}  ({s.label_source} labels, fingerprint {s.fingerprint})", f"split: {s.split_method}", ""]
+    header = f"{'split':<6}" + "".join(f"{c:>10}" for c in s.classes) + f"{'total':>10}"
+    lines.append(header)
+    for split, counts in s.counts.items():
+        lines.append(f"{split:<6}" + "".join(f"{counts[c]:>10}" for c in s.classes) + f"{sum(counts.values()):>10}")
+    lines += [
+        "",
+        "Known flaws (reported, not fixed):",
+        f"  exact-duplicate groups: {s.duplicate_groups} ({s.duplicate_extra_copies} extra copies)",
+        f"  groups spanning train and val/test (leakage): {s.groups_across_train_and_eval}",
+        f"  groups with conflicting labels: {s.groups_with_conflicting_labels}",
+        f"  blank images: {s.blank_images}",
+    ]
+    if s.resized_images:
+        lines.append(f"  images not 48x48 on disk (resized): {s.resized_images}")
+    _emit(args, s.to_dict(), "\n".join(lines))
+
+
+# ---------------------------------------------------------------- train
+def _train_config(args):
+    from .training import TrainConfig, make_config
+
+    if args.config_json:
+        return TrainConfig.from_dict(json.loads(Path(args.config_json).read_text(encoding="utf-8")))
+    if not args.model or not args.data:
+        raise CliError("train needs --model NAME and --data PATH (or --resume JOB_DIR)")
+    pretrained = args.pretrained if args.pretrained not in (None, "imagenet") else (args.pretrained == "imagenet")
+    return make_config(
+        args.model, args.preset, data=str(args.data), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        optimizer=args.optimizer, scheduler=args.scheduler, augment=args.augment, balance=args.balance,
+        labels=args.labels, soft_labels=args.soft_labels or None, classes=tuple(_csv_list(args.classes) or ()) or None,
+        pretrained=pretrained or None, freeze_backbone=args.freeze_backbone or None, device=args.device, seed=args.seed,
+        weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, mixup_alpha=args.mixup,
+        early_stopping=args.early_stopping, compile=args.compile or None,
+    )
+
+
+def cmd_train(args) -> None:
+    from tqdm import tqdm
+
+    from .models import get_spec
+    from .training import TrainConfig
+    from .training.jobs import JobReporter, default_runs_root
+    from .training.run import train_and_save
+
+    if args.resume:
+        job_dir = Path(args.resume)
+        if not (job_dir / "config.json").is_file():
+            raise CliError(f"{job_dir}: not a training run folder (no config.json)")
+        cfg = TrainConfig.from_dict(json.loads((job_dir / "config.json").read_text(encoding="utf-8")))
+    else:
+        cfg = _train_config(args)
+        get_spec(cfg.model)
+        job_dir = Path(args.job_dir) if args.job_dir else default_runs_root() / f"cli-{cfg.model}-{os.getpid()}"
+        job_dir.mkdir(parents=True, exist_ok=True)
+        (job_dir / "config.json").write_text(json.dumps(cfg.to_dict()), encoding="utf-8")
+    reporter = JobReporter(job_dir, cfg.device)
+    reporter.set_status("running", "loading data")
+    callbacks = reporter.callbacks()
+    bar = None if args.json or args.job_dir else tqdm(unit="batch", leave=False, dynamic_ncols=True)
+
+    def on_batch(epoch, batch, batches, loss):
+        callbacks_on_batch(epoch, batch, batches, loss)
+        if bar is not None:
+            if batch == 1:
+                bar.reset(total=batches)
+                bar.set_description(f"epoch {epoch}/{cfg.epochs}")
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}")
+
+    def on_epoch(stats):
+        callbacks_on_epoch(stats)
+        if not args.json:
+            msg = (f"epoch {stats.epoch:>3}/{stats.epochs}  train loss {stats.train_loss:.4f} acc {stats.train_acc:.4f}  "
+                   f"val loss {stats.val_loss:.4f} acc {stats.val_acc:.4f}  lr {stats.lr:.2e}  "
+                   f"{stats.images_per_s:,.0f} img/s  {stats.epoch_time_s:.1f}s{'  *' if stats.best else ''}")
+            (bar.write if bar is not None else print)(msg)
+
+    callbacks_on_batch, callbacks_on_epoch = callbacks.on_batch, callbacks.on_epoch
+    callbacks.on_batch, callbacks.on_epoch = on_batch, on_epoch
+    from .training.loop import TrainingCancelled
+
+    try:
+        path = train_and_save(cfg, root=Path(args.checkpoints) if args.checkpoints else None, callbacks=callbacks,
+                              state_file=job_dir / "state.pt", measure_efficiency=not args.no_efficiency)
+    except TrainingCancelled as exc:
+        reporter.set_status("cancelled", f"{exc}; nothing was saved")
+        raise CliError(f"training {exc}; no checkpoint written") from None
+    except BaseException as exc:
+        reporter.set_status("failed", f"{type(exc).__name__}: {exc}" if not isinstance(exc, KeyboardInterrupt) else "interrupted")
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        reporter.release()
+    meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    reporter.set_status("succeeded", "done", checkpoint=path.name)
+    m = meta["test_metrics"]
+    _emit(args, {"checkpoint": path.name, "path": str(path), "test_metrics": m, "train_time_s": meta["train_time_s"]},
+          f"checkpoint {path.name} written to {path}\n"
+          f"test ({meta['data']['split_sizes']['test']} faces): accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}  "
+          f"best epoch {meta['best_epoch']}/{meta['epochs_run']}  train time {meta['train_time_s']:.0f}s")
+
+
+# ---------------------------------------------------------------- evaluate
+def _metrics_text(title: str, m: dict) -> str:
+    lines = [title, f"  faces {m['n']}  accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}  weighted F1 {m['weighted_f1']:.4f}",
+             f"  loss {m['loss']:.4f}  top-2 {m['top2_accuracy']:.4f}  ECE {m['ece']:.4f}  micro AUC {m['micro_auc']:.4f}",
+             "  per-class accuracy: " + "  ".join(f"{c} {a:.3f}" for c, a in m["per_class_accuracy"].items())]
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args) -> None:
+    from .classifier import load_checkpoint
+    from .data import load_dataset
+    from .evaluation import compute_metrics, ensemble_probs, headline
+    from .store import load_predictions, read_meta, resolve_checkpoint
+
+    root = Path(args.checkpoints) if args.checkpoints else None
+    if args.ensemble:
+        ids = _csv_list(args.ensemble)
+        paths = [resolve_checkpoint(i, root) for i in ids]
+        preds = [load_predictions(p) for p in paths]
+        metas = [read_meta(p) for p in paths]
+        if len({tuple(m["classes"]) for m in metas}) != 1 or len({tuple(p["names"]) for p in preds}) != 1:
+            raise CliError("ensemble members must share classes and test set")
+        probs = ensemble_probs([p["probs"].numpy() for p in preds])
+        m = headline(compute_metrics(probs, preds[0]["labels"].numpy(), metas[0]["classes"]))
+        _emit(args, {"ensemble": ids, "split": "test", "metrics": m}, _metrics_text(f"ensemble of {len(ids)}: {', '.join(ids)} (stored test predictions)", m))
+        return
+    if not args.checkpoint:
+        raise CliError("evaluate needs --checkpoint ID|PATH or --ensemble ID,ID,...")
+    path = resolve_checkpoint(args.checkpoint, root)
+    meta = read_meta(path)
+    if args.data is None and args.split == "test" and args.tta == "none":
+        pred = load_predictions(path)
+        probs, labels, source = pred["probs"].numpy(), pred["labels"].numpy(), "stored test predictions"
+    else:
+        if args.data is None:
+            raise CliError("--data PATH is needed for --split val or --tta")
+        clf = load_checkpoint(path)
+        data = load_dataset(args.data, labels=meta["data"]["label_source"], classes=meta["classes"],
+                            val_fraction=meta["config"].get("val_fraction", 0.1), seed=meta["seed"])
+        if data.fingerprint != meta["data"]["fingerprint"]:
+            print(f"note: data fingerprint {data.fingerprint} differs from the training data's {meta['data']['fingerprint']}", file=sys.stderr)
+        probs, labels = clf.evaluate(data, args.split, args.tta)
+        source = f"{args.split} split of {args.data}" + (f", TTA {args.tta}" if args.tta != "none" else "")
+    m = headline(compute_metrics(probs, labels, meta["classes"]))
+    _emit(args, {"checkpoint": path.name, "split": args.split, "tta": args.tta, "source": source, "metrics": m},
+          _metrics_text(f"{path.name} on {source}", m))
+
+
+# ---------------------------------------------------------------- predict
+def cmd_predict(args) -> None:
+    from .classifier import load_checkpoint
+    from .predict import predict_photo
+    from .store import list_checkpoints
+
+    root = Path(args.checkpoints) if args.checkpoints else None
+    ids = _csv_list(args.models) if args.models and not args.all else [c.id for c in list_checkpoints(root) if c.ok]
+    if not ids:
+        raise CliError("no trained checkpoints found; train one with `python -m fer_core train`")
+    classifiers = [load_checkpoint(i, root) for i in ids]
+    results = [predict_photo(classifiers, p, detector=args.detector, name=p) for p in args.images]
+    if args.json:
+        print(json.dumps({"images": [r.to_json() for r in results]}, indent=2))
+    else:
+        for r in results:
+            if r.error:
+                print(f"{r.source}: error: {r.error}")
+                continue
+            print(f"{r.source}: {len(r.faces)} face(s)")
+            for n, fp in enumerate(r.faces, 1):
+                x, y, w, h = fp.face.box
+                print(f"  face {n} at ({x},{y}) {w}x{h}{'' if fp.face.detected else '  [' + fp.face.note + ']'}")
+                for cid, p in fp.predictions.items():
+                    print(f"    {cid:<40} {p.label:<9} {p.probabilities[p.label]:.2f}")
+    if results and all(r.error for r in results):
+        raise SystemExit(1)
+
+
+# ---------------------------------------------------------------- checkpoints
+def cmd_checkpoints(args) -> None:
+    from .store import list_checkpoints
+
+    infos = list_checkpoints(Path(args.checkpoints) if args.checkpoints else None)
+    rows = []
+    for i in infos:
+        if not i.ok:
+            rows.append({"id": i.id, "error": i.error})
+            continue
+        m = i.meta.get("test_metrics", {})
+        rows.append({"id": i.id, "model": i.meta["model"], "accuracy": m.get("accuracy"), "macro_f1": m.get("macro_f1"),
+                     "labels": i.meta.get("data", {}).get("label_source"), "epochs": i.meta.get("epochs_run"),
+                     "created_at": i.meta.get("created_at"), "error": None})
+    lines = [f"{r['id']:<44} ERROR {r['error']}" if r["error"] else
+             f"{r['id']:<44} {r['model']:<16} acc {r['accuracy'] or 0:.4f}  F1 {r['macro_f1'] or 0:.4f}  {r['labels']}" for r in rows]
+    _emit(args, rows, "\n".join(lines) if lines else "no checkpoints yet; train one with `python -m fer_core train`")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .data import AUGMENT_PRESETS, LABEL_SOURCES
+    from .faces import DEFAULT_DETECTOR, DETECTORS
+    from .training import BALANCING, OPTIMIZERS, PRESETS, SCHEDULERS
+
+    parser = _Parser(prog="python -m fer_core", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, func, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.set_defaults(func=func)
+        return p
+
+    command("models", cmd_models, "list the model registry")
+    p = command("data", cmd_data, "summarise a dataset: counts per split and class, duplicates, blanks")
+    p.add_argument("path", help="Kaggle zip or folder, fer2013.csv, or an ImageFolder root")
+    p.add_argument("--labels", choices=LABEL_SOURCES, default="fer2013")
+    p.add_argument("--classes", help="comma-separated subset of classes")
+
+    p = command("train", cmd_train, "train a model and write a checkpoint")
+    p.add_argument("--model")
+    p.add_argument("--data")
+    p.add_argument("--preset", choices=list(PRESETS))
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--optimizer", choices=OPTIMIZERS)
+    p.add_argument("--scheduler", choices=SCHEDULERS)
+    p.add_argument("--augment", choices=AUGMENT_PRESETS)
+    p.add_argument("--balance", choices=BALANCING)
+    p.add_argument("--labels", choices=LABEL_SOURCES)
+    p.add_argument("--soft-labels", action="store_true", help="FER+ vote distributions as targets")
+    p.add_argument("--classes", help="comma-separated subset of classes, e.g. to drop disgust")
+    p.add_argument("--pretrained", nargs="?", const="imagenet", help="ImageNet weights (torchvision API) or a local weights file")
+    p.add_argument("--freeze-backbone", action="store_true")
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--mixup", type=float, help="mixup alpha")
+    p.add_argument("--early-stopping", type=int, help="patience in epochs")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--resume", metavar="JOB_DIR", help="continue an interrupted run from its last finished epoch")
+    p.add_argument("--checkpoints", help="checkpoint folder (default: the repository's checkpoints/)")
+    p.add_argument("--job-dir", help=argparse.SUPPRESS)
+    p.add_argument("--config-json", help=argparse.SUPPRESS)
+    p.add_argument("--no-efficiency", action="store_true", help="skip the CPU latency measurement after training")
+
+    p = command("evaluate", cmd_evaluate, "metrics of a checkpoint or an ensemble")
+    p.add_argument("--checkpoint")
+    p.add_argument("--ensemble", help="comma-separated checkpoint ids")
+    p.add_argument("--data")
+    p.add_argument("--split", choices=["val", "test"], default="test")
+    p.add_argument("--tta", choices=["none", "flip", "tencrop"], default="none")
+    p.add_argument("--checkpoints")
+
+    p = command("predict", cmd_predict, "faces and per-model probabilities for images")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--models", help="comma-separated checkpoint ids")
+    p.add_argument("--all", action="store_true", help="every checkpoint (the default)")
+    p.add_argument("--detector", choices=list(DETECTORS), default=DEFAULT_DETECTOR)
+    p.add_argument("--checkpoints")
+
+    p = command("checkpoints", cmd_checkpoints, "list trained checkpoints with key metrics")
+    p.add_argument("--checkpoints")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .data import DataError
+    from .faces import PhotoError
+    from .models import PretrainedUnavailable
+    from .store import CheckpointError
+    from .training import TrainingDiverged
+    from .training.jobs import JobBusy
+
+    try:
+        args.func(args)
+    except (CliError, DataError, PhotoError, CheckpointError, PretrainedUnavailable, TrainingDiverged, JobBusy, ValueError, KeyError, OSError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        sys.stderr.write(f"error: {message}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

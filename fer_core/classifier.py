@@ -1,0 +1,87 @@
+"""FerClassifier: a loaded checkpoint that turns 48x48 grayscale faces into class probabilities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import FerData, to_model_input
+from .data.preprocess import InputSpec, center_crop
+from .models import ModelSpec, get_spec
+from .store import load_weights, read_meta, resolve_checkpoint
+
+TTA_MODES = ("none", "flip", "tencrop")
+
+
+class FerClassifier:
+    """A trained model plus its classes and input recipe; what notebooks, the CLI and the app use."""
+
+    def __init__(self, model: nn.Module, meta: dict, path: Path | None = None) -> None:
+        self.model = model.eval()
+        self.meta = meta
+        self.path = path
+        self.id: str = meta.get("id", path.name if path else meta["model"])
+        self.spec: ModelSpec = get_spec(meta["model"])
+        self.classes: tuple[str, ...] = tuple(meta["classes"])
+        self.input = InputSpec(**meta["input"]) if isinstance(meta.get("input"), dict) else self.spec.input
+
+    def __repr__(self) -> str:
+        return f"FerClassifier({self.id!r}, model={self.spec.name!r}, classes={len(self.classes)})"
+
+    @torch.inference_mode()
+    def logits(self, faces: torch.Tensor, tta: str = "none", batch_size: int = 256) -> torch.Tensor:
+        """Logits for uint8 faces (N,1,H,W); `tta` averages the softmax over flips or ten crops."""
+        if tta not in TTA_MODES:
+            raise ValueError(f"tta must be one of {TTA_MODES}")
+        device = next(self.model.parameters()).device
+        out = []
+        for start in range(0, len(faces), batch_size):
+            batch = faces[start : start + batch_size].to(device)
+            views = _tta_views(batch, self.input, tta)
+            if len(views) == 1:
+                out.append(self.model(to_model_input(views[0], self.input)).float().cpu())
+            else:
+                probs = torch.stack([self.model(to_model_input(v, self.input)).float().softmax(1) for v in views]).mean(0)
+                out.append(probs.clamp_min(1e-12).log().cpu())
+        return torch.cat(out) if out else torch.empty(0, len(self.classes))
+
+    def predict_proba(self, faces: np.ndarray | torch.Tensor, tta: str = "none") -> np.ndarray:
+        """uint8 grayscale faces (N,48,48) or (N,1,H,W) -> probabilities (N, len(classes))."""
+        t = torch.as_tensor(np.asarray(faces))
+        if t.dtype != torch.uint8:
+            raise ValueError("faces must be uint8 grayscale images")
+        if t.ndim == 2:
+            t = t[None]
+        if t.ndim == 3:
+            t = t[:, None]
+        return self.logits(t, tta).softmax(1).numpy()
+
+    def evaluate(self, data: FerData, split: str = "test", tta: str = "none") -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and labels on one split of a dataset with the same classes."""
+        if tuple(data.classes) != self.classes:
+            raise ValueError(f"{self.id} predicts {list(self.classes)}, the data has {list(data.classes)}")
+        images, labels = data.take(split)
+        return self.logits(images, tta).softmax(1).numpy(), labels.numpy()
+
+
+def _tta_views(batch: torch.Tensor, spec: InputSpec, tta: str) -> list[torch.Tensor]:
+    if tta == "none":
+        return [batch]
+    if tta == "flip":
+        return [batch, batch.flip(-1)]
+    side = batch.shape[-1]
+    crop = spec.size if spec.fit == "crop" and spec.size < side else int(round(side * 0.9))
+    h = side - crop
+    corners = [(0, 0), (0, h), (h, 0), (h, h)]
+    views = [center_crop(batch, crop)] + [batch[..., t : t + crop, l : l + crop] for t, l in corners]
+    return views + [v.flip(-1) for v in views]
+
+
+def load_checkpoint(id_or_path: str | Path, root: Path | None = None, device: str | torch.device = "cpu") -> FerClassifier:
+    """Load a trained model by checkpoint id (from the store) or by a checkpoint directory path."""
+    path = resolve_checkpoint(id_or_path, root)
+    meta = read_meta(path)
+    return FerClassifier(load_weights(path, meta).to(device), meta, path)

@@ -1,0 +1,27 @@
+"""Datasets: files on disk -> FerData (uint8 faces, labels, official or seeded splits, fingerprint)."""
+
+from .augment import AUGMENT_PRESETS, augment_batch, build_augmentation
+from .classes import FER2013_CLASSES, FERPLUS_CLASSES, normalize_class_name
+from .dataset import IMAGE_SIZE, SPLITS, DataError, FerData
+from .loading import LABEL_SOURCES, load_dataset
+from .preprocess import InputSpec, to_model_input
+from .summary import DatasetSummary, summarize
+
+__all__ = [
+    "AUGMENT_PRESETS",
+    "DataError",
+    "DatasetSummary",
+    "FER2013_CLASSES",
+    "FERPLUS_CLASSES",
+    "FerData",
+    "IMAGE_SIZE",
+    "InputSpec",
+    "LABEL_SOURCES",
+    "SPLITS",
+    "augment_batch",
+    "build_augmentation",
+    "load_dataset",
+    "normalize_class_name",
+    "summarize",
+    "to_model_input",
+]

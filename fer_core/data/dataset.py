@@ -1,0 +1,95 @@
+"""FerData: one in-memory dataset of 48x48 grayscale faces, whatever file layout it came from."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+IMAGE_SIZE = 48
+
+
+class DataError(ValueError):
+    """A dataset on disk cannot be used; the message names the offending file or folder."""
+
+
+@dataclass(frozen=True)
+class FerData:
+    """Decoded faces plus everything needed to reproduce which faces a model saw.
+
+    Images stay uint8 (N, 1, 48, 48): the full FER2013 is 83 MB this way and fits on any device,
+    so training never decodes an image twice.
+    """
+
+    images: torch.Tensor  # uint8 (N, 1, 48, 48)
+    labels: torch.Tensor  # int64 (N,), index into `classes`
+    split: torch.Tensor  # uint8 (N,), index into SPLITS
+    classes: tuple[str, ...]
+    names: tuple[str, ...]  # where each face came from: a path inside the zip/folder, or "row:<n>"
+    source: str
+    label_source: str  # "fer2013" or "ferplus"
+    split_method: str
+    soft_labels: torch.Tensor | None = None  # float32 (N, C) vote distribution, FER+ only
+    resized_images: int = 0  # images that were not 48x48 on disk
+    fingerprint: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            object.__setattr__(self, "fingerprint", compute_fingerprint(self))
+
+    def __len__(self) -> int:
+        return int(self.labels.numel())
+
+    def indices(self, split: str) -> torch.Tensor:
+        return torch.nonzero(self.split == SPLITS.index(split)).flatten()
+
+    def split_sizes(self) -> dict[str, int]:
+        return {name: int((self.split == i).sum()) for i, name in enumerate(SPLITS)}
+
+    def take(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images and labels of one split."""
+        idx = self.indices(split)
+        return self.images[idx], self.labels[idx]
+
+    def with_classes(self, keep: list[str] | tuple[str, ...]) -> FerData:
+        """Drop the faces of every class not in `keep` (e.g. the 6-class protocol without disgust)."""
+        unknown = [c for c in keep if c not in self.classes]
+        if unknown:
+            raise DataError(f"classes {unknown} are not in this dataset (it has {list(self.classes)})")
+        kept = tuple(c for c in self.classes if c in keep)
+        old_to_new = torch.full((len(self.classes),), -1, dtype=torch.long)
+        for new, name in enumerate(kept):
+            old_to_new[self.classes.index(name)] = new
+        mapped = old_to_new[self.labels]
+        mask = mapped >= 0
+        soft = None
+        if self.soft_labels is not None:
+            cols = [self.classes.index(c) for c in kept]
+            soft = self.soft_labels[mask][:, cols]
+            soft = soft / soft.sum(dim=1, keepdim=True).clamp_min(1e-8)
+        names = tuple(n for n, m in zip(self.names, mask.tolist()) if m)
+        return replace(
+            self,
+            images=self.images[mask],
+            labels=mapped[mask],
+            split=self.split[mask],
+            classes=kept,
+            names=names,
+            soft_labels=soft,
+            fingerprint="",
+        )
+
+
+def compute_fingerprint(data: FerData) -> str:
+    """Content hash of pixels, labels, splits and class names: equal iff a model saw the same data."""
+    h = hashlib.sha256()
+    h.update(",".join(data.classes).encode())
+    h.update(data.label_source.encode())
+    for t in (data.images, data.labels, data.split):
+        h.update(np.ascontiguousarray(t.numpy()).tobytes())
+    if data.soft_labels is not None:
+        h.update(np.ascontiguousarray(data.soft_labels.numpy()).tobytes())
+    return h.hexdigest()[:16]

@@ -1,0 +1,135 @@
+"""Why a model predicted what it did: Grad-CAM, Integrated Gradients and feature-map grids (captum)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from captum.attr import IntegratedGradients, LayerActivation, LayerAttribution, LayerGradCam
+from torch import nn
+
+from .classifier import FerClassifier
+from .data import to_model_input
+
+
+@dataclass(frozen=True)
+class Attribution:
+    method: str
+    target: str  # class explained
+    heatmap: np.ndarray  # float (H, W) in [0, 1], at the face's resolution
+    overlay: np.ndarray  # RGB uint8 (H, W, 3): heat map blended over the face
+    probability: float  # the model's probability for `target`
+
+
+def _face_tensor(face: np.ndarray) -> torch.Tensor:
+    face = np.asarray(face, dtype=np.uint8)
+    if face.ndim != 2:
+        raise ValueError("a face must be a 2-D uint8 grayscale image")
+    return torch.from_numpy(face.copy())[None, None]
+
+
+def overlay_heatmap(face: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """Blend a [0,1] heat map (JET colours) over a grayscale face; both at the face's size."""
+    heat = cv2.resize(heatmap.astype(np.float32), (face.shape[1], face.shape[0]), interpolation=cv2.INTER_LINEAR)
+    colored = cv2.cvtColor(cv2.applyColorMap(np.uint8(255 * np.clip(heat, 0, 1)), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    base = cv2.cvtColor(face, cv2.COLOR_GRAY2RGB)
+    return cv2.addWeighted(base, 1 - alpha, colored, alpha, 0)
+
+
+def _normalise(a: np.ndarray) -> np.ndarray:
+    a = a - a.min()
+    peak = a.max()
+    return a / peak if peak > 0 else a
+
+
+def _target(clf: FerClassifier, x: torch.Tensor, target: str | None) -> tuple[int, float]:
+    with torch.inference_mode():
+        probs = clf.model(x).softmax(1)[0]
+    idx = int(probs.argmax()) if target is None else clf.classes.index(target)
+    return idx, float(probs[idx])
+
+
+def _prepare(clf: FerClassifier, face: np.ndarray) -> torch.Tensor:
+    device = next(clf.model.parameters()).device
+    return to_model_input(_face_tensor(face).to(device), clf.input)
+
+
+def grad_cam(clf: FerClassifier, face: np.ndarray, target: str | None = None) -> Attribution:
+    """Classic Grad-CAM (ReLU of gradient-weighted activations) on the registry's layer, upsampled to the face.
+
+    `target` is a class name; None explains the predicted class.
+    """
+    x = _prepare(clf, face)
+    idx, prob = _target(clf, x, target)
+    layer = clf.model.get_submodule(clf.spec.gradcam_layer)
+    cam = LayerGradCam(clf.model, layer).attribute(x, target=idx, relu_attributions=True)
+    cam = LayerAttribution.interpolate(cam.detach(), (face.shape[0], face.shape[1]), interpolate_mode="bilinear")
+    heat = _normalise(cam[0].mean(0).cpu().numpy())
+    return Attribution("Grad-CAM", clf.classes[idx], heat, overlay_heatmap(face, heat), prob)
+
+
+def integrated_gradients(clf: FerClassifier, face: np.ndarray, target: str | None = None, steps: int = 32) -> Attribution:
+    """Integrated Gradients from a mid-grey baseline: pixel-level evidence, a finer view than Grad-CAM."""
+    x = _prepare(clf, face)
+    idx, prob = _target(clf, x, target)
+    attr = IntegratedGradients(clf.model).attribute(x, baselines=torch.zeros_like(x), target=idx, n_steps=steps,
+                                                    internal_batch_size=steps)
+    heat = attr[0].abs().sum(0, keepdim=True)[None]
+    heat = nn.functional.interpolate(heat, size=face.shape, mode="bilinear", align_corners=False)[0, 0]
+    heat = _normalise(cv2.GaussianBlur(heat.detach().cpu().numpy(), (3, 3), 0))
+    return Attribution("Integrated Gradients", clf.classes[idx], heat, overlay_heatmap(face, heat), prob)
+
+
+METHODS = {"Grad-CAM": grad_cam, "Integrated Gradients": integrated_gradients}
+
+
+def feature_layers(clf: FerClassifier) -> list[str]:
+    """Names of the modules whose output is a 4-D feature map, in forward order."""
+    names: list[str] = []
+    hooks = []
+    for name, module in clf.model.named_modules():
+        if not name or isinstance(module, (nn.ReLU, nn.Dropout, nn.Identity)):
+            continue
+
+        def hook(mod, inp, out, name=name):
+            if isinstance(out, torch.Tensor) and out.ndim == 4 and name not in names:
+                names.append(name)
+
+        hooks.append(module.register_forward_hook(hook))
+    try:
+        with torch.inference_mode():
+            clf.model(_prepare(clf, np.zeros((48, 48), np.uint8)))
+    finally:
+        for h in hooks:
+            h.remove()
+    return names
+
+
+def feature_maps(clf: FerClassifier, face: np.ndarray, layer: str, max_maps: int = 64) -> np.ndarray:
+    """Activations of `layer` (channels, h, w), the most active `max_maps` channels first."""
+    module = clf.model.get_submodule(layer)
+    with torch.no_grad():
+        act = LayerActivation(clf.model, module).attribute(_prepare(clf, face))
+    if isinstance(act, tuple):
+        act = act[0]
+    if act.ndim != 4:
+        raise ValueError(f"layer {layer!r} does not output a feature map")
+    maps = act[0].float().cpu()
+    order = maps.flatten(1).abs().mean(1).argsort(descending=True)[:max_maps]
+    return maps[order].numpy()
+
+
+def feature_grid(maps: np.ndarray, cell: int = 48, pad: int = 2) -> np.ndarray:
+    """A grayscale grid image of feature maps, each normalised on its own."""
+    n = len(maps)
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    grid = np.full((rows * (cell + pad) + pad, cols * (cell + pad) + pad), 255, np.uint8)
+    for i, m in enumerate(maps):
+        r, c = divmod(i, cols)
+        tile = cv2.resize(np.uint8(255 * _normalise(m)), (cell, cell), interpolation=cv2.INTER_NEAREST)
+        y, x = pad + r * (cell + pad), pad + c * (cell + pad)
+        grid[y : y + cell, x : x + cell] = tile
+    return grid

@@ -1,0 +1,177 @@
+"""Photo -> face crops ready for any model: safe decoding, EXIF orientation, detection, 48x48 grayscale crops."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .data import IMAGE_SIZE
+
+MAX_PIXELS = 100_000_000  # 10k x 10k; larger images (or files claiming to be) are refused before decoding
+DETECTION_SIDE = 1280  # photos are downscaled to this longest side before detection
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL's decompression-bomb guard stays on, at our limit
+
+
+class PhotoError(ValueError):
+    """An upload or file that is not a usable image; the message is meant for the user."""
+
+
+def load_photo(source: bytes | str | Path | Image.Image | np.ndarray) -> np.ndarray:
+    """Any image file or buffer -> RGB uint8 (H, W, 3), upright (EXIF orientation applied)."""
+    if isinstance(source, np.ndarray):
+        arr = source if source.ndim == 3 else np.stack([source] * 3, axis=-1)
+        return np.ascontiguousarray(arr[..., :3].astype(np.uint8))
+    try:
+        if isinstance(source, Image.Image):
+            img = source
+        else:
+            data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
+            if not data:
+                raise PhotoError("the file is empty (0 bytes)")
+            img = Image.open(io.BytesIO(data))
+        if img.format == "JPEG":
+            img.draft("RGB", (2 * DETECTION_SIDE, 2 * DETECTION_SIDE))  # decode huge JPEGs at reduced size
+        w, h = img.size
+        if w * h > MAX_PIXELS:
+            raise PhotoError(f"the image is {w}x{h} pixels; the limit is {MAX_PIXELS // 1_000_000} megapixels")
+        if getattr(img, "n_frames", 1) > 1:
+            img.seek(0)  # animated: the first frame is used
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img.load()
+        img = ImageOps.exif_transpose(img)
+        return _to_rgb(img)
+    except PhotoError:
+        raise
+    except UnidentifiedImageError:
+        raise PhotoError("not an image file (or an unsupported format)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise PhotoError(f"refused as a possible decompression bomb ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise PhotoError(f"the image is damaged or truncated ({exc})") from None
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = np.zeros_like(arr) if hi == lo else (arr - lo) * (255.0 / (hi - lo))
+        img = Image.fromarray(arr.astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "P", "PA") or "transparency" in img.info:
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+Box = tuple[int, int, int, int]  # x, y, w, h in original-photo pixels
+
+
+class FaceDetector(Protocol):
+    name: str
+
+    def detect(self, rgb: np.ndarray) -> list[Box]: ...
+
+
+class HaarDetector:
+    """OpenCV's bundled frontal-face Haar cascade: fast, but fires on textures (logos, clothing)."""
+
+    name = "haar"
+
+    def __init__(self) -> None:
+        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        self.cascade = cv2.CascadeClassifier(str(path))
+        if self.cascade.empty():
+            raise RuntimeError(f"OpenCV's Haar cascade is missing ({path}); install opencv-python-headless 4.x")
+
+    def detect(self, rgb: np.ndarray) -> list[Box]:
+        gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+        found = self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=6, minSize=(24, 24))
+        return [tuple(int(v) for v in f) for f in found]
+
+
+class MtcnnDetector:
+    """MTCNN (Zhang et al. 2016) from facenet-pytorch; its weights ship inside the wheel."""
+
+    name = "mtcnn"
+
+    def __init__(self, min_confidence: float = 0.9) -> None:
+        import torch
+        from facenet_pytorch import MTCNN
+
+        self.min_confidence = min_confidence
+        self.mtcnn = MTCNN(keep_all=True, device=torch.device("cpu"), min_face_size=20)
+
+    def detect(self, rgb: np.ndarray) -> list[Box]:
+        import torch
+
+        with torch.inference_mode():
+            boxes, probs = self.mtcnn.detect(Image.fromarray(rgb))
+        if boxes is None:
+            return []
+        out = []
+        for (x1, y1, x2, y2), p in zip(boxes, probs):
+            if p is not None and p >= self.min_confidence:
+                out.append((int(x1), int(y1), int(round(x2 - x1)), int(round(y2 - y1))))
+        return out
+
+
+DETECTORS = {"mtcnn": MtcnnDetector, "haar": HaarDetector}
+DEFAULT_DETECTOR = "mtcnn"
+
+
+@lru_cache(maxsize=None)
+def get_detector(name: str = DEFAULT_DETECTOR) -> FaceDetector:
+    if name not in DETECTORS:
+        raise ValueError(f"unknown face detector {name!r}; choose from {', '.join(DETECTORS)}")
+    return DETECTORS[name]()
+
+
+@dataclass(frozen=True)
+class Face:
+    box: Box  # in the original photo
+    detected: bool  # False: no face was found and the centred square (or the whole small image) is used
+    face: np.ndarray  # uint8 (48, 48) grayscale
+    note: str = ""
+
+
+def crop_face(gray: np.ndarray, box: Box, margin: float = 0.15) -> np.ndarray:
+    """Square crop around `box` enlarged by `margin` on each side, clipped to the photo, resized to 48x48."""
+    x, y, w, h = box
+    side = int(round(max(w, h) * (1 + 2 * margin)))
+    cx, cy = x + w / 2, y + h / 2
+    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+    H, W = gray.shape
+    x0c, y0c, x1c, y1c = max(0, x0), max(0, y0), min(W, x0 + side), min(H, y0 + side)
+    crop = gray[y0c:y1c, x0c:x1c]
+    if crop.size == 0:
+        crop = gray
+    return cv2.resize(crop, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA if crop.shape[0] > IMAGE_SIZE else cv2.INTER_LINEAR)
+
+
+def find_faces(rgb: np.ndarray, detector: str | FaceDetector = DEFAULT_DETECTOR, margin: float = 0.15) -> list[Face]:
+    """Every face in an RGB photo, largest first; a centred square crop when none is found."""
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    H, W = gray.shape
+    if max(H, W) <= 2 * IMAGE_SIZE:
+        return [Face((0, 0, W, H), False, cv2.resize(gray, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA),
+                     "small image used whole as the face (no detection)")]
+    det = get_detector(detector) if isinstance(detector, str) else detector
+    scale = min(1.0, DETECTION_SIDE / max(H, W))
+    small = cv2.resize(rgb, (int(W * scale), int(H * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else rgb
+    boxes = [tuple(int(round(v / scale)) for v in b) for b in det.detect(small)]
+    boxes = [b for b in boxes if b[2] > 0 and b[3] > 0]
+    boxes.sort(key=lambda b: b[2] * b[3], reverse=True)
+    if not boxes:
+        side = min(H, W)
+        box = ((W - side) // 2, (H - side) // 2, side, side)
+        return [Face(box, False, crop_face(gray, box, margin=0.0), "no face detected: the centred square is used")]
+    return [Face(b, True, crop_face(gray, b, margin)) for b in boxes]

@@ -1,0 +1,63 @@
+"""The model registry: name -> builder + metadata. The CLI, the app and the tests discover models here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from torch import nn
+
+from ..data.preprocess import InputSpec
+
+Builder = Callable[..., nn.Module]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: str  # "custom" or the torchvision family ("resnet", "vgg", ...): picks the training recipe
+    builder: Builder  # builder(num_classes, pretrained=False) -> nn.Module taking InputSpec-shaped input
+    input: InputSpec
+    gradcam_layer: str  # dotted module name whose activations Grad-CAM weighs
+    reference: str  # the published design it follows
+    description: str
+    supports_pretrained: bool = False
+    head: str = "classifier"  # dotted name of the classification head: what stays trainable with a frozen backbone
+    tags: tuple[str, ...] = field(default=())
+
+    def build(self, num_classes: int, pretrained: bool | str = False) -> nn.Module:
+        if pretrained and not self.supports_pretrained:
+            raise ValueError(f"{self.name} has no ImageNet weights (only torchvision families do)")
+        model = self.builder(num_classes, pretrained=pretrained) if self.supports_pretrained else self.builder(num_classes)
+        model.get_submodule(self.gradcam_layer)  # fail at build time, not in the Explain page
+        model.get_submodule(self.head)
+        return model
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"model {spec.name!r} is registered twice")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def list_models() -> list[ModelSpec]:
+    return list(_REGISTRY.values())
+
+
+def build_model(name: str, num_classes: int, pretrained: bool | str = False) -> nn.Module:
+    return get_spec(name).build(num_classes, pretrained)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,185 @@
+"""torchvision families adapted to 48x48 grayscale faces.
+
+Adaptation keeps every pretrained kernel usable: stems lose their stride (a 48x48 face would
+otherwise shrink to 1x1 before the last stage), the first convolution is folded from RGB to one
+channel (ImageNet normalisation folded into its weights and a bias), and the head is replaced.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torchvision.models as tvm
+from safetensors.torch import load_file
+from torch import nn
+
+from ..data.preprocess import MEAN, STD, InputSpec
+from .registry import ModelSpec, register
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class PretrainedUnavailable(RuntimeError):
+    """ImageNet weights could not be obtained (offline, or a bad local file)."""
+
+
+def fold_rgb_conv(conv: nn.Conv2d, stride: int | None = None) -> nn.Conv2d:
+    """A 1-channel conv equal to `conv` applied to a grey image replicated to RGB and ImageNet-normalised.
+
+    Our input is z = (x - MEAN) / STD for grey x; ImageNet's is (x - m_c) / s_c per channel, which is
+    linear in z: the weights scale by STD / s_c and the offsets sum into a bias.
+    """
+    w = conv.weight.detach()
+    std = torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1)
+    new_w = (w * STD / std).sum(dim=1, keepdim=True)
+    bias = (w * (MEAN - mean) / std).sum(dim=(1, 2, 3))
+    if conv.bias is not None:
+        bias = bias + conv.bias.detach()
+    stride = conv.stride if stride is None else (stride, stride)
+    k = conv.kernel_size
+    new = nn.Conv2d(1, conv.out_channels, k, stride=stride, padding=(k[0] // 2, k[1] // 2), bias=True)
+    with torch.no_grad():
+        new.weight.copy_(new_w)
+        new.bias.copy_(bias)
+    return new
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise PretrainedUnavailable(f"{path}: no such weights file")
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise PretrainedUnavailable(f"{path}: not a readable weights file ({exc})") from exc
+    return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def imagenet_backbone(arch: str, pretrained: bool | str, **kwargs) -> nn.Module:
+    """The unmodified torchvision model, with ImageNet weights from torchvision's weights API or a local file."""
+    if not pretrained:
+        return tvm.get_model(arch, weights=None, **kwargs)
+    model = tvm.get_model(arch, weights=None, **kwargs)
+    if isinstance(pretrained, str) and pretrained not in ("imagenet", "true", "1"):
+        state = _read_state_dict(Path(pretrained).expanduser())
+    else:
+        try:
+            state = tvm.get_model_weights(arch).DEFAULT.get_state_dict(progress=False)
+        except Exception as exc:
+            raise PretrainedUnavailable(
+                f"ImageNet weights for {arch} are unavailable ({type(exc).__name__}: {exc}); "
+                "train from scratch, or download them once and pass the file as --pretrained PATH"
+            ) from exc
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    relevant = [k for k in missing if "num_batches_tracked" not in k]
+    if relevant or unexpected:
+        raise PretrainedUnavailable(f"weights do not fit {arch}: missing {relevant[:3]}, unexpected {list(unexpected)[:3]}")
+    return model
+
+
+def _linear_head(in_features: int, num_classes: int, hidden: int, dropout: float = 0.5) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Dropout(dropout), nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
+        nn.Dropout(dropout), nn.Linear(hidden, num_classes),
+    )
+
+
+def build_alexnet(num_classes: int, pretrained: bool | str = False) -> nn.Module:
+    m = imagenet_backbone("alexnet", pretrained)
+    m.features[0] = fold_rgb_conv(m.features[0], stride=1)  # 48 -> 48 -> pools -> 5x5
+    m.avgpool = nn.AdaptiveAvgPool2d(1)
+    m.classifier = _linear_head(256, num_classes, 1024)
+    return m
+
+
+def build_vgg(arch: str) -> Callable[..., nn.Module]:
+    def build(num_classes: int, pretrained: bool | str = False) -> nn.Module:
+        m = imagenet_backbone(arch, pretrained)
+        m.features[0] = fold_rgb_conv(m.features[0])
+        m.avgpool = nn.AdaptiveAvgPool2d(1)  # 48 / 32 = 1x1 after the fifth pool; no 25088-wide FC
+        m.classifier = _linear_head(512, num_classes, 512)
+        return m
+
+    return build
+
+
+def build_resnet(arch: str) -> Callable[..., nn.Module]:
+    def build(num_classes: int, pretrained: bool | str = False) -> nn.Module:
+        m = imagenet_backbone(arch, pretrained)
+        m.conv1 = fold_rgb_conv(m.conv1, stride=1)  # keep the max-pool: stages run at 24, 12, 6, 3
+        m.fc = nn.Linear(m.fc.in_features, num_classes)
+        return m
+
+    return build
+
+
+def build_mobilenet_v2(num_classes: int, pretrained: bool | str = False) -> nn.Module:
+    m = imagenet_backbone("mobilenet_v2", pretrained)
+    m.features[0][0] = fold_rgb_conv(m.features[0][0], stride=1)
+    m.classifier[-1] = nn.Linear(m.classifier[-1].in_features, num_classes)
+    return m
+
+
+def build_shufflenet_v2(num_classes: int, pretrained: bool | str = False) -> nn.Module:
+    m = imagenet_backbone("shufflenet_v2_x1_0", pretrained)
+    m.conv1[0] = fold_rgb_conv(m.conv1[0], stride=1)
+    m.fc = nn.Linear(m.fc.in_features, num_classes)
+    return m
+
+
+def build_efficientnet_b0(num_classes: int, pretrained: bool | str = False) -> nn.Module:
+    m = imagenet_backbone("efficientnet_b0", pretrained)
+    m.features[0][0] = fold_rgb_conv(m.features[0][0], stride=1)
+    m.classifier[-1] = nn.Linear(m.classifier[-1].in_features, num_classes)
+    return m
+
+
+def build_densenet121(num_classes: int, pretrained: bool | str = False) -> nn.Module:
+    m = imagenet_backbone("densenet121", pretrained)
+    m.features.conv0 = fold_rgb_conv(m.features.conv0, stride=1)
+    m.classifier = nn.Linear(m.classifier.in_features, num_classes)
+    return m
+
+
+def build_inception_v3(num_classes: int, pretrained: bool | str = False) -> nn.Module:
+    # Inception-v3 needs at least 75x75: faces are upsampled to that by to_model_input.
+    m = imagenet_backbone("inception_v3", pretrained, aux_logits=bool(pretrained), init_weights=not pretrained)
+    m.aux_logits, m.AuxLogits = False, None
+    m.transform_input = False  # normalisation is folded into the first conv instead
+    m.Conv2d_1a_3x3.conv = fold_rgb_conv(m.Conv2d_1a_3x3.conv)
+    m.fc = nn.Linear(m.fc.in_features, num_classes)
+    return m
+
+
+_GREY48 = InputSpec(size=48, channels=1)
+
+
+def _tv(name: str, family: str, builder, gradcam: str, reference: str, description: str, head: str, size: int = 48) -> None:
+    spec = _GREY48 if size == 48 else InputSpec(size=size, channels=1)
+    register(ModelSpec(name, family, builder, spec, gradcam, reference, description, supports_pretrained=True, head=head))
+
+
+_tv("alexnet", "alexnet", build_alexnet, "features.11", "AlexNet (Krizhevsky et al. 2012), torchvision",
+    "11x11 stem at stride 1 and a 1024-wide head, so 48x48 faces survive the three pools.", "classifier")
+_tv("vgg16_bn", "vgg", build_vgg("vgg16_bn"), "features.42", "VGG-16 with BN (Simonyan & Zisserman 2015), torchvision",
+    "Global pooling after the fifth stage and a 512-wide head instead of 25088 -> 4096.", "classifier")
+_tv("vgg19_bn", "vgg", build_vgg("vgg19_bn"), "features.51", "VGG-19 with BN (Simonyan & Zisserman 2015), torchvision",
+    "Global pooling after the fifth stage and a 512-wide head instead of 25088 -> 4096.", "classifier")
+for depth in (18, 34, 50):
+    _tv(f"resnet{depth}", "resnet", build_resnet(f"resnet{depth}"), "layer4", f"ResNet-{depth} (He et al. 2016), torchvision",
+        "Stem at stride 1 (max-pool kept): stages run at 24, 12, 6 and 3 pixels.", "fc")
+_tv("mobilenet_v2", "mobilenet", build_mobilenet_v2, "features.18", "MobileNetV2 (Sandler et al. 2018), torchvision",
+    "Stem at stride 1: final features are 3x3.", "classifier")
+_tv("shufflenet_v2", "shufflenet", build_shufflenet_v2, "conv5", "ShuffleNetV2 x1.0 (Ma et al. 2018), torchvision",
+    "Stem at stride 1 (max-pool kept): final features are 3x3.", "fc")
+_tv("efficientnet_b0", "efficientnet", build_efficientnet_b0, "features.8", "EfficientNet-B0 (Tan & Le 2019), torchvision",
+    "Stem at stride 1: final features are 3x3.", "classifier")
+_tv("densenet121", "densenet", build_densenet121, "features.denseblock4", "DenseNet-121 (Huang et al. 2017), torchvision",
+    "Stem at stride 1 (pool kept): final features are 3x3.", "classifier")
+_tv("inception_v3", "inception", build_inception_v3, "Mixed_7c", "Inception-v3 (Szegedy et al. 2016), torchvision",
+    "Faces upsampled to its minimum input of 75x75.", "fc", size=75)

@@ -1,0 +1,100 @@
+"""Predict straight from photos: faces found once, every model run on all faces in one batch."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .classifier import FerClassifier
+from .faces import DEFAULT_DETECTOR, Face, FaceDetector, PhotoError, find_faces, load_photo
+
+
+@dataclass
+class ModelPrediction:
+    label: str
+    probabilities: dict[str, float]
+    latency_ms: float  # this model's share: its forward pass over all faces of the photo
+
+
+@dataclass
+class FacePrediction:
+    face: Face
+    predictions: dict[str, ModelPrediction]  # checkpoint id -> prediction
+
+    def ensemble(self) -> dict[str, float] | None:
+        """Mean probabilities over models that share a class list; None when the models' classes differ."""
+        preds = list(self.predictions.values())
+        if not preds or len({tuple(p.probabilities) for p in preds}) != 1:
+            return None
+        classes = list(preds[0].probabilities)
+        mean = np.mean([[p.probabilities[c] for c in classes] for p in preds], axis=0)
+        return {c: float(v) for c, v in zip(classes, mean)}
+
+    def disagreement(self) -> bool:
+        return len({p.label for p in self.predictions.values()}) > 1
+
+
+@dataclass
+class PhotoPrediction:
+    source: str
+    error: str | None = None
+    image: np.ndarray | None = None  # RGB, upright
+    faces: list[FacePrediction] = field(default_factory=list)
+    detect_ms: float = 0.0
+
+    def to_json(self) -> dict:
+        """The documented `predict --json` contract."""
+        return {
+            "path": self.source,
+            "error": self.error,
+            "faces": [
+                {
+                    "box": list(fp.face.box),
+                    "detected": fp.face.detected,
+                    "note": fp.face.note,
+                    "predictions": {
+                        cid: {"label": p.label, "probabilities": p.probabilities} for cid, p in fp.predictions.items()
+                    },
+                }
+                for fp in self.faces
+            ],
+        }
+
+
+def predict_faces(classifiers: list[FerClassifier], faces: list[Face]) -> list[FacePrediction]:
+    stack = np.stack([f.face for f in faces]) if faces else np.zeros((0, 48, 48), np.uint8)
+    per_face: list[dict[str, ModelPrediction]] = [{} for _ in faces]
+    for clf in classifiers:
+        t = time.perf_counter()
+        probs = clf.predict_proba(stack)
+        ms = (time.perf_counter() - t) * 1000
+        for i, row in enumerate(probs):
+            per_face[i][clf.id] = ModelPrediction(
+                label=clf.classes[int(row.argmax())],
+                probabilities={c: float(p) for c, p in zip(clf.classes, row)},
+                latency_ms=ms,
+            )
+    return [FacePrediction(f, p) for f, p in zip(faces, per_face)]
+
+
+def predict_photo(
+    classifiers: list[FerClassifier],
+    source: bytes | str | Path | np.ndarray,
+    detector: str | FaceDetector = DEFAULT_DETECTOR,
+    name: str | None = None,
+) -> PhotoPrediction:
+    """Faces and per-model probabilities for one photo; a bad file yields `error`, never an exception."""
+    label = name or (str(source) if isinstance(source, (str, Path)) else "<image>")
+    try:
+        rgb = load_photo(source)
+    except PhotoError as exc:
+        return PhotoPrediction(label, error=str(exc))
+    except OSError as exc:
+        return PhotoPrediction(label, error=f"cannot read the file ({exc.strerror or exc})")
+    t = time.perf_counter()
+    faces = find_faces(rgb, detector)
+    detect_ms = (time.perf_counter() - t) * 1000
+    return PhotoPrediction(label, image=rgb, faces=predict_faces(classifiers, faces), detect_ms=detect_ms)

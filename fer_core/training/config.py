@@ -1,0 +1,78 @@
+"""TrainConfig: every knob of a run, stored whole in the checkpoint's meta.json."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULERS = ("none", "step", "exponential", "cosine", "plateau")
+BALANCING = ("none", "weighted", "oversample")
+SELECT_BY = ("val_loss", "val_acc")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str
+    data: str = ""
+    labels: str = "fer2013"  # or "ferplus"
+    soft_labels: bool = False  # FER+ only: train on the vote distribution instead of the majority
+    classes: tuple[str, ...] | None = None  # subset, e.g. without disgust
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    scheduler: str = "cosine"
+    warmup_epochs: int = 1
+    step_size: int = 10
+    gamma: float = 0.1
+    plateau_patience: int = 5
+    label_smoothing: float = 0.0
+    mixup_alpha: float = 0.0
+    grad_clip: float | None = None
+    early_stopping: int | None = None  # epochs without improvement before stopping
+    select_by: str = "val_acc"
+    augment: str = "light"
+    balance: str = "none"
+    pretrained: bool | str = False  # True: torchvision ImageNet weights; str: a local weights file
+    freeze_backbone: bool = False
+    amp: bool = True  # used on CUDA only
+    channels_last: bool = True  # used on CUDA only
+    compile: bool = False
+    seed: int = 0
+    device: str = "auto"
+    val_fraction: float = 0.1  # for datasets without an official validation split
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.optimizer, OPTIMIZERS, "optimizer"),
+            (self.scheduler, SCHEDULERS, "scheduler"),
+            (self.balance, BALANCING, "balance"),
+            (self.select_by, SELECT_BY, "select_by"),
+            (self.labels, ("fer2013", "ferplus"), "labels"),
+        ]
+        for value, allowed, name in checks:
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, not {value!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
+        if self.soft_labels and self.labels != "ferplus":
+            raise ValueError("soft labels exist only for FER+ (labels='ferplus')")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["classes"] = list(self.classes) if self.classes else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in known}
+        if kwargs.get("classes"):
+            kwargs["classes"] = tuple(kwargs["classes"])
+        return cls(**kwargs)
+
+    def updated(self, **changes) -> TrainConfig:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -1,0 +1,227 @@
+"""Background training jobs: a separate process per run, talking to the UI only through files.
+
+    runs/<job>/config.json     the TrainConfig
+    runs/<job>/status.json     state (running, succeeded, failed, cancelled), pid, message, checkpoint id
+    runs/<job>/progress.jsonl  one line per finished epoch (EpochStats)
+    runs/<job>/batch.json      the latest batch (epoch, batch, batches, loss), rewritten about once a second
+    runs/<job>/cancel          created by the UI to ask the process to stop between batches
+    runs/<job>/state.pt        resume state after the last finished epoch
+    runs/lock-<device>         held by the running job: one job per device
+
+A browser refresh or a second tab re-attaches by reading the same files; a killed process is
+detected by its pid and reported as failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .config import TrainConfig
+from .loop import Callbacks, EpochStats
+
+TERMINAL_STATES = ("succeeded", "failed", "cancelled")
+
+
+class JobBusy(RuntimeError):
+    """Another training job holds this device."""
+
+
+def default_runs_root() -> Path:
+    env = os.environ.get("FER_RUNS")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "runs"
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (killed child not yet reaped) is dead for our purposes
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            return f.read().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def _device_key(device: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in (device or "auto"))
+
+
+@dataclass
+class JobStatus:
+    id: str
+    dir: Path
+    state: str
+    config: dict
+    message: str
+    checkpoint: str | None
+    epochs: list[dict]
+    batch: dict
+    started_at: str
+    pid: int | None
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    def eta_s(self) -> float | None:
+        """Seconds left, from the mean epoch time so far (or the batch rate within the first epoch)."""
+        total = self.config.get("epochs", 0)
+        if self.epochs:
+            per_epoch = self.epochs[-1]["elapsed_s"] / len(self.epochs)
+            done = len(self.epochs) + (self.batch.get("batch", 0) / max(1, self.batch.get("batches", 1)) if self.running else 0)
+            return max(0.0, (total - done) * per_epoch)
+        if self.batch.get("batch") and self.batch.get("elapsed_s"):
+            per_batch = self.batch["elapsed_s"] / self.batch["batch"]
+            return per_batch * (self.batch["batches"] * total - self.batch["batch"])
+        return None
+
+
+def read_job(job_dir: Path) -> JobStatus:
+    status = _read_json(job_dir / "status.json")
+    state = status.get("state", "failed")
+    message = status.get("message", "")
+    if state == "running" and not _pid_alive(status.get("pid")):
+        state, message = "failed", "the training process ended unexpectedly (killed or crashed); earlier checkpoints are intact"
+    epochs = []
+    progress = job_dir / "progress.jsonl"
+    if progress.exists():
+        for line in progress.read_text(encoding="utf-8").splitlines():
+            try:
+                epochs.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line cut by a kill: ignore the tail
+    return JobStatus(
+        id=job_dir.name, dir=job_dir, state=state, config=_read_json(job_dir / "config.json"), message=message,
+        checkpoint=status.get("checkpoint"), epochs=epochs, batch=_read_json(job_dir / "batch.json"),
+        started_at=status.get("started_at", ""), pid=status.get("pid"),
+    )
+
+
+def list_jobs(root: Path | None = None) -> list[JobStatus]:
+    root = Path(root or default_runs_root())
+    if not root.is_dir():
+        return []
+    jobs = [read_job(d) for d in root.iterdir() if d.is_dir() and (d / "status.json").exists()]
+    return sorted(jobs, key=lambda j: j.started_at, reverse=True)
+
+
+def active_job(device: str = "auto", root: Path | None = None) -> JobStatus | None:
+    root = Path(root or default_runs_root())
+    lock = root / f"lock-{_device_key(device)}"
+    job_id = lock.read_text(encoding="utf-8").strip() if lock.exists() else ""
+    if not job_id or not (root / job_id).is_dir():
+        return None
+    job = read_job(root / job_id)
+    return job if job.running else None
+
+
+def _acquire_lock(root: Path, device: str, job_id: str) -> Path:
+    lock = root / f"lock-{_device_key(device)}"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            holder = lock.read_text(encoding="utf-8").strip() if lock.exists() else ""
+            job = read_job(root / holder) if holder and (root / holder).is_dir() else None
+            if job is not None and (job.running or not (root / holder / "status.json").exists()):
+                raise JobBusy(f"training job {holder} ({job.config.get('model', '?')}) is already running on "
+                              f"device '{device}': wait for it or cancel it") from None
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(job_id)
+        return lock
+    raise JobBusy(f"could not take the training lock for device '{device}'")
+
+
+def start_job(cfg: TrainConfig, root: Path | None = None, checkpoints: Path | None = None) -> str:
+    """Start a training process in the background; returns the job id. Raises JobBusy for a busy device."""
+    root = Path(root or default_runs_root())
+    root.mkdir(parents=True, exist_ok=True)
+    job_id = f"{cfg.model}-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
+    job_dir = root / job_id
+    lock = _acquire_lock(root, cfg.device, job_id)
+    try:
+        job_dir.mkdir()
+        _write_json(job_dir / "config.json", cfg.to_dict())
+        _write_json(job_dir / "status.json", {"state": "starting", "pid": None, "started_at": _now(), "message": ""})
+        cmd = [sys.executable, "-m", "fer_core", "train", "--config-json", str(job_dir / "config.json"), "--job-dir", str(job_dir)]
+        if checkpoints is not None:
+            cmd += ["--checkpoints", str(checkpoints)]
+        with (job_dir / "log.txt").open("wb") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, cwd=Path(__file__).resolve().parents[2])
+        _write_json(job_dir / "status.json", {"state": "running", "pid": proc.pid, "started_at": _now(), "message": "starting"})
+    except BaseException:
+        lock.unlink(missing_ok=True)
+        raise
+    return job_id
+
+
+def cancel_job(job_id: str, root: Path | None = None) -> None:
+    job_dir = Path(root or default_runs_root()) / job_id
+    if job_dir.is_dir():
+        (job_dir / "cancel").touch()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class JobReporter:
+    """Used inside the training process: writes progress files and watches for the cancel flag."""
+
+    def __init__(self, job_dir: Path, device: str) -> None:
+        self.dir = job_dir
+        self.lock = job_dir.parent / f"lock-{_device_key(device)}"
+        self.t0 = time.time()
+        self._last_batch_write = 0.0
+        status = _read_json(job_dir / "status.json")
+        self.started_at = status.get("started_at", _now())
+
+    def set_status(self, state: str, message: str = "", checkpoint: str | None = None) -> None:
+        _write_json(self.dir / "status.json", {"state": state, "pid": os.getpid(), "started_at": self.started_at,
+                                               "message": message, "checkpoint": checkpoint})
+
+    def release(self) -> None:
+        if self.lock.exists() and self.lock.read_text(encoding="utf-8").strip() == self.dir.name:
+            self.lock.unlink(missing_ok=True)
+
+    def callbacks(self) -> Callbacks:
+        def on_epoch(stats: EpochStats) -> None:
+            with (self.dir / "progress.jsonl").open("a", encoding="utf-8") as f:
+                f.write(json.dumps(stats.to_dict()) + "\n")
+
+        def on_batch(epoch: int, batch: int, batches: int, loss: float) -> None:
+            now = time.time()
+            if now - self._last_batch_write >= 1.0 or batch == batches:
+                self._last_batch_write = now
+                _write_json(self.dir / "batch.json", {"epoch": epoch, "batch": batch, "batches": batches, "loss": loss,
+                                                      "elapsed_s": now - self.t0})
+
+        return Callbacks(on_epoch=on_epoch, on_batch=on_batch, should_stop=lambda: (self.dir / "cancel").exists())

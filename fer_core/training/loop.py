@@ -1,0 +1,293 @@
+"""fit(): a plain, explicit training loop over a dataset held as one uint8 tensor on the device.
+
+No DataLoader: each batch is an index into the on-device tensor, augmented by kornia in one call,
+so no per-image Python runs in the hot loop (see bench/train_throughput.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import FerData, augment_batch, build_augmentation, to_model_input
+from ..data.preprocess import InputSpec
+from .config import TrainConfig
+
+
+class TrainingCancelled(Exception):
+    """The user asked to stop; nothing is saved."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; nothing is saved."""
+
+
+@dataclass
+class EpochStats:
+    epoch: int  # 1-based
+    epochs: int
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    lr: float
+    images_per_s: float
+    epoch_time_s: float
+    elapsed_s: float
+    best: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class FitResult:
+    history: list[dict]
+    best_epoch: int
+    best_state: dict[str, torch.Tensor]
+    stopped_early: bool
+    train_time_s: float
+    device: str
+
+
+@dataclass
+class Callbacks:
+    on_epoch: Callable[[EpochStats], None] | None = None
+    on_batch: Callable[[int, int, int, float], None] | None = None  # epoch, batch, batches, loss
+    should_stop: Callable[[], bool] | None = None
+
+
+@dataclass
+class _Progress:
+    """Everything needed to resume after the last finished epoch."""
+
+    epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+    best_metric: float = -math.inf
+    best_epoch: int = 0
+    best_state: dict | None = None
+    elapsed_s: float = 0.0
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+    return torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """Returns (scheduler, per_batch). Cosine steps per batch so warm-up is smooth; the rest per epoch."""
+    if cfg.scheduler == "cosine":
+        warmup = cfg.warmup_epochs * steps_per_epoch
+        total = max(1, cfg.epochs * steps_per_epoch)
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = (step - warmup) / max(1, total - warmup)
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), True
+    if cfg.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma), False
+    if cfg.scheduler == "exponential":
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.gamma), False
+    if cfg.scheduler == "plateau":
+        mode = "min" if cfg.select_by == "val_loss" else "max"
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=cfg.gamma, patience=cfg.plateau_patience), False
+    return None, False
+
+
+def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights, normalised to mean 1 (sklearn's 'balanced' heuristic)."""
+    counts = torch.bincount(labels, minlength=num_classes).float().clamp_min(1)
+    return counts.sum() / (num_classes * counts)
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, images: torch.Tensor, spec: InputSpec, device: torch.device,
+                   batch_size: int = 256, channels_last: bool = False) -> torch.Tensor:
+    """Logits for uint8 faces (N,1,H,W), batched; returned on the CPU as float32."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = to_model_input(images[start : start + batch_size].to(device, non_blocking=True), spec)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out.append(model(x).float().cpu())
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def _freeze_backbone(model: nn.Module, head: str) -> list[nn.Parameter]:
+    head_params = set(id(p) for p in model.get_submodule(head).parameters())
+    for p in model.parameters():
+        p.requires_grad_(id(p) in head_params)
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def fit(
+    model: nn.Module,
+    spec_input: InputSpec,
+    head: str,
+    data: FerData,
+    cfg: TrainConfig,
+    device: torch.device,
+    callbacks: Callbacks | None = None,
+    state_file: Path | None = None,
+) -> FitResult:
+    """Train `model` on data's train split, select on val; resumes from `state_file` when it exists."""
+    cb = callbacks or Callbacks()
+    torch.manual_seed(cfg.seed)
+    cuda = device.type == "cuda"
+    use_amp = cfg.amp and cuda
+    amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
+    channels_last = cfg.channels_last and cuda
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    params = _freeze_backbone(model, head) if cfg.freeze_backbone else list(model.parameters())
+
+    train_idx, val_idx = data.indices("train"), data.indices("val")
+    x_train = data.images[train_idx].to(device)
+    y_train = data.labels[train_idx].to(device)
+    soft_train = data.soft_labels[train_idx].to(device) if cfg.soft_labels and data.soft_labels is not None else None
+    x_val, y_val = data.images[val_idx], data.labels[val_idx]
+    num_classes = len(data.classes)
+    n = len(train_idx)
+    if n == 0 or len(val_idx) == 0:
+        raise ValueError("training needs non-empty train and val splits")
+    steps = math.ceil(n / cfg.batch_size)
+
+    weights = class_weights(data.labels[train_idx], num_classes).to(device) if cfg.balance == "weighted" else None
+    sample_weights = class_weights(y_train, num_classes)[y_train] if cfg.balance == "oversample" else None
+    optimizer = make_optimizer(params, cfg)
+    scheduler, per_batch = make_scheduler(optimizer, cfg, steps)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    crop = spec_input.size if spec_input.fit == "crop" else None
+    augmentation = build_augmentation(cfg.augment, crop).to(device)
+    step_model = torch.compile(model) if cfg.compile else model
+    generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
+
+    prog = _Progress()
+    if state_file is not None and state_file.is_file():
+        prog = _load_state(state_file, model, optimizer, scheduler, scaler, generator)
+
+    for epoch in range(prog.epoch + 1, cfg.epochs + 1):
+        model.train()
+        t0 = time.perf_counter()
+        order = (torch.multinomial(sample_weights.cpu(), n, replacement=True, generator=generator)
+                 if sample_weights is not None else torch.randperm(n, generator=generator)).to(device)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device)
+        for b in range(steps):
+            if cb.should_stop and cb.should_stop():
+                raise TrainingCancelled(f"cancelled during epoch {epoch}")
+            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            x = augment_batch(augmentation, x_train[idx].float().div_(255.0))
+            x = to_model_input(x, spec_input, already_cropped=crop is not None)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = y_train[idx]
+            target = soft_train[idx] if soft_train is not None else F.one_hot(y, num_classes).float()
+            if cfg.mixup_alpha > 0:
+                lam = float(torch.distributions.Beta(cfg.mixup_alpha, cfg.mixup_alpha).sample())
+                perm = torch.randperm(len(idx), device=device)
+                x = lam * x + (1 - lam) * x[perm]
+                target = lam * target + (1 - lam) * target[perm]
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                logits = step_model(x)
+                loss = F.cross_entropy(logits.float(), target, weight=weights, label_smoothing=cfg.label_smoothing)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss became {loss.item()} in epoch {epoch}, batch {b + 1}: lower the learning rate (now {cfg.lr})"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.grad_clip:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            if scheduler is not None and per_batch:
+                scheduler.step()
+            loss_sum += loss.detach() * len(idx)
+            correct += (logits.argmax(1) == y).sum()
+            if cb.on_batch:
+                cb.on_batch(epoch, b + 1, steps, float(loss))
+        train_time = time.perf_counter() - t0
+        val_logits = predict_logits(model, x_val, spec_input, device, channels_last=channels_last)
+        val_loss = float(F.cross_entropy(val_logits, y_val))
+        val_acc = float((val_logits.argmax(1) == y_val).float().mean())
+        lr_now = optimizer.param_groups[0]["lr"]
+        if scheduler is not None and not per_batch:
+            scheduler.step(val_loss if cfg.select_by == "val_loss" else val_acc) if cfg.scheduler == "plateau" else scheduler.step()
+        metric = -val_loss if cfg.select_by == "val_loss" else val_acc
+        improved = metric > prog.best_metric
+        if improved:
+            prog.best_metric, prog.best_epoch = metric, epoch
+            prog.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        prog.elapsed_s += time.perf_counter() - t0
+        stats = EpochStats(
+            epoch=epoch, epochs=cfg.epochs, train_loss=float(loss_sum) / n, train_acc=float(correct) / n,
+            val_loss=val_loss, val_acc=val_acc, lr=lr_now, images_per_s=n / train_time,
+            epoch_time_s=time.perf_counter() - t0, elapsed_s=prog.elapsed_s, best=improved,
+        )
+        prog.history.append(stats.to_dict())
+        prog.epoch = epoch
+        if state_file is not None:
+            _save_state(state_file, prog, model, optimizer, scheduler, scaler, generator)
+        if cb.on_epoch:
+            cb.on_epoch(stats)
+        if cfg.early_stopping and epoch - prog.best_epoch >= cfg.early_stopping:
+            return _result(prog, True, device)
+    return _result(prog, False, device)
+
+
+def _result(prog: _Progress, stopped: bool, device: torch.device) -> FitResult:
+    assert prog.best_state is not None
+    return FitResult(prog.history, prog.best_epoch, prog.best_state, stopped, prog.elapsed_s, str(device))
+
+
+def _save_state(path: Path, prog: _Progress, model, optimizer, scheduler, scaler, generator) -> None:
+    """Atomically write the resume state (plain tensors and containers: loadable with weights_only=True)."""
+    state = {
+        "epoch": prog.epoch,
+        "history": prog.history,
+        "best_metric": prog.best_metric,
+        "best_epoch": prog.best_epoch,
+        "best_state": prog.best_state,
+        "elapsed_s": prog.elapsed_s,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "scaler": scaler.state_dict(),
+        "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def _load_state(path: Path, model, optimizer, scheduler, scaler, generator) -> _Progress:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state["scheduler"] is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    return _Progress(state["epoch"], state["history"], state["best_metric"], state["best_epoch"], state["best_state"], state["elapsed_s"])

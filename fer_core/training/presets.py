@@ -1,0 +1,39 @@
+"""Named training recipes per model family; CLI and UI start from these and override single knobs."""
+
+from __future__ import annotations
+
+from ..models import get_spec
+from .config import TrainConfig
+
+# Recipes follow the published setups: small custom CNNs with Adam; torchvision families and the
+# FER VGG with SGD + Nesterov and a long cosine schedule (Khaireddin & Chen 2021 use SGD, 300 epochs).
+PRESETS: dict[str, dict] = {
+    "custom": dict(epochs=60, batch_size=128, optimizer="adam", lr=1e-3, weight_decay=1e-4, scheduler="cosine",
+                   warmup_epochs=2, augment="light", label_smoothing=0.05),
+    "vgg_fer": dict(epochs=150, batch_size=64, optimizer="sgd", lr=0.01, weight_decay=5e-4, scheduler="cosine",
+                    warmup_epochs=3, augment="strong", label_smoothing=0.0),
+    "torchvision": dict(epochs=80, batch_size=128, optimizer="sgd", lr=0.05, weight_decay=5e-4, scheduler="cosine",
+                        warmup_epochs=3, augment="strong", label_smoothing=0.05),
+    "finetune": dict(epochs=30, batch_size=128, optimizer="adamw", lr=3e-4, weight_decay=0.05, scheduler="cosine",
+                     warmup_epochs=2, augment="strong", label_smoothing=0.05),
+    "quick": dict(epochs=3, batch_size=128, optimizer="adam", lr=1e-3, scheduler="cosine", warmup_epochs=0, augment="light"),
+}
+
+
+def preset_for(model: str, pretrained: bool | str = False) -> str:
+    """The default recipe name for a registered model."""
+    spec = get_spec(model)
+    if spec.name == "vgg_fer":
+        return "vgg_fer"
+    if spec.family == "custom":
+        return "custom"
+    return "finetune" if pretrained else "torchvision"
+
+
+def make_config(model: str, preset: str | None = None, **overrides) -> TrainConfig:
+    """A TrainConfig from the model's recipe (or a named one), with any non-None overrides applied."""
+    name = preset or preset_for(model, overrides.get("pretrained") or False)
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    settings = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
+    return TrainConfig(model=model, **settings)

@@ -1,0 +1,123 @@
+"""One complete run: data -> model -> fit -> test predictions -> checkpoint with full provenance."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+
+from .. import __version__
+from ..data import FerData, load_dataset
+from ..devices import resolve_device
+from ..evaluation import compute_metrics, count_macs, headline, measure_speed
+from ..models import count_parameters, get_spec
+from ..store import save_checkpoint
+from .config import TrainConfig
+from .loop import Callbacks, fit, predict_logits
+
+
+def library_versions() -> dict:
+    import cv2
+    import kornia
+    import safetensors
+    import sklearn
+
+    return {
+        "fer_core": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "kornia": kornia.__version__,
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "opencv": cv2.__version__,
+        "safetensors": safetensors.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def train_and_save(
+    cfg: TrainConfig,
+    data: FerData | None = None,
+    root: Path | None = None,
+    callbacks: Callbacks | None = None,
+    state_file: Path | None = None,
+    measure_efficiency: bool = True,
+) -> Path:
+    """Train, evaluate on the test split and write a checkpoint; returns its directory.
+
+    Cancellation, divergence or any error raise before anything is written to the store.
+    """
+    started = _now()
+    if data is None:
+        data = load_dataset(cfg.data, labels=cfg.labels, classes=cfg.classes, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    spec = get_spec(cfg.model)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model = spec.build(len(data.classes), pretrained=cfg.pretrained)
+    result = fit(model, spec.input, spec.head, data, cfg, device, callbacks, state_file)
+
+    model.load_state_dict(result.best_state)
+    model.to(device)
+    test_idx = data.indices("test")
+    logits = predict_logits(model, data.images[test_idx], spec.input, device)
+    probs = logits.softmax(1)
+    labels = data.labels[test_idx]
+    metrics = compute_metrics(probs.numpy(), labels.numpy(), data.classes)
+    model.cpu().eval()
+    meta = {
+        "model": spec.name,
+        "family": spec.family,
+        "reference": spec.reference,
+        "classes": list(data.classes),
+        "input": {"size": spec.input.size, "channels": spec.input.channels, "fit": spec.input.fit},
+        "config": cfg.to_dict(),
+        "seed": cfg.seed,
+        "data": {
+            "source": Path(data.source).name,
+            "fingerprint": data.fingerprint,
+            "label_source": data.label_source,
+            "split_method": data.split_method,
+            "split_sizes": data.split_sizes(),
+            "classes": list(data.classes),
+        },
+        "versions": library_versions(),
+        "git_commit": git_commit(),
+        "created_at": _now(),
+        "started_at": started,
+        "device": result.device,
+        "device_name": torch.cuda.get_device_name(torch.device(result.device)) if result.device.startswith("cuda") else platform.processor() or "cpu",
+        "train_time_s": result.train_time_s,
+        "epochs_run": len(result.history),
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "history": result.history,
+        "parameters": count_parameters(model),
+        "test_metrics": headline(metrics),
+        "test_split": "test",
+    }
+    if measure_efficiency:
+        meta["efficiency"] = {"macs": count_macs(model, spec.input), **measure_speed(model, spec.input),
+                              "measured_on": platform.platform(), "measured_at": _now()}
+    names = [data.names[i] for i in test_idx.tolist()]
+    return save_checkpoint(model.state_dict(), meta, probs, labels, names, root=root)
+
+

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision.models as tvm
+from safetensors.torch import save_file
+
+from fer_core.data import to_model_input
+from fer_core.models import PretrainedUnavailable, build_model, count_parameters, get_spec, list_models
+from fer_core.models.torchvision_zoo import fold_rgb_conv
+
+SPECS = list_models()
+
+
+def test_registry_holds_the_zoo_the_issue_lists():
+    names = {s.name for s in SPECS}
+    required = {"cnn_4conv_4fc", "keras_cnn", "keras_cnn_avgpool", "keras_cnn_wide", "keras_cnn_5x5", "keras_cnn_4block",
+                "keras_cnn_valid", "residual_cnn", "xception_fer", "vgg_fer", "alexnet", "vgg16_bn", "vgg19_bn", "resnet18",
+                "resnet34", "resnet50", "mobilenet_v2", "shufflenet_v2", "efficientnet_b0", "densenet121", "inception_v3"}
+    assert required <= names
+    with pytest.raises(KeyError, match="unknown model"):
+        get_spec("not_a_model")
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
+def test_forward_backward(spec):
+    torch.manual_seed(0)
+    model = spec.build(7).train()
+    x = to_model_input(torch.randint(0, 256, (2, 1, 48, 48), dtype=torch.uint8), spec.input)
+    out = model(x)
+    assert out.shape == (2, 7)
+    out.logsumexp(1).sum().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+    layer = model.get_submodule(spec.gradcam_layer)
+    seen = []
+    handle = layer.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    model.eval()(x)
+    handle.remove()
+    assert len(seen[0]) == 4, "the Grad-CAM layer must output a spatial feature map"
+
+
+def test_resnet9_style_net_has_about_6_5m_parameters():
+    assert 6.0e6 < count_parameters(build_model("residual_cnn", 7)) < 7.0e6
+
+
+def test_pretrained_weights_from_a_local_file_are_folded_to_grey(tmp_path):
+    torch.manual_seed(1)
+    reference = tvm.resnet18(weights=None).eval()
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(tmp_path / "r18.safetensors"))
+    model = build_model("resnet18", 7, pretrained=str(tmp_path / "r18.safetensors")).eval()
+    assert torch.equal(model.layer1[0].conv1.weight, reference.layer1[0].conv1.weight)
+    # the folded 1-channel stem equals the RGB stem on a replicated, ImageNet-normalised grey image
+    grey = torch.rand(1, 1, 48, 48)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    rgb_conv = torch.nn.Conv2d(3, 64, 7, stride=1, padding=3, bias=False)
+    rgb_conv.weight.data = reference.conv1.weight.data
+    expected = rgb_conv((grey.expand(-1, 3, -1, -1) - mean) / std)
+    got = model.conv1((grey - 0.5) / 0.5)
+    assert torch.allclose(got[..., 3:-3, 3:-3], expected[..., 3:-3, 3:-3], atol=1e-4)
+
+
+def test_fold_keeps_bias():
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1, bias=True)
+    folded = fold_rgb_conv(conv)
+    assert folded.in_channels == 1 and folded.bias is not None
+
+
+def test_pretrained_unavailable_says_so(monkeypatch, tmp_path):
+    def offline(*a, **k):
+        raise OSError("no network")
+
+    monkeypatch.setattr(tvm, "get_model_weights", offline)
+    with pytest.raises(PretrainedUnavailable, match="unavailable"):
+        build_model("mobilenet_v2", 7, pretrained=True)
+    (tmp_path / "bad.pth").write_bytes(b"garbage")
+    with pytest.raises(PretrainedUnavailable, match="bad.pth"):
+        build_model("mobilenet_v2", 7, pretrained=str(tmp_path / "bad.pth"))
+    with pytest.raises(ValueError, match="no ImageNet weights"):
+        build_model("keras_cnn", 7, pretrained=True)
