@@ -32,13 +32,13 @@ def _csv_list(value: str | None) -> list[str] | None:
 
 # ---------------------------------------------------------------- models
 def cmd_models(args) -> None:
-    from .models import count_parameters, list_models
+    from .models import list_models, spec_parameters
 
     rows = []
     for spec in list_models():
         rows.append({
             "name": spec.name, "family": spec.family, "input_size": spec.input.size, "channels": spec.input.channels,
-            "parameters": count_parameters(spec.build(7)), "reference": spec.reference, "gradcam_layer": spec.gradcam_layer,
+            "parameters": spec_parameters(spec), "reference": spec.reference, "gradcam_layer": spec.gradcam_layer,
             "pretrained_available": spec.supports_pretrained, "description": spec.description,
         })
     text = "\n".join(f"{r['name']:<18} {r['family']:<12} {r['input_size']:>3}px {r['parameters'] / 1e6:6.2f}M  {r['reference']}" for r in rows)

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from sklearn.model_selection import train_test_split
 
 from .classes import FER2013_CLASSES, FERPLUS_CLASSES, canonical_order
 from .dataset import SPLITS, DataError, FerData
@@ -61,6 +60,8 @@ def _read_raw(path: Path) -> RawFaces:
 
 def _assign_splits(raw: RawFaces, labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, str]:
     """Official FER2013 usage when every face carries it; else split folders; else stratified, seeded."""
+    from sklearn.model_selection import train_test_split  # 2 s to import: only for datasets that need it
+
     n = len(raw.names)
     if all(u is not None for u in raw.usage):
         split = np.array([SPLITS.index(u) for u in raw.usage], dtype=np.uint8)

@@ -61,3 +61,11 @@ def build_model(name: str, num_classes: int, pretrained: bool | str = False) -> 
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def spec_parameters(spec: ModelSpec, num_classes: int = 7) -> int:
+    """Parameter count without allocating or initialising weights (built on the meta device)."""
+    import torch
+
+    with torch.device("meta"):
+        return count_parameters(spec.build(num_classes))

@@ -225,7 +225,7 @@ def fit(
             loss_sum += loss.detach() * len(idx)
             correct += (logits.argmax(1) == y).sum()
             if cb.on_batch:
-                cb.on_batch(epoch, b + 1, steps, float(loss))
+                cb.on_batch(epoch, b + 1, steps, float(loss.detach()))
         train_time = time.perf_counter() - t0
         val_logits = predict_logits(model, x_val, spec_input, device, channels_last=channels_last)
         val_loss = float(F.cross_entropy(val_logits, y_val))

@@ -1,0 +1,108 @@
+"""Every CLI command end to end, in a subprocess as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fer_core.models import list_models
+
+from .conftest import FER2013_ZIP, REPO
+
+
+def cli(*args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "fer_core", *map(str, args)], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, **(env or {})}, timeout=600)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_help_for_every_command():
+    for command in ("models", "data", "train", "evaluate", "predict", "checkpoints"):
+        out = cli(command, "--help").stdout
+        assert "--json" in out
+
+
+def test_models_json_lists_the_registry():
+    rows = json.loads(cli("models", "--json").stdout)
+    assert [r["name"] for r in rows] == [s.name for s in list_models()]
+    assert all(r["parameters"] > 0 and r["gradcam_layer"] for r in rows)
+
+
+def test_data_summary(kaggle_zip):
+    out = cli("data", kaggle_zip).stdout
+    assert "official FER2013 usage" in out and "duplicate" in out
+    summary = json.loads(cli("data", kaggle_zip, "--json").stdout)
+    assert summary["split_sizes"] == {"train": 21, "val": 7, "test": 7}
+
+
+def test_train_evaluate_checkpoints_predict(kaggle_zip, tmp_path, grace_hopper):
+    store = tmp_path / "ck"
+    trained = json.loads(cli("train", "--model", "keras_cnn", "--data", kaggle_zip, "--preset", "quick", "--epochs", "1",
+                             "--batch-size", "8", "--device", "cpu", "--checkpoints", store, "--no-efficiency", "--json").stdout)
+    cid = trained["checkpoint"]
+    assert (store / cid / "model.safetensors").is_file()
+
+    listed = json.loads(cli("checkpoints", "--checkpoints", store, "--json").stdout)
+    assert [r["id"] for r in listed] == [cid]
+
+    stored = json.loads(cli("evaluate", "--checkpoint", cid, "--checkpoints", store, "--json").stdout)
+    assert stored["metrics"]["accuracy"] == pytest.approx(trained["test_metrics"]["accuracy"])
+    rerun = json.loads(cli("evaluate", "--checkpoint", cid, "--checkpoints", store, "--data", kaggle_zip, "--json").stdout)
+    assert rerun["metrics"]["n"] == 7
+    tta = json.loads(cli("evaluate", "--checkpoint", cid, "--checkpoints", store, "--data", kaggle_zip, "--tta", "flip",
+                         "--json").stdout)
+    assert "TTA flip" in tta["source"]
+    val = json.loads(cli("evaluate", "--checkpoint", cid, "--checkpoints", store, "--data", kaggle_zip, "--split", "val",
+                         "--json").stdout)
+    assert val["split"] == "val"
+    ens = json.loads(cli("evaluate", "--ensemble", f"{cid},{cid}", "--checkpoints", store, "--json").stdout)
+    assert ens["metrics"]["accuracy"] == pytest.approx(stored["metrics"]["accuracy"])
+
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    result = json.loads(cli("predict", grace_hopper, bad, "--checkpoints", store, "--json").stdout)
+    good, broken = result["images"]
+    assert good["error"] is None and len(good["faces"]) == 1 and good["faces"][0]["detected"] is True
+    pred = good["faces"][0]["predictions"][cid]
+    assert pred["label"] in pred["probabilities"] and sum(pred["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert len(good["faces"][0]["box"]) == 4
+    assert broken["error"] and broken["faces"] == []
+    text = cli("predict", grace_hopper, "--checkpoints", store, "--detector", "haar").stdout
+    assert "1 face(s)" in text and cid in text
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--model", "nope", "--data", "x"], "unknown model"),
+        (["data", "/definitely/missing.zip"], "no such file"),
+        (["evaluate", "--checkpoint", "../../etc"], "no checkpoint"),
+        (["evaluate", "--checkpoint", "missing-id"], "no checkpoint"),
+        (["train", "--epochs", "many"], "invalid int"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(args, message, tmp_path):
+    proc = cli(*args, check=False, env={"FER_CHECKPOINTS": str(tmp_path)})
+    assert proc.returncode != 0
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_predict_without_checkpoints_says_how_to_train(tmp_path, grace_hopper):
+    proc = cli("predict", grace_hopper, check=False, env={"FER_CHECKPOINTS": str(tmp_path)})
+    assert proc.returncode == 1 and "train" in proc.stderr
+
+
+@pytest.mark.skipif(not FER2013_ZIP.is_file(), reason="../shared/data is not present")
+def test_data_on_real_fer2013():
+    out = cli("data", FER2013_ZIP).stdout
+    assert "28709" in out.replace(",", "") or "7215" in out
+    summary = json.loads(cli("data", FER2013_ZIP, "--json").stdout)
+    assert summary["split_sizes"] == {"train": 28709, "val": 3589, "test": 3589}

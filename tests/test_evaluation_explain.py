@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score
+
+from fer_core import list_checkpoints, load_checkpoint
+from fer_core.classifier import TTA_MODES
+from fer_core.data import load_dataset
+from fer_core.evaluation import compute_metrics, count_macs, ensemble_probs, expected_calibration_error, mcnemar, measure_speed
+from fer_core.explain import feature_grid, feature_layers, feature_maps, grad_cam, integrated_gradients
+from fer_core.models import get_spec
+from fer_core.store import load_predictions
+
+from .conftest import synthetic_face
+
+CLASSES = ("a", "b", "c")
+
+
+def test_metrics_on_a_known_case():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    probs = np.array([[.8, .1, .1], [.2, .7, .1], [.1, .8, .1], [.1, .6, .3], [.3, .3, .4], [.6, .3, .1]])
+    m = compute_metrics(probs, labels, CLASSES)
+    assert m["accuracy"] == pytest.approx(accuracy_score(labels, probs.argmax(1))) == pytest.approx(4 / 6)
+    assert m["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    assert m["per_class_accuracy"] == {"a": 0.5, "b": 1.0, "c": 0.5}
+    assert m["confusion_matrix_normalized"][0] == [0.5, 0.5, 0.0]
+    assert m["top2_accuracy"] == pytest.approx(5 / 6)
+    assert set(m["roc"]) == set(CLASSES) and 0 <= m["micro_auc"] <= 1
+    assert m["classification_report"]["b"]["recall"] == 1.0
+
+
+def test_ece_is_zero_when_calibrated_and_large_when_overconfident():
+    labels = np.array([0, 1] * 50)
+    calibrated = np.tile([[0.5, 0.5]], (100, 1))
+    assert expected_calibration_error(calibrated, labels) == pytest.approx(0.0, abs=1e-9)
+    overconfident = np.tile([[0.99, 0.01]], (100, 1))
+    assert expected_calibration_error(overconfident, labels) == pytest.approx(0.49, abs=1e-6)
+
+
+def test_mcnemar():
+    labels = np.zeros(100, int)
+    a = np.zeros(100, int)
+    b = a.copy()
+    b[:30] = 1  # b wrong on 30 faces where a is right
+    r = mcnemar(a, b, labels)
+    assert (r.only_a_correct, r.only_b_correct) == (30, 0) and r.significant
+    assert mcnemar(a, a, labels).p_value == 1.0
+
+
+def test_ensemble_is_the_mean_and_checks_shapes():
+    p1, p2 = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])
+    assert np.allclose(ensemble_probs([p1, p2]), [[0.5, 0.5]])
+    with pytest.raises(ValueError):
+        ensemble_probs([p1, np.zeros((2, 2))])
+
+
+def test_efficiency_figures():
+    spec = get_spec("keras_cnn")
+    model = spec.build(7)
+    macs = count_macs(model, spec.input)
+    assert 50e6 < macs < 150e6  # three conv blocks at 48/24/12 px: ~87M MACs
+    speed = measure_speed(model, spec.input, repeats=3, batch=16)
+    assert speed["latency_ms_b1"] > 0 and speed["throughput_b256"] > 0
+
+
+@pytest.mark.parametrize("tta", TTA_MODES)
+def test_tta_modes(tiny_checkpoints, kaggle_zip, tta):
+    clf = load_checkpoint(list_checkpoints(tiny_checkpoints)[0].id, root=tiny_checkpoints)
+    probs, labels = clf.evaluate(load_dataset(kaggle_zip), "test", tta)
+    assert probs.shape == (7, 7) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_stored_predictions_match_meta(tiny_checkpoints):
+    for info in list_checkpoints(tiny_checkpoints):
+        pred = load_predictions(info.path)
+        m = compute_metrics(pred["probs"].numpy(), pred["labels"].numpy(), info.meta["classes"])
+        assert m["accuracy"] == pytest.approx(info.meta["test_metrics"]["accuracy"])
+
+
+def test_grad_cam_and_integrated_gradients_are_non_trivial(tiny_checkpoints):
+    face = synthetic_face(3, 1)
+    for info in list_checkpoints(tiny_checkpoints):
+        clf = load_checkpoint(info.id, root=tiny_checkpoints)
+        for method in (grad_cam, integrated_gradients):
+            att = method(clf, face)
+            assert att.heatmap.shape == (48, 48) and att.overlay.shape == (48, 48, 3)
+            assert att.heatmap.max() == pytest.approx(1.0) and att.heatmap.std() > 0.01
+            assert att.target in clf.classes
+        chosen = grad_cam(clf, face, target="disgust")
+        assert chosen.target == "disgust"
+
+
+def test_grad_cam_on_every_registered_architecture():
+    """The registry's Grad-CAM layer works for each model (random weights suffice)."""
+    from fer_core.classifier import FerClassifier
+    from fer_core.models import list_models
+
+    face = synthetic_face(2, 2)
+    for spec in list_models():
+        meta = {"model": spec.name, "classes": list("abcdefg"), "input": vars(spec.input)}
+        clf = FerClassifier(spec.build(7), meta)
+        att = grad_cam(clf, face)
+        assert att.heatmap.shape == (48, 48) and np.isfinite(att.heatmap).all(), spec.name
+
+
+def test_feature_maps(tiny_checkpoints):
+    clf = load_checkpoint(list_checkpoints(tiny_checkpoints)[0].id, root=tiny_checkpoints)
+    layers = feature_layers(clf)
+    assert clf.spec.gradcam_layer in layers and len(layers) >= 3
+    maps = feature_maps(clf, synthetic_face(1, 1), layers[0], max_maps=16)
+    assert maps.ndim == 3 and len(maps) == 16 and maps.std() > 0
+    grid = feature_grid(maps)
+    assert grid.dtype == np.uint8 and grid.shape[0] > 48 * 3

@@ -1,0 +1,245 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from fer_core import list_checkpoints, load_checkpoint
+from fer_core.data import load_dataset
+from fer_core.models import get_spec
+from fer_core.store import (
+    CheckpointError,
+    checkpoint_dir,
+    delete_checkpoint,
+    load_predictions,
+    save_checkpoint,
+)
+from fer_core.training import (
+    Callbacks,
+    TrainConfig,
+    TrainingCancelled,
+    TrainingDiverged,
+    fit,
+    make_config,
+    train_and_save,
+)
+
+
+def test_tiny_run_writes_a_complete_checkpoint(tiny_checkpoints, kaggle_zip):
+    infos = list_checkpoints(tiny_checkpoints)
+    assert {i.meta["model"] for i in infos} == {"keras_cnn", "xception_fer"}
+    meta = next(i.meta for i in infos if i.meta["model"] == "keras_cnn")
+    for key in ("classes", "input", "config", "seed", "versions", "git_commit", "created_at", "train_time_s", "history",
+                "test_metrics", "parameters", "weights_dtype"):
+        assert key in meta, key
+    assert meta["data"]["fingerprint"] == load_dataset(kaggle_zip).fingerprint
+    assert meta["data"]["split_sizes"] == {"train": 21, "val": 7, "test": 7}
+    assert meta["config"]["model"] == "keras_cnn" and meta["weights_dtype"] == "float16"
+    assert len(meta["history"]) == 2 and {"train_loss", "val_acc", "lr", "images_per_s"} <= set(meta["history"][0])
+    assert 0.0 <= meta["test_metrics"]["accuracy"] <= 1.0
+
+
+def test_reloaded_checkpoint_reproduces_stored_predictions(tiny_checkpoints, kaggle_zip):
+    info = list_checkpoints(tiny_checkpoints)[0]
+    clf = load_checkpoint(info.id, root=tiny_checkpoints)
+    data = load_dataset(kaggle_zip)
+    probs, labels = clf.evaluate(data, "test")
+    stored = load_predictions(info.path)
+    assert np.array_equal(labels, stored["labels"].numpy())
+    # stored predictions come from float32 weights, the checkpoint holds float16: same argmax, close probs
+    assert np.allclose(probs, stored["probs"].numpy(), atol=2e-2)
+    assert (probs.argmax(1) == stored["probs"].numpy().argmax(1)).mean() >= 6 / 7
+    # and the API on raw arrays agrees with the dataset path
+    faces = data.take("test")[0][:, 0].numpy()
+    assert np.allclose(clf.predict_proba(faces), probs, atol=1e-6)
+
+
+def test_learning_happens_on_learnable_fixture(kaggle_zip, tmp_path):
+    """A few epochs on class-dependent patterns must beat chance on train: the loop really optimises."""
+    data = load_dataset(kaggle_zip)
+    spec = get_spec("keras_cnn")
+    cfg = make_config("keras_cnn", "quick", epochs=8, batch_size=7, augment="none", lr=3e-3, device="cpu")
+    torch.manual_seed(0)
+    model = spec.build(7)
+    result = fit(model, spec.input, spec.head, data, cfg, torch.device("cpu"))
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert result.history[-1]["train_acc"] > 0.5
+
+
+def _run(kaggle_zip, **kw):
+    data = load_dataset(kaggle_zip)
+    spec = get_spec("keras_cnn")
+    cfg = make_config("keras_cnn", "quick", batch_size=8, device="cpu", **kw)
+    return fit(spec.build(7), spec.input, spec.head, data, cfg, torch.device("cpu"))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(optimizer="sgd", scheduler="step"), dict(optimizer="adamw", scheduler="exponential", gamma=0.9),
+     dict(optimizer="rmsprop", scheduler="plateau", select_by="val_loss", lr=1e-4), dict(scheduler="none", mixup_alpha=0.4),
+     dict(balance="weighted", label_smoothing=0.1, grad_clip=1.0), dict(balance="oversample", augment="strong"),
+     dict(early_stopping=1, epochs=6)],
+    ids=["sgd-step", "adamw-exp", "rmsprop-plateau", "mixup", "weighted-clip", "oversample-strong", "early-stop"],
+)
+def test_training_options_run(kaggle_zip, options):
+    options.setdefault("epochs", 2)
+    result = _run(kaggle_zip, **options)
+    assert all(np.isfinite(h["train_loss"]) for h in result.history)
+    if "early_stopping" in options:
+        assert len(result.history) < 6 or not result.stopped_early
+
+
+def test_freeze_backbone_trains_only_the_head(kaggle_zip):
+    data = load_dataset(kaggle_zip)
+    spec = get_spec("shufflenet_v2")
+    model = spec.build(7)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = make_config("shufflenet_v2", "quick", epochs=1, batch_size=8, freeze_backbone=True, device="cpu")
+    fit(model, spec.input, spec.head, data, cfg, torch.device("cpu"))
+    after = model.state_dict()
+    assert torch.equal(before["conv1.0.weight"], after["conv1.0.weight"])
+    assert not torch.equal(before["fc.weight"], after["fc.weight"])
+
+
+def test_soft_label_training_on_ferplus(kaggle_zip, ferplus_dir, tmp_path):
+    data = load_dataset(kaggle_zip, labels="ferplus", ferplus_dir=ferplus_dir)
+    cfg = make_config("keras_cnn", "quick", epochs=1, batch_size=8, labels="ferplus", soft_labels=True, device="cpu")
+    path = train_and_save(cfg, data=data, root=tmp_path, measure_efficiency=False)
+    meta = json.loads((path / "meta.json").read_text())
+    assert meta["classes"][-1] == "contempt" and meta["config"]["soft_labels"] is True
+
+
+def test_divergence_stops_without_checkpoint(kaggle_zip, tmp_path):
+    cfg = make_config("keras_cnn", "quick", epochs=2, batch_size=8, lr=1e12, optimizer="sgd", data=str(kaggle_zip), device="cpu")
+    with pytest.raises(TrainingDiverged, match="lower the learning rate"):
+        train_and_save(cfg, root=tmp_path, measure_efficiency=False)
+    assert not any(tmp_path.iterdir())
+
+
+def test_cancel_between_batches_writes_nothing(kaggle_zip, tmp_path):
+    calls = []
+    cb = Callbacks(should_stop=lambda: len(calls) >= 2, on_batch=lambda *a: calls.append(a))
+    cfg = make_config("keras_cnn", "quick", epochs=2, batch_size=4, data=str(kaggle_zip), device="cpu")
+    with pytest.raises(TrainingCancelled):
+        train_and_save(cfg, root=tmp_path, callbacks=cb, measure_efficiency=False)
+    assert len(calls) == 2 and not any(tmp_path.iterdir())
+
+
+def test_resume_continues_from_last_epoch(kaggle_zip, tmp_path):
+    data = load_dataset(kaggle_zip)
+    spec = get_spec("keras_cnn")
+    state = tmp_path / "state.pt"
+    epochs_seen = []
+    cfg = make_config("keras_cnn", "quick", epochs=3, batch_size=8, device="cpu")
+    stop_after_first = Callbacks(on_epoch=lambda s: epochs_seen.append(s.epoch), should_stop=lambda: len(epochs_seen) >= 1)
+    with pytest.raises(TrainingCancelled):
+        fit(spec.build(7), spec.input, spec.head, data, cfg, torch.device("cpu"), stop_after_first, state)
+    assert state.is_file()
+    result = fit(spec.build(7), spec.input, spec.head, data, cfg, torch.device("cpu"),
+                 Callbacks(on_epoch=lambda s: epochs_seen.append(s.epoch)), state)
+    assert epochs_seen == [1, 2, 3] and [h["epoch"] for h in result.history] == [1, 2, 3]
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(model="keras_cnn", optimizer="lion")
+    with pytest.raises(ValueError, match="soft labels"):
+        TrainConfig(model="keras_cnn", soft_labels=True)
+    cfg = make_config("vgg_fer")
+    assert cfg.optimizer == "sgd" and TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+# ---------------------------------------------------------------- store
+
+
+def _copy_store(src, dst):
+    shutil.copytree(src, dst)
+    return list_checkpoints(dst)
+
+
+def test_corrupt_weights_and_mismatched_meta_are_clear_errors(tiny_checkpoints, tmp_path):
+    infos = _copy_store(tiny_checkpoints, tmp_path / "ck")
+    a, b = infos[0], infos[1]
+    weights = a.path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(a.id, root=tmp_path / "ck")
+    meta = json.loads((b.path / "meta.json").read_text())
+    meta["model"] = "resnet18"
+    (b.path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="do not match architecture resnet18"):
+        load_checkpoint(b.id, root=tmp_path / "ck")
+    meta["model"], meta["classes"] = "keras_cnn" if "keras" in b.id else "xception_fer", ["happy", "sad"]
+    (b.path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_checkpoint(b.id, root=tmp_path / "ck")
+    (b.path / "meta.json").write_text("{not json")
+    listed = list_checkpoints(tmp_path / "ck")
+    assert len(listed) == 2 and any(not i.ok and "meta.json" in i.error for i in listed)
+
+
+def test_pickle_checkpoint_is_never_unpickled(tiny_checkpoints, tmp_path):
+    infos = _copy_store(tiny_checkpoints, tmp_path / "ck")
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"state": Evil()}, infos[0].path / "model.safetensors")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(infos[0].id, root=tmp_path / "ck")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("bad", ["../escape", "/etc", "a/../../b", "..", ""])
+def test_path_traversal_ids_are_refused(bad, tmp_path):
+    with pytest.raises(CheckpointError):
+        checkpoint_dir(bad, tmp_path)
+
+
+def test_symlink_escaping_the_store_is_refused(tmp_path):
+    (tmp_path / "store").mkdir()
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "store" / "link").symlink_to(tmp_path / "outside")
+    with pytest.raises(CheckpointError, match="outside"):
+        checkpoint_dir("link", tmp_path / "store")
+
+
+def test_failed_save_leaves_no_partial_checkpoint(tmp_path, monkeypatch):
+    import fer_core.store as store
+
+    def disk_full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "save_file", disk_full)
+    meta = {"model": "keras_cnn", "classes": ["a", "b"], "input": {}}
+    with pytest.raises(OSError, match="No space"):
+        save_checkpoint({"w": torch.zeros(1)}, meta, torch.zeros(1, 2), torch.zeros(1), ["x"], root=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_only_store_fails_cleanly(tmp_path, monkeypatch):
+    """Simulated: the store's temp directory cannot be created (read-only folder; tests may run as root)."""
+    import fer_core.store as store
+
+    def read_only(*a, **k):
+        raise PermissionError(13, "Read-only file system")
+
+    monkeypatch.setattr(store.tempfile, "mkdtemp", read_only)
+    with pytest.raises(PermissionError):
+        save_checkpoint({"w": torch.zeros(1)}, {"model": "keras_cnn", "classes": ["a"], "input": {}},
+                        torch.zeros(1, 1), torch.zeros(1), ["x"], root=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_delete_checkpoint(tiny_checkpoints, tmp_path):
+    infos = _copy_store(tiny_checkpoints, tmp_path / "ck")
+    delete_checkpoint(infos[0].id, tmp_path / "ck")
+    assert [i.id for i in list_checkpoints(tmp_path / "ck")] == [infos[1].id]
+    with pytest.raises(CheckpointError):
+        delete_checkpoint(infos[0].id, tmp_path / "ck")
