@@ -234,20 +234,14 @@ def cmd_predict(args) -> None:
 
 # ---------------------------------------------------------------- checkpoints
 def cmd_checkpoints(args) -> None:
+    from .evaluation import leaderboard_row
     from .store import list_checkpoints
 
     infos = list_checkpoints(Path(args.checkpoints) if args.checkpoints else None)
-    rows = []
-    for i in infos:
-        if not i.ok:
-            rows.append({"id": i.id, "error": i.error})
-            continue
-        m = i.meta.get("test_metrics", {})
-        rows.append({"id": i.id, "model": i.meta["model"], "accuracy": m.get("accuracy"), "macro_f1": m.get("macro_f1"),
-                     "labels": i.meta.get("data", {}).get("label_source"), "epochs": i.meta.get("epochs_run"),
-                     "created_at": i.meta.get("created_at"), "error": None})
+    rows = [{**leaderboard_row(i.meta), "error": None} if i.ok else {"id": i.id, "error": i.error} for i in infos]
     lines = [f"{r['id']:<44} ERROR {r['error']}" if r["error"] else
-             f"{r['id']:<44} {r['model']:<16} acc {r['accuracy'] or 0:.4f}  F1 {r['macro_f1'] or 0:.4f}  {r['labels']}" for r in rows]
+             f"{r['id']:<44} {r['architecture']:<16} acc {r['test accuracy'] or 0:.4f}  F1 {r['macro F1'] or 0:.4f}  {r['dataset']}"
+             for r in rows]
     _emit(args, rows, "\n".join(lines) if lines else "no checkpoints yet; train one with `python -m fer_core train`")
 
 

@@ -153,3 +153,33 @@ def measure_speed(model: nn.Module, spec: InputSpec, repeats: int = 20, batch: i
     model(many)
     elapsed = time.perf_counter() - t
     return {"latency_ms_b1": float(np.median(times) * 1000), "throughput_b256": float(batch / elapsed), "threads": torch.get_num_threads()}
+
+
+def leaderboard_row(meta: dict) -> dict:
+    """One leaderboard line from a checkpoint's meta.json."""
+    m = meta.get("test_metrics", {})
+    eff = meta.get("efficiency", {})
+    per_class = m.get("per_class_accuracy", {})
+    return {
+        "id": meta.get("id"),
+        "architecture": meta["model"],
+        "test accuracy": m.get("accuracy"),
+        "macro F1": m.get("macro_f1"),
+        "disgust recall": per_class.get("disgust"),
+        "parameters (M)": meta.get("parameters", 0) / 1e6,
+        "MMACs": eff.get("macs", 0) / 1e6 if eff.get("macs") else None,
+        "CPU latency (ms)": eff.get("latency_ms_b1"),
+        "training time (min)": meta.get("train_time_s", 0) / 60,
+        "epochs": meta.get("epochs_run"),
+        "dataset": f"{meta.get('data', {}).get('source', '?')} ({meta.get('data', {}).get('label_source', '?')})",
+        "device": meta.get("device"),
+        "date": (meta.get("created_at") or "")[:10],
+    }
+
+
+def embedding_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:
+    """t-SNE of penultimate-layer features to 2-D, for the embedding view."""
+    from sklearn.manifold import TSNE
+
+    perplexity = float(min(30, max(2, (len(features) - 1) / 3)))
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)

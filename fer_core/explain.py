@@ -133,3 +133,16 @@ def feature_grid(maps: np.ndarray, cell: int = 48, pad: int = 2) -> np.ndarray:
         y, x = pad + r * (cell + pad), pad + c * (cell + pad)
         grid[y : y + cell, x : x + cell] = tile
     return grid
+
+
+def penultimate_features(clf: FerClassifier, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The input of the model's last linear layer for uint8 faces (N,48,48): what the classifier separates."""
+    last = [m for m in clf.model.modules() if isinstance(m, nn.Linear)][-1]
+    captured: list[torch.Tensor] = []
+    handle = last.register_forward_pre_hook(lambda mod, inp: captured.append(inp[0].detach().flatten(1).float().cpu()))
+    try:
+        faces_t = torch.as_tensor(np.asarray(faces, dtype=np.uint8))[:, None]
+        clf.logits(faces_t, batch_size=batch_size)
+    finally:
+        handle.remove()
+    return torch.cat(captured).numpy()

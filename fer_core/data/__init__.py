@@ -3,7 +3,7 @@
 from .augment import AUGMENT_PRESETS, augment_batch, build_augmentation
 from .classes import FER2013_CLASSES, FERPLUS_CLASSES, normalize_class_name
 from .dataset import IMAGE_SIZE, SPLITS, DataError, FerData
-from .loading import LABEL_SOURCES, load_dataset
+from .loading import LABEL_SOURCES, find_default_dataset, load_dataset
 from .preprocess import InputSpec, to_model_input
 from .summary import DatasetSummary, summarize
 
@@ -20,6 +20,7 @@ __all__ = [
     "SPLITS",
     "augment_batch",
     "build_augmentation",
+    "find_default_dataset",
     "load_dataset",
     "normalize_class_name",
     "summarize",

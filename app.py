@@ -1,0 +1,19 @@
+"""FER workbench: `streamlit run app.py`. Navigation, the landing page and the sidebar training panel."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import training_panel
+
+st.set_page_config(page_title="FER workbench", page_icon="🙂", layout="wide")
+
+pages = [
+    st.Page("app_pages/overview.py", title="Overview", icon="🏠", default=True),
+    st.Page("app_pages/predict.py", title="Predict", icon="📷"),
+    st.Page("app_pages/explain.py", title="Explain", icon="🔍"),
+    st.Page("app_pages/evaluate.py", title="Evaluate", icon="📊"),
+]
+navigation = st.navigation(pages)
+training_panel.render()
+navigation.run()

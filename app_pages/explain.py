@@ -1,0 +1,75 @@
+"""Explain: where each model looks (Grad-CAM, Integrated Gradients) and what its layers respond to."""
+
+import streamlit as st
+
+from fer_core.explain import METHODS, feature_grid, feature_layers, feature_maps
+from fer_core.faces import PhotoError, find_faces, load_photo
+from ui import charts, state
+
+st.title("Explain")
+
+good = state.good_checkpoints()
+if not good:
+    st.info("No trained models yet: train one from the sidebar first.")
+    st.stop()
+ids = [c.id for c in good]
+
+source = st.radio("Face from", ["test set", "upload", "camera"], horizontal=True)
+face, caption = None, ""
+if source == "test set":
+    path = state.default_dataset_path()
+    if not path:
+        st.info("FER2013 was not found (set FER_DATA); upload a photo instead.")
+    else:
+        data = state.dataset(path)
+        c1, c2 = st.columns(2)
+        cls = c1.selectbox("True class", data.classes)
+        idx = data.indices("test").numpy()
+        pool = idx[data.labels.numpy()[idx] == data.classes.index(cls)]
+        n = c2.number_input(f"Face number (of {len(pool)})", 1, max(1, len(pool)), 1)
+        if len(pool):
+            face = data.images[pool[int(n) - 1], 0].numpy()
+            caption = f"{data.names[pool[int(n) - 1]]} (true: {cls})"
+else:
+    file = st.file_uploader("Photo", type=["png", "jpg", "jpeg", "webp", "bmp"]) if source == "upload" else st.camera_input("Snapshot")
+    if file is not None:
+        try:
+            faces = find_faces(load_photo(file.getvalue()))
+            face_no = st.selectbox("Face", range(1, len(faces) + 1)) if len(faces) > 1 else 1
+            chosen_face = faces[face_no - 1]
+            face, caption = chosen_face.face, chosen_face.note or f"face {face_no}"
+        except PhotoError as exc:
+            st.error(f"{file.name}: {exc}")
+
+if face is None:
+    st.stop()
+
+models = st.multiselect("Models", ids, default=ids[: min(4, len(ids))])
+classes = list(dict.fromkeys(c for cid in models for c in state.classifier(cid).classes))
+target = st.selectbox("Explain the class", ["(predicted)"] + classes)
+st.image(charts.upscale(face, 144), caption=caption)
+if not models:
+    st.stop()
+
+for method_name, method in METHODS.items():
+    st.subheader(method_name)
+    cols = st.columns(min(4, len(models)))
+    for i, cid in enumerate(models):
+        clf = state.classifier(cid)
+        if target != "(predicted)" and target not in clf.classes:
+            cols[i % len(cols)].caption(f"{cid}: has no class {target}")
+            continue
+        with st.spinner(f"{method_name} for {cid}…"):
+            att = method(clf, face, None if target == "(predicted)" else target)
+        cols[i % len(cols)].image(charts.upscale(att.overlay, 192), width="stretch",
+                                  caption=f"{cid}\n{att.target} ({att.probability:.0%})")
+
+st.subheader("Feature maps")
+for cid in models:
+    clf = state.classifier(cid)
+    layers = feature_layers(clf)
+    default = layers.index(clf.spec.gradcam_layer) if clf.spec.gradcam_layer in layers else 0
+    layer = st.selectbox(f"Layer of {cid}", layers, index=default, key=f"layer-{cid}")
+    maps = feature_maps(clf, face, layer, max_maps=32)
+    st.image(feature_grid(maps),
+             caption=f"{cid} · {layer}: {maps.shape[0]} most active of its channels, {maps.shape[1]}x{maps.shape[2]}")

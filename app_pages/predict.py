@@ -1,0 +1,66 @@
+"""Predict: photos or a webcam snapshot -> faces -> every selected model side by side, plus their ensemble."""
+
+import streamlit as st
+
+from fer_core.faces import DEFAULT_DETECTOR, DETECTORS
+from ui import charts, state
+
+st.title("Predict")
+
+good = state.good_checkpoints()
+if not good:
+    st.info("No trained models yet: train one from the sidebar first.")
+    st.stop()
+
+ids = [c.id for c in good]
+c1, c2 = st.columns([3, 1])
+chosen = c1.multiselect("Models", ids, default=ids, help="All shipped checkpoints are selected by default")
+detector = c2.selectbox("Face detector", list(DETECTORS), index=list(DETECTORS).index(DEFAULT_DETECTOR),
+                        help="MTCNN is the default: fewer false faces on logos and clothing than the Haar cascade")
+uploads = st.file_uploader("Photos", type=["png", "jpg", "jpeg", "webp", "bmp"], accept_multiple_files=True)
+snapshot = st.camera_input("…or take a snapshot")
+
+inputs = [(f.name, f.getvalue()) for f in uploads or []]
+if snapshot is not None:
+    inputs.append(("camera snapshot", snapshot.getvalue()))
+if not chosen:
+    st.warning("Select at least one model.")
+    st.stop()
+if not inputs:
+    st.caption("Upload photos (PNG, JPEG, WebP, BMP) or take a snapshot to see every model's prediction.")
+    st.stop()
+
+for name, data in inputs:
+    with st.container(border=True):
+        st.subheader(name)
+        try:
+            result = state.predict(data, chosen, detector, name)
+        except Exception as exc:  # one bad file must never stop the others
+            st.error(f"{name}: could not be processed ({type(exc).__name__}: {exc})")
+            continue
+        if result.error:
+            st.error(f"{name}: {result.error}")
+            continue
+        left, right = st.columns([2, 3])
+        boxes = [fp.face.box for fp in result.faces]
+        left.image(charts.draw_faces(result.image, boxes, [fp.face.detected for fp in result.faces]),
+                   caption=f"{len(result.faces)} face(s) · detection {result.detect_ms:.0f} ms", width="stretch")
+        with right:
+            for n, fp in enumerate(result.faces, 1):
+                st.markdown(f"**Face {n}**" + ("" if fp.face.detected else f" — {fp.face.note}"))
+                if fp.disagreement():
+                    labels = ", ".join(f"{cid}: {p.label}" for cid, p in fp.predictions.items())
+                    st.warning(f"The models disagree on face {n}: {labels}")
+                ensemble = fp.ensemble()
+                cols = st.columns(min(4, len(fp.predictions) + (ensemble is not None) + 1))
+                cols[0].image(charts.upscale(fp.face.face, 120), caption="model input (48x48)")
+                panels = list(fp.predictions.items()) + ([("ensemble (mean)", None)] if ensemble else [])
+                for i, (cid, pred) in enumerate(panels):
+                    col = cols[(i + 1) % len(cols)]
+                    probs = ensemble if pred is None else pred.probabilities
+                    top = max(probs, key=probs.get)
+                    col.metric(cid if len(cid) < 28 else cid[:26] + "…", top, f"{probs[top]:.0%}", delta_color="off",
+                               help=cid)
+                    col.altair_chart(charts.probability_bars(probs), width="stretch")
+                    if pred is not None:
+                        col.caption(f"{pred.latency_ms:.1f} ms")

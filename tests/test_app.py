@@ -1,0 +1,104 @@
+"""The Streamlit app through AppTest, on fixture checkpoints and the fixture dataset."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fer_core.store import list_checkpoints
+
+from .conftest import REPO
+
+TIMEOUT = 120  # pages import torch and load models: far above AppTest's 3 s default
+
+
+@pytest.fixture()
+def app_env(monkeypatch, tiny_checkpoints, kaggle_zip, tmp_path):
+    monkeypatch.setenv("FER_CHECKPOINTS", str(tiny_checkpoints))
+    monkeypatch.setenv("FER_DATA", str(kaggle_zip))
+    monkeypatch.setenv("FER_RUNS", str(tmp_path / "runs"))
+    monkeypatch.chdir(REPO)
+    return tiny_checkpoints
+
+
+def run_page(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def test_overview_lists_checkpoints_and_dataset(app_env):
+    at = run_page()
+    ids = {c.id for c in list_checkpoints(app_env)}
+    table = at.dataframe[0].value
+    assert set(table["id"]) == ids
+    assert any("Duplicate groups" in m.label for m in at.metric)
+
+
+def test_overview_empty_state(monkeypatch, tmp_path, kaggle_zip):
+    monkeypatch.setenv("FER_CHECKPOINTS", str(tmp_path / "none"))
+    monkeypatch.setenv("FER_DATA", str(kaggle_zip))
+    at = run_page()
+    assert any("No trained checkpoints yet" in i.value for i in at.info)
+
+
+def test_predict_shows_every_model(app_env, grace_hopper):
+    at = run_page("app_pages/predict.py")
+    at.file_uploader[0].set_value([("hopper.jpg", grace_hopper.read_bytes(), "image/jpeg"),
+                                   ("notes.png", b"definitely not an image", "image/png")])
+    at.run()
+    assert not at.exception
+    ids = {c.id for c in list_checkpoints(app_env)}
+    shown = {m.help for m in at.metric}
+    assert ids <= shown
+    assert any("notes.png" in e.value and "not an image" in e.value for e in at.error)
+
+
+def test_predict_camera_snapshot(app_env, grace_hopper):
+    at = run_page("app_pages/predict.py")
+    at.camera_input[0].set_value(("snapshot.jpg", grace_hopper.read_bytes(), "image/jpeg"))
+    at.run()
+    assert not at.exception
+    assert any("camera snapshot" in s.value for s in at.subheader)
+    assert len(at.metric) >= 2
+
+
+def test_explain_renders(app_env):
+    at = run_page("app_pages/explain.py")
+    assert any("Grad-CAM" in s.value for s in at.subheader)
+    assert any("Feature maps" in s.value for s in at.subheader)
+    assert len(at.get("image")) >= 4  # the face, Grad-CAM, IG and feature maps
+
+
+def test_evaluate_renders(app_env):
+    at = run_page("app_pages/evaluate.py")
+    assert any(m.label == "accuracy" for m in at.metric)
+    assert any("McNemar" in md.value for md in at.markdown)
+
+
+def test_training_from_the_sidebar_lands_a_checkpoint(monkeypatch, tmp_path, kaggle_zip):
+    store = tmp_path / "store"
+    monkeypatch.setenv("FER_CHECKPOINTS", str(store))
+    monkeypatch.setenv("FER_DATA", str(kaggle_zip))
+    monkeypatch.setenv("FER_RUNS", str(tmp_path / "runs"))
+    at = run_page()
+    at.selectbox(key="train_preset").set_value("quick")
+    at.number_input(key="train_epochs").set_value(1)
+    at.number_input(key="train_batch").set_value(8)
+    at.selectbox(key="train_device").set_value("cpu")
+    at.sidebar.button[0].click()
+    at.run()
+    assert not at.exception
+    deadline = time.time() + 300
+    while time.time() < deadline and not list_checkpoints(store):
+        time.sleep(2)
+    assert list_checkpoints(store), "the background job did not write a checkpoint"
+    at.run()
+    assert not at.exception
+    assert set(at.dataframe[0].value["id"]) == {c.id for c in list_checkpoints(store)}

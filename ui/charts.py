@@ -1,0 +1,138 @@
+"""Altair charts and small image helpers shared by the pages (drawing only: numbers come from fer_core)."""
+
+from __future__ import annotations
+
+import altair as alt
+import cv2
+import numpy as np
+import pandas as pd
+
+
+def probability_bars(probabilities: dict[str, float], highlight: str | None = None, height: int = 170) -> alt.Chart:
+    df = pd.DataFrame({"emotion": list(probabilities), "probability": list(probabilities.values())})
+    df["top"] = df["emotion"] == (highlight or df.loc[df["probability"].idxmax(), "emotion"])
+    return (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+            y=alt.Y("emotion:N", sort=None, title=None),
+            color=alt.condition("datum.top", alt.value("#e4572e"), alt.value("#4c78a8")),
+            tooltip=["emotion", alt.Tooltip("probability:Q", format=".1%")],
+        )
+        .properties(height=height)
+    )
+
+
+def confusion_heatmap(matrix: list[list[float]], classes: list[str], normalized: bool) -> alt.Chart:
+    rows = [{"true": t, "predicted": p, "value": matrix[i][j]} for i, t in enumerate(classes) for j, p in enumerate(classes)]
+    df = pd.DataFrame(rows)
+    fmt = ".0%" if normalized else "d"
+    base = alt.Chart(df).encode(x=alt.X("predicted:N", sort=classes), y=alt.Y("true:N", sort=classes))
+    heat = base.mark_rect().encode(color=alt.Color("value:Q", scale=alt.Scale(scheme="blues"), legend=None),
+                                   tooltip=["true", "predicted", alt.Tooltip("value:Q", format=fmt)])
+    peak = df["value"].max() or 1
+    text = base.mark_text(fontSize=11).encode(
+        text=alt.Text("value:Q", format=fmt),
+        color=alt.condition(alt.datum.value > peak / 2, alt.value("white"), alt.value("black")),
+    )
+    return (heat + text).properties(height=300)
+
+
+def per_class_bars(per_class: dict[str, dict[str, float]]) -> alt.Chart:
+    """per_class: model -> class -> accuracy; grouped bars."""
+    rows = [{"model": m, "class": c, "accuracy": a} for m, d in per_class.items() for c, a in d.items()]
+    return (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_bar()
+        .encode(
+            x=alt.X("class:N", sort=None, title=None),
+            xOffset="model:N",
+            y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+            color="model:N",
+            tooltip=["model", "class", alt.Tooltip("accuracy:Q", format=".1%")],
+        )
+        .properties(height=260)
+    )
+
+
+def per_class_heatmap(per_class: dict[str, dict[str, float]]) -> alt.Chart:
+    rows = [{"model": m, "class": c, "accuracy": a} for m, d in per_class.items() for c, a in d.items()]
+    base = alt.Chart(pd.DataFrame(rows)).encode(x=alt.X("class:N", sort=None), y=alt.Y("model:N", title=None))
+    return (base.mark_rect().encode(color=alt.Color("accuracy:Q", scale=alt.Scale(scheme="viridis", domain=[0, 1])))
+            + base.mark_text(fontSize=11, color="white").encode(text=alt.Text("accuracy:Q", format=".0%")))
+
+
+def roc_chart(roc: dict[str, dict]) -> alt.Chart:
+    rows = []
+    for cls, curve in roc.items():
+        label = f"{cls} (AUC {curve['auc']:.3f})"
+        rows += [{"class": label, "fpr": f, "tpr": t} for f, t in zip(curve["fpr"], curve["tpr"])]
+    lines = alt.Chart(pd.DataFrame(rows)).mark_line().encode(
+        x=alt.X("fpr:Q", title="false positive rate"), y=alt.Y("tpr:Q", title="true positive rate"), color="class:N")
+    diagonal = alt.Chart(pd.DataFrame({"fpr": [0, 1], "tpr": [0, 1]})).mark_line(strokeDash=[4, 4], color="grey").encode(x="fpr", y="tpr")
+    return (lines + diagonal).properties(height=300)
+
+
+def training_curves(histories: dict[str, list[dict]], metric: str) -> alt.Chart:
+    """metric: 'loss' or 'acc'; train dashed, val solid, one colour per run."""
+    rows = []
+    for run, history in histories.items():
+        for h in history:
+            rows.append({"run": run, "epoch": h["epoch"], "split": "train", "value": h[f"train_{metric}"]})
+            rows.append({"run": run, "epoch": h["epoch"], "split": "val", "value": h[f"val_{metric}"]})
+    if not rows:
+        rows = [{"run": "", "epoch": 0, "split": "train", "value": 0.0}]
+    return (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_line(point=True)
+        .encode(x="epoch:Q", y=alt.Y("value:Q", title=metric), color="run:N", strokeDash="split:N",
+                tooltip=["run", "epoch", "split", alt.Tooltip("value:Q", format=".4f")])
+        .properties(height=260)
+    )
+
+
+def reliability_chart(bins: list[dict]) -> alt.Chart:
+    df = pd.DataFrame(bins)
+    bars = alt.Chart(df).mark_bar(opacity=0.7).encode(
+        x=alt.X("confidence:Q", scale=alt.Scale(domain=[0, 1])), y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1])),
+        tooltip=["confidence", "accuracy", "count"])
+    ideal = alt.Chart(pd.DataFrame({"confidence": [0, 1], "accuracy": [0, 1]})).mark_line(strokeDash=[4, 4], color="grey").encode(
+        x="confidence", y="accuracy")
+    return (bars + ideal).properties(height=260)
+
+
+def draw_faces(rgb: np.ndarray, boxes: list[tuple[int, int, int, int]], detected: list[bool]) -> np.ndarray:
+    """The photo with numbered face boxes (green: detected, orange: fallback crop)."""
+    out = rgb.copy()
+    thickness = max(2, int(round(max(out.shape[:2]) / 400)))
+    for n, ((x, y, w, h), ok) in enumerate(zip(boxes, detected), 1):
+        color = (40, 200, 60) if ok else (255, 150, 0)
+        cv2.rectangle(out, (x, y), (x + w, y + h), color, thickness)
+        scale = max(0.6, w / 150)
+        cv2.putText(out, str(n), (x + 4, max(0, y) + int(28 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness)
+    return out
+
+
+def upscale(face: np.ndarray, size: int = 144) -> np.ndarray:
+    return cv2.resize(face, (size, size), interpolation=cv2.INTER_NEAREST if face.shape[0] <= 48 else cv2.INTER_AREA)
+
+
+def data_url(face: np.ndarray) -> str:
+    """A PNG data URL, for face thumbnails in chart tooltips."""
+    import base64
+
+    ok, buf = cv2.imencode(".png", face)
+    return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode() if ok else ""
+
+
+def embedding_scatter(xy: np.ndarray, labels: list[str], predicted: list[str], faces: np.ndarray) -> alt.Chart:
+    df = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "true": labels, "predicted": predicted,
+                       "image": [data_url(f) for f in faces]})
+    return (
+        alt.Chart(df)
+        .mark_circle(size=40, opacity=0.75)
+        .encode(x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None), color=alt.Color("true:N", title="true class"),
+                tooltip=["image", "true", "predicted"])
+        .properties(height=480)
+    )

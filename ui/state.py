@@ -1,0 +1,148 @@
+"""Everything the pages read, cached once per process.
+
+Cache keys include the store's signature (checkpoint ids and meta.json mtimes), so a new or deleted
+checkpoint refreshes every page without restarting the app, while switching pages never reloads a
+model from disk.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from fer_core.classifier import FerClassifier, load_checkpoint
+from fer_core.data import FerData, find_default_dataset, load_dataset, summarize
+from fer_core.evaluation import compute_metrics, leaderboard_row
+from fer_core.predict import PhotoPrediction, predict_photo
+from fer_core.store import CheckpointInfo, default_root, list_checkpoints, load_predictions
+
+
+def store_root() -> Path:
+    return default_root()
+
+
+def store_signature() -> tuple:
+    """Cheap fingerprint of the store: changes when a checkpoint is added, removed or rewritten."""
+    root = store_root()
+    if not root.is_dir():
+        return ()
+    sig = []
+    for d in sorted(root.iterdir()):
+        meta = d / "meta.json"
+        if d.is_dir() and not d.name.startswith(".") and meta.exists():
+            sig.append((d.name, meta.stat().st_mtime_ns))
+    return tuple(sig)
+
+
+@st.cache_data(show_spinner=False)
+def _checkpoints(signature: tuple) -> list[CheckpointInfo]:
+    return list_checkpoints(store_root())
+
+
+def checkpoints() -> list[CheckpointInfo]:
+    """All checkpoints (broken ones included, with their error)."""
+    return _checkpoints(store_signature())
+
+
+def good_checkpoints() -> list[CheckpointInfo]:
+    return [c for c in checkpoints() if c.ok]
+
+
+def leaderboard() -> list[dict]:
+    return [leaderboard_row(c.meta) for c in good_checkpoints()]
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=64)
+def _classifier(checkpoint_id: str, signature: tuple) -> FerClassifier:
+    return load_checkpoint(checkpoint_id, root=store_root())
+
+
+def classifier(checkpoint_id: str) -> FerClassifier:
+    sig = next((s for s in store_signature() if s[0] == checkpoint_id), (checkpoint_id, 0))
+    return _classifier(checkpoint_id, sig)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _evaluation(checkpoint_id: str, signature: tuple) -> dict:
+    info = next(c for c in good_checkpoints() if c.id == checkpoint_id)
+    pred = load_predictions(info.path)
+    probs, labels = pred["probs"].numpy(), pred["labels"].numpy()
+    return {"probs": probs, "labels": labels, "names": pred["names"], "metrics": compute_metrics(probs, labels, info.meta["classes"])}
+
+
+def evaluation(checkpoint_id: str) -> dict:
+    """Stored test predictions and every metric computed from them (no model is run)."""
+    sig = next((s for s in store_signature() if s[0] == checkpoint_id), (checkpoint_id, 0))
+    return _evaluation(checkpoint_id, sig)
+
+
+def default_dataset_path() -> str:
+    found = find_default_dataset()
+    return str(found) if found else ""
+
+
+@st.cache_resource(show_spinner="Loading dataset (the first time decodes every image)…", max_entries=4)
+def dataset(path: str, labels: str = "fer2013") -> FerData:
+    return load_dataset(path, labels=labels)
+
+
+@st.cache_data(show_spinner="Summarising dataset…", max_entries=4)
+def dataset_summary(path: str, labels: str = "fer2013") -> dict:
+    return summarize(dataset(path, labels)).to_dict()
+
+
+def dataset_for(meta: dict) -> FerData | None:
+    """The dataset a checkpoint was trained on, if it is where we can find it, else None."""
+    path = default_dataset_path()
+    if not path:
+        return None
+    data = dataset(path, meta["data"]["label_source"])
+    if tuple(data.classes) != tuple(meta["classes"]):
+        data = data.with_classes(meta["classes"])
+    return data
+
+
+def faces_by_name(data: FerData) -> dict[str, int]:
+    return {n: i for i, n in enumerate(data.names)}
+
+
+def sample_faces(data: FerData, per_class: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    train = data.indices("train").numpy()
+    labels = data.labels.numpy()[train]
+    out = {}
+    for ci, c in enumerate(data.classes):
+        pool = train[labels == ci]
+        if len(pool):
+            out[c] = data.images[rng.choice(pool, size=min(per_class, len(pool)), replace=False), 0].numpy()
+    return out
+
+
+@st.cache_data(show_spinner="Finding faces and predicting…", max_entries=128)
+def photo_prediction(data: bytes, checkpoint_ids: tuple[str, ...], detector: str, name: str, signature: tuple) -> PhotoPrediction:
+    """Cached per (file bytes, models, detector): reruns of the page do not predict again."""
+    return predict_photo([classifier(i) for i in checkpoint_ids], data, detector=detector, name=name)
+
+
+def predict(data: bytes, checkpoint_ids: list[str], detector: str, name: str) -> PhotoPrediction:
+    return photo_prediction(data, tuple(checkpoint_ids), detector, name, store_signature())
+
+
+@st.cache_data(show_spinner="Computing penultimate-layer features and t-SNE…", max_entries=16)
+def embedding(checkpoint_id: str, n: int, signature: tuple) -> dict:
+    """2-D t-SNE of a seeded, stratified-by-chance subsample of test faces."""
+    from fer_core.evaluation import embedding_2d
+    from fer_core.explain import penultimate_features
+
+    clf = classifier(checkpoint_id)
+    data = dataset_for(clf.meta)
+    idx = data.indices("test").numpy()
+    rng = np.random.default_rng(0)
+    pick = np.sort(rng.choice(idx, size=min(n, len(idx)), replace=False))
+    faces = data.images[pick, 0].numpy()
+    features = penultimate_features(clf, faces)
+    xy = embedding_2d(features)
+    probs = clf.predict_proba(faces)
+    return {"xy": xy, "faces": faces, "labels": data.labels.numpy()[pick], "pred": probs.argmax(1), "classes": list(data.classes)}

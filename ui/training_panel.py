@@ -1,0 +1,122 @@
+"""The sidebar training panel, on every page: configure, start in a background process, watch, cancel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from fer_core.data import AUGMENT_PRESETS, DataError, LABEL_SOURCES
+from fer_core.devices import describe_devices
+from fer_core.models import list_models
+from fer_core.training import BALANCING, OPTIMIZERS, PRESETS, make_config, preset_for
+from fer_core.training.jobs import JobBusy, cancel_job, list_jobs, start_job
+
+from . import charts, state
+
+
+def _validate_dataset(path: str) -> str | None:
+    """A message when the path cannot be a dataset; None when it looks usable."""
+    if not path.strip():
+        return "Give the path of FER2013 (Kaggle .zip or folder, or fer2013.csv)."
+    p = Path(path).expanduser()
+    if not p.exists():
+        return f"{p}: no such file or folder."
+    if p.is_file() and p.suffix.lower() not in (".zip", ".csv"):
+        return f"{p.name}: use a .zip, a .csv or a folder."
+    return None
+
+
+def _device_options() -> list[str]:
+    info = describe_devices()
+    options = ["auto", "cpu"] + [f"cuda:{i}" for i in range(len(info["cuda_devices"]))] + (["mps"] if info["mps"] else [])
+    return options
+
+
+def render() -> None:
+    with st.sidebar:
+        st.header("Train a model")
+        info = describe_devices()
+        gpu = ", ".join(info["cuda_devices"]) if info["cuda"] else "no CUDA GPU: training runs on the CPU"
+        st.caption(f"Device: {gpu}")
+        with st.form("train_form", border=False):
+            data_path = st.text_input("Dataset", value=state.default_dataset_path(),
+                                      help="FER2013 as the Kaggle zip or folder, fer2013.csv, or any ImageFolder root")
+            names = [s.name for s in list_models()]
+            model = st.selectbox("Architecture", names, index=names.index("keras_cnn"), key="train_model")
+            preset = st.selectbox("Preset", ["(recipe of the family)"] + list(PRESETS), key="train_preset")
+            c1, c2 = st.columns(2)
+            epochs = c1.number_input("Epochs", 1, 1000, 10, key="train_epochs")
+            batch = c2.number_input("Batch size", 8, 1024, 128, step=8, key="train_batch")
+            lr = c1.number_input("Learning rate", 1e-6, 1.0, 1e-3, format="%.5f")
+            optimizer = c2.selectbox("Optimizer", OPTIMIZERS)
+            augment = c1.selectbox("Augmentation", AUGMENT_PRESETS, index=1)
+            balance = c2.selectbox("Balancing", BALANCING)
+            labels = c1.selectbox("Labels", LABEL_SOURCES, help="FER+ needs fer2013new.csv next to the data")
+            device = c2.selectbox("Device", _device_options(), key="train_device")
+            pretrained = st.checkbox("ImageNet weights (torchvision families)")
+            submitted = st.form_submit_button("Start", type="primary", width="stretch")
+        if submitted:
+            _start(data_path, model, preset, int(epochs), int(batch), float(lr), optimizer, augment, balance, labels, device, pretrained)
+        _progress()
+
+
+def _start(data_path, model, preset, epochs, batch, lr, optimizer, augment, balance, labels, device, pretrained) -> None:
+    problem = _validate_dataset(data_path)
+    if problem:
+        st.error(problem)
+        return
+    name = None if preset.startswith("(") else preset
+    try:
+        cfg = make_config(model, name or preset_for(model, pretrained), data=str(Path(data_path).expanduser()), epochs=epochs,
+                          batch_size=batch, lr=lr, optimizer=optimizer, augment=augment, balance=balance, labels=labels,
+                          device=device, pretrained=pretrained or None)
+        job_id = start_job(cfg)
+    except JobBusy as exc:
+        st.warning(str(exc))
+        return
+    except (ValueError, DataError, OSError) as exc:
+        st.error(f"Cannot start: {exc}")
+        return
+    st.session_state["watched_job"] = job_id
+    st.toast(f"Training {model} started in the background")
+
+
+@st.fragment(run_every=2)
+def _progress() -> None:
+    """Polls the job files; survives refreshes and second tabs because it reads files, not session state."""
+    jobs = list_jobs()
+    running = [j for j in jobs if j.running]
+    job = running[0] if running else (jobs[0] if jobs else None)
+    if job is None:
+        return
+    st.divider()
+    model = job.config.get("model", "?")
+    if job.running:
+        b = job.batch
+        epochs = job.config.get("epochs", 0)
+        done = len(job.epochs)
+        st.markdown(f"**{model}** training: epoch {min(done + 1, epochs)}/{epochs}"
+                    + (f", batch {b.get('batch', 0)}/{b.get('batches', '?')}" if b else ""))
+        frac = (done + (b.get("batch", 0) / max(1, b.get("batches", 1)) if b else 0)) / max(1, epochs)
+        eta = job.eta_s()
+        st.progress(min(1.0, frac), text=f"ETA {eta / 60:.1f} min" if eta is not None else job.message or "starting…")
+        if b:
+            last = job.epochs[-1] if job.epochs else {}
+            st.caption(f"batch loss {b.get('loss', float('nan')):.3f}"
+                       + (f" · val acc {last['val_acc']:.1%}" if last else ""))
+        if st.button("Cancel", key=f"cancel-{job.id}", width="stretch"):
+            cancel_job(job.id)
+            st.info("Cancelling after the current batch…")
+    elif job.state == "succeeded":
+        st.success(f"{model} finished: checkpoint {job.checkpoint}")
+    elif job.state == "cancelled":
+        st.info(f"{model} was cancelled; nothing was saved.")
+    else:
+        st.error(f"{model} failed: {job.message}")
+    if job.epochs:
+        st.altair_chart(charts.training_curves({model: job.epochs}, "loss").properties(height=130), width="stretch")
+        st.altair_chart(charts.training_curves({model: job.epochs}, "acc").properties(height=130), width="stretch")
+    if job.state == "succeeded" and st.session_state.get("seen_checkpoint") != job.checkpoint:
+        st.session_state["seen_checkpoint"] = job.checkpoint
+        st.rerun()  # the new checkpoint changes the store signature: every page picks it up
