@@ -9,10 +9,7 @@ from ui import charts, state
 
 st.title("Evaluate")
 
-good = state.good_checkpoints()
-if not good:
-    st.info("No trained models yet: train one from the sidebar first.")
-    st.stop()
+good = state.require_checkpoints()
 ids = [c.id for c in good]
 meta_of = {c.id: c.meta for c in good}
 

@@ -8,10 +8,7 @@ from ui import charts, state
 
 st.title("Explain")
 
-good = state.good_checkpoints()
-if not good:
-    st.info("No trained models yet: train one from the sidebar first.")
-    st.stop()
+good = state.require_checkpoints()
 ids = [c.id for c in good]
 
 source = st.radio("Face from", ["test set", "upload", "camera"], horizontal=True)

@@ -7,10 +7,7 @@ from ui import charts, state
 
 st.title("Predict")
 
-good = state.good_checkpoints()
-if not good:
-    st.info("No trained models yet: train one from the sidebar first.")
-    st.stop()
+good = state.require_checkpoints()
 
 ids = [c.id for c in good]
 c1, c2 = st.columns([3, 1])
@@ -59,8 +56,6 @@ for name, data in inputs:
                     col = cols[(i + 1) % len(cols)]
                     probs = ensemble if pred is None else pred.probabilities
                     top = max(probs, key=probs.get)
-                    col.metric(cid if len(cid) < 28 else cid[:26] + "…", top, f"{probs[top]:.0%}", delta_color="off",
-                               help=cid)
+                    col.markdown(f"**{top}** · {probs[top]:.0%}")
                     col.altair_chart(charts.probability_bars(probs), width="stretch")
-                    if pred is not None:
-                        col.caption(f"{pred.latency_ms:.1f} ms")
+                    col.caption(cid if pred is None else f"{cid} · {pred.latency_ms:.1f} ms")

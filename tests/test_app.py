@@ -55,8 +55,9 @@ def test_predict_shows_every_model(app_env, grace_hopper):
     at.run()
     assert not at.exception
     ids = {c.id for c in list_checkpoints(app_env)}
-    shown = {m.help for m in at.metric}
-    assert ids <= shown
+    captions = " ".join(c.value for c in at.caption)
+    assert all(cid in captions for cid in ids)
+    assert "ensemble (mean)" in captions
     assert any("notes.png" in e.value and "not an image" in e.value for e in at.error)
 
 
@@ -66,7 +67,7 @@ def test_predict_camera_snapshot(app_env, grace_hopper):
     at.run()
     assert not at.exception
     assert any("camera snapshot" in s.value for s in at.subheader)
-    assert len(at.metric) >= 2
+    assert sum("ms" in c.value for c in at.caption) >= 2  # one line per model with its latency
 
 
 def test_explain_renders(app_env):

@@ -22,10 +22,15 @@ def cli(*args: str, check: bool = True, env: dict | None = None) -> subprocess.C
     return proc
 
 
-def test_help_for_every_command():
+def test_help_for_every_command(capsys):
+    from fer_core.__main__ import build_parser
+
+    parser = build_parser()
     for command in ("models", "data", "train", "evaluate", "predict", "checkpoints"):
-        out = cli(command, "--help").stdout
-        assert "--json" in out
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args([command, "--help"])
+        assert exit_info.value.code == 0
+        assert "--json" in capsys.readouterr().out
 
 
 def test_models_json_lists_the_registry():

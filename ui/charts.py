@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 
-def probability_bars(probabilities: dict[str, float], highlight: str | None = None, height: int = 170) -> alt.Chart:
+def probability_bars(probabilities: dict[str, float], highlight: str | None = None, height: int = 190) -> alt.Chart:
     df = pd.DataFrame({"emotion": list(probabilities), "probability": list(probabilities.values())})
     df["top"] = df["emotion"] == (highlight or df.loc[df["probability"].idxmax(), "emotion"])
     return (
@@ -16,7 +16,7 @@ def probability_bars(probabilities: dict[str, float], highlight: str | None = No
         .mark_bar()
         .encode(
             x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
-            y=alt.Y("emotion:N", sort=None, title=None),
+            y=alt.Y("emotion:N", sort=None, title=None, axis=alt.Axis(labelOverlap=False)),
             color=alt.condition("datum.top", alt.value("#e4572e"), alt.value("#4c78a8")),
             tooltip=["emotion", alt.Tooltip("probability:Q", format=".1%")],
         )

@@ -50,6 +50,15 @@ def good_checkpoints() -> list[CheckpointInfo]:
     return [c for c in checkpoints() if c.ok]
 
 
+def require_checkpoints() -> list[CheckpointInfo]:
+    """The usable checkpoints; stops the page with a hint when there are none."""
+    good = good_checkpoints()
+    if not good:
+        st.info("No trained models yet: train one from the sidebar first.")
+        st.stop()
+    return good
+
+
 def leaderboard() -> list[dict]:
     return [leaderboard_row(c.meta) for c in good_checkpoints()]
 

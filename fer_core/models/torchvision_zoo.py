@@ -118,24 +118,22 @@ def build_resnet(arch: str) -> Callable[..., nn.Module]:
     return build
 
 
-def build_mobilenet_v2(num_classes: int, pretrained: bool | str = False) -> nn.Module:
-    m = imagenet_backbone("mobilenet_v2", pretrained)
-    m.features[0][0] = fold_rgb_conv(m.features[0][0], stride=1)
-    m.classifier[-1] = nn.Linear(m.classifier[-1].in_features, num_classes)
-    return m
+def build_features_stem(arch: str) -> Callable[..., nn.Module]:
+    """MobileNetV2 and EfficientNet share a layout: the stem is features[0][0], the head classifier[-1]."""
+
+    def build(num_classes: int, pretrained: bool | str = False) -> nn.Module:
+        m = imagenet_backbone(arch, pretrained)
+        m.features[0][0] = fold_rgb_conv(m.features[0][0], stride=1)
+        m.classifier[-1] = nn.Linear(m.classifier[-1].in_features, num_classes)
+        return m
+
+    return build
 
 
 def build_shufflenet_v2(num_classes: int, pretrained: bool | str = False) -> nn.Module:
     m = imagenet_backbone("shufflenet_v2_x1_0", pretrained)
     m.conv1[0] = fold_rgb_conv(m.conv1[0], stride=1)
     m.fc = nn.Linear(m.fc.in_features, num_classes)
-    return m
-
-
-def build_efficientnet_b0(num_classes: int, pretrained: bool | str = False) -> nn.Module:
-    m = imagenet_backbone("efficientnet_b0", pretrained)
-    m.features[0][0] = fold_rgb_conv(m.features[0][0], stride=1)
-    m.classifier[-1] = nn.Linear(m.classifier[-1].in_features, num_classes)
     return m
 
 
@@ -173,11 +171,11 @@ _tv("vgg19_bn", "vgg", build_vgg("vgg19_bn"), "features.51", "VGG-19 with BN (Si
 for depth in (18, 34, 50):
     _tv(f"resnet{depth}", "resnet", build_resnet(f"resnet{depth}"), "layer4", f"ResNet-{depth} (He et al. 2016), torchvision",
         "Stem at stride 1 (max-pool kept): stages run at 24, 12, 6 and 3 pixels.", "fc")
-_tv("mobilenet_v2", "mobilenet", build_mobilenet_v2, "features.18", "MobileNetV2 (Sandler et al. 2018), torchvision",
+_tv("mobilenet_v2", "mobilenet", build_features_stem("mobilenet_v2"), "features.18", "MobileNetV2 (Sandler et al. 2018), torchvision",
     "Stem at stride 1: final features are 3x3.", "classifier")
 _tv("shufflenet_v2", "shufflenet", build_shufflenet_v2, "conv5", "ShuffleNetV2 x1.0 (Ma et al. 2018), torchvision",
     "Stem at stride 1 (max-pool kept): final features are 3x3.", "fc")
-_tv("efficientnet_b0", "efficientnet", build_efficientnet_b0, "features.8", "EfficientNet-B0 (Tan & Le 2019), torchvision",
+_tv("efficientnet_b0", "efficientnet", build_features_stem("efficientnet_b0"), "features.8", "EfficientNet-B0 (Tan & Le 2019), torchvision",
     "Stem at stride 1: final features are 3x3.", "classifier")
 _tv("densenet121", "densenet", build_densenet121, "features.denseblock4", "DenseNet-121 (Huang et al. 2017), torchvision",
     "Stem at stride 1 (pool kept): final features are 3x3.", "classifier")

@@ -1,0 +1,70 @@
+"""Re-evaluate every shipped checkpoint (and their ensemble) on FER2013 PrivateTest and compare with meta.json.
+
+    python bench/accuracy.py [--data ../shared/data/fer2013/fer2013.zip] [--tta flip]
+
+Runs each model on the test faces again (no stored predictions are used), prints accuracy and macro F1
+beside the figures stored at training time; the two must agree up to float16 weight rounding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fer_core import list_checkpoints, load_checkpoint  # noqa: E402
+from fer_core.data import find_default_dataset, load_dataset  # noqa: E402
+from fer_core.evaluation import compute_metrics, ensemble_probs  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", default=str(find_default_dataset() or ""))
+    parser.add_argument("--tta", choices=["none", "flip", "tencrop"], default="none")
+    parser.add_argument("--checkpoints", default=None)
+    args = parser.parse_args()
+    if not args.data or not Path(args.data).exists():
+        print("FER2013 not found: pass --data PATH", file=sys.stderr)
+        return 1
+    root = Path(args.checkpoints) if args.checkpoints else None
+    infos = [i for i in list_checkpoints(root) if i.ok]
+    print(f"machine: {platform.platform()}, {torch.get_num_threads()} threads; data {args.data}; TTA {args.tta}\n")
+    header = f"{'checkpoint':<42} {'acc':>7} {'stored':>7} {'F1':>7} {'stored':>7} {'disgust':>8} {'s':>6}"
+    print(header)
+    print("-" * len(header))
+    datasets: dict[tuple, object] = {}
+    groups: dict[tuple, list] = {}
+    for info in infos:
+        meta = info.meta
+        key = (meta["data"]["label_source"], tuple(meta["classes"]))
+        if key not in datasets:
+            datasets[key] = load_dataset(args.data, labels=key[0], classes=list(key[1]))
+        data = datasets[key]
+        clf = load_checkpoint(info.id, root)
+        t = time.perf_counter()
+        probs, labels = clf.evaluate(data, "test", args.tta)
+        elapsed = time.perf_counter() - t
+        m = compute_metrics(probs, labels, data.classes)
+        stored = meta["test_metrics"]
+        disgust = m["per_class_accuracy"].get("disgust", float("nan"))
+        print(f"{info.id:<42} {m['accuracy']:>7.4f} {stored['accuracy']:>7.4f} {m['macro_f1']:>7.4f} "
+              f"{stored['macro_f1']:>7.4f} {disgust:>8.4f} {elapsed:>6.1f}")
+        groups.setdefault(key, []).append((probs, labels))
+    for key, members in groups.items():
+        if len(members) > 1:
+            probs = ensemble_probs([p for p, _ in members])
+            m = compute_metrics(probs, members[0][1], list(key[1]))
+            print(f"{'ensemble of ' + str(len(members)) + ' (' + key[0] + ')':<42} {m['accuracy']:>7.4f} {'':>7} "
+                  f"{m['macro_f1']:>7.4f} {'':>7} {m['per_class_accuracy'].get('disgust', np.nan):>8.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""Background training jobs: one per device, cancel, kill -9, and what the UI reads back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from fer_core.store import list_checkpoints
+from fer_core.training import make_config
+from fer_core.training.jobs import JobBusy, active_job, cancel_job, list_jobs, read_job, start_job
+
+
+def wait_for(predicate, timeout: float = 240, what: str = "condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_job_lifecycle_busy_kill_cancel(kaggle_zip, tmp_path, monkeypatch):
+    store, runs = tmp_path / "store", tmp_path / "runs"
+    monkeypatch.setenv("FER_CHECKPOINTS", str(store))
+    long_cfg = make_config("keras_cnn", "quick", data=str(kaggle_zip), epochs=500, batch_size=4, device="cpu")
+
+    first = start_job(long_cfg, root=runs)
+    wait_for(lambda: read_job(runs / first).batch.get("batch"), what="the first batch")
+    assert active_job("cpu", runs).id == first
+    with pytest.raises(JobBusy, match="already running"):
+        start_job(long_cfg, root=runs)
+
+    os.kill(read_job(runs / first).pid, signal.SIGKILL)  # a crash mid-epoch
+    job = wait_for(lambda: (j := read_job(runs / first)).state == "failed" and j, what="the killed job to show as failed")
+    assert "ended unexpectedly" in job.message
+    assert list_checkpoints(store) == []
+
+    second = start_job(long_cfg, root=runs)  # the stale lock of the killed job does not block
+    wait_for(lambda: read_job(runs / second).batch.get("batch"), what="the second job's first batch")
+    cancel_job(second, root=runs)
+    job = wait_for(lambda: (j := read_job(runs / second)).state == "cancelled" and j, what="cancellation")
+    assert list_checkpoints(store) == [] and active_job("cpu", runs) is None
+
+    quick = make_config("keras_cnn", "quick", data=str(kaggle_zip), epochs=2, batch_size=8, device="cpu")
+    third = start_job(quick, root=runs)
+    job = wait_for(lambda: (j := read_job(runs / third)).state in ("succeeded", "failed") and j, what="the quick job")
+    assert job.state == "succeeded", job.message
+    assert [c.id for c in list_checkpoints(store)] == [job.checkpoint]
+    assert len(job.epochs) == 2 and job.eta_s() == 0
+    assert [j.id for j in list_jobs(runs)][0] == third
