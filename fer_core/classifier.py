@@ -16,6 +16,20 @@ from .store import load_weights, read_meta, resolve_checkpoint
 TTA_MODES = ("none", "flip", "tencrop")
 
 
+@torch.inference_mode()
+def predict_logits(model: nn.Module, images: torch.Tensor, spec: InputSpec, device: torch.device,
+                   batch_size: int = 256, channels_last: bool = False) -> torch.Tensor:
+    """Logits for uint8 faces (N,1,H,W), batched; returned on the CPU as float32."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = to_model_input(images[start : start + batch_size].to(device, non_blocking=True), spec)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out.append(model(x).float().cpu())
+    return torch.cat(out) if out else torch.empty(0)
+
+
 class FerClassifier:
     """A trained model plus its classes and input recipe; what notebooks, the CLI and the app use."""
 
@@ -37,15 +51,14 @@ class FerClassifier:
         if tta not in TTA_MODES:
             raise ValueError(f"tta must be one of {TTA_MODES}")
         device = next(self.model.parameters()).device
+        if tta == "none":
+            return predict_logits(self.model, faces, self.input, device, batch_size)
         out = []
         for start in range(0, len(faces), batch_size):
             batch = faces[start : start + batch_size].to(device)
-            views = _tta_views(batch, self.input, tta)
-            if len(views) == 1:
-                out.append(self.model(to_model_input(views[0], self.input)).float().cpu())
-            else:
-                probs = torch.stack([self.model(to_model_input(v, self.input)).float().softmax(1) for v in views]).mean(0)
-                out.append(probs.clamp_min(1e-12).log().cpu())
+            probs = torch.stack([self.model(to_model_input(v, self.input)).float().softmax(1)
+                                 for v in _tta_views(batch, self.input, tta)]).mean(0)
+            out.append(probs.clamp_min(1e-12).log().cpu())
         return torch.cat(out) if out else torch.empty(0, len(self.classes))
 
     def predict_proba(self, faces: np.ndarray | torch.Tensor, tta: str = "none") -> np.ndarray:
@@ -76,7 +89,7 @@ def _tta_views(batch: torch.Tensor, spec: InputSpec, tta: str) -> list[torch.Ten
     crop = spec.size if spec.fit == "crop" and spec.size < side else int(round(side * 0.9))
     h = side - crop
     corners = [(0, 0), (0, h), (h, 0), (h, h)]
-    views = [center_crop(batch, crop)] + [batch[..., t : t + crop, l : l + crop] for t, l in corners]
+    views = [center_crop(batch, crop)] + [batch[..., top : top + crop, left : left + crop] for top, left in corners]
     return views + [v.flip(-1) for v in views]
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from fer_core.data import AUGMENT_PRESETS, DataError, LABEL_SOURCES
+from fer_core.data import AUGMENT_PRESETS, LABEL_SOURCES, DataError
 from fer_core.devices import describe_devices
 from fer_core.models import list_models
 from fer_core.training import BALANCING, OPTIMIZERS, PRESETS, make_config, preset_for

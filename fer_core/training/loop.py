@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..classifier import predict_logits
 from ..data import FerData, augment_batch, build_augmentation, to_model_input
 from ..data.preprocess import InputSpec
 from .config import TrainConfig
@@ -114,20 +115,6 @@ def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Inverse-frequency weights, normalised to mean 1 (sklearn's 'balanced' heuristic)."""
     counts = torch.bincount(labels, minlength=num_classes).float().clamp_min(1)
     return counts.sum() / (num_classes * counts)
-
-
-@torch.inference_mode()
-def predict_logits(model: nn.Module, images: torch.Tensor, spec: InputSpec, device: torch.device,
-                   batch_size: int = 256, channels_last: bool = False) -> torch.Tensor:
-    """Logits for uint8 faces (N,1,H,W), batched; returned on the CPU as float32."""
-    model.eval()
-    out = []
-    for start in range(0, len(images), batch_size):
-        x = to_model_input(images[start : start + batch_size].to(device, non_blocking=True), spec)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        out.append(model(x).float().cpu())
-    return torch.cat(out) if out else torch.empty(0)
 
 
 def _freeze_backbone(model: nn.Module, head: str) -> list[nn.Parameter]:

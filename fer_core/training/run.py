@@ -12,13 +12,14 @@ import torch
 import torchvision
 
 from .. import __version__
+from ..classifier import predict_logits
 from ..data import FerData, load_dataset
 from ..devices import resolve_device
 from ..evaluation import compute_metrics, count_macs, headline, measure_speed
 from ..models import count_parameters, get_spec
 from ..store import save_checkpoint
 from .config import TrainConfig
-from .loop import Callbacks, fit, predict_logits
+from .loop import Callbacks, fit
 
 
 def library_versions() -> dict:
