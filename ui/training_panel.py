@@ -8,7 +8,7 @@ import streamlit as st
 
 from fer_core.data import AUGMENT_PRESETS, LABEL_SOURCES, DataError
 from fer_core.devices import describe_devices
-from fer_core.models import list_models
+from fer_core.models import get_spec, list_models
 from fer_core.training import BALANCING, OPTIMIZERS, PRESETS, make_config, preset_for
 from fer_core.training.jobs import JobBusy, cancel_job, list_jobs, start_job
 
@@ -39,22 +39,29 @@ def render() -> None:
         info = describe_devices()
         gpu = ", ".join(info["cuda_devices"]) if info["cuda"] else "no CUDA GPU: training runs on the CPU"
         st.caption(f"Device: {gpu}")
+        names = [s.name for s in list_models()]
+        model = st.selectbox("Architecture", names, index=names.index("keras_cnn"), key="train_model")
+        can_pretrain = get_spec(model).supports_pretrained
+        pretrained = st.checkbox("ImageNet weights", key="train_pretrained", disabled=not can_pretrain,
+                                 help="torchvision families only; needs the weights downloaded once, or a local file via the CLI")
+        pretrained = pretrained and can_pretrain
+        presets = list(PRESETS)
+        preset = st.selectbox("Preset", presets, index=presets.index(preset_for(model, pretrained)),
+                              key=f"train_preset-{model}-{pretrained}", help="the family's recipe is preselected")
+        recipe = PRESETS[preset]
         with st.form("train_form", border=False):
             data_path = st.text_input("Dataset", value=state.default_dataset_path(),
                                       help="FER2013 as the Kaggle zip or folder, fer2013.csv, or any ImageFolder root")
-            names = [s.name for s in list_models()]
-            model = st.selectbox("Architecture", names, index=names.index("keras_cnn"), key="train_model")
-            preset = st.selectbox("Preset", ["(recipe of the family)"] + list(PRESETS), key="train_preset")
             c1, c2 = st.columns(2)
-            epochs = c1.number_input("Epochs", 1, 1000, 10, key="train_epochs")
-            batch = c2.number_input("Batch size", 8, 1024, 128, step=8, key="train_batch")
-            lr = c1.number_input("Learning rate", 1e-6, 1.0, 1e-3, format="%.5f")
-            optimizer = c2.selectbox("Optimizer", OPTIMIZERS)
-            augment = c1.selectbox("Augmentation", AUGMENT_PRESETS, index=1)
+            epochs = c1.number_input("Epochs", 1, 1000, recipe["epochs"], key=f"train_epochs-{preset}")
+            batch = c2.number_input("Batch size", 8, 1024, recipe["batch_size"], step=8, key=f"train_batch-{preset}")
+            lr = c1.number_input("Learning rate", 1e-6, 1.0, float(recipe["lr"]), format="%.5f", key=f"train_lr-{preset}")
+            optimizer = c2.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(recipe["optimizer"]), key=f"train_opt-{preset}")
+            augment = c1.selectbox("Augmentation", AUGMENT_PRESETS, index=AUGMENT_PRESETS.index(recipe["augment"]),
+                                   key=f"train_aug-{preset}")
             balance = c2.selectbox("Balancing", BALANCING)
             labels = c1.selectbox("Labels", LABEL_SOURCES, help="FER+ needs fer2013new.csv next to the data")
             device = c2.selectbox("Device", _device_options(), key="train_device")
-            pretrained = st.checkbox("ImageNet weights (torchvision families)")
             submitted = st.form_submit_button("Start", type="primary", width="stretch")
         if submitted:
             _start(data_path, model, preset, int(epochs), int(batch), float(lr), optimizer, augment, balance, labels, device, pretrained)
@@ -66,9 +73,8 @@ def _start(data_path, model, preset, epochs, batch, lr, optimizer, augment, bala
     if problem:
         st.error(problem)
         return
-    name = None if preset.startswith("(") else preset
     try:
-        cfg = make_config(model, name or preset_for(model, pretrained), data=str(Path(data_path).expanduser()), epochs=epochs,
+        cfg = make_config(model, preset, data=str(Path(data_path).expanduser()), epochs=epochs,
                           batch_size=batch, lr=lr, optimizer=optimizer, augment=augment, balance=balance, labels=labels,
                           device=device, pretrained=pretrained or None)
         job_id = start_job(cfg)
