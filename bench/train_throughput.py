@@ -1,0 +1,99 @@
+"""Training throughput: fer_core's loop against the textbook pipeline, same model, batch size and augmentation.
+
+    python bench/train_throughput.py [--data ../shared/data/fer2013/fer2013.zip] [--models keras_cnn,resnet18]
+
+Ours: the whole train split as one uint8 tensor, kornia batch augmentation, `fer_core.training.fit`.
+Textbook: the zip extracted to disk, torchvision ImageFolder + PIL transforms + DataLoader (2 workers).
+Both run `--batches` timed batches after `--warmup` untimed ones; the script prints images/s and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fer_core.data import find_default_dataset, load_dataset  # noqa: E402
+from fer_core.models import get_spec  # noqa: E402
+from fer_core.training import Callbacks, TrainingCancelled, fit, make_config  # noqa: E402
+
+
+def ours(model_name: str, data, batch_size: int, warmup: int, batches: int) -> float:
+    spec = get_spec(model_name)
+    cfg = make_config(model_name, "custom", batch_size=batch_size, augment="light", epochs=1, device="cpu", warmup_epochs=0)
+    marks: list[float] = []
+
+    def on_batch(epoch, batch, total, loss):
+        marks.append(time.perf_counter())
+
+    stop = Callbacks(on_batch=on_batch, should_stop=lambda: len(marks) >= warmup + batches)
+    try:
+        fit(spec.build(len(data.classes)), spec.input, spec.head, data, cfg, torch.device("cpu"), stop)
+    except TrainingCancelled:
+        pass
+    return batches * batch_size / (marks[-1] - marks[warmup - 1])
+
+
+def textbook(model_name: str, root: Path, batch_size: int, warmup: int, batches: int) -> float:
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+
+    tf = transforms.Compose([
+        transforms.Grayscale(), transforms.RandomHorizontalFlip(),
+        transforms.RandomAffine(10, translate=(0.1, 0.1), scale=(0.9, 1.1)),
+        transforms.ToTensor(), transforms.Normalize([0.5], [0.5]),
+    ])
+    loader = DataLoader(datasets.ImageFolder(str(root / "train"), tf), batch_size=batch_size, shuffle=True, num_workers=2,
+                        persistent_workers=True)
+    spec = get_spec(model_name)
+    model = spec.build(7).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    marks = []
+    for x, y in loader:
+        if spec.input.size != 48:
+            x = F.interpolate(x, size=spec.input.size, mode="bilinear")
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        marks.append(time.perf_counter())
+        if len(marks) >= warmup + batches:
+            break
+    return batches * batch_size / (marks[-1] - marks[warmup - 1])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--data", default=str(find_default_dataset() or ""))
+    p.add_argument("--models", default="keras_cnn,resnet18")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--batches", type=int, default=20)
+    args = p.parse_args()
+    if not args.data.endswith(".zip") or not Path(args.data).is_file():
+        print("needs the Kaggle fer2013.zip: pass --data PATH", file=sys.stderr)
+        return 1
+    data = load_dataset(args.data)
+    print(f"machine: {platform.platform()}, {torch.get_num_threads()} torch threads; batch {args.batch_size}, "
+          f"{args.batches} timed batches after {args.warmup} warm-up\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        zipfile.ZipFile(args.data).extractall(tmp)
+        print(f"{'model':<14} {'textbook img/s':>15} {'fer_core img/s':>15} {'ratio':>7}")
+        for name in args.models.split(","):
+            base = textbook(name, Path(tmp), args.batch_size, args.warmup, args.batches)
+            fast = ours(name, data, args.batch_size, args.warmup, args.batches)
+            print(f"{name:<14} {base:>15.1f} {fast:>15.1f} {fast / base:>6.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
