@@ -44,7 +44,7 @@ if face is None:
 models = st.multiselect("Models", ids, default=ids[: min(4, len(ids))])
 classes = list(dict.fromkeys(c for cid in models for c in state.classifier(cid).classes))
 target = st.selectbox("Explain the class", ["(predicted)"] + classes)
-st.image(charts.upscale(face, 144), caption=caption)
+st.image(charts.upscale(face, 144), caption=caption, width=144)
 if not models:
     st.stop()
 
@@ -58,7 +58,7 @@ for method_name, method in METHODS.items():
             continue
         with st.spinner(f"{method_name} for {cid}…"):
             att = method(clf, face, None if target == "(predicted)" else target)
-        cols[i % len(cols)].image(charts.upscale(att.overlay, 192), width="stretch",
+        cols[i % len(cols)].image(charts.upscale(att.overlay, 192), width=192,
                                   caption=f"{cid}\n{att.target} ({att.probability:.0%})")
 
 st.subheader("Feature maps")
