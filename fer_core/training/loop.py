@@ -155,7 +155,9 @@ def fit(
     n = len(train_idx)
     if n == 0 or len(val_idx) == 0:
         raise ValueError("training needs non-empty train and val splits")
-    steps = math.ceil(n / cfg.batch_size)
+    # A last batch of a single face is dropped: BatchNorm cannot normalise one sample in training mode.
+    steps = n // cfg.batch_size + (1 if n % cfg.batch_size >= 2 else 0)
+    seen = min(n, steps * cfg.batch_size)  # faces trained on per epoch
 
     weights = class_weights(data.labels[train_idx], num_classes).to(device) if cfg.balance == "weighted" else None
     sample_weights = class_weights(y_train, num_classes)[y_train] if cfg.balance == "oversample" else None
@@ -227,8 +229,8 @@ def fit(
             prog.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
         prog.elapsed_s += time.perf_counter() - t0
         stats = EpochStats(
-            epoch=epoch, epochs=cfg.epochs, train_loss=float(loss_sum) / n, train_acc=float(correct) / n,
-            val_loss=val_loss, val_acc=val_acc, lr=lr_now, images_per_s=n / train_time,
+            epoch=epoch, epochs=cfg.epochs, train_loss=float(loss_sum) / seen, train_acc=float(correct) / seen,
+            val_loss=val_loss, val_acc=val_acc, lr=lr_now, images_per_s=seen / train_time,
             epoch_time_s=time.perf_counter() - t0, elapsed_s=prog.elapsed_s, best=improved,
         )
         prog.history.append(stats.to_dict())
