@@ -1,9 +1,13 @@
-"""Training throughput: fer_core's loop against the textbook pipeline, same model, batch size and augmentation.
+"""Training throughput: fer_core's loop against a baseline measured in the same run.
 
     python bench/train_throughput.py [--data ../shared/data/fer2013/fer2013.zip] [--models keras_cnn,resnet18]
+    python bench/train_throughput.py --device cuda --models resnet18,vgg_fer
 
 Ours: the whole train split as one uint8 tensor, kornia batch augmentation, `fer_core.training.fit`.
-Textbook: the zip extracted to disk, torchvision ImageFolder + PIL transforms + DataLoader (2 workers).
+CPU baseline: the textbook pipeline - the zip extracted to disk, torchvision ImageFolder + PIL transforms +
+DataLoader (2 workers), same model, batch size and augmentation.
+GPU baseline: compute only - one random batch already on the GPU, no augmentation, same model, optimizer,
+AMP (bf16) and channels_last: the ceiling the data pipeline can reach.
 Both run `--batches` timed batches after `--warmup` untimed ones; the script prints images/s and the ratio.
 """
 
@@ -24,23 +28,55 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer_core.data import find_default_dataset, load_dataset  # noqa: E402
 from fer_core.models import get_spec  # noqa: E402
-from fer_core.training import Callbacks, TrainingCancelled, fit, make_config  # noqa: E402
+from fer_core.training import Callbacks, TrainingCancelled, fit, make_config, preset_for  # noqa: E402
+from fer_core.training.loop import make_optimizer  # noqa: E402
 
 
-def ours(model_name: str, data, batch_size: int, warmup: int, batches: int) -> float:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def ours(model_name: str, data, batch_size: int, warmup: int, batches: int, device: torch.device) -> float:
     spec = get_spec(model_name)
-    cfg = make_config(model_name, "custom", batch_size=batch_size, augment="light", epochs=1, device="cpu", warmup_epochs=0)
+    if device.type == "cpu":  # the textbook baseline's optimizer and augmentation
+        cfg = make_config(model_name, "custom", batch_size=batch_size, augment="light", epochs=1, device="cpu", warmup_epochs=0)
+    else:  # the model's own recipe, AMP and channels_last as the zoo trains
+        cfg = make_config(model_name, preset_for(model_name), batch_size=batch_size, epochs=1, device=str(device))
     marks: list[float] = []
 
     def on_batch(epoch, batch, total, loss):
+        if batch in (warmup, warmup + batches):  # the GPU runs ahead of Python: time whole batches only
+            _sync(device)
         marks.append(time.perf_counter())
 
     stop = Callbacks(on_batch=on_batch, should_stop=lambda: len(marks) >= warmup + batches)
     try:
-        fit(spec.build(len(data.classes)), spec.input, spec.head, data, cfg, torch.device("cpu"), stop)
+        fit(spec.build(len(data.classes)), spec.input, spec.head, data, cfg, device, stop)
     except TrainingCancelled:
         pass
     return batches * batch_size / (marks[-1] - marks[warmup - 1])
+
+
+def compute_only(model_name: str, batch_size: int, warmup: int, batches: int, device: torch.device) -> float:
+    spec = get_spec(model_name)
+    cfg = make_config(model_name, preset_for(model_name), batch_size=batch_size, device=str(device))
+    model = spec.build(7).to(device).to(memory_format=torch.channels_last).train()
+    optimizer = make_optimizer(model.parameters(), cfg)
+    size = spec.input.size
+    x = torch.randn(batch_size, spec.input.channels, size, size, device=device).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 7, (batch_size,), device=device)
+    for i in range(warmup + batches):
+        if i == warmup:
+            _sync(device)
+            t0 = time.perf_counter()
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            loss = F.cross_entropy(model(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    _sync(device)
+    return batches * batch_size / (time.perf_counter() - t0)
 
 
 def textbook(model_name: str, root: Path, batch_size: int, warmup: int, batches: int) -> float:
@@ -78,19 +114,30 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--batches", type=int, default=20)
+    p.add_argument("--device", default="cpu", help="cpu: against the textbook pipeline; cuda: against compute only")
     args = p.parse_args()
     if not args.data.endswith(".zip") or not Path(args.data).is_file():
         print("needs the Kaggle fer2013.zip: pass --data PATH", file=sys.stderr)
         return 1
     data = load_dataset(args.data)
-    print(f"machine: {platform.platform()}, {torch.get_num_threads()} torch threads; batch {args.batch_size}, "
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} torch threads"
+    print(f"machine: {platform.platform()}, {name}; batch {args.batch_size}, "
           f"{args.batches} timed batches after {args.warmup} warm-up\n")
+    n_train = len(data.indices("train"))
+    if device.type == "cuda":
+        print(f"{'model':<14} {'compute-only img/s':>19} {'fer_core img/s':>15} {'ratio':>7} {'s/epoch':>8}")
+        for name in args.models.split(","):
+            base = compute_only(name, args.batch_size, args.warmup, args.batches, device)
+            fast = ours(name, data, args.batch_size, args.warmup, args.batches, device)
+            print(f"{name:<14} {base:>19.0f} {fast:>15.0f} {fast / base:>6.0%} {n_train / fast:>8.1f}", flush=True)
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         zipfile.ZipFile(args.data).extractall(tmp)
         print(f"{'model':<14} {'textbook img/s':>15} {'fer_core img/s':>15} {'ratio':>7}")
         for name in args.models.split(","):
             base = textbook(name, Path(tmp), args.batch_size, args.warmup, args.batches)
-            fast = ours(name, data, args.batch_size, args.warmup, args.batches)
+            fast = ours(name, data, args.batch_size, args.warmup, args.batches, device)
             print(f"{name:<14} {base:>15.1f} {fast:>15.1f} {fast / base:>6.2f}x")
     return 0
 

@@ -84,7 +84,7 @@ def _train_config(args):
         labels=args.labels, soft_labels=args.soft_labels or None, classes=tuple(_csv_list(args.classes) or ()) or None,
         pretrained=pretrained or None, freeze_backbone=args.freeze_backbone or None, device=args.device, seed=args.seed,
         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, mixup_alpha=args.mixup,
-        early_stopping=args.early_stopping, compile=args.compile or None,
+        early_stopping=args.early_stopping, compile=args.compile or None, time_budget_min=args.time_budget,
     )
 
 
@@ -119,7 +119,8 @@ def cmd_train(args) -> None:
                 bar.reset(total=batches)
                 bar.set_description(f"epoch {epoch}/{cfg.epochs}")
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}")
+            if batch % 50 == 0 or batch == batches:  # reading the loss waits for the GPU
+                bar.set_postfix(loss=f"{float(loss):.3f}")
 
     def on_epoch(stats):
         callbacks_on_epoch(stats)
@@ -285,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--mixup", type=float, help="mixup alpha")
     p.add_argument("--early-stopping", type=int, help="patience in epochs")
+    p.add_argument("--time-budget", type=float, metavar="MIN",
+                   help="train for this many minutes: cosine schedule over time, --epochs becomes an upper bound")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int)

@@ -151,11 +151,22 @@ def test_resume_continues_from_last_epoch(kaggle_zip, tmp_path):
     assert epochs_seen == [1, 2, 3] and [h["epoch"] for h in result.history] == [1, 2, 3]
 
 
+def test_time_budget_anneals_over_wall_clock_and_stops_in_time(kaggle_zip):
+    budget_min = 0.05  # 3 s: many tiny epochs, far fewer than the cap
+    result = _run(kaggle_zip, epochs=500, warmup_epochs=0, time_budget_min=budget_min)
+    lrs = [h["lr"] for h in result.history]
+    assert result.stop_reason == "time_budget" and 2 <= len(lrs) < 500
+    assert lrs[-1] < 0.5 * lrs[0]  # the cosine ran over the budget, not over 500 epochs
+    assert result.train_time_s <= budget_min * 60
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="optimizer"):
         TrainConfig(model="keras_cnn", optimizer="lion")
     with pytest.raises(ValueError, match="soft labels"):
         TrainConfig(model="keras_cnn", soft_labels=True)
+    with pytest.raises(ValueError, match="time budget"):
+        TrainConfig(model="keras_cnn", time_budget_min=10, scheduler="step")
     cfg = make_config("vgg_fer")
     assert cfg.optimizer == "sgd" and TrainConfig.from_dict(cfg.to_dict()) == cfg
 

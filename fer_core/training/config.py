@@ -33,6 +33,7 @@ class TrainConfig:
     mixup_alpha: float = 0.0
     grad_clip: float | None = None
     early_stopping: int | None = None  # epochs without improvement before stopping
+    time_budget_min: float | None = None  # wall-clock budget: cosine over time, epochs become an upper bound
     select_by: str = "val_acc"
     augment: str = "light"
     balance: str = "none"
@@ -58,6 +59,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be one of {allowed}, not {value!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
+        if self.time_budget_min is not None and (self.time_budget_min <= 0 or self.scheduler != "cosine"):
+            raise ValueError("a time budget needs a positive number of minutes and the cosine scheduler")
         if self.soft_labels and self.labels != "ferplus":
             raise ValueError("soft labels exist only for FER+ (labels='ferplus')")
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import torch
+
 from .config import TrainConfig
 from .loop import Callbacks, EpochStats
 
@@ -217,11 +219,11 @@ class JobReporter:
             with (self.dir / "progress.jsonl").open("a", encoding="utf-8") as f:
                 f.write(json.dumps(stats.to_dict()) + "\n")
 
-        def on_batch(epoch: int, batch: int, batches: int, loss: float) -> None:
+        def on_batch(epoch: int, batch: int, batches: int, loss: torch.Tensor) -> None:
             now = time.time()
             if now - self._last_batch_write >= 1.0 or batch == batches:
                 self._last_batch_write = now
-                _write_json(self.dir / "batch.json", {"epoch": epoch, "batch": batch, "batches": batches, "loss": loss,
+                _write_json(self.dir / "batch.json", {"epoch": epoch, "batch": batch, "batches": batches, "loss": float(loss),
                                                       "elapsed_s": now - self.t0})
 
         return Callbacks(on_epoch=on_epoch, on_batch=on_batch, should_stop=lambda: (self.dir / "cancel").exists())

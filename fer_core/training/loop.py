@@ -27,6 +27,9 @@ class TrainingCancelled(Exception):
     """The user asked to stop; nothing is saved."""
 
 
+DIVERGENCE_CHECK_EVERY = 25  # batches
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; nothing is saved."""
 
@@ -49,20 +52,29 @@ class EpochStats:
         return asdict(self)
 
 
+STOP_REASONS = ("completed", "early_stopping", "time_budget")
+
+
 @dataclass
 class FitResult:
     history: list[dict]
     best_epoch: int
     best_state: dict[str, torch.Tensor]
-    stopped_early: bool
+    stop_reason: str  # one of STOP_REASONS
     train_time_s: float
     device: str
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.stop_reason != "completed"
 
 
 @dataclass
 class Callbacks:
     on_epoch: Callable[[EpochStats], None] | None = None
-    on_batch: Callable[[int, int, int, float], None] | None = None  # epoch, batch, batches, loss
+    # epoch, batch, batches, loss: the loss stays a device tensor, so a callback that does not read it
+    # (float(loss)) never forces a GPU sync.
+    on_batch: Callable[[int, int, int, torch.Tensor], None] | None = None
     should_stop: Callable[[], bool] | None = None
 
 
@@ -95,10 +107,7 @@ def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
         total = max(1, cfg.epochs * steps_per_epoch)
 
         def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = (step - warmup) / max(1, total - warmup)
-            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+            return cosine_factor(step, warmup, (step - warmup) / max(1, total - warmup))
 
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), True
     if cfg.scheduler == "step":
@@ -109,6 +118,13 @@ def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
         mode = "min" if cfg.select_by == "val_loss" else "max"
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=cfg.gamma, patience=cfg.plateau_patience), False
     return None, False
+
+
+def cosine_factor(step: int, warmup_steps: int, progress: float) -> float:
+    """Linear warm-up over `warmup_steps`, then cosine decay over `progress` in [0, 1]."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -134,13 +150,20 @@ def fit(
     callbacks: Callbacks | None = None,
     state_file: Path | None = None,
 ) -> FitResult:
-    """Train `model` on data's train split, select on val; resumes from `state_file` when it exists."""
+    """Train `model` on data's train split, select on val; resumes from `state_file` when it exists.
+
+    With `cfg.time_budget_min` the cosine schedule runs over wall-clock time instead of epochs and
+    training ends before the epoch that would overrun the budget: a fixed GPU lease gets a fully
+    annealed model whatever the machine's speed (`cfg.epochs` stays an upper bound).
+    """
     cb = callbacks or Callbacks()
     torch.manual_seed(cfg.seed)
     cuda = device.type == "cuda"
     use_amp = cfg.amp and cuda
     amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
     channels_last = cfg.channels_last and cuda
+    if cuda:
+        torch.backends.cudnn.benchmark = True  # fixed 48x48 batches: let cuDNN pick the fastest kernels once
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -162,7 +185,9 @@ def fit(
     weights = class_weights(data.labels[train_idx], num_classes).to(device) if cfg.balance == "weighted" else None
     sample_weights = class_weights(y_train, num_classes)[y_train] if cfg.balance == "oversample" else None
     optimizer = make_optimizer(params, cfg)
-    scheduler, per_batch = make_scheduler(optimizer, cfg, steps)
+    budget_s = cfg.time_budget_min * 60 if cfg.time_budget_min else None
+    scheduler, per_batch = make_scheduler(optimizer, cfg, steps) if budget_s is None else (None, False)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
     crop = spec_input.size if spec_input.fit == "crop" else None
     augmentation = build_augmentation(cfg.augment, crop).to(device)
@@ -183,6 +208,11 @@ def fit(
         for b in range(steps):
             if cb.should_stop and cb.should_stop():
                 raise TrainingCancelled(f"cancelled during epoch {epoch}")
+            if budget_s is not None:
+                spent = (prog.elapsed_s + time.perf_counter() - t0) / budget_s
+                factor = cosine_factor((epoch - 1) * steps + b, cfg.warmup_epochs * steps, spent)
+                for group, base in zip(optimizer.param_groups, base_lrs):
+                    group["lr"] = base * factor
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             x = augment_batch(augmentation, x_train[idx].float().div_(255.0))
             x = to_model_input(x, spec_input, already_cropped=crop is not None)
@@ -198,10 +228,6 @@ def fit(
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 logits = step_model(x)
                 loss = F.cross_entropy(logits.float(), target, weight=weights, label_smoothing=cfg.label_smoothing)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"loss became {loss.item()} in epoch {epoch}, batch {b + 1}: lower the learning rate (now {cfg.lr})"
-                )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if cfg.grad_clip:
@@ -213,8 +239,11 @@ def fit(
                 scheduler.step()
             loss_sum += loss.detach() * len(idx)
             correct += (logits.argmax(1) == y).sum()
+            # Checked every few batches, not every one: reading a GPU value waits for the GPU to finish.
+            if (b + 1) % DIVERGENCE_CHECK_EVERY == 0 or b + 1 == steps:
+                _check_finite(loss_sum, epoch, b + 1, cfg.lr)
             if cb.on_batch:
-                cb.on_batch(epoch, b + 1, steps, float(loss.detach()))
+                cb.on_batch(epoch, b + 1, steps, loss.detach())
         train_time = time.perf_counter() - t0
         val_logits = predict_logits(model, x_val, spec_input, device, channels_last=channels_last)
         val_loss = float(F.cross_entropy(val_logits, y_val))
@@ -240,13 +269,22 @@ def fit(
         if cb.on_epoch:
             cb.on_epoch(stats)
         if cfg.early_stopping and epoch - prog.best_epoch >= cfg.early_stopping:
-            return _result(prog, True, device)
-    return _result(prog, False, device)
+            return _result(prog, "early_stopping", device)
+        if budget_s is not None and prog.elapsed_s + stats.epoch_time_s > budget_s:
+            return _result(prog, "time_budget", device)
+    return _result(prog, "completed", device)
 
 
-def _result(prog: _Progress, stopped: bool, device: torch.device) -> FitResult:
+def _check_finite(loss_sum: torch.Tensor, epoch: int, batch: int, lr: float) -> None:
+    if not torch.isfinite(loss_sum):
+        raise TrainingDiverged(
+            f"loss became {loss_sum.item()} in epoch {epoch} (by batch {batch}): lower the learning rate (now {lr})"
+        )
+
+
+def _result(prog: _Progress, reason: str, device: torch.device) -> FitResult:
     assert prog.best_state is not None
-    return FitResult(prog.history, prog.best_epoch, prog.best_state, stopped, prog.elapsed_s, str(device))
+    return FitResult(prog.history, prog.best_epoch, prog.best_state, reason, prog.elapsed_s, str(device))
 
 
 def _save_state(path: Path, prog: _Progress, model, optimizer, scheduler, scaler, generator) -> None:

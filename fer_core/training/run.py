@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from datetime import datetime, timezone
@@ -43,6 +44,9 @@ def library_versions() -> dict:
 
 
 def git_commit() -> str | None:
+    """HEAD of the checkout; FER_GIT_COMMIT names it where the code runs from a copy without .git (a GPU box)."""
+    if os.environ.get("FER_GIT_COMMIT"):
+        return os.environ["FER_GIT_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
                              cwd=Path(__file__).resolve().parent)
@@ -110,6 +114,7 @@ def train_and_save(
         "epochs_run": len(result.history),
         "best_epoch": result.best_epoch,
         "stopped_early": result.stopped_early,
+        "stop_reason": result.stop_reason,
         "history": result.history,
         "parameters": count_parameters(model),
         "test_metrics": headline(metrics),
