@@ -35,6 +35,8 @@ with tab_one:
     cid = st.selectbox("Model", ids, key="one")
     meta = meta_of[cid]
     ev = state.evaluation(cid)
+    if meta.get("card"):
+        st.info(meta["card"])
     model_panel(cid, "one")
     report = pd.DataFrame(ev["metrics"]["classification_report"]).T
     st.markdown("**Classification report**")

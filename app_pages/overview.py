@@ -20,6 +20,8 @@ for c in broken:
 
 rows = state.leaderboard()
 st.subheader("Leaderboard (PrivateTest)")
+LABEL_TITLES = {"fer2013": "FER2013 labels - accuracy on PrivateTest",
+                "ferplus": "FER+ majority labels - accuracy on FER+ PrivateTest (not comparable with FER2013 figures)"}
 if not rows:
     st.info(
         "No trained checkpoints yet. Start one from the sidebar (**Train a model**), or from a terminal:\n\n"
@@ -27,20 +29,22 @@ if not rows:
     )
 else:
     df = pd.DataFrame(rows).sort_values("test accuracy", ascending=False)
-    st.dataframe(
-        df,
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "test accuracy": st.column_config.NumberColumn(format="percent"),
-            "macro F1": st.column_config.NumberColumn(format="%.3f"),
-            "disgust recall": st.column_config.NumberColumn(format="percent"),
-            "parameters (M)": st.column_config.NumberColumn(format="%.2f"),
-            "MMACs": st.column_config.NumberColumn(format="%.0f"),
-            "CPU latency (ms)": st.column_config.NumberColumn(format="%.1f"),
-            "training time (min)": st.column_config.NumberColumn(format="%.1f"),
-        },
-    )
+    for labels, group in df.groupby("labels", sort=False):
+        st.markdown(f"**{LABEL_TITLES.get(labels, labels)}**")
+        st.dataframe(
+            group.drop(columns="labels"),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "test accuracy": st.column_config.NumberColumn(format="percent"),
+                "macro F1": st.column_config.NumberColumn(format="%.3f"),
+                "disgust recall": st.column_config.NumberColumn(format="percent"),
+                "parameters (M)": st.column_config.NumberColumn(format="%.2f"),
+                "MMACs": st.column_config.NumberColumn(format="%.0f"),
+                "CPU latency (ms)": st.column_config.NumberColumn(format="%.1f"),
+                "training time (min)": st.column_config.NumberColumn(format="%.1f"),
+            },
+        )
     plotted = df.dropna(subset=["CPU latency (ms)"])
     if len(plotted):
         scatter = (
@@ -51,6 +55,7 @@ else:
                 y=alt.Y("test accuracy:Q", axis=alt.Axis(format="%"), scale=alt.Scale(zero=False)),
                 size=alt.Size("parameters (M):Q", scale=alt.Scale(range=[60, 900])),
                 color="architecture:N",
+                shape="labels:N",
                 tooltip=["id", "architecture", alt.Tooltip("test accuracy:Q", format=".2%"), "parameters (M)", "CPU latency (ms)"],
             )
             .properties(height=320, title="Accuracy against CPU latency (batch 1); size = parameters")

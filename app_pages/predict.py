@@ -14,7 +14,7 @@ c1, c2 = st.columns([3, 1])
 chosen = c1.multiselect("Models", ids, default=ids, help="All shipped checkpoints are selected by default")
 detector = c2.selectbox("Face detector", list(DETECTORS), index=list(DETECTORS).index(DEFAULT_DETECTOR),
                         help="MTCNN is the default: fewer false faces on logos and clothing than the Haar cascade")
-uploads = st.file_uploader("Photos", type=["png", "jpg", "jpeg", "webp", "bmp"], accept_multiple_files=True)
+uploads = st.file_uploader("Photos", type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"], accept_multiple_files=True)
 snapshot = st.camera_input("…or take a snapshot")
 
 inputs = [(f.name, f.getvalue()) for f in uploads or []]
@@ -24,7 +24,7 @@ if not chosen:
     st.warning("Select at least one model.")
     st.stop()
 if not inputs:
-    st.caption("Upload photos (PNG, JPEG, WebP, BMP) or take a snapshot to see every model's prediction.")
+    st.caption("Upload photos (PNG, JPEG, WebP, BMP, GIF, TIFF) or take a snapshot to see every model's prediction.")
     st.stop()
 
 for name, data in inputs:

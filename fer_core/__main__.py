@@ -235,10 +235,20 @@ def cmd_predict(args) -> None:
 
 # ---------------------------------------------------------------- checkpoints
 def cmd_checkpoints(args) -> None:
-    from .evaluation import leaderboard_row
-    from .store import list_checkpoints
+    from .evaluation import efficiency, leaderboard_row
+    from .store import annotate_checkpoint, list_checkpoints
 
-    infos = list_checkpoints(Path(args.checkpoints) if args.checkpoints else None)
+    root = Path(args.checkpoints) if args.checkpoints else None
+    if args.card:
+        annotate_checkpoint(args.card[0], root, card=args.card[1])
+    if args.measure:
+        from .classifier import load_checkpoint
+
+        for info in list_checkpoints(root):
+            if info.ok:
+                clf = load_checkpoint(info.id, root)
+                annotate_checkpoint(info.id, root, efficiency=efficiency(clf.model, clf.input))
+    infos = list_checkpoints(root)
     rows = [{**leaderboard_row(i.meta), "error": None} if i.ok else {"id": i.id, "error": i.error} for i in infos]
     lines = [f"{r['id']:<44} ERROR {r['error']}" if r["error"] else
              f"{r['id']:<44} {r['architecture']:<16} acc {r['test accuracy'] or 0:.4f}  F1 {r['macro F1'] or 0:.4f}  {r['dataset']}"
@@ -314,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("checkpoints", cmd_checkpoints, "list trained checkpoints with key metrics")
     p.add_argument("--checkpoints")
+    p.add_argument("--card", nargs=2, metavar=("ID", "TEXT"), help="set a checkpoint's model card (shown in the app)")
+    p.add_argument("--measure", action="store_true", help="re-measure MACs and CPU speed of every checkpoint on this machine")
     return parser
 
 

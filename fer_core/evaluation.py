@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import platform
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import numpy as np
 import torch
@@ -155,6 +157,12 @@ def measure_speed(model: nn.Module, spec: InputSpec, repeats: int = 20, batch: i
     return {"latency_ms_b1": float(np.median(times) * 1000), "throughput_b256": float(batch / elapsed), "threads": torch.get_num_threads()}
 
 
+def efficiency(model: nn.Module, spec: InputSpec) -> dict:
+    """MACs and CPU speed, stamped with the machine: figures from different machines must not be compared blindly."""
+    return {"macs": count_macs(model, spec), **measure_speed(model, spec), "measured_on": platform.platform(),
+            "processor": platform.processor() or "unknown", "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
 def leaderboard_row(meta: dict) -> dict:
     """One leaderboard line from a checkpoint's meta.json."""
     m = meta.get("test_metrics", {})
@@ -171,9 +179,11 @@ def leaderboard_row(meta: dict) -> dict:
         "CPU latency (ms)": eff.get("latency_ms_b1"),
         "training time (min)": meta.get("train_time_s", 0) / 60,
         "epochs": meta.get("epochs_run"),
+        "labels": meta.get("data", {}).get("label_source", "?"),
         "dataset": f"{meta.get('data', {}).get('source', '?')} ({meta.get('data', {}).get('label_source', '?')})",
         "device": meta.get("device"),
         "date": (meta.get("created_at") or "")[:10],
+        "card": meta.get("card", ""),
     }
 
 

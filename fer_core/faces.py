@@ -36,7 +36,9 @@ def load_photo(source: bytes | str | Path | Image.Image | np.ndarray) -> np.ndar
             data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
             if not data:
                 raise PhotoError("the file is empty (0 bytes)")
-            img = Image.open(io.BytesIO(data))
+            with warnings.catch_warnings():  # the size is checked below, after a JPEG's reduced-size draft
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img = Image.open(io.BytesIO(data))
         if img.format == "JPEG":
             img.draft("RGB", (2 * DETECTION_SIDE, 2 * DETECTION_SIDE))  # decode huge JPEGs at reduced size
         w, h = img.size

@@ -203,6 +203,22 @@ def save_checkpoint(
     return final
 
 
+ANNOTATIONS = ("card", "efficiency")  # what may be added to a checkpoint after training
+
+
+def annotate_checkpoint(checkpoint_id: str, root: Path | None = None, **fields) -> dict:
+    """Add a model card or re-measured efficiency to meta.json (atomic replace); training facts stay untouched."""
+    bad = [k for k in fields if k not in ANNOTATIONS]
+    if bad:
+        raise CheckpointError(f"only {', '.join(ANNOTATIONS)} can be added to a checkpoint, not {', '.join(bad)}")
+    path = checkpoint_dir(checkpoint_id, root)
+    meta = {**read_meta(path), **fields}
+    tmp = path / f".{META_FILE}.tmp"
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path / META_FILE)
+    return meta
+
+
 def delete_checkpoint(checkpoint_id: str, root: Path | None = None) -> None:
     path = checkpoint_dir(checkpoint_id, root)
     if not (path / META_FILE).exists():

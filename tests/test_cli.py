@@ -54,7 +54,11 @@ def test_train_evaluate_checkpoints_predict(kaggle_zip, tmp_path, grace_hopper):
     assert (store / cid / "model.safetensors").is_file()
 
     listed = json.loads(cli("checkpoints", "--checkpoints", store, "--json").stdout)
-    assert [r["id"] for r in listed] == [cid]
+    assert [r["id"] for r in listed] == [cid] and listed[0]["MMACs"] is None  # trained with --no-efficiency
+    annotated = json.loads(cli("checkpoints", "--checkpoints", store, "--card", cid, "Two-epoch test model.", "--measure",
+                               "--json").stdout)
+    assert annotated[0]["card"] == "Two-epoch test model." and annotated[0]["MMACs"] > 0
+    assert annotated[0]["CPU latency (ms)"] > 0 and annotated[0]["test accuracy"] == listed[0]["test accuracy"]
 
     stored = json.loads(cli("evaluate", "--checkpoint", cid, "--checkpoints", store, "--json").stdout)
     assert stored["metrics"]["accuracy"] == pytest.approx(trained["test_metrics"]["accuracy"])

@@ -13,6 +13,7 @@ from fer_core.data import load_dataset
 from fer_core.models import get_spec
 from fer_core.store import (
     CheckpointError,
+    annotate_checkpoint,
     checkpoint_dir,
     delete_checkpoint,
     load_predictions,
@@ -253,6 +254,18 @@ def test_read_only_store_fails_cleanly(tmp_path, monkeypatch):
         save_checkpoint({"w": torch.zeros(1)}, {"model": "keras_cnn", "classes": ["a"], "input": {}},
                         torch.zeros(1, 1), torch.zeros(1), ["x"], root=tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_annotations_never_touch_training_facts(tiny_checkpoints, tmp_path):
+    infos = _copy_store(tiny_checkpoints, tmp_path / "store")
+    cid = infos[0].id
+    before = infos[0].meta
+    meta = annotate_checkpoint(cid, tmp_path / "store", card="Fails at 48x48: see the training curve.")
+    assert meta["card"].startswith("Fails") and {k: v for k, v in meta.items() if k != "card"} == before
+    assert list_checkpoints(tmp_path / "store")[0].meta["card"] == meta["card"]
+    with pytest.raises(CheckpointError, match="only card, efficiency"):
+        annotate_checkpoint(cid, tmp_path / "store", test_metrics={"accuracy": 1.0})
+    assert not list((tmp_path / "store" / cid).glob(".*.tmp"))
 
 
 def test_delete_checkpoint(tiny_checkpoints, tmp_path):

@@ -16,7 +16,7 @@ from .. import __version__
 from ..classifier import predict_logits
 from ..data import FerData, load_dataset
 from ..devices import resolve_device
-from ..evaluation import compute_metrics, count_macs, headline, measure_speed
+from ..evaluation import compute_metrics, efficiency, headline
 from ..models import count_parameters, get_spec
 from ..store import save_checkpoint
 from .config import TrainConfig
@@ -121,8 +121,7 @@ def train_and_save(
         "test_split": "test",
     }
     if measure_efficiency:
-        meta["efficiency"] = {"macs": count_macs(model, spec.input), **measure_speed(model, spec.input),
-                              "measured_on": platform.platform(), "measured_at": _now()}
+        meta["efficiency"] = efficiency(model, spec.input)
     names = [data.names[i] for i in test_idx.tolist()]
     return save_checkpoint(model.state_dict(), meta, probs, labels, names, root=root)
 
