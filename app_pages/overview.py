@@ -28,6 +28,7 @@ if not rows:
         "`python -m fer_core train --model keras_cnn --data path/to/fer2013.zip`"
     )
 else:
+    st.caption(f"{len(rows)} checkpoints")
     df = pd.DataFrame(rows).sort_values("test accuracy", ascending=False)
     for labels, group in df.groupby("labels", sort=False):
         st.markdown(f"**{LABEL_TITLES.get(labels, labels)}**")

@@ -1,9 +1,11 @@
-"""Re-evaluate every shipped checkpoint (and their ensemble) on FER2013 PrivateTest and compare with meta.json.
+"""Re-evaluate every shipped checkpoint (and their ensembles) on FER2013 PrivateTest and compare with meta.json.
 
     python bench/accuracy.py [--data ../shared/data/fer2013/fer2013.zip] [--tta flip]
 
 Runs each model on the test faces again (no stored predictions are used), prints accuracy and macro F1
 beside the figures stored at training time; the two must agree up to float16 weight rounding.
+Two ensembles per label source: the mean of every shipped model, and the members chosen greedily on
+PublicTest (fer_core.evaluation.select_ensemble) - PrivateTest is only reported, never used to choose.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer_core import list_checkpoints, load_checkpoint  # noqa: E402
 from fer_core.data import find_default_dataset, load_dataset  # noqa: E402
-from fer_core.evaluation import compute_metrics, ensemble_probs  # noqa: E402
+from fer_core.evaluation import compute_metrics, ensemble_probs, select_ensemble  # noqa: E402
 
 
 def main() -> int:
@@ -36,7 +38,7 @@ def main() -> int:
     root = Path(args.checkpoints) if args.checkpoints else None
     infos = [i for i in list_checkpoints(root) if i.ok]
     print(f"machine: {platform.platform()}, {torch.get_num_threads()} threads; data {args.data}; TTA {args.tta}\n")
-    header = f"{'checkpoint':<42} {'acc':>7} {'stored':>7} {'F1':>7} {'stored':>7} {'disgust':>8} {'s':>6}"
+    header = f"{'checkpoint':<42} {'acc':>7} {'stored':>7} {'F1':>7} {'stored':>7} {'disgust':>8} {'test s':>6}"
     print(header)
     print("-" * len(header))
     datasets: dict[tuple, object] = {}
@@ -51,18 +53,23 @@ def main() -> int:
         t = time.perf_counter()
         probs, labels = clf.evaluate(data, "test", args.tta)
         elapsed = time.perf_counter() - t
+        val_probs, val_labels = clf.evaluate(data, "val", args.tta)
         m = compute_metrics(probs, labels, data.classes)
         stored = meta["test_metrics"]
         disgust = m["per_class_accuracy"].get("disgust", float("nan"))
         print(f"{info.id:<42} {m['accuracy']:>7.4f} {stored['accuracy']:>7.4f} {m['macro_f1']:>7.4f} "
               f"{stored['macro_f1']:>7.4f} {disgust:>8.4f} {elapsed:>6.1f}")
-        groups.setdefault(key, []).append((probs, labels))
+        groups.setdefault(key, []).append((info.id, probs, labels, val_probs, val_labels))
     for key, members in groups.items():
-        if len(members) > 1:
-            probs = ensemble_probs([p for p, _ in members])
-            m = compute_metrics(probs, members[0][1], list(key[1]))
-            print(f"{'ensemble of ' + str(len(members)) + ' (' + key[0] + ')':<42} {m['accuracy']:>7.4f} {'':>7} "
+        if len(members) < 2:
+            continue
+        test = {cid: p for cid, p, _, _, _ in members}
+        chosen = select_ensemble({cid: vp for cid, _, _, vp, _ in members}, members[0][4])
+        for title, ids in [(f"mean of all {len(members)}", list(test)), (f"{len(chosen)} chosen on PublicTest", chosen)]:
+            m = compute_metrics(ensemble_probs([test[c] for c in ids]), members[0][2], list(key[1]))
+            print(f"{'ensemble, ' + title + ' (' + key[0] + ')':<42} {m['accuracy']:>7.4f} {'':>7} "
                   f"{m['macro_f1']:>7.4f} {'':>7} {m['per_class_accuracy'].get('disgust', np.nan):>8.4f}")
+        print(f"  chosen: {', '.join(chosen)}")
     return 0
 
 

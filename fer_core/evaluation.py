@@ -126,6 +126,24 @@ def ensemble_probs(prob_list: list[np.ndarray]) -> np.ndarray:
     return np.mean(np.stack(prob_list), axis=0)
 
 
+def select_ensemble(val_probs: dict[str, np.ndarray], val_labels: np.ndarray) -> list[str]:
+    """Greedy forward selection (Caruana et al. 2004) on validation faces: add the member that raises the
+    mean-probability ensemble's accuracy most, stop when none does. Weak members are left out, and the
+    test split is never looked at."""
+    chosen: list[str] = []
+    best = -1.0
+    while True:
+        scores = {k: float((ensemble_probs([val_probs[c] for c in chosen + [k]]).argmax(1) == val_labels).mean())
+                  for k in val_probs if k not in chosen}
+        if not scores:
+            return chosen
+        name = max(scores, key=scores.get)
+        if scores[name] <= best:
+            return chosen
+        chosen.append(name)
+        best = scores[name]
+
+
 def count_macs(model: nn.Module, spec: InputSpec) -> int:
     """Multiply-accumulates for one face, from torch's own FLOP counter (FLOPs / 2)."""
     from torch.utils.flop_counter import FlopCounterMode

@@ -6,19 +6,14 @@ camera snapshot path is exercised too. Screenshots go to test-artifacts/.
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import cv2
 import pytest
 
 from fer_core.store import list_checkpoints
+from ui.launch import running_app
 
 from .conftest import REPO
 
@@ -39,38 +34,11 @@ def write_y4m(photo: Path, path: Path, frames: int = 30) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
 def server(tiny_checkpoints, kaggle_zip, tmp_path):
-    port = free_port()
-    env = {**os.environ, "FER_CHECKPOINTS": str(tiny_checkpoints), "FER_DATA": str(kaggle_zip), "FER_RUNS": str(tmp_path / "runs")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start: " + proc.stdout.read().decode(errors="replace")[-2000:])
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    env = {"FER_CHECKPOINTS": str(tiny_checkpoints), "FER_DATA": str(kaggle_zip), "FER_RUNS": str(tmp_path / "runs")}
+    with running_app(env) as (_, url):
+        yield url
 
 
 def test_browser_predict_camera_explain_evaluate(server, tiny_checkpoints, grace_hopper, tmp_path):
@@ -117,3 +85,29 @@ def test_browser_predict_camera_explain_evaluate(server, tiny_checkpoints, grace
         page.screenshot(path=str(ARTIFACTS / "evaluate.png"), full_page=True)
         assert page.locator("text=Traceback").count() == 0
         browser.close()
+
+
+def test_refresh_reattaches_to_the_running_job_and_cancel_works(tiny_checkpoints, kaggle_zip, tmp_path):
+    """A job started elsewhere (another tab, the CLI) shows in a fresh page load, survives a reload, and cancels."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from fer_core.training import make_config
+    from fer_core.training.jobs import read_job, start_job
+
+    runs = tmp_path / "runs"
+    env = {"FER_CHECKPOINTS": str(tiny_checkpoints), "FER_DATA": str(kaggle_zip), "FER_RUNS": str(runs)}
+    cfg = make_config("keras_cnn", "quick", data=str(kaggle_zip), epochs=2000, batch_size=4, device="cpu")
+    with running_app(env) as (_, url), sync_playwright() as p:
+        job_id = start_job(cfg, root=runs, checkpoints=tmp_path / "ck")
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.set_default_timeout(120_000)
+        expect.set_options(timeout=120_000)
+        page.goto(url)
+        expect(page.get_by_text("keras_cnn training: epoch")).to_be_visible()
+        page.reload()
+        expect(page.get_by_text("keras_cnn training: epoch")).to_be_visible()
+        page.get_by_role("button", name="Cancel").click()
+        expect(page.get_by_text("keras_cnn was cancelled; nothing was saved.")).to_be_visible()
+        browser.close()
+    assert read_job(runs / job_id).state == "cancelled" and not (tmp_path / "ck").exists()

@@ -7,7 +7,15 @@ from sklearn.metrics import accuracy_score
 from fer_core import list_checkpoints, load_checkpoint
 from fer_core.classifier import TTA_MODES
 from fer_core.data import load_dataset
-from fer_core.evaluation import compute_metrics, count_macs, ensemble_probs, expected_calibration_error, mcnemar, measure_speed
+from fer_core.evaluation import (
+    compute_metrics,
+    count_macs,
+    ensemble_probs,
+    expected_calibration_error,
+    mcnemar,
+    measure_speed,
+    select_ensemble,
+)
 from fer_core.explain import feature_grid, feature_layers, feature_maps, grad_cam, integrated_gradients
 from fer_core.models import get_spec
 from fer_core.store import load_predictions
@@ -36,6 +44,19 @@ def test_ece_is_zero_when_calibrated_and_large_when_overconfident():
     assert expected_calibration_error(calibrated, labels) == pytest.approx(0.0, abs=1e-9)
     overconfident = np.tile([[0.99, 0.01]], (100, 1))
     assert expected_calibration_error(overconfident, labels) == pytest.approx(0.49, abs=1e-6)
+
+
+def test_select_ensemble_keeps_complementary_members_and_drops_noise():
+    labels = np.array([0, 1] * 6)
+    onehot = np.eye(2)[labels]
+    left = onehot.copy()
+    left[:4] = [0.45, 0.55]  # wrong but unsure on the first four faces
+    right = onehot.copy()
+    right[8:] = [0.45, 0.55]  # wrong but unsure on the last four
+    noise = np.eye(2)[1 - labels]  # confidently wrong everywhere
+    chosen = select_ensemble({"left": left, "right": right, "noise": noise}, labels)
+    assert sorted(chosen) == ["left", "right"]  # together they are right on every face; noise only hurts
+    assert select_ensemble({}, labels) == []
 
 
 def test_mcnemar():

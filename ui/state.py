@@ -129,7 +129,8 @@ def sample_faces(data: FerData, per_class: int = 8, seed: int = 0) -> dict[str, 
     return out
 
 
-@st.cache_data(show_spinner="Finding faces and predicting…", max_entries=128)
+# Each entry holds the decoded photo: 32 keeps the cache under ~100 MB for 720p photos.
+@st.cache_data(show_spinner="Finding faces and predicting…", max_entries=32)
 def photo_prediction(data: bytes, checkpoint_ids: tuple[str, ...], detector: str, name: str, signature: tuple) -> PhotoPrediction:
     """Cached per (file bytes, models, detector): reruns of the page do not predict again."""
     return predict_photo([classifier(i) for i in checkpoint_ids], data, detector=detector, name=name)
