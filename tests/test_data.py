@@ -94,6 +94,32 @@ def test_empty_class_folder_is_named(tmp_path):
         load_dataset(tmp_path / "d")
 
 
+def test_class_missing_from_one_split_is_named(tmp_path):
+    for split, classes in {"train": ("happy", "sad", "fear"), "test": ("happy", "sad")}.items():
+        for cls in classes:
+            (tmp_path / "d" / split / cls).mkdir(parents=True)
+            (tmp_path / "d" / split / cls / "a.png").write_bytes(encode(synthetic_face(0, 0), ".png"))
+    with pytest.raises(DataError, match="test split has no folder .*fear"):
+        load_dataset(tmp_path / "d")
+
+
+def test_empty_split_folder_is_named(tmp_path):
+    (tmp_path / "d" / "train" / "happy").mkdir(parents=True)
+    (tmp_path / "d" / "train" / "happy" / "a.png").write_bytes(encode(synthetic_face(0, 0), ".png"))
+    (tmp_path / "d" / "test").mkdir()
+    with pytest.raises(DataError, match="test: split folder has no images"):
+        load_dataset(tmp_path / "d")
+
+
+def test_non_image_file_is_named_and_hidden_files_are_skipped(tmp_path):
+    (tmp_path / "d" / "happy").mkdir(parents=True)
+    (tmp_path / "d" / "happy" / "a.png").write_bytes(encode(synthetic_face(0, 0), ".png"))
+    (tmp_path / "d" / "happy" / ".DS_Store").write_bytes(b"\0\0junk")
+    (tmp_path / "d" / "happy" / "notes.txt").write_text("labelled by Bob")
+    with pytest.raises(DataError, match="notes.txt: not an image file"):
+        load_dataset(tmp_path / "d")
+
+
 def test_undecodable_image_is_named(tmp_path):
     (tmp_path / "d" / "happy").mkdir(parents=True)
     (tmp_path / "d" / "happy" / "broken.jpg").write_bytes(b"not really a jpeg")

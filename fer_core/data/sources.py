@@ -98,10 +98,28 @@ def _parse_tree(relpaths: list[str], where: str) -> list[tuple[str, str, str | N
         items.append((rel, cls, split))
     if not items:
         raise DataError(f"{where}: no images found in class folders")
+    _check_splits_share_classes(items, where)
     return items
 
 
+def _check_splits_share_classes(items: list[tuple[str, str, str | None]], where: str) -> None:
+    """With split folders, a class missing from one split makes its metrics (or its training) meaningless."""
+    by_split: dict[str, set[str]] = {}
+    for _, cls, split in items:
+        if split is not None:
+            by_split.setdefault(split, set()).add(cls)
+    every = set().union(*by_split.values()) if by_split else set()
+    for split, classes in sorted(by_split.items()):
+        if classes != every:
+            missing = ", ".join(sorted(every - classes))
+            raise DataError(f"{where}: the {split} split has no folder (or no images) for {missing}, which other "
+                            "splits have; every split needs the same class folders")
+
+
 def _check_no_empty_class_dirs(root: Path) -> None:
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and p.name.lower() in _SPLIT_FOLDERS):
+        if not any(f.is_file() and not _is_ignored(f.name) for f in d.rglob("*")):
+            raise DataError(f"{d}: split folder has no images")
     for d in sorted(p for p in root.rglob("*") if p.is_dir() and not _is_ignored(p.name)):
         if normalize_class_name(d.name) is None:
             continue
