@@ -152,12 +152,26 @@ def test_resume_continues_from_last_epoch(kaggle_zip, tmp_path):
     assert epochs_seen == [1, 2, 3] and [h["epoch"] for h in result.history] == [1, 2, 3]
 
 
-def test_time_budget_anneals_over_wall_clock_and_stops_in_time(kaggle_zip):
-    budget_min = 0.05  # 3 s: many tiny epochs, far fewer than the cap
+class SteppingClock:
+    """Every reading advances 50 ms: the run "takes" the same time on any machine, however busy."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 0.05
+        return self.now
+
+
+def test_time_budget_anneals_over_wall_clock_and_stops_in_time(kaggle_zip, monkeypatch):
+    from fer_core.training import loop
+
+    monkeypatch.setattr(loop, "time", SteppingClock())
+    budget_min = 0.05  # 3 s of the stepping clock: several epochs, far fewer than the cap
     result = _run(kaggle_zip, epochs=500, warmup_epochs=0, time_budget_min=budget_min)
     lrs = [h["lr"] for h in result.history]
-    assert result.stop_reason == "time_budget" and 2 <= len(lrs) < 500
-    assert lrs[-1] < 0.5 * lrs[0]  # the cosine ran over the budget, not over 500 epochs
+    assert result.stop_reason == "time_budget" and 3 <= len(lrs) < 500
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.5 * lrs[0]  # the cosine ran over the budget
     assert result.train_time_s <= budget_min * 60
 
 
