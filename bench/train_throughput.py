@@ -115,6 +115,7 @@ def main() -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--batches", type=int, default=20)
     p.add_argument("--device", default="cpu", help="cpu: against the textbook pipeline; cuda: against compute only")
+    p.add_argument("--profile", action="store_true", help="only profile our loop (torch.profiler, top operators)")
     args = p.parse_args()
     if not args.data.endswith(".zip") or not Path(args.data).is_file():
         print("needs the Kaggle fer2013.zip: pass --data PATH", file=sys.stderr)
@@ -125,6 +126,14 @@ def main() -> int:
     print(f"machine: {platform.platform()}, {name}; batch {args.batch_size}, "
           f"{args.batches} timed batches after {args.warmup} warm-up\n")
     n_train = len(data.indices("train"))
+    if args.profile:
+        for name in args.models.split(","):
+            activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else [])
+            with torch.profiler.profile(activities=activities) as prof:
+                ours(name, data, args.batch_size, args.warmup, args.batches, device)
+            print(f"{name}: top operators over {args.warmup + args.batches} batches\n"
+                  + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+        return 0
     if device.type == "cuda":
         print(f"{'model':<14} {'compute-only img/s':>19} {'fer_core img/s':>15} {'ratio':>7} {'s/epoch':>8}")
         for name in args.models.split(","):
