@@ -30,7 +30,9 @@ if not rows:
 else:
     st.caption(f"{len(rows)} checkpoints")
     df = pd.DataFrame(rows).sort_values("test accuracy", ascending=False)
-    for labels, group in df.groupby("labels", sort=False):
+    order = [lab for lab in LABEL_TITLES if lab in set(df["labels"])] + sorted(set(df["labels"]) - set(LABEL_TITLES))
+    for labels in order:
+        group = df[df["labels"] == labels]
         st.markdown(f"**{LABEL_TITLES.get(labels, labels)}**")
         st.dataframe(
             group.drop(columns="labels"),
