@@ -25,6 +25,7 @@ from fer_core.training import (
     TrainingCancelled,
     TrainingDiverged,
     fit,
+    loop,
     make_config,
     train_and_save,
 )
@@ -101,6 +102,20 @@ def test_last_batch_of_one_face_is_dropped(kaggle_zip):
     assert np.isfinite(result.history[0]["train_loss"])
 
 
+@pytest.mark.parametrize("batch_size", [4, 8])
+def test_augmenting_several_batches_per_call_keeps_faces_and_labels_aligned(kaggle_zip, monkeypatch, batch_size):
+    """The GPU path augments chunks of batches; without augmentation it must train exactly like one batch per call."""
+    def run(chunk_images: int) -> list[dict]:
+        monkeypatch.setitem(loop.AUGMENT_CHUNK_IMAGES, "cpu", chunk_images)
+        torch.manual_seed(0)
+        return _run(kaggle_zip, epochs=2, batch_size=batch_size, augment="none").history
+
+    per_batch, chunked = run(0), run(3 * batch_size)
+    for a, b in zip(per_batch, chunked, strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
+        assert a["train_acc"] == b["train_acc"] and a["val_acc"] == b["val_acc"]
+
+
 def test_freeze_backbone_trains_only_the_head(kaggle_zip):
     data = load_dataset(kaggle_zip)
     spec = get_spec("shufflenet_v2")
@@ -164,8 +179,6 @@ class SteppingClock:
 
 
 def test_time_budget_anneals_over_wall_clock_and_stops_in_time(kaggle_zip, monkeypatch):
-    from fer_core.training import loop
-
     monkeypatch.setattr(loop, "time", SteppingClock())
     budget_min = 0.05  # 3 s of the stepping clock: several epochs, far fewer than the cap
     result = _run(kaggle_zip, epochs=500, warmup_epochs=0, time_budget_min=budget_min)

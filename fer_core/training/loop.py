@@ -28,6 +28,10 @@ class TrainingCancelled(Exception):
 
 
 DIVERGENCE_CHECK_EVERY = 25  # batches
+# Faces augmented per kornia call, by device type. On a GPU one call costs ~1k small kernel launches
+# whatever its size, so one call per batch leaves the GPU waiting on Python (bench/train_throughput.py);
+# a chunk of batches amortises that. On a CPU larger calls are slower per face (cache): one batch per call.
+AUGMENT_CHUNK_IMAGES: dict[str, int] = {"cuda": 4096}
 
 
 class TrainingDiverged(RuntimeError):
@@ -193,6 +197,7 @@ def fit(
     augmentation = build_augmentation(cfg.augment, crop).to(device)
     step_model = torch.compile(model) if cfg.compile else model
     generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    chunk_batches = max(1, AUGMENT_CHUNK_IMAGES.get(device.type, 0) // cfg.batch_size)
 
     prog = _Progress()
     if state_file is not None and state_file.is_file():
@@ -214,7 +219,11 @@ def fit(
                 for group, base in zip(optimizer.param_groups, base_lrs):
                     group["lr"] = base * factor
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            x = augment_batch(augmentation, x_train[idx].float().div_(255.0))
+            if b % chunk_batches == 0:
+                chunk_idx = order[b * cfg.batch_size : (b + chunk_batches) * cfg.batch_size]
+                augmented = augment_batch(augmentation, x_train[chunk_idx].float().div_(255.0))
+            start = (b % chunk_batches) * cfg.batch_size
+            x = augmented[start : start + len(idx)]
             x = to_model_input(x, spec_input, already_cropped=crop is not None)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
