@@ -49,13 +49,10 @@ for name, data in inputs:
                     labels = ", ".join(f"{cid}: {p.label}" for cid, p in fp.predictions.items())
                     st.warning(f"The models disagree on face {n}: {labels}")
                 ensemble = fp.ensemble()
-                cols = st.columns(min(4, len(fp.predictions) + (ensemble is not None) + 1))
-                cols[0].image(charts.upscale(fp.face.face, 120), caption="model input (48x48)")
-                panels = list(fp.predictions.items()) + ([("ensemble (mean)", None)] if ensemble else [])
-                for i, (cid, pred) in enumerate(panels):
-                    col = cols[(i + 1) % len(cols)]
-                    probs = ensemble if pred is None else pred.probabilities
-                    top = max(probs, key=probs.get)
-                    col.markdown(f"**{top}** · {probs[top]:.0%}")
-                    col.altair_chart(charts.probability_bars(probs), width="stretch")
-                    col.caption(cid if pred is None else f"{cid} · {pred.latency_ms:.1f} ms")
+                per_model = {f"ensemble (mean of {len(ensemble[1])})": ensemble[0]} if ensemble else {}
+                per_model |= {cid: pred.probabilities for cid, pred in fp.predictions.items()}
+                face_col, grid_col = st.columns([1, 5])
+                face_col.image(charts.upscale(fp.face.face, 120), caption="model input (48x48)")
+                grid_col.altair_chart(charts.probability_grid(per_model), width="stretch")
+                grid_col.caption("Outlined: each model's top class. Latency per model: "
+                                 + ", ".join(f"{cid} {pred.latency_ms:.1f} ms" for cid, pred in fp.predictions.items()))

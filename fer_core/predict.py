@@ -24,14 +24,22 @@ class FacePrediction:
     face: Face
     predictions: dict[str, ModelPrediction]  # checkpoint id -> prediction
 
-    def ensemble(self) -> dict[str, float] | None:
-        """Mean probabilities over models that share a class list; None when the models' classes differ."""
-        preds = list(self.predictions.values())
-        if not preds or len({tuple(p.probabilities) for p in preds}) != 1:
+    def ensemble(self) -> tuple[dict[str, float], list[str]] | None:
+        """Mean probabilities and member ids of the largest group of models sharing one class list.
+
+        Probabilities over different class lists (FER2013's 7, FER+'s 8) cannot be averaged, so a FER+
+        model beside FER2013 models is left out rather than disabling the ensemble. None below 2 members.
+        """
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for cid, p in self.predictions.items():
+            groups.setdefault(tuple(p.probabilities), []).append(cid)
+        if not groups:
             return None
-        classes = list(preds[0].probabilities)
-        mean = np.mean([[p.probabilities[c] for c in classes] for p in preds], axis=0)
-        return {c: float(v) for c, v in zip(classes, mean)}
+        classes, members = max(groups.items(), key=lambda item: len(item[1]))
+        if len(members) < 2:
+            return None
+        mean = np.mean([[self.predictions[m].probabilities[c] for c in classes] for m in members], axis=0)
+        return {c: float(v) for c, v in zip(classes, mean)}, members
 
     def disagreement(self) -> bool:
         return len({p.label for p in self.predictions.values()}) > 1

@@ -17,7 +17,9 @@ from fer_core.evaluation import (
     select_ensemble,
 )
 from fer_core.explain import feature_grid, feature_layers, feature_maps, grad_cam, integrated_gradients
+from fer_core.faces import Face
 from fer_core.models import get_spec
+from fer_core.predict import FacePrediction, ModelPrediction
 from fer_core.store import load_predictions
 
 from .conftest import synthetic_face
@@ -74,6 +76,20 @@ def test_ensemble_is_the_mean_and_checks_shapes():
     assert np.allclose(ensemble_probs([p1, p2]), [[0.5, 0.5]])
     with pytest.raises(ValueError):
         ensemble_probs([p1, np.zeros((2, 2))])
+
+
+def test_photo_ensemble_averages_the_largest_group_sharing_a_class_list():
+    """A FER+ model (8 classes) beside FER2013 models is left out of the mean instead of disabling it."""
+    seven, eight = ["a", "b"], ["a", "b", "contempt"]
+
+    def pred(classes, probs):
+        return ModelPrediction(classes[int(np.argmax(probs))], dict(zip(classes, probs)), 1.0)
+
+    face = Face((0, 0, 48, 48), True, np.zeros((48, 48), np.uint8))
+    fp = FacePrediction(face, {"m1": pred(seven, [1.0, 0.0]), "plus": pred(eight, [0.0, 0.0, 1.0]), "m2": pred(seven, [0.5, 0.5])})
+    probs, members = fp.ensemble()
+    assert members == ["m1", "m2"] and probs == pytest.approx({"a": 0.75, "b": 0.25})
+    assert FacePrediction(face, {"m1": fp.predictions["m1"], "plus": fp.predictions["plus"]}).ensemble() is None
 
 
 def test_efficiency_figures():

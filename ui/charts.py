@@ -8,20 +8,29 @@ import numpy as np
 import pandas as pd
 
 
-def probability_bars(probabilities: dict[str, float], highlight: str | None = None, height: int = 190) -> alt.Chart:
-    df = pd.DataFrame({"emotion": list(probabilities), "probability": list(probabilities.values())})
-    df["top"] = df["emotion"] == (highlight or df.loc[df["probability"].idxmax(), "emotion"])
-    return (
-        alt.Chart(df)
-        .mark_bar()
-        .encode(
-            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
-            y=alt.Y("emotion:N", sort=None, title=None, axis=alt.Axis(labelOverlap=False)),
-            color=alt.condition("datum.top", alt.value("#e4572e"), alt.value("#4c78a8")),
-            tooltip=["emotion", alt.Tooltip("probability:Q", format=".1%")],
-        )
-        .properties(height=height)
+def probability_grid(per_model: dict[str, dict[str, float]]) -> alt.Chart:
+    """Every model's class probabilities for one face as one heatmap (rows: models; the top class outlined).
+
+    One chart per face instead of one per model: a warm rerun of Predict redraws a single Vega spec.
+    Models with other class lists (FER+ adds contempt) simply leave those cells empty.
+    """
+    rows = [{"model": model, "emotion": emotion, "probability": p, "top": emotion == max(probs, key=probs.get)}
+            for model, probs in per_model.items() for emotion, p in probs.items()]
+    classes = list(dict.fromkeys(e for probs in per_model.values() for e in probs))
+    base = alt.Chart(pd.DataFrame(rows)).encode(
+        x=alt.X("emotion:N", sort=classes, title=None, axis=alt.Axis(orient="top", labelAngle=0)),
+        y=alt.Y("model:N", sort=list(per_model), title=None, axis=alt.Axis(labelLimit=360)),
     )
+    cells = base.mark_rect(stroke="#e4572e").encode(
+        color=alt.Color("probability:Q", scale=alt.Scale(domain=[0, 1], scheme="blues"), legend=None),
+        strokeWidth=alt.condition("datum.top", alt.value(3), alt.value(0)),
+        tooltip=["model", "emotion", alt.Tooltip("probability:Q", format=".1%")],
+    )
+    text = base.mark_text(fontSize=12).encode(
+        text=alt.Text("probability:Q", format=".0%"),
+        color=alt.condition("datum.probability > 0.55", alt.value("white"), alt.value("black")),
+    )
+    return (cells + text).properties(height=26 * len(per_model) + 10)
 
 
 def confusion_heatmap(matrix: list[list[float]], classes: list[str], normalized: bool) -> alt.Chart:
