@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import training_panel
-
 st.set_page_config(page_title="FER workbench", page_icon="🙂", layout="wide")
 
 pages = [
@@ -15,5 +13,10 @@ pages = [
     st.Page("app_pages/evaluate.py", title="Evaluate", icon="📊"),
 ]
 navigation = st.navigation(pages)
-training_panel.render()
-navigation.run()
+try:
+    navigation.run()
+finally:  # also after st.stop() in a page: the sidebar must always offer training
+    # Drawn after the page and imported here, so the page's first paint does not wait for torch.
+    from ui import training_panel
+
+    training_panel.render()

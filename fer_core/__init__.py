@@ -8,12 +8,33 @@ The stable surface for notebooks, the CLI and the app:
     predict_photo([clf], "photo.jpg") # faces found + per-face probabilities
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
 
-from .classifier import FerClassifier, load_checkpoint  # noqa: E402
-from .data import load_dataset  # noqa: E402
-from .models import list_models  # noqa: E402
-from .predict import predict_photo  # noqa: E402
-from .store import list_checkpoints  # noqa: E402
-
+# Imported on first use (PEP 562): `import fer_core.store` for listing checkpoints must not pay for torch.
+_EXPORTS = {
+    "FerClassifier": "classifier",
+    "load_checkpoint": "classifier",
+    "load_dataset": "data",
+    "list_models": "models",
+    "predict_photo": "predict",
+    "list_checkpoints": "store",
+}
 __all__ = ["FerClassifier", "list_checkpoints", "list_models", "load_checkpoint", "load_dataset", "predict_photo", "__version__"]
+
+if TYPE_CHECKING:
+    from .classifier import FerClassifier, load_checkpoint
+    from .data import load_dataset
+    from .models import list_models
+    from .predict import predict_photo
+    from .store import list_checkpoints
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'fer_core' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

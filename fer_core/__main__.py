@@ -235,7 +235,8 @@ def cmd_predict(args) -> None:
 
 # ---------------------------------------------------------------- checkpoints
 def cmd_checkpoints(args) -> None:
-    from .evaluation import efficiency, leaderboard_row
+    from .evaluation import efficiency
+    from .leaderboard import leaderboard_row
     from .store import annotate_checkpoint, list_checkpoints
 
     root = Path(args.checkpoints) if args.checkpoints else None

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from .data import FerData, to_model_input
-from .data.preprocess import InputSpec, center_crop
+from .data.preprocess import center_crop
+from .input_spec import InputSpec
 from .models import ModelSpec, get_spec
 from .store import load_weights, read_meta, resolve_checkpoint
 

@@ -23,7 +23,7 @@ from sklearn.metrics import (
 from sklearn.preprocessing import label_binarize
 from torch import nn
 
-from .data.preprocess import InputSpec
+from .input_spec import InputSpec
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
@@ -179,30 +179,6 @@ def efficiency(model: nn.Module, spec: InputSpec) -> dict:
     """MACs and CPU speed, stamped with the machine: figures from different machines must not be compared blindly."""
     return {"macs": count_macs(model, spec), **measure_speed(model, spec), "measured_on": platform.platform(),
             "processor": platform.processor() or "unknown", "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-
-
-def leaderboard_row(meta: dict) -> dict:
-    """One leaderboard line from a checkpoint's meta.json."""
-    m = meta.get("test_metrics", {})
-    eff = meta.get("efficiency", {})
-    per_class = m.get("per_class_accuracy", {})
-    return {
-        "id": meta.get("id"),
-        "architecture": meta["model"],
-        "test accuracy": m.get("accuracy"),
-        "macro F1": m.get("macro_f1"),
-        "disgust recall": per_class.get("disgust"),
-        "parameters (M)": meta.get("parameters", 0) / 1e6,
-        "MMACs": eff.get("macs", 0) / 1e6 if eff.get("macs") else None,
-        "CPU latency (ms)": eff.get("latency_ms_b1"),
-        "training time (min)": meta.get("train_time_s", 0) / 60,
-        "epochs": meta.get("epochs_run"),
-        "labels": meta.get("data", {}).get("label_source", "?"),
-        "dataset": f"{meta.get('data', {}).get('source', '?')} ({meta.get('data', {}).get('label_source', '?')})",
-        "device": meta.get("device"),
-        "date": (meta.get("created_at") or "")[:10],
-        "card": meta.get("card", ""),
-    }
 
 
 def embedding_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:

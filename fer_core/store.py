@@ -15,13 +15,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
-from torch import nn
 
 from .models import get_spec
+
+if TYPE_CHECKING:  # torch is imported where tensors are read or written: listing needs only meta.json
+    import torch
+    from torch import nn
 
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "meta.json"
@@ -114,6 +116,8 @@ def list_checkpoints(root: Path | None = None) -> list[CheckpointInfo]:
 
 def load_weights(path: Path, meta: dict) -> nn.Module:
     """Build the registered architecture and load the safetensors weights into it, strictly."""
+    from safetensors.torch import load_file
+
     spec = get_spec(meta["model"])
     model = spec.build(len(meta["classes"]))
     file = path / WEIGHTS_FILE
@@ -133,6 +137,8 @@ def load_weights(path: Path, meta: dict) -> nn.Module:
 
 def load_predictions(path: Path) -> dict:
     """{'probs': (N,C) float32, 'labels': (N,), 'names': [...], 'split': str}."""
+    from safetensors.torch import load_file
+
     file = path / PREDICTIONS_FILE
     try:
         with safe_open(str(file), framework="pt") as f:
@@ -177,6 +183,8 @@ def save_checkpoint(
     A crash or a full disk leaves at most a `.tmp-*` directory (ignored by listing); an existing
     checkpoint is never overwritten.
     """
+    from safetensors.torch import save_file
+
     root = Path(root or default_root())
     root.mkdir(parents=True, exist_ok=True)
     cid = checkpoint_id or new_checkpoint_id(meta["model"], meta.get("data", {}).get("label_source", "fer2013"), root)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pandas as pd
@@ -52,6 +54,20 @@ def test_overview_lists_checkpoints_and_dataset(app_env):
     table = at.dataframe[0].value
     assert set(table["id"]) == ids
     assert any("Duplicate groups" in m.label for m in at.metric)
+
+
+def test_overview_data_loads_without_torch(tiny_checkpoints):
+    """The Overview's leaderboard (checkpoints listed, architectures validated) must not wait for torch to import."""
+    code = (
+        "import sys; import ui.state, ui.charts; from fer_core.leaderboard import leaderboard_row; "
+        "from fer_core.store import list_checkpoints; "
+        f"infos = list_checkpoints({str(tiny_checkpoints)!r}); assert infos and all(i.ok for i in infos); "
+        "[leaderboard_row(i.meta) for i in infos]; "
+        "print(sorted(m for m in ('torch', 'torchvision', 'sklearn', 'scipy', 'kornia') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_overview_empty_state(monkeypatch, tmp_path, kaggle_zip):

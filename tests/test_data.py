@@ -12,7 +12,6 @@ from fer_core.data import (
     FER2013_CLASSES,
     FERPLUS_CLASSES,
     DataError,
-    InputSpec,
     augment_batch,
     build_augmentation,
     load_dataset,
@@ -20,6 +19,7 @@ from fer_core.data import (
     summarize,
     to_model_input,
 )
+from fer_core.input_spec import InputSpec
 
 from .conftest import FER2013_ZIP, FERPLUS_DIR, encode, kaggle_entries, synthetic_face
 

@@ -8,15 +8,20 @@ model from disk.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
 
-from fer_core.classifier import FerClassifier, load_checkpoint
-from fer_core.data import FerData, find_default_dataset, load_dataset, summarize
-from fer_core.evaluation import compute_metrics, leaderboard_row
-from fer_core.predict import PhotoPrediction, predict_photo
+from fer_core.leaderboard import leaderboard_row
 from fer_core.store import CheckpointInfo, default_root, list_checkpoints, load_predictions
+
+# Modules that import torch are imported inside the functions that need them: the Overview's
+# leaderboard is drawn from meta.json files before torch (seconds on a small CPU) is loaded.
+if TYPE_CHECKING:
+    from fer_core.classifier import FerClassifier
+    from fer_core.data import FerData
+    from fer_core.predict import PhotoPrediction
 
 
 def store_root() -> Path:
@@ -65,6 +70,8 @@ def leaderboard() -> list[dict]:
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=64)
 def _classifier(checkpoint_id: str, signature: tuple) -> FerClassifier:
+    from fer_core.classifier import load_checkpoint
+
     return load_checkpoint(checkpoint_id, root=store_root())
 
 
@@ -75,6 +82,8 @@ def classifier(checkpoint_id: str) -> FerClassifier:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _evaluation(checkpoint_id: str, signature: tuple) -> dict:
+    from fer_core.evaluation import compute_metrics
+
     info = next(c for c in good_checkpoints() if c.id == checkpoint_id)
     pred = load_predictions(info.path)
     probs, labels = pred["probs"].numpy(), pred["labels"].numpy()
@@ -88,17 +97,23 @@ def evaluation(checkpoint_id: str) -> dict:
 
 
 def default_dataset_path() -> str:
+    from fer_core.data import find_default_dataset
+
     found = find_default_dataset()
     return str(found) if found else ""
 
 
 @st.cache_resource(show_spinner="Loading dataset (the first time decodes every image)…", max_entries=4)
 def dataset(path: str, labels: str = "fer2013") -> FerData:
+    from fer_core.data import load_dataset
+
     return load_dataset(path, labels=labels)
 
 
 @st.cache_data(show_spinner="Summarising dataset…", max_entries=4)
 def dataset_summary(path: str, labels: str = "fer2013") -> dict:
+    from fer_core.data import summarize
+
     return summarize(dataset(path, labels)).to_dict()
 
 
@@ -133,6 +148,8 @@ def sample_faces(data: FerData, per_class: int = 8, seed: int = 0) -> dict[str, 
 @st.cache_data(show_spinner="Finding faces and predicting…", max_entries=32)
 def photo_prediction(data: bytes, checkpoint_ids: tuple[str, ...], detector: str, name: str, signature: tuple) -> PhotoPrediction:
     """Cached per (file bytes, models, detector): reruns of the page do not predict again."""
+    from fer_core.predict import predict_photo
+
     return predict_photo([classifier(i) for i in checkpoint_ids], data, detector=detector, name=name)
 
 

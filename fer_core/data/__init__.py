@@ -4,7 +4,7 @@ from .augment import AUGMENT_PRESETS, augment_batch, build_augmentation
 from .classes import FER2013_CLASSES, FERPLUS_CLASSES, normalize_class_name
 from .dataset import IMAGE_SIZE, SPLITS, DataError, FerData
 from .loading import LABEL_SOURCES, find_default_dataset, load_dataset
-from .preprocess import InputSpec, to_model_input
+from .preprocess import to_model_input
 from .summary import DatasetSummary, summarize
 
 __all__ = [
@@ -15,7 +15,6 @@ __all__ = [
     "FERPLUS_CLASSES",
     "FerData",
     "IMAGE_SIZE",
-    "InputSpec",
     "LABEL_SOURCES",
     "SPLITS",
     "augment_batch",

@@ -6,22 +6,10 @@ its input resized (or centre-cropped), channel-adapted and normalised the same w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-# Grayscale faces are scaled to [-1, 1]; torchvision families fold ImageNet's per-channel statistics
-# into their first convolution instead (see models/torchvision_zoo.py), so one normalisation serves all.
-MEAN = 0.5
-STD = 0.5
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    size: int = 48  # square input side the model expects
-    channels: int = 1
-    fit: str = "resize"  # "resize" to `size`, or "crop": centre crop at inference, random crop in training
+from ..input_spec import MEAN, STD, InputSpec
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,15 @@
-"""The model zoo. Importing this package registers every model."""
+"""The model zoo. Importing this package fills the registry from the catalog (without importing torch)."""
 
-from . import custom, torchvision_zoo  # noqa: F401  (registration side effect)
-from .registry import ModelSpec, build_model, count_parameters, get_spec, list_models, register, spec_parameters
-from .torchvision_zoo import PretrainedUnavailable
+from . import catalog  # noqa: F401  (registration side effect)
+from .registry import (
+    ModelSpec,
+    PretrainedUnavailable,
+    build_model,
+    count_parameters,
+    get_spec,
+    list_models,
+    register,
+    spec_parameters,
+)
 
 __all__ = ["ModelSpec", "PretrainedUnavailable", "build_model", "count_parameters", "get_spec", "list_models", "register", "spec_parameters"]

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..data.preprocess import InputSpec
-from .registry import ModelSpec, register
-
 
 def conv_bn(cin: int, cout: int, kernel: int = 3, padding: str | int = "same") -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=padding, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
@@ -149,32 +146,3 @@ class VggFER(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.features(x))
-
-
-_NATIVE = InputSpec(size=48, channels=1)
-_KERAS_REF = "Keras-style 3-block CNN for FER2013 and its ablations"
-
-register(ModelSpec("cnn_4conv_4fc", "custom", FourConvFourFC, _NATIVE, "features.9",
-                   "4 conv + 4 FC CNN with batch norm and dropout 0.2 (common FER2013 baseline)",
-                   "Four conv blocks and four dense layers; the classic small FER baseline."))
-register(ModelSpec("keras_cnn", "custom", KerasCNN, _NATIVE, "features.2.1", _KERAS_REF,
-                   "3 blocks 32-32/64-64/128-128, BN, max-pool, dropout 0.25, dense 256, dropout 0.5.", tags=("keras",)))
-register(ModelSpec("keras_cnn_avgpool", "custom", lambda n: KerasCNN(n, avg_pool_from_block=1), _NATIVE, "features.2.1",
-                   _KERAS_REF, "Variant: average pooling in blocks 2-3.", tags=("keras",)))
-register(ModelSpec("keras_cnn_wide", "custom", lambda n: KerasCNN(n, widths=(64, 128, 256)), _NATIVE, "features.2.1",
-                   _KERAS_REF, "Variant: doubled filters (64/128/256).", tags=("keras",)))
-register(ModelSpec("keras_cnn_5x5", "custom", lambda n: KerasCNN(n, kernel=5), _NATIVE, "features.2.1",
-                   _KERAS_REF, "Variant: 5x5 kernels.", tags=("keras",)))
-register(ModelSpec("keras_cnn_4block", "custom", lambda n: KerasCNN(n, widths=(32, 64, 128, 256)), _NATIVE, "features.3.1",
-                   _KERAS_REF, "Variant: a fourth block of 256 filters.", tags=("keras",)))
-register(ModelSpec("keras_cnn_valid", "custom", lambda n: KerasCNN(n, valid_second_conv=True), _NATIVE, "features.2.1",
-                   _KERAS_REF, "Variant: 'valid' padding in the second conv of each block (half the convs).", tags=("keras",)))
-register(ModelSpec("residual_cnn", "custom", ResidualCNN, _NATIVE, "features.8",
-                   "ResNet-9-style FER CNN (~6.5M parameters)",
-                   "conv 64, 128 / residual 128, 128 / 256 / 512 / residual 512, 512 with max-pools."))
-register(ModelSpec("xception_fer", "custom", XceptionFER, _NATIVE, "features.5",
-                   "mini-Xception (Arriaga, Ploger & Valdenegro 2017), widened",
-                   "Depthwise-separable residual blocks 32 -> 512 and global average pooling."))
-register(ModelSpec("vgg_fer", "custom", VggFER, InputSpec(size=40, channels=1, fit="crop"), "features.3.1",
-                   "Khaireddin & Chen 2021, VGGNet for FER2013 (73.28%)",
-                   "Four VGG stages 64 -> 512 with BN; trains on random 40x40 crops, predicts on the centre crop."))

@@ -1,22 +1,30 @@
-"""The model registry: name -> builder + metadata. The CLI, the app and the tests discover models here."""
+"""The model registry: name -> builder + metadata. The CLI, the app and the tests discover models here.
+
+Specs name their builder as "module:function" inside fer_core.models and import it on the first build,
+so reading the registry (listing models, validating a checkpoint's meta.json) never imports torch.
+"""
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+from ..input_spec import InputSpec
 
-from ..data.preprocess import InputSpec
+if TYPE_CHECKING:
+    from torch import nn
 
-Builder = Callable[..., nn.Module]
+
+class PretrainedUnavailable(RuntimeError):
+    """ImageNet weights could not be obtained (offline, or a bad local file)."""
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
     family: str  # "custom" or the torchvision family ("resnet", "vgg", ...): picks the training recipe
-    builder: Builder  # builder(num_classes, pretrained=False) -> nn.Module taking InputSpec-shaped input
+    builder: str  # "module:function" in fer_core.models; function(num_classes, [pretrained], **options) -> nn.Module
     input: InputSpec
     gradcam_layer: str  # dotted module name whose activations Grad-CAM weighs
     reference: str  # the published design it follows
@@ -24,11 +32,15 @@ class ModelSpec:
     supports_pretrained: bool = False
     head: str = "classifier"  # dotted name of the classification head: what stays trainable with a frozen backbone
     tags: tuple[str, ...] = field(default=())
+    options: tuple[tuple[str, Any], ...] = ()  # keyword arguments for the builder (the variants of a family)
 
     def build(self, num_classes: int, pretrained: bool | str = False) -> nn.Module:
         if pretrained and not self.supports_pretrained:
             raise ValueError(f"{self.name} has no ImageNet weights (only torchvision families do)")
-        model = self.builder(num_classes, pretrained=pretrained) if self.supports_pretrained else self.builder(num_classes)
+        module, function = self.builder.split(":")
+        builder = getattr(importlib.import_module(f"{__package__}.{module}"), function)
+        kwargs = dict(self.options) | ({"pretrained": pretrained} if self.supports_pretrained else {})
+        model = builder(num_classes, **kwargs)
         model.get_submodule(self.gradcam_layer)  # fail at build time, not in the Explain page
         model.get_submodule(self.head)
         return model

@@ -8,22 +8,17 @@ channel (ImageNet normalisation folded into its weights and a bias), and the hea
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torchvision.models as tvm
 from safetensors.torch import load_file
 from torch import nn
 
-from ..data.preprocess import MEAN, STD, InputSpec
-from .registry import ModelSpec, register
+from ..input_spec import MEAN, STD
+from .registry import PretrainedUnavailable
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class PretrainedUnavailable(RuntimeError):
-    """ImageNet weights could not be obtained (offline, or a bad local file)."""
 
 
 def fold_rgb_conv(conv: nn.Conv2d, stride: int | None = None) -> nn.Conv2d:
@@ -97,37 +92,27 @@ def build_alexnet(num_classes: int, pretrained: bool | str = False) -> nn.Module
     return m
 
 
-def build_vgg(arch: str) -> Callable[..., nn.Module]:
-    def build(num_classes: int, pretrained: bool | str = False) -> nn.Module:
-        m = imagenet_backbone(arch, pretrained)
-        m.features[0] = fold_rgb_conv(m.features[0])
-        m.avgpool = nn.AdaptiveAvgPool2d(1)  # 48 / 32 = 1x1 after the fifth pool; no 25088-wide FC
-        m.classifier = _linear_head(512, num_classes, 512)
-        return m
-
-    return build
+def build_vgg(num_classes: int, pretrained: bool | str = False, *, arch: str) -> nn.Module:
+    m = imagenet_backbone(arch, pretrained)
+    m.features[0] = fold_rgb_conv(m.features[0])
+    m.avgpool = nn.AdaptiveAvgPool2d(1)  # 48 / 32 = 1x1 after the fifth pool; no 25088-wide FC
+    m.classifier = _linear_head(512, num_classes, 512)
+    return m
 
 
-def build_resnet(arch: str) -> Callable[..., nn.Module]:
-    def build(num_classes: int, pretrained: bool | str = False) -> nn.Module:
-        m = imagenet_backbone(arch, pretrained)
-        m.conv1 = fold_rgb_conv(m.conv1, stride=1)  # keep the max-pool: stages run at 24, 12, 6, 3
-        m.fc = nn.Linear(m.fc.in_features, num_classes)
-        return m
-
-    return build
+def build_resnet(num_classes: int, pretrained: bool | str = False, *, arch: str) -> nn.Module:
+    m = imagenet_backbone(arch, pretrained)
+    m.conv1 = fold_rgb_conv(m.conv1, stride=1)  # keep the max-pool: stages run at 24, 12, 6, 3
+    m.fc = nn.Linear(m.fc.in_features, num_classes)
+    return m
 
 
-def build_features_stem(arch: str) -> Callable[..., nn.Module]:
+def build_features_stem(num_classes: int, pretrained: bool | str = False, *, arch: str) -> nn.Module:
     """MobileNetV2 and EfficientNet share a layout: the stem is features[0][0], the head classifier[-1]."""
-
-    def build(num_classes: int, pretrained: bool | str = False) -> nn.Module:
-        m = imagenet_backbone(arch, pretrained)
-        m.features[0][0] = fold_rgb_conv(m.features[0][0], stride=1)
-        m.classifier[-1] = nn.Linear(m.classifier[-1].in_features, num_classes)
-        return m
-
-    return build
+    m = imagenet_backbone(arch, pretrained)
+    m.features[0][0] = fold_rgb_conv(m.features[0][0], stride=1)
+    m.classifier[-1] = nn.Linear(m.classifier[-1].in_features, num_classes)
+    return m
 
 
 def build_shufflenet_v2(num_classes: int, pretrained: bool | str = False) -> nn.Module:
@@ -152,32 +137,3 @@ def build_inception_v3(num_classes: int, pretrained: bool | str = False) -> nn.M
     m.Conv2d_1a_3x3.conv = fold_rgb_conv(m.Conv2d_1a_3x3.conv)
     m.fc = nn.Linear(m.fc.in_features, num_classes)
     return m
-
-
-_GREY48 = InputSpec(size=48, channels=1)
-
-
-def _tv(name: str, family: str, builder, gradcam: str, reference: str, description: str, head: str, size: int = 48) -> None:
-    spec = _GREY48 if size == 48 else InputSpec(size=size, channels=1)
-    register(ModelSpec(name, family, builder, spec, gradcam, reference, description, supports_pretrained=True, head=head))
-
-
-_tv("alexnet", "alexnet", build_alexnet, "features.11", "AlexNet (Krizhevsky et al. 2012), torchvision",
-    "11x11 stem at stride 1 and a 1024-wide head, so 48x48 faces survive the three pools.", "classifier")
-_tv("vgg16_bn", "vgg", build_vgg("vgg16_bn"), "features.42", "VGG-16 with BN (Simonyan & Zisserman 2015), torchvision",
-    "Global pooling after the fifth stage and a 512-wide head instead of 25088 -> 4096.", "classifier")
-_tv("vgg19_bn", "vgg", build_vgg("vgg19_bn"), "features.51", "VGG-19 with BN (Simonyan & Zisserman 2015), torchvision",
-    "Global pooling after the fifth stage and a 512-wide head instead of 25088 -> 4096.", "classifier")
-for depth in (18, 34, 50):
-    _tv(f"resnet{depth}", "resnet", build_resnet(f"resnet{depth}"), "layer4", f"ResNet-{depth} (He et al. 2016), torchvision",
-        "Stem at stride 1 (max-pool kept): stages run at 24, 12, 6 and 3 pixels.", "fc")
-_tv("mobilenet_v2", "mobilenet", build_features_stem("mobilenet_v2"), "features.18", "MobileNetV2 (Sandler et al. 2018), torchvision",
-    "Stem at stride 1: final features are 3x3.", "classifier")
-_tv("shufflenet_v2", "shufflenet", build_shufflenet_v2, "conv5", "ShuffleNetV2 x1.0 (Ma et al. 2018), torchvision",
-    "Stem at stride 1 (max-pool kept): final features are 3x3.", "fc")
-_tv("efficientnet_b0", "efficientnet", build_features_stem("efficientnet_b0"), "features.8", "EfficientNet-B0 (Tan & Le 2019), torchvision",
-    "Stem at stride 1: final features are 3x3.", "classifier")
-_tv("densenet121", "densenet", build_densenet121, "features.denseblock4", "DenseNet-121 (Huang et al. 2017), torchvision",
-    "Stem at stride 1 (pool kept): final features are 3x3.", "classifier")
-_tv("inception_v3", "inception", build_inception_v3, "Mixed_7c", "Inception-v3 (Szegedy et al. 2016), torchvision",
-    "Faces upsampled to its minimum input of 75x75.", "fc", size=75)

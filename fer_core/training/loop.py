@@ -19,7 +19,7 @@ from torch import nn
 
 from ..classifier import predict_logits
 from ..data import FerData, augment_batch, build_augmentation, to_model_input
-from ..data.preprocess import InputSpec
+from ..input_spec import InputSpec
 from .config import TrainConfig
 
 
