@@ -257,12 +257,10 @@ def test_symlink_escaping_the_store_is_refused(tmp_path):
 
 
 def test_failed_save_leaves_no_partial_checkpoint(tmp_path, monkeypatch):
-    import fer_core.store as store
-
     def disk_full(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store, "save_file", disk_full)
+    monkeypatch.setattr("safetensors.torch.save_file", disk_full)  # the store imports it when it writes
     meta = {"model": "keras_cnn", "classes": ["a", "b"], "input": {}}
     with pytest.raises(OSError, match="No space"):
         save_checkpoint({"w": torch.zeros(1)}, meta, torch.zeros(1, 2), torch.zeros(1), ["x"], root=tmp_path)
