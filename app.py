@@ -1,22 +1,31 @@
-"""FER workbench: `streamlit run app.py`. Navigation, the landing page and the sidebar training panel."""
+"""FER workbench: `streamlit run app.py`. Serves workbench.py and imports its UI stack while the browser loads.
+
+Streamlit runs a page script only once a browser has connected, so a cold start used to import pandas and
+altair after the page had loaded (~1 s of the cold start on 2 cores, bench/RESULTS.md). The lifespan hook
+starts those imports as soon as the server is up, in parallel with the browser fetching the frontend.
+"""
 
 from __future__ import annotations
 
+import importlib
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import streamlit as st
 
-st.set_page_config(page_title="FER workbench", page_icon="🙂", layout="wide")
+FIRST_PAINT_MODULES = ("pandas", "altair", "ui.state", "ui.charts")
 
-pages = [
-    st.Page("app_pages/overview.py", title="Overview", icon="🏠", default=True),
-    st.Page("app_pages/predict.py", title="Predict", icon="📷"),
-    st.Page("app_pages/explain.py", title="Explain", icon="🔍"),
-    st.Page("app_pages/evaluate.py", title="Evaluate", icon="📊"),
-]
-navigation = st.navigation(pages)
-try:
-    navigation.run()
-finally:  # also after st.stop() in a page: the sidebar must always offer training
-    # Drawn after the page and imported here, so the page's first paint does not wait for torch.
-    from ui import training_panel
 
-    training_panel.render()
+def _import_first_paint_modules() -> None:
+    for name in FIRST_PAINT_MODULES:
+        importlib.import_module(name)
+
+
+@asynccontextmanager
+async def warm_imports(_app: st.App) -> AsyncIterator[None]:
+    threading.Thread(target=_import_first_paint_modules, name="warm-imports", daemon=True).start()
+    yield
+
+
+app = st.App("workbench.py", lifespan=warm_imports)

@@ -10,8 +10,9 @@ The stable surface for notebooks, the CLI and the app:
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from .lazy_exports import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -24,6 +25,7 @@ _EXPORTS = {
     "predict_photo": "predict",
     "list_checkpoints": "store",
 }
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 __all__ = ["FerClassifier", "list_checkpoints", "list_models", "load_checkpoint", "load_dataset", "predict_photo", "__version__"]
 
 if TYPE_CHECKING:
@@ -33,8 +35,3 @@ if TYPE_CHECKING:
     from .predict import predict_photo
     from .store import list_checkpoints
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'fer_core' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-import torch
+import platform
+import shutil
+import subprocess
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' -> first CUDA GPU, else Apple MPS, else CPU; 'cuda:1', 'mps', 'cpu' as given, validated."""
+    import torch
+
     name = (name or "auto").lower()
     if name == "auto":
         if torch.cuda.is_available():
@@ -28,12 +36,25 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def nvidia_gpus() -> list[str]:
+    """GPU names from `nvidia-smi`, [] without an NVIDIA driver. Torch-free: the sidebar lists devices before
+    torch is imported; whether the installed torch can use a GPU is checked by resolve_device in the job."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return []
+    try:
+        out = subprocess.run([exe, "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True,
+                             timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
 def describe_devices() -> dict:
-    """What the UI shows next to the device selector."""
-    cuda = torch.cuda.is_available()
+    """What the sidebar offers: 'auto', 'cpu', one 'cuda:N' per NVIDIA GPU, 'mps' on Apple silicon."""
+    gpus = nvidia_gpus()
+    apple_silicon = platform.system() == "Darwin" and platform.machine() == "arm64"
     return {
-        "cuda": cuda,
-        "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
-        "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
-        "cpu_threads": torch.get_num_threads(),
+        "cuda_devices": gpus,
+        "choices": ["auto", "cpu"] + [f"cuda:{i}" for i in range(len(gpus))] + (["mps"] if apple_silicon else []),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -39,7 +40,7 @@ def chart_data(at: AppTest) -> list[pd.DataFrame]:
 
 
 def run_page(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(REPO / "workbench.py"), default_timeout=TIMEOUT)
     at.run()
     if page:
         at.switch_page(page)
@@ -56,16 +57,21 @@ def test_overview_lists_checkpoints_and_dataset(app_env):
     assert any("Duplicate groups" in m.label for m in at.metric)
 
 
-def test_overview_data_loads_without_torch(tiny_checkpoints):
-    """The Overview's leaderboard (checkpoints listed, architectures validated) must not wait for torch to import."""
+def test_overview_and_sidebar_load_without_torch(tiny_checkpoints, kaggle_zip, tmp_path):
+    """The first paint (Overview leaderboard, sidebar training form and job list) must not wait for torch,
+    torchvision or kornia to import: seconds each on a small CPU, and they slowed the browser drawing the page."""
     code = (
-        "import sys; import ui.state, ui.charts; from fer_core.leaderboard import leaderboard_row; "
-        "from fer_core.store import list_checkpoints; "
+        "import sys; import ui.state, ui.charts, ui.training_panel; from fer_core.leaderboard import leaderboard_row; "
+        "from fer_core.store import list_checkpoints; from fer_core.data import find_default_dataset; "
+        "from fer_core.devices import describe_devices; from fer_core.training import make_config; "
+        "from fer_core.training.jobs import list_jobs; "
         f"infos = list_checkpoints({str(tiny_checkpoints)!r}); assert infos and all(i.ok for i in infos); "
-        "[leaderboard_row(i.meta) for i in infos]; "
+        "[leaderboard_row(i.meta) for i in infos]; assert find_default_dataset(); describe_devices(); "
+        f"make_config('keras_cnn', 'custom', data={str(kaggle_zip)!r}, epochs=1); list_jobs({str(tmp_path)!r}); "
         "print(sorted(m for m in ('torch', 'torchvision', 'sklearn', 'scipy', 'kornia') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "FER_DATA": str(kaggle_zip)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
 

@@ -76,7 +76,7 @@ def test_predict_page_survives_the_whole_corpus(corpus, tiny_checkpoints, kaggle
     monkeypatch.setenv("FER_CHECKPOINTS", str(tiny_checkpoints))
     monkeypatch.setenv("FER_DATA", str(kaggle_zip))
     monkeypatch.chdir(REPO)
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(REPO / "workbench.py"), default_timeout=TIMEOUT)
     at.run()
     at.switch_page("app_pages/predict.py")
     at.run()

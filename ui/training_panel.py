@@ -27,17 +27,16 @@ def _validate_dataset(path: str) -> str | None:
     return None
 
 
-def _device_options() -> list[str]:
-    info = describe_devices()
-    options = ["auto", "cpu"] + [f"cuda:{i}" for i in range(len(info["cuda_devices"]))] + (["mps"] if info["mps"] else [])
-    return options
+@st.cache_resource(show_spinner=False)
+def _devices() -> dict:
+    return describe_devices()
 
 
 def render() -> None:
     with st.sidebar:
         st.header("Train a model")
-        info = describe_devices()
-        gpu = ", ".join(info["cuda_devices"]) if info["cuda"] else "no CUDA GPU: training runs on the CPU"
+        info = _devices()
+        gpu = ", ".join(info["cuda_devices"]) if info["cuda_devices"] else "no NVIDIA GPU: training runs on the CPU"
         st.caption(f"Device: {gpu}")
         names = [s.name for s in list_models()]
         model = st.selectbox("Architecture", names, index=names.index("keras_cnn"), key="train_model")
@@ -61,7 +60,8 @@ def render() -> None:
                                    key=f"train_aug-{preset}")
             balance = c2.selectbox("Balancing", BALANCING)
             labels = c1.selectbox("Labels", LABEL_SOURCES, help="FER+ needs fer2013new.csv next to the data")
-            device = c2.selectbox("Device", _device_options(), key="train_device")
+            device = c2.selectbox("Device", info["choices"], key="train_device",
+                                  help="auto: the first CUDA GPU, else Apple MPS, else the CPU")
             submitted = st.form_submit_button("Start", type="primary", width="stretch")
         if submitted:
             _start(data_path, model, preset, int(epochs), int(batch), float(lr), optimizer, augment, balance, labels, device, pretrained)

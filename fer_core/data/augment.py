@@ -10,7 +10,7 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 
-AUGMENT_PRESETS = ("none", "light", "strong")
+from .choices import AUGMENT_PRESETS
 
 
 def build_augmentation(preset: str, crop_size: int | None = None) -> nn.Module:

@@ -8,12 +8,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from .choices import DataError
+
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 IMAGE_SIZE = 48
-
-
-class DataError(ValueError):
-    """A dataset on disk cannot be used; the message names the offending file or folder."""
 
 
 @dataclass(frozen=True)

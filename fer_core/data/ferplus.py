@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .choices import DataError
 from .classes import FERPLUS_CLASSES
-from .dataset import DataError
 
 VOTES_FILE = "fer2013new.csv"
 MAPPING_FILE = "kaggle_to_fer2013_row.csv"

@@ -12,12 +12,12 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .classes import FER2013_CLASSES, FERPLUS_CLASSES, canonical_order
-from .dataset import SPLITS, DataError, FerData
+from .choices import LABEL_SOURCES, DataError
+from .classes import FERPLUS_CLASSES, canonical_order
+from .dataset import SPLITS, FerData
 from .ferplus import MAPPING_FILE, VOTES_FILE, find_ferplus_dir, read_kaggle_mapping, read_votes
 from .sources import RawFaces, read_fer2013_csv, read_image_folder, read_image_zip
 
-LABEL_SOURCES = ("fer2013", "ferplus")
 _CACHE_VERSION = "1"
 
 
@@ -239,17 +239,3 @@ def load_dataset(
     return data
 
 
-__all__ = ["load_dataset", "LABEL_SOURCES", "FER2013_CLASSES", "FERPLUS_CLASSES"]
-
-
-def find_default_dataset() -> Path | None:
-    """Where FER2013 usually is: $FER_DATA, the ../shared/data layout beside the repo, or ./data."""
-    repo = Path(__file__).resolve().parents[2]
-    candidates = [os.environ.get("FER_DATA")] + [
-        str(p) for p in (repo.parent / "shared" / "data" / "fer2013" / "fer2013.zip", repo / "data" / "fer2013.zip",
-                         repo / "data" / "fer2013.csv", repo / "data" / "fer2013")
-    ]
-    for c in candidates:
-        if c and Path(c).expanduser().exists():
-            return Path(c).expanduser()
-    return None

@@ -15,8 +15,9 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
+from .choices import DataError
 from .classes import FER2013_CLASSES, normalize_class_name
-from .dataset import IMAGE_SIZE, DataError
+from .dataset import IMAGE_SIZE
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm"}
 # Files that operating systems drop into folders; never part of a dataset.

@@ -1,11 +1,29 @@
-"""Training: the fit() loop, recipes per family, full runs that end in a checkpoint, background jobs."""
+"""Training: the fit() loop, recipes per family, full runs that end in a checkpoint, background jobs.
 
-from .config import BALANCING, OPTIMIZERS, SCHEDULERS, TrainConfig
-from .loop import Callbacks, EpochStats, FitResult, TrainingCancelled, TrainingDiverged, fit
-from .presets import PRESETS, make_config, preset_for
-from .run import train_and_save
+Names load on first use: the options, presets and job files the sidebar needs are torch-free.
+"""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..lazy_exports import lazy_exports
+
+_EXPORTS = {
+    "BALANCING": "config", "OPTIMIZERS": "config", "SCHEDULERS": "config", "TrainConfig": "config",
+    "Callbacks": "loop", "EpochStats": "loop", "FitResult": "loop", "TrainingCancelled": "loop",
+    "TrainingDiverged": "loop", "fit": "loop",
+    "PRESETS": "presets", "make_config": "presets", "preset_for": "presets",
+    "train_and_save": "run",
+}
 __all__ = [
-    "BALANCING", "OPTIMIZERS", "PRESETS", "SCHEDULERS", "Callbacks", "EpochStats", "FitResult", "TrainConfig",
+    "BALANCING", "Callbacks", "EpochStats", "FitResult", "OPTIMIZERS", "PRESETS", "SCHEDULERS", "TrainConfig",
     "TrainingCancelled", "TrainingDiverged", "fit", "make_config", "preset_for", "train_and_save",
 ]
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from .config import BALANCING, OPTIMIZERS, SCHEDULERS, TrainConfig
+    from .loop import Callbacks, EpochStats, FitResult, TrainingCancelled, TrainingDiverged, fit
+    from .presets import PRESETS, make_config, preset_for
+    from .run import train_and_save

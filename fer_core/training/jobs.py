@@ -22,11 +22,14 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .config import TrainConfig
-from .loop import Callbacks, EpochStats
+
+if TYPE_CHECKING:  # the app lists and starts jobs without importing torch; only the training process needs it
+    import torch
+
+    from .loop import Callbacks, EpochStats
 
 TERMINAL_STATES = ("succeeded", "failed", "cancelled")
 
@@ -215,6 +218,8 @@ class JobReporter:
             self.lock.unlink(missing_ok=True)
 
     def callbacks(self) -> Callbacks:
+        from .loop import Callbacks
+
         def on_epoch(stats: EpochStats) -> None:
             with (self.dir / "progress.jsonl").open("a", encoding="utf-8") as f:
                 f.write(json.dumps(stats.to_dict()) + "\n")

@@ -1,0 +1,22 @@
+"""FER workbench page script, served by app.py: navigation, the pages and the sidebar training panel."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+st.set_page_config(page_title="FER workbench", page_icon="🙂", layout="wide")
+
+pages = [
+    st.Page("app_pages/overview.py", title="Overview", icon="🏠", default=True),
+    st.Page("app_pages/predict.py", title="Predict", icon="📷"),
+    st.Page("app_pages/explain.py", title="Explain", icon="🔍"),
+    st.Page("app_pages/evaluate.py", title="Evaluate", icon="📊"),
+]
+navigation = st.navigation(pages)
+try:
+    navigation.run()
+finally:  # also after st.stop() in a page: the sidebar must always offer training
+    # Drawn after the page and imported here, so the page's first paint does not wait for torch.
+    from ui import training_panel
+
+    training_panel.render()
