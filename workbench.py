@@ -7,10 +7,10 @@ import streamlit as st
 st.set_page_config(page_title="FER workbench", page_icon="🙂", layout="wide")
 
 pages = [
-    st.Page("app_pages/overview.py", title="Overview", icon="🏠", default=True),
-    st.Page("app_pages/predict.py", title="Predict", icon="📷"),
-    st.Page("app_pages/explain.py", title="Explain", icon="🔍"),
-    st.Page("app_pages/evaluate.py", title="Evaluate", icon="📊"),
+    st.Page("app_pages/overview.py", title="Overview", icon=":material/leaderboard:", default=True),
+    st.Page("app_pages/predict.py", title="Predict", icon=":material/photo_camera:"),
+    st.Page("app_pages/explain.py", title="Explain", icon=":material/visibility:"),
+    st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
 ]
 navigation = st.navigation(pages)
 try:

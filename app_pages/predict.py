@@ -38,21 +38,25 @@ for name, data in inputs:
         if result.error:
             st.error(f"{name}: {result.error}")
             continue
-        left, right = st.columns([2, 3])
         boxes = [fp.face.box for fp in result.faces]
-        left.image(charts.draw_faces(result.image, boxes, [fp.face.detected for fp in result.faces]),
-                   caption=f"{len(result.faces)} face(s) · detection {result.detect_ms:.0f} ms", width="stretch")
-        with right:
-            for n, fp in enumerate(result.faces, 1):
-                st.markdown(f"**Face {n}**" + ("" if fp.face.detected else f" — {fp.face.note}"))
-                if fp.disagreement():
-                    labels = ", ".join(f"{cid}: {p.label}" for cid, p in fp.predictions.items())
-                    st.warning(f"The models disagree on face {n}: {labels}")
-                ensemble = fp.ensemble()
-                per_model = {f"ensemble (mean of {len(ensemble[1])})": ensemble[0]} if ensemble else {}
-                per_model |= {cid: pred.probabilities for cid, pred in fp.predictions.items()}
-                face_col, grid_col = st.columns([1, 5])
-                face_col.image(charts.upscale(fp.face.face, 120), caption="model input (48x48)")
-                grid_col.altair_chart(charts.probability_grid(per_model), width="stretch")
-                grid_col.caption("Outlined: each model's top class. Latency per model: "
-                                 + ", ".join(f"{cid} {pred.latency_ms:.1f} ms" for cid, pred in fp.predictions.items()))
+        photo_col, summary_col = st.columns([1, 1])
+        photo_col.image(charts.draw_faces(result.image, boxes, [fp.face.detected for fp in result.faces]),
+                        caption=f"{len(result.faces)} face(s) · detection {result.detect_ms:.0f} ms", width="stretch")
+        for n, fp in enumerate(result.faces, 1):
+            ensemble = fp.ensemble()
+            votes = fp.votes()
+            verdict = (f"ensemble of {len(ensemble[1])}: **{max(ensemble[0], key=ensemble[0].get)}**" if ensemble
+                       else f"**{next(iter(votes))}**")
+            summary_col.markdown(f"**Face {n}**: {verdict}" + ("" if fp.face.detected else f" — {fp.face.note}"))
+            if len(votes) > 1:
+                summary_col.warning(f"The models disagree on face {n}: " + "; ".join(
+                    f"{label} ({len(ids)})" if len(ids) > 2 else f"{label} ({', '.join(ids)})" for label, ids in votes.items()))
+        for n, fp in enumerate(result.faces, 1):
+            ensemble = fp.ensemble()
+            per_model = {f"ensemble (mean of {len(ensemble[1])})": ensemble[0]} if ensemble else {}
+            per_model |= {cid: pred.probabilities for cid, pred in fp.predictions.items()}
+            face_col, grid_col = st.columns([1, 6])
+            face_col.image(charts.upscale(fp.face.face, 120), caption=f"face {n}: model input (48x48)")
+            grid_col.altair_chart(charts.probability_grid(per_model), width="stretch")
+            grid_col.caption("Outlined: each model's top class. Latency per model: "
+                             + ", ".join(f"{cid} {pred.latency_ms:.1f} ms" for cid, pred in fp.predictions.items()))

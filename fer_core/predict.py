@@ -41,8 +41,12 @@ class FacePrediction:
         mean = np.mean([[self.predictions[m].probabilities[c] for c in classes] for m in members], axis=0)
         return {c: float(v) for c, v in zip(classes, mean)}, members
 
-    def disagreement(self) -> bool:
-        return len({p.label for p in self.predictions.values()}) > 1
+    def votes(self) -> dict[str, list[str]]:
+        """Top class -> ids of the models that predict it, most votes first: more than one key is a disagreement."""
+        votes: dict[str, list[str]] = {}
+        for cid, p in self.predictions.items():
+            votes.setdefault(p.label, []).append(cid)
+        return dict(sorted(votes.items(), key=lambda item: -len(item[1])))
 
 
 @dataclass

@@ -90,6 +90,8 @@ def test_photo_ensemble_averages_the_largest_group_sharing_a_class_list():
     probs, members = fp.ensemble()
     assert members == ["m1", "m2"] and probs == pytest.approx({"a": 0.75, "b": 0.25})
     assert FacePrediction(face, {"m1": fp.predictions["m1"], "plus": fp.predictions["plus"]}).ensemble() is None
+    # m2's tie goes to its first class: two models vote "a", the FER+ model "contempt"; most votes first
+    assert fp.votes() == {"a": ["m1", "m2"], "contempt": ["plus"]}
 
 
 def test_efficiency_figures():

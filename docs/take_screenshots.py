@@ -1,0 +1,85 @@
+"""Retake the README screenshots with the shipped checkpoints: `python docs/take_screenshots.py`.
+
+Starts `streamlit run app.py` on a free port, drives headless Chromium through the four pages with one photo
+(Grace Hopper, shipped with matplotlib: nothing is downloaded) and writes 1280-pixel-wide PNGs to docs/screenshots/.
+With FER2013 found (../shared/data, data/ or $FER_DATA) the Overview and Evaluate pages show it too; the
+sidebar shows no training runs (an empty FER_RUNS folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.inference import sample_photo  # noqa: E402
+from ui.launch import REPO, running_app  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+VIEWPORT = {"width": 1280, "height": 900}
+TALL = {"width": 1280, "height": 1250}
+
+
+def take(out: Path) -> list[Path]:
+    from playwright.sync_api import expect, sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    photo = Path(tempfile.mkdtemp()) / "grace_hopper.jpg"
+    photo.write_bytes(sample_photo())
+    shots = []
+    runs = tempfile.mkdtemp()  # no job history from this machine in the sidebar
+    with running_app({"FER_RUNS": runs}) as (_, url), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport=VIEWPORT)
+        page.set_default_timeout(300_000)
+        expect.set_options(timeout=300_000)
+
+        def shot(name: str) -> None:
+            expect(page.get_by_role("button", name="Stop")).to_have_count(0)  # the script run has finished
+            page.wait_for_timeout(1500)  # let Vega charts finish their transitions
+            path = out / f"{name}.png"
+            page.screenshot(path=str(path))
+            shots.append(path)
+
+        page.goto(url)
+        expect(page.get_by_text("Leaderboard (PrivateTest)")).to_be_visible()
+        expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
+        expect(page.get_by_role("button", name="Start")).to_be_visible()  # the sidebar is drawn after the page
+        shot("overview")
+
+        page.get_by_role("link", name="Predict").click()
+        page.locator("input[type=file]").first.set_input_files(str(photo))
+        expect(page.get_by_text("Face 1").first).to_be_visible()
+        page.set_viewport_size(TALL)  # the photo and its probability grid in one shot
+        page.get_by_role("heading", name=photo.name).evaluate("e => e.scrollIntoView()")
+        shot("predict")
+
+        page.get_by_role("link", name="Explain").click()
+        expect(page.get_by_text("Feature maps")).to_be_visible()
+        page.get_by_role("heading", name="Grad-CAM").evaluate("e => e.scrollIntoView()")
+        shot("explain")
+        page.set_viewport_size(VIEWPORT)
+
+        page.get_by_role("link", name="Evaluate").click()
+        expect(page.get_by_text("Classification report")).to_be_visible()
+        shot("evaluate")
+        if page.locator("text=Traceback").count():
+            raise RuntimeError("a page shows a traceback; screenshots not trustworthy")
+        browser.close()
+    return shots
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=str(REPO / "docs" / "screenshots"))
+    for path in take(Path(p.parse_args().out)):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
