@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 import streamlit as st
 
-FIRST_PAINT_MODULES = ("pandas", "altair", "ui.state", "ui.charts")
+FIRST_PAINT_MODULES = ("pandas", "altair", "ui.state", "ui.charts", "ui.training_panel")
 
 
 def _import_first_paint_modules() -> None:

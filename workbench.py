@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui import training_panel
+
 st.set_page_config(page_title="FER workbench", page_icon="🙂", layout="wide")
 
 pages = [
@@ -13,10 +15,7 @@ pages = [
     st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
 ]
 navigation = st.navigation(pages)
-try:
-    navigation.run()
-finally:  # also after st.stop() in a page: the sidebar must always offer training
-    # Drawn after the page and imported here, so the page's first paint does not wait for torch.
-    from ui import training_panel
-
-    training_panel.render()
+# Drawn before the page: it imports no torch and takes milliseconds, so a page that loads data or models
+# (or stops early) never delays or hides the training form.
+training_panel.render()
+navigation.run()

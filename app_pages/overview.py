@@ -71,7 +71,8 @@ if not path:
     st.info("FER2013 was not found. Put the Kaggle zip at `data/fer2013.zip`, or set `FER_DATA` to its path, "
             "to see its class counts, sample faces and known flaws here.")
 else:
-    summary = state.dataset_summary(path)
+    overview = state.dataset_overview(path)
+    summary = overview.summary
     st.caption(f"`{path}` · {summary['split_method']} · fingerprint `{summary['fingerprint']}`")
     counts = pd.DataFrame([{"split": s, "class": c, "faces": n} for s, d in summary["counts"].items() for c, n in d.items()])
     st.altair_chart(
@@ -85,6 +86,5 @@ else:
     c2.metric("Train/test leakage groups", summary["groups_across_train_and_eval"])
     c3.metric("Conflicting labels", summary["groups_with_conflicting_labels"])
     c4.metric("Blank images", summary["blank_images"])
-    samples = state.sample_faces(state.dataset(path))
-    for cls, faces in samples.items():
+    for cls, faces in overview.samples.items():
         st.image([charts.upscale(f, 72) for f in faces], caption=[cls] + [""] * (len(faces) - 1), width=72)

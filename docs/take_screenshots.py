@@ -48,7 +48,7 @@ def take(out: Path) -> list[Path]:
         page.goto(url)
         expect(page.get_by_text("Leaderboard (PrivateTest)")).to_be_visible()
         expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
-        expect(page.get_by_role("button", name="Start")).to_be_visible()  # the sidebar is drawn after the page
+        expect(page.get_by_role("button", name="Start")).to_be_visible()  # the sidebar training form
         shot("overview")
 
         page.get_by_role("link", name="Predict").click()

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 import time
 import zipfile
 
@@ -14,6 +17,7 @@ from fer_core.data import (
     DataError,
     augment_batch,
     build_augmentation,
+    dataset_overview,
     load_dataset,
     normalize_class_name,
     summarize,
@@ -21,7 +25,7 @@ from fer_core.data import (
 )
 from fer_core.input_spec import InputSpec
 
-from .conftest import FER2013_ZIP, FERPLUS_DIR, encode, kaggle_entries, synthetic_face
+from .conftest import FER2013_ZIP, FERPLUS_DIR, REPO, encode, kaggle_entries, synthetic_face
 
 
 def test_kaggle_zip_official_split(kaggle_zip):
@@ -225,6 +229,34 @@ def test_summary_finds_duplicates_leakage_conflicts_and_blanks(tmp_path):
     assert s.groups_across_train_and_eval == 1 and s.groups_with_conflicting_labels == 1
     assert s.blank_images == 1 and s.blank_names == ("train/sad/Training_4.png",)
     assert s.counts["train"]["sad"] == 2
+
+
+def test_dataset_overview_is_cached_and_read_back_without_torch(kaggle_zip, tmp_path):
+    """The Overview's dataset section comes from a cache file in a new process without importing torch."""
+    first = dataset_overview(kaggle_zip, cache_dir=tmp_path)
+    assert first.summary == summarize(load_dataset(kaggle_zip, cache_dir=tmp_path)).to_dict()
+    assert set(first.samples) == set(FER2013_CLASSES)
+    assert all(f.dtype == np.uint8 and f.shape[1:] == (48, 48) and 1 <= len(f) <= 8 for f in first.samples.values())
+    assert len(list(tmp_path.glob("*.overview-*.safetensors"))) == 1
+    code = (
+        "import sys, json; from pathlib import Path; from fer_core.data import dataset_overview; "
+        f"o = dataset_overview({str(kaggle_zip)!r}, cache_dir=Path({str(tmp_path)!r})); "
+        "print(json.dumps([o.summary, {c: f.tolist() for c, f in o.samples.items()}, 'torch' in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    summary, samples, imported_torch = json.loads(out.stdout)
+    assert summary == json.loads(json.dumps(first.summary)) and not imported_torch
+    assert {c: np.array(f, np.uint8).tolist() for c, f in samples.items()} == {c: f.tolist() for c, f in first.samples.items()}
+
+
+def test_damaged_overview_cache_is_recomputed(kaggle_zip, tmp_path):
+    first = dataset_overview(kaggle_zip, cache_dir=tmp_path)
+    next(tmp_path.glob("*.overview-*.safetensors")).write_bytes(b"garbage")
+    again = dataset_overview(kaggle_zip, cache_dir=tmp_path)
+    assert again.summary == first.summary and again.samples.keys() == first.samples.keys()
+    with pytest.raises(DataError, match="no such file"):
+        dataset_overview(tmp_path / "missing.zip", cache_dir=tmp_path)
 
 
 @pytest.mark.parametrize("preset", ["none", "light", "strong"])

@@ -20,7 +20,7 @@ from fer_core.store import CheckpointInfo, default_root, list_checkpoints, load_
 # leaderboard is drawn from meta.json files before torch (seconds on a small CPU) is loaded.
 if TYPE_CHECKING:
     from fer_core.classifier import FerClassifier
-    from fer_core.data import FerData
+    from fer_core.data import DatasetOverview, FerData
     from fer_core.predict import PhotoPrediction
 
 
@@ -110,11 +110,11 @@ def dataset(path: str, labels: str = "fer2013") -> FerData:
     return load_dataset(path, labels=labels)
 
 
-@st.cache_data(show_spinner="Summarising dataset…", max_entries=4)
-def dataset_summary(path: str, labels: str = "fer2013") -> dict:
-    from fer_core.data import summarize
+@st.cache_data(show_spinner="Summarising dataset (the first time loads every image)…", max_entries=4)
+def dataset_overview(path: str, labels: str = "fer2013") -> DatasetOverview:
+    from fer_core.data.overview import dataset_overview
 
-    return summarize(dataset(path, labels)).to_dict()
+    return dataset_overview(path, labels)
 
 
 def dataset_for(meta: dict) -> FerData | None:
@@ -130,18 +130,6 @@ def dataset_for(meta: dict) -> FerData | None:
 
 def faces_by_name(data: FerData) -> dict[str, int]:
     return {n: i for i, n in enumerate(data.names)}
-
-
-def sample_faces(data: FerData, per_class: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    train = data.indices("train").numpy()
-    labels = data.labels.numpy()[train]
-    out = {}
-    for ci, c in enumerate(data.classes):
-        pool = train[labels == ci]
-        if len(pool):
-            out[c] = data.images[rng.choice(pool, size=min(per_class, len(pool)), replace=False), 0].numpy()
-    return out
 
 
 # Each entry holds the decoded photo: 32 keeps the cache under ~100 MB for 720p photos.

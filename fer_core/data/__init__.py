@@ -17,11 +17,12 @@ _EXPORTS = {
     "load_dataset": "loading",
     "to_model_input": "preprocess",
     "DatasetSummary": "summary", "summarize": "summary",
+    "DatasetOverview": "overview", "dataset_overview": "overview",
 }
 __all__ = [
-    "AUGMENT_PRESETS", "DataError", "DatasetSummary", "FER2013_CLASSES", "FERPLUS_CLASSES", "FerData", "IMAGE_SIZE",
-    "LABEL_SOURCES", "SPLITS", "augment_batch", "build_augmentation", "find_default_dataset", "load_dataset",
-    "normalize_class_name", "summarize", "to_model_input",
+    "AUGMENT_PRESETS", "DataError", "DatasetOverview", "DatasetSummary", "FER2013_CLASSES", "FERPLUS_CLASSES",
+    "FerData", "IMAGE_SIZE", "LABEL_SOURCES", "SPLITS", "augment_batch", "build_augmentation", "dataset_overview",
+    "find_default_dataset", "load_dataset", "normalize_class_name", "summarize", "to_model_input",
 ]
 __getattr__ = lazy_exports(__name__, _EXPORTS)
 
@@ -31,5 +32,6 @@ if TYPE_CHECKING:
     from .classes import FER2013_CLASSES, FERPLUS_CLASSES, normalize_class_name
     from .dataset import IMAGE_SIZE, SPLITS, FerData
     from .loading import load_dataset
+    from .overview import DatasetOverview, dataset_overview
     from .preprocess import to_model_input
     from .summary import DatasetSummary, summarize

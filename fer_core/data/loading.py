@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,35 +12,9 @@ from safetensors.torch import load_file, save_file
 from .choices import LABEL_SOURCES, DataError
 from .classes import FERPLUS_CLASSES, canonical_order
 from .dataset import SPLITS, FerData
+from .disk_cache import dataset_cache_key, default_cache_dir, write_atomically
 from .ferplus import MAPPING_FILE, VOTES_FILE, find_ferplus_dir, read_kaggle_mapping, read_votes
 from .sources import RawFaces, read_fer2013_csv, read_image_folder, read_image_zip
-
-_CACHE_VERSION = "1"
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("FER_CACHE_DIR", Path.home() / ".cache" / "fer_core"))
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _source_key(path: Path) -> str:
-    """Content hash for a file; for a folder, a hash of every file's path, size and mtime (cheap, and
-    any edit to the folder changes it)."""
-    if path.is_file():
-        return _file_digest(path)
-    h = hashlib.sha256()
-    for p in sorted(path.rglob("*")):
-        if p.is_file():
-            st = p.stat()
-            h.update(f"{p.relative_to(path).as_posix()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
 
 
 def _read_raw(path: Path) -> RawFaces:
@@ -166,15 +137,7 @@ def _save_cache(path: Path, data: FerData) -> None:
         "resized_images": str(data.resized_images),
         "fingerprint": data.fingerprint,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
 def _load_cache(path: Path) -> FerData | None:
@@ -222,10 +185,8 @@ def load_dataset(
     if labels not in LABEL_SOURCES:
         raise DataError(f"labels must be one of {LABEL_SOURCES}, not {labels!r}")
     fp_dir = Path(ferplus_dir).expanduser() if ferplus_dir else (find_ferplus_dir(path) if labels == "ferplus" else None)
-    key_parts = [_CACHE_VERSION, path.suffix.lower() if path.is_file() else "dir", _source_key(path), labels, str(val_fraction), str(seed)]
-    if labels == "ferplus" and fp_dir is not None:
-        key_parts += [_file_digest(p) for p in (fp_dir / VOTES_FILE, fp_dir / MAPPING_FILE) if p.is_file()]
-    cache_file = (cache_dir or default_cache_dir()) / (hashlib.sha256("|".join(key_parts).encode()).hexdigest()[:32] + ".safetensors")
+    key = dataset_cache_key(path, labels, fp_dir, val_fraction, seed)
+    cache_file = (cache_dir or default_cache_dir()) / f"{key}.safetensors"
     data = _load_cache(cache_file) if use_cache and cache_file.is_file() else None
     if data is None:
         data = _build(_read_raw(path), labels, fp_dir, val_fraction, seed, str(path))
