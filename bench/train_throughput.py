@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer_core.data import find_default_dataset, load_dataset  # noqa: E402
 from fer_core.models import get_spec  # noqa: E402
-from fer_core.training import Callbacks, TrainingCancelled, fit, make_config, preset_for  # noqa: E402
+from fer_core.training import COMPILE_MODES, Callbacks, TrainingCancelled, fit, make_config, preset_for  # noqa: E402
 from fer_core.training.loop import make_optimizer  # noqa: E402
 
 
@@ -37,12 +37,14 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def ours(model_name: str, data, batch_size: int, warmup: int, batches: int, device: torch.device) -> float:
+def ours(model_name: str, data, batch_size: int, warmup: int, batches: int, device: torch.device,
+         compile_mode: str = "none") -> float:
     spec = get_spec(model_name)
     if device.type == "cpu":  # the textbook baseline's optimizer and augmentation
         cfg = make_config(model_name, "custom", batch_size=batch_size, augment="light", epochs=1, device="cpu", warmup_epochs=0)
     else:  # the model's own recipe, AMP and channels_last as the zoo trains
-        cfg = make_config(model_name, preset_for(model_name), batch_size=batch_size, epochs=1, device=str(device))
+        cfg = make_config(model_name, preset_for(model_name), batch_size=batch_size, epochs=1, device=str(device),
+                          compile=compile_mode)
     marks: list[float] = []
 
     def on_batch(epoch, batch, total, loss):
@@ -58,11 +60,13 @@ def ours(model_name: str, data, batch_size: int, warmup: int, batches: int, devi
     return batches * batch_size / (marks[-1] - marks[warmup - 1])
 
 
-def compute_only(model_name: str, batch_size: int, warmup: int, batches: int, device: torch.device) -> float:
+def compute_only(model_name: str, batch_size: int, warmup: int, batches: int, device: torch.device,
+                 compile_mode: str = "none") -> float:
     spec = get_spec(model_name)
     cfg = make_config(model_name, preset_for(model_name), batch_size=batch_size, device=str(device))
     model = spec.build(7).to(device).to(memory_format=torch.channels_last).train()
     optimizer = make_optimizer(model.parameters(), cfg)
+    step_model = model if compile_mode == "none" else torch.compile(model, mode=compile_mode)
     size = spec.input.size
     x = torch.randn(batch_size, spec.input.channels, size, size, device=device).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 7, (batch_size,), device=device)
@@ -71,7 +75,7 @@ def compute_only(model_name: str, batch_size: int, warmup: int, batches: int, de
             _sync(device)
             t0 = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16):
-            loss = F.cross_entropy(model(x).float(), y)
+            loss = F.cross_entropy(step_model(x).float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -115,6 +119,8 @@ def main() -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--batches", type=int, default=20)
     p.add_argument("--device", default="cpu", help="cpu: against the textbook pipeline; cuda: against compute only")
+    p.add_argument("--compile", choices=COMPILE_MODES, default="none",
+                   help="on CUDA, torch.compile both loops in this mode (reduce-overhead: CUDA graphs)")
     p.add_argument("--profile", action="store_true", help="only profile our loop (torch.profiler, top operators)")
     args = p.parse_args()
     if not args.data.endswith(".zip") or not Path(args.data).is_file():
@@ -124,7 +130,7 @@ def main() -> int:
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} torch threads"
     print(f"machine: {platform.platform()}, {name}; batch {args.batch_size}, "
-          f"{args.batches} timed batches after {args.warmup} warm-up\n")
+          f"{args.batches} timed batches after {args.warmup} warm-up; torch.compile {args.compile}\n")
     n_train = len(data.indices("train"))
     if args.profile:
         for name in args.models.split(","):
@@ -137,8 +143,8 @@ def main() -> int:
     if device.type == "cuda":
         print(f"{'model':<14} {'compute-only img/s':>19} {'fer_core img/s':>15} {'ratio':>7} {'s/epoch':>8}")
         for name in args.models.split(","):
-            base = compute_only(name, args.batch_size, args.warmup, args.batches, device)
-            fast = ours(name, data, args.batch_size, args.warmup, args.batches, device)
+            base = compute_only(name, args.batch_size, args.warmup, args.batches, device, args.compile)
+            fast = ours(name, data, args.batch_size, args.warmup, args.batches, device, args.compile)
             print(f"{name:<14} {base:>19.0f} {fast:>15.0f} {fast / base:>6.0%} {n_train / fast:>8.1f}", flush=True)
         return 0
     with tempfile.TemporaryDirectory() as tmp:

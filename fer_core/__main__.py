@@ -84,7 +84,7 @@ def _train_config(args):
         labels=args.labels, soft_labels=args.soft_labels or None, classes=tuple(_csv_list(args.classes) or ()) or None,
         pretrained=pretrained or None, freeze_backbone=args.freeze_backbone or None, device=args.device, seed=args.seed,
         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, mixup_alpha=args.mixup,
-        early_stopping=args.early_stopping, compile=args.compile or None, time_budget_min=args.time_budget,
+        early_stopping=args.early_stopping, compile=args.compile, time_budget_min=args.time_budget,
     )
 
 
@@ -260,7 +260,7 @@ def cmd_checkpoints(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from .data import AUGMENT_PRESETS, LABEL_SOURCES
     from .faces import DEFAULT_DETECTOR, DETECTORS
-    from .training import BALANCING, OPTIMIZERS, PRESETS, SCHEDULERS
+    from .training import BALANCING, COMPILE_MODES, OPTIMIZERS, PRESETS, SCHEDULERS
 
     parser = _Parser(prog="python -m fer_core", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -299,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--early-stopping", type=int, help="patience in epochs")
     p.add_argument("--time-budget", type=float, metavar="MIN",
                    help="train for this many minutes: cosine schedule over time, --epochs becomes an upper bound")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--compile", choices=COMPILE_MODES, help="torch.compile mode (default none); reduce-overhead adds CUDA graphs")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int)
     p.add_argument("--resume", metavar="JOB_DIR", help="continue an interrupted run from its last finished epoch")

@@ -197,6 +197,11 @@ def test_config_validation():
         TrainConfig(model="keras_cnn", time_budget_min=10, scheduler="step")
     cfg = make_config("vgg_fer")
     assert cfg.optimizer == "sgd" and TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="compile"):
+        TrainConfig(model="keras_cnn", compile="fast")
+    # configs stored before compile modes existed said true/false
+    assert TrainConfig.from_dict({**cfg.to_dict(), "compile": True}).compile == "default"
+    assert TrainConfig.from_dict({**cfg.to_dict(), "compile": False}).compile == "none"
 
 
 # ---------------------------------------------------------------- store

@@ -10,20 +10,20 @@ from typing import TYPE_CHECKING
 from ..lazy_exports import lazy_exports
 
 _EXPORTS = {
-    "BALANCING": "config", "OPTIMIZERS": "config", "SCHEDULERS": "config", "TrainConfig": "config",
+    "BALANCING": "config", "COMPILE_MODES": "config", "OPTIMIZERS": "config", "SCHEDULERS": "config", "TrainConfig": "config",
     "Callbacks": "loop", "EpochStats": "loop", "FitResult": "loop", "TrainingCancelled": "loop",
     "TrainingDiverged": "loop", "fit": "loop",
     "PRESETS": "presets", "make_config": "presets", "preset_for": "presets",
     "train_and_save": "run",
 }
 __all__ = [
-    "BALANCING", "Callbacks", "EpochStats", "FitResult", "OPTIMIZERS", "PRESETS", "SCHEDULERS", "TrainConfig",
+    "BALANCING", "COMPILE_MODES", "Callbacks", "EpochStats", "FitResult", "OPTIMIZERS", "PRESETS", "SCHEDULERS", "TrainConfig",
     "TrainingCancelled", "TrainingDiverged", "fit", "make_config", "preset_for", "train_and_save",
 ]
 __getattr__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
-    from .config import BALANCING, OPTIMIZERS, SCHEDULERS, TrainConfig
+    from .config import BALANCING, COMPILE_MODES, OPTIMIZERS, SCHEDULERS, TrainConfig
     from .loop import Callbacks, EpochStats, FitResult, TrainingCancelled, TrainingDiverged, fit
     from .presets import PRESETS, make_config, preset_for
     from .run import train_and_save

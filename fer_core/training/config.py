@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields, replace
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULERS = ("none", "step", "exponential", "cosine", "plateau")
 BALANCING = ("none", "weighted", "oversample")
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 SELECT_BY = ("val_loss", "val_acc")
 
 
@@ -41,7 +42,7 @@ class TrainConfig:
     freeze_backbone: bool = False
     amp: bool = True  # used on CUDA only
     channels_last: bool = True  # used on CUDA only
-    compile: bool = False
+    compile: str = "none"  # torch.compile mode; "reduce-overhead" adds CUDA graphs (launch-bound small nets)
     seed: int = 0
     device: str = "auto"
     val_fraction: float = 0.1  # for datasets without an official validation split
@@ -53,6 +54,7 @@ class TrainConfig:
             (self.balance, BALANCING, "balance"),
             (self.select_by, SELECT_BY, "select_by"),
             (self.labels, ("fer2013", "ferplus"), "labels"),
+            (self.compile, COMPILE_MODES, "compile"),
         ]
         for value, allowed, name in checks:
             if value not in allowed:
@@ -75,6 +77,8 @@ class TrainConfig:
         kwargs = {k: v for k, v in d.items() if k in known}
         if kwargs.get("classes"):
             kwargs["classes"] = tuple(kwargs["classes"])
+        if isinstance(kwargs.get("compile"), bool):  # configs written before compile modes existed
+            kwargs["compile"] = "default" if kwargs["compile"] else "none"
         return cls(**kwargs)
 
     def updated(self, **changes) -> TrainConfig:

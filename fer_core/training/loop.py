@@ -195,7 +195,7 @@ def fit(
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
     crop = spec_input.size if spec_input.fit == "crop" else None
     augmentation = build_augmentation(cfg.augment, crop).to(device)
-    step_model = torch.compile(model) if cfg.compile else model
+    step_model = model if cfg.compile == "none" else torch.compile(model, mode=cfg.compile)
     generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
     chunk_batches = max(1, AUGMENT_CHUNK_IMAGES.get(device.type, 0) // cfg.batch_size)
 
