@@ -1,6 +1,6 @@
 """Re-evaluate every shipped checkpoint (and their ensembles) on FER2013 PrivateTest and compare with meta.json.
 
-    python bench/accuracy.py [--data ../shared/data/fer2013/fer2013.zip] [--tta flip]
+    python bench/accuracy.py [--data ../shared/data/fer2013/fer2013.zip] [--tta flip|tencrop] [--only resnet18,vgg_fer]
 
 Runs each model on the test faces again (no stored predictions are used), prints accuracy and macro F1
 beside the figures stored at training time; the two must agree up to float16 weight rounding.
@@ -31,12 +31,16 @@ def main() -> int:
     parser.add_argument("--data", default=str(find_default_dataset() or ""))
     parser.add_argument("--tta", choices=["none", "flip", "tencrop"], default="none")
     parser.add_argument("--checkpoints", default=None)
+    parser.add_argument("--only", help="comma-separated architectures or checkpoint ids (ten-crop on a CPU is slow)")
     args = parser.parse_args()
     if not args.data or not Path(args.data).exists():
         print("FER2013 not found: pass --data PATH", file=sys.stderr)
         return 1
     root = Path(args.checkpoints) if args.checkpoints else None
     infos = [i for i in list_checkpoints(root) if i.ok]
+    if args.only:
+        wanted = set(args.only.split(","))
+        infos = [i for i in infos if i.id in wanted or i.meta["model"] in wanted]
     print(f"machine: {platform.platform()}, {torch.get_num_threads()} threads; data {args.data}; TTA {args.tta}\n")
     header = f"{'checkpoint':<42} {'acc':>7} {'stored':>7} {'F1':>7} {'stored':>7} {'disgust':>8} {'test s':>6}"
     print(header)
