@@ -47,7 +47,7 @@ def dataset_overview(path: str | Path, labels: str = "fer2013", per_class: int =
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     fp_dir = find_ferplus_dir(path) if labels == "ferplus" else None
-    key = dataset_cache_key(path, labels, fp_dir, val_fraction=0.1, seed=0)
+    key = dataset_cache_key(path, labels, fp_dir, val_fraction=0.1, seed=0)  # load_dataset's defaults, used below
     cache_file = (cache_dir or default_cache_dir()) / f"{key}.overview-{OVERVIEW_VERSION}-{per_class}-{seed}.safetensors"
     cached = _load(cache_file) if cache_file.is_file() else None
     if cached is not None:
