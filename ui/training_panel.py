@@ -116,11 +116,14 @@ def _progress() -> None:
             st.info("Cancelling after the current batch…")
     elif job.state == "succeeded":
         st.success(f"{model} finished: checkpoint {job.checkpoint}")
+        st.caption("Its training curves and test metrics: **Evaluate**, One model.")
     elif job.state == "cancelled":
         st.info(f"{model} was cancelled; nothing was saved.")
     else:
         st.error(f"{model} failed: {job.message}")
-    if job.epochs:
+    # Live curves while it runs, and the curves of a run that left no checkpoint (where did it go wrong?);
+    # a finished run's curves are on Evaluate, and two charts here cost every page load ~1 s of browser time.
+    if job.epochs and job.state != "succeeded":
         st.altair_chart(charts.training_curves({model: job.epochs}, "loss").properties(height=130), width="stretch")
         st.altair_chart(charts.training_curves({model: job.epochs}, "acc").properties(height=130), width="stretch")
     if job.state == "succeeded" and st.session_state.get("seen_checkpoint") != job.checkpoint:
