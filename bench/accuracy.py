@@ -1,6 +1,7 @@
 """Re-evaluate every shipped checkpoint (and their ensembles) on FER2013 PrivateTest and compare with meta.json.
 
     python bench/accuracy.py [--data ../shared/data/fer2013/fer2013.zip] [--tta flip|tencrop] [--only resnet18,vgg_fer]
+        [--device cuda]
 
 Runs each model on the test faces again (no stored predictions are used), prints accuracy and macro F1
 beside the figures stored at training time; the two must agree up to float16 weight rounding.
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer_core import list_checkpoints, load_checkpoint  # noqa: E402
 from fer_core.data import find_default_dataset, load_dataset  # noqa: E402
+from fer_core.devices import resolve_device  # noqa: E402
 from fer_core.evaluation import compute_metrics, ensemble_probs, select_ensemble  # noqa: E402
 
 
@@ -32,6 +34,7 @@ def main() -> int:
     parser.add_argument("--tta", choices=["none", "flip", "tencrop"], default="none")
     parser.add_argument("--checkpoints", default=None)
     parser.add_argument("--only", help="comma-separated architectures or checkpoint ids (ten-crop on a CPU is slow)")
+    parser.add_argument("--device", default="cpu", help="cpu (the app's device), auto, cuda or mps: ten-crop on a GPU takes seconds")
     args = parser.parse_args()
     if not args.data or not Path(args.data).exists():
         print("FER2013 not found: pass --data PATH", file=sys.stderr)
@@ -41,7 +44,8 @@ def main() -> int:
     if args.only:
         wanted = set(args.only.split(","))
         infos = [i for i in infos if i.id in wanted or i.meta["model"] in wanted]
-    print(f"machine: {platform.platform()}, {torch.get_num_threads()} threads; data {args.data}; TTA {args.tta}\n")
+    device = resolve_device(args.device)
+    print(f"machine: {platform.platform()}, {torch.get_num_threads()} threads, {device}; data {args.data}; TTA {args.tta}\n")
     header = f"{'checkpoint':<42} {'acc':>7} {'stored':>7} {'F1':>7} {'stored':>7} {'disgust':>8} {'test s':>6}"
     print(header)
     print("-" * len(header))
@@ -53,7 +57,7 @@ def main() -> int:
         if key not in datasets:
             datasets[key] = load_dataset(args.data, labels=key[0], classes=list(key[1]))
         data = datasets[key]
-        clf = load_checkpoint(info.id, root)
+        clf = load_checkpoint(info.id, root, device)
         t = time.perf_counter()
         probs, labels = clf.evaluate(data, "test", args.tta)
         elapsed = time.perf_counter() - t

@@ -33,6 +33,7 @@ RECIPES: dict[str, list[str]] = {
     "cnn_4conv_4fc": ["--model", "cnn_4conv_4fc"],
     "keras_cnn": ["--model", "keras_cnn"],
     "keras_cnn_wide": ["--model", "keras_cnn_wide"],
+    "keras_cnn_wide-strong": ["--model", "keras_cnn_wide", "--augment", "strong"],
     "keras_cnn_5x5": ["--model", "keras_cnn_5x5"],
     "keras_cnn_4block": ["--model", "keras_cnn_4block"],
     "xception_fer-ferplus": ["--model", "xception_fer", "--labels", "ferplus"],
