@@ -76,8 +76,8 @@ def test_browser_predict_camera_explain_evaluate(server, tiny_checkpoints, grace
         page.screenshot(path=str(ARTIFACTS / "predict_camera.png"), full_page=True)
 
         page.get_by_role("link", name="Explain").click()
-        expect(page.get_by_text("Integrated Gradients")).to_be_visible()
-        expect(page.get_by_text("Feature maps")).to_be_visible()
+        expect(page.get_by_text("Integrated Gradients", exact=True)).to_be_visible()  # not the spinner "... for <id>"
+        expect(page.get_by_text("Feature maps", exact=True)).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "explain.png"), full_page=True)
 
         page.get_by_role("link", name="Evaluate").click()
