@@ -176,7 +176,9 @@ def fit(
     train_idx, val_idx = data.indices("train"), data.indices("val")
     x_train = data.images[train_idx].to(device)
     y_train = data.labels[train_idx].to(device)
-    soft_train = data.soft_labels[train_idx].to(device) if cfg.soft_labels and data.soft_labels is not None else None
+    # Targets as class distributions, built once: FER+ vote shares, or one-hot labels (mixup blends either).
+    targets_train = (data.soft_labels[train_idx].to(device) if cfg.soft_labels and data.soft_labels is not None
+                     else F.one_hot(y_train, len(data.classes)).float())
     x_val, y_val = data.images[val_idx], data.labels[val_idx]
     num_classes = len(data.classes)
     n = len(train_idx)
@@ -219,16 +221,16 @@ def fit(
                 for group, base in zip(optimizer.param_groups, base_lrs):
                     group["lr"] = base * factor
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            if b % chunk_batches == 0:
+            if b % chunk_batches == 0:  # augment, normalise and lay out a whole chunk at once (few kernel launches)
                 chunk_idx = order[b * cfg.batch_size : (b + chunk_batches) * cfg.batch_size]
-                augmented = augment_batch(augmentation, x_train[chunk_idx].float().div_(255.0))
+                chunk = augment_batch(augmentation, x_train[chunk_idx].float().div_(255.0))
+                chunk = to_model_input(chunk, spec_input, already_cropped=crop is not None)
+                if channels_last:
+                    chunk = chunk.contiguous(memory_format=torch.channels_last)
             start = (b % chunk_batches) * cfg.batch_size
-            x = augmented[start : start + len(idx)]
-            x = to_model_input(x, spec_input, already_cropped=crop is not None)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = chunk[start : start + len(idx)]
             y = y_train[idx]
-            target = soft_train[idx] if soft_train is not None else F.one_hot(y, num_classes).float()
+            target = targets_train[idx]
             if cfg.mixup_alpha > 0:
                 lam = float(torch.distributions.Beta(cfg.mixup_alpha, cfg.mixup_alpha).sample())
                 perm = torch.randperm(len(idx), device=device)
