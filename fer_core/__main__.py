@@ -85,6 +85,7 @@ def _train_config(args):
         pretrained=pretrained or None, freeze_backbone=args.freeze_backbone or None, device=args.device, seed=args.seed,
         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, mixup_alpha=args.mixup,
         early_stopping=args.early_stopping, compile=args.compile, time_budget_min=args.time_budget,
+        init_from=args.init_from, teachers=tuple(_csv_list(args.teachers) or ()) or None, teacher_weight=args.teacher_weight,
     )
 
 
@@ -293,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", help="comma-separated subset of classes, e.g. to drop disgust")
     p.add_argument("--pretrained", nargs="?", const="imagenet", help="ImageNet weights (torchvision API) or a local weights file")
     p.add_argument("--freeze-backbone", action="store_true")
+    p.add_argument("--init-from", metavar="CHECKPOINT", help="start from this checkpoint's weights (same model and classes)")
+    p.add_argument("--teachers", metavar="ID,ID",
+                   help="distil: train towards these checkpoints' mean prediction mixed with the label")
+    p.add_argument("--teacher-weight", type=float, metavar="W", help="share of the teachers in each target (default 0.5)")
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--mixup", type=float, help="mixup alpha")

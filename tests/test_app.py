@@ -142,3 +142,16 @@ def test_training_from_the_sidebar_lands_a_checkpoint(monkeypatch, tmp_path, kag
     at.run()
     assert not at.exception
     assert set(at.dataframe[0].value["id"]) == {c.id for c in list_checkpoints(store)}
+
+    first = list_checkpoints(store)[0].id  # a second run that starts from it and distils from it
+    at.selectbox(key="train_init-keras_cnn").set_value(first)
+    at.multiselect(key="train_teachers").set_value([first])
+    at.sidebar.button[0].click()
+    at.run()
+    assert not at.exception
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list_checkpoints(store)) < 2:
+        time.sleep(2)
+    second = next((c for c in list_checkpoints(store) if c.id != first), None)
+    assert second is not None, "the distillation job did not write a checkpoint"
+    assert second.meta["init_from"]["id"] == first and [t["id"] for t in second.meta["teachers"]] == [first]

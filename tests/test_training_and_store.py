@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from fer_core import list_checkpoints, load_checkpoint
+from fer_core.classifier import predict_logits
 from fer_core.data import load_dataset
 from fer_core.models import get_spec
 from fer_core.store import (
@@ -29,6 +30,7 @@ from fer_core.training import (
     make_config,
     train_and_save,
 )
+from fer_core.training.targets import TeacherError, teacher_probabilities, training_targets
 
 
 def test_tiny_run_writes_a_complete_checkpoint(tiny_checkpoints, kaggle_zip):
@@ -304,3 +306,84 @@ def test_delete_checkpoint(tiny_checkpoints, tmp_path):
     assert [i.id for i in list_checkpoints(tmp_path / "ck")] == [infos[1].id]
     with pytest.raises(CheckpointError):
         delete_checkpoint(infos[0].id, tmp_path / "ck")
+
+
+def _teacher(tiny_checkpoints, model: str = "keras_cnn"):
+    return next(i for i in list_checkpoints(tiny_checkpoints) if i.meta["model"] == model)
+
+
+def test_teacher_targets_mix_label_and_teacher(kaggle_zip):
+    data = load_dataset(kaggle_zip)
+    n, k = len(data.indices("train")), len(data.classes)
+    teacher = torch.full((n, k), 1.0 / k)
+    targets = training_targets(data, make_config("keras_cnn", "quick", teachers=("t",), teacher_weight=0.25), teacher)
+    labels = data.labels[data.indices("train")]
+    assert torch.allclose(targets.sum(1), torch.ones(n))
+    assert torch.allclose(targets[torch.arange(n), labels], torch.full((n,), 0.75 + 0.25 / k))
+    with pytest.raises(TeacherError, match="do not match"):
+        training_targets(data, make_config("keras_cnn", "quick"), teacher[:-1])
+
+
+def test_fit_trains_towards_the_given_targets(kaggle_zip):
+    """Targets that all say 'happy' must pull the model there, whatever the labels say."""
+    data = load_dataset(kaggle_zip)
+    spec = get_spec("keras_cnn")
+    n, happy = len(data.indices("train")), data.classes.index("happy")
+    torch.manual_seed(0)
+    model = spec.build(len(data.classes))
+    cfg = make_config("keras_cnn", "quick", epochs=6, batch_size=8, lr=3e-3, augment="none", device="cpu")
+    fit(model, spec.input, spec.head, data, cfg, torch.device("cpu"),
+        targets=torch.nn.functional.one_hot(torch.full((n,), happy), len(data.classes)).float())
+    preds = predict_logits(model, data.take("val")[0], spec.input, torch.device("cpu")).argmax(1)
+    assert (preds == happy).float().mean() >= 0.9
+
+
+def test_distillation_run_records_its_teachers(tiny_checkpoints, kaggle_zip, tmp_path):
+    teacher = _teacher(tiny_checkpoints)
+    cfg = make_config("xception_fer", "quick", data=str(kaggle_zip), epochs=1, batch_size=8, device="cpu",
+                      teachers=(str(teacher.path),), teacher_weight=0.7)
+    meta = json.loads((train_and_save(cfg, root=tmp_path, measure_efficiency=False) / "meta.json").read_text())
+    assert meta["config"]["teachers"] == [str(teacher.path)] and meta["config"]["teacher_weight"] == 0.7
+    assert meta["teachers"] == [{"id": teacher.id, "model": "keras_cnn", "data_fingerprint": meta["data"]["fingerprint"],
+                                 "test_accuracy": teacher.meta["test_metrics"]["accuracy"]}]
+
+
+def test_teachers_must_share_classes_and_data(tiny_checkpoints, kaggle_zip):
+    from dataclasses import replace
+
+    teacher = str(_teacher(tiny_checkpoints).path)
+    data = load_dataset(kaggle_zip)
+    probs, _ = teacher_probabilities([teacher], data)
+    assert probs.shape == (len(data.indices("train")), len(data.classes))
+    assert torch.allclose(probs.sum(1), torch.ones(len(probs)))
+    with pytest.raises(TeacherError, match="predicts"):
+        teacher_probabilities([teacher], data.with_classes(["happy", "sad"]))
+    relabelled = replace(data, labels=data.labels.roll(1), fingerprint="")
+    with pytest.raises(TeacherError, match="leak"):
+        teacher_probabilities([teacher], relabelled)
+
+
+def test_init_from_starts_at_the_checkpoint_weights(tiny_checkpoints, kaggle_zip, tmp_path):
+    start = _teacher(tiny_checkpoints)
+    cfg = make_config("keras_cnn", "quick", data=str(kaggle_zip), epochs=1, batch_size=8, lr=1e-12, device="cpu",
+                      init_from=str(start.path))
+    path = train_and_save(cfg, root=tmp_path, measure_efficiency=False)
+    meta = json.loads((path / "meta.json").read_text())
+    assert meta["init_from"]["id"] == start.id
+    before = load_checkpoint(start.path).model.state_dict()
+    after = load_checkpoint(path).model.state_dict()
+    convs = [k for k in before if k.endswith("weight") and before[k].ndim == 4]
+    assert convs and all(torch.allclose(before[k], after[k], atol=1e-3) for k in convs)
+    other = make_config("keras_cnn", "quick", data=str(kaggle_zip), epochs=1, device="cpu",
+                        init_from=str(_teacher(tiny_checkpoints, "xception_fer").path))
+    with pytest.raises(ValueError, match="cannot start a keras_cnn"):
+        train_and_save(other, root=tmp_path, measure_efficiency=False)
+
+
+def test_distillation_config_validation():
+    with pytest.raises(ValueError, match="teacher_weight"):
+        TrainConfig(model="keras_cnn", teachers=("a",), teacher_weight=0.0)
+    with pytest.raises(ValueError, match="alternatives"):
+        TrainConfig(model="resnet18", init_from="a", pretrained=True)
+    cfg = TrainConfig(model="keras_cnn", teachers=("a", "b"), init_from="c")
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg

@@ -62,21 +62,32 @@ def render() -> None:
             labels = c1.selectbox("Labels", LABEL_SOURCES, help="FER+ needs fer2013new.csv next to the data")
             device = c2.selectbox("Device", info["choices"], key="train_device",
                                   help="auto: the first CUDA GPU, else Apple MPS, else the CPU")
+            with st.expander("Start from a checkpoint, distil"):
+                fresh = "fresh weights"
+                own = [c.id for c in state.good_checkpoints() if c.meta["model"] == model]
+                init_from = st.selectbox("Start from", [fresh, *own], key=f"train_init-{model}",
+                                         help="continue from a trained checkpoint of this architecture (fine-tuning)")
+                teachers = st.multiselect("Teachers", [c.id for c in state.good_checkpoints()], key="train_teachers",
+                                          help="knowledge distillation: each face is trained towards the teachers' mean "
+                                               "prediction mixed with its label (same classes and data as this run)")
+                teacher_weight = st.slider("Teachers' share of each target", 0.1, 1.0, 0.5, 0.05, key="train_teacher_weight")
             submitted = st.form_submit_button("Start", type="primary", width="stretch")
         if submitted:
-            _start(data_path, model, preset, int(epochs), int(batch), float(lr), optimizer, augment, balance, labels, device, pretrained)
+            _start(data_path, model, preset, dict(
+                epochs=int(epochs), batch_size=int(batch), lr=float(lr), optimizer=optimizer, augment=augment,
+                balance=balance, labels=labels, device=device, pretrained=pretrained or None,
+                init_from=None if init_from == fresh else init_from, teachers=tuple(teachers) or None,
+                teacher_weight=float(teacher_weight)))
         _progress()
 
 
-def _start(data_path, model, preset, epochs, batch, lr, optimizer, augment, balance, labels, device, pretrained) -> None:
+def _start(data_path: str, model: str, preset: str, settings: dict) -> None:
     problem = _validate_dataset(data_path)
     if problem:
         st.error(problem)
         return
     try:
-        cfg = make_config(model, preset, data=str(Path(data_path).expanduser()), epochs=epochs,
-                          batch_size=batch, lr=lr, optimizer=optimizer, augment=augment, balance=balance, labels=labels,
-                          device=device, pretrained=pretrained or None)
+        cfg = make_config(model, preset, data=str(Path(data_path).expanduser()), **settings)
         job_id = start_job(cfg)
     except JobBusy as exc:
         st.warning(str(exc))

@@ -40,6 +40,9 @@ class TrainConfig:
     balance: str = "none"
     pretrained: bool | str = False  # True: torchvision ImageNet weights; str: a local weights file
     freeze_backbone: bool = False
+    init_from: str | None = None  # a checkpoint (id or folder) of the same model and classes to start from
+    teachers: tuple[str, ...] = ()  # checkpoints whose mean prediction on each training face joins its target
+    teacher_weight: float = 0.5  # share of the teachers' prediction in the target; the rest is the label
     amp: bool = True  # used on CUDA only
     channels_last: bool = True  # used on CUDA only
     compile: str = "none"  # torch.compile mode; "reduce-overhead" adds CUDA graphs (launch-bound small nets)
@@ -63,12 +66,17 @@ class TrainConfig:
             raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
         if self.time_budget_min is not None and (self.time_budget_min <= 0 or self.scheduler != "cosine"):
             raise ValueError("a time budget needs a positive number of minutes and the cosine scheduler")
+        if self.init_from and self.pretrained:
+            raise ValueError("init_from and pretrained are alternatives: start from a checkpoint or from ImageNet")
+        if not 0.0 < self.teacher_weight <= 1.0:
+            raise ValueError("teacher_weight must be in (0, 1]")
         if self.soft_labels and self.labels != "ferplus":
             raise ValueError("soft labels exist only for FER+ (labels='ferplus')")
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["classes"] = list(self.classes) if self.classes else None
+        d["teachers"] = list(self.teachers)
         return d
 
     @classmethod
@@ -77,6 +85,7 @@ class TrainConfig:
         kwargs = {k: v for k, v in d.items() if k in known}
         if kwargs.get("classes"):
             kwargs["classes"] = tuple(kwargs["classes"])
+        kwargs["teachers"] = tuple(kwargs.get("teachers") or ())
         if isinstance(kwargs.get("compile"), bool):  # configs written before compile modes existed
             kwargs["compile"] = "default" if kwargs["compile"] else "none"
         return cls(**kwargs)

@@ -21,6 +21,7 @@ from ..classifier import predict_logits
 from ..data import FerData, augment_batch, build_augmentation, to_model_input
 from ..input_spec import InputSpec
 from .config import TrainConfig
+from .targets import training_targets
 
 
 class TrainingCancelled(Exception):
@@ -153,8 +154,12 @@ def fit(
     device: torch.device,
     callbacks: Callbacks | None = None,
     state_file: Path | None = None,
+    targets: torch.Tensor | None = None,
 ) -> FitResult:
     """Train `model` on data's train split, select on val; resumes from `state_file` when it exists.
+
+    `targets` are the class distributions the training faces are trained towards (targets.py); by
+    default their labels, or FER+ vote shares with `cfg.soft_labels`.
 
     With `cfg.time_budget_min` the cosine schedule runs over wall-clock time instead of epochs and
     training ends before the epoch that would overrun the budget: a fixed GPU lease gets a fully
@@ -176,9 +181,8 @@ def fit(
     train_idx, val_idx = data.indices("train"), data.indices("val")
     x_train = data.images[train_idx].to(device)
     y_train = data.labels[train_idx].to(device)
-    # Targets as class distributions, built once: FER+ vote shares, or one-hot labels (mixup blends either).
-    targets_train = (data.soft_labels[train_idx].to(device) if cfg.soft_labels and data.soft_labels is not None
-                     else F.one_hot(y_train, len(data.classes)).float())
+    # Class distributions, built once (mixup blends them like the images).
+    targets_train = (targets if targets is not None else training_targets(data, cfg)).to(device)
     x_val, y_val = data.images[val_idx], data.labels[val_idx]
     num_classes = len(data.classes)
     n = len(train_idx)

@@ -18,9 +18,10 @@ from ..data import FerData, load_dataset
 from ..devices import resolve_device
 from ..evaluation import compute_metrics, efficiency, headline
 from ..models import count_parameters, get_spec
-from ..store import save_checkpoint
+from ..store import load_weights, read_meta, resolve_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .loop import Callbacks, fit
+from .targets import teacher_probabilities, training_targets
 
 
 def library_versions() -> dict:
@@ -59,6 +60,18 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _start_from(model: torch.nn.Module, cfg: TrainConfig, data: FerData, root: Path | None) -> dict:
+    """Copy a trained checkpoint's weights into the fresh model; returns what it was, for meta.json."""
+    path = resolve_checkpoint(cfg.init_from, root)
+    meta = read_meta(path)
+    if meta["model"] != cfg.model or tuple(meta["classes"]) != tuple(data.classes):
+        raise ValueError(f"{path.name} is a {meta['model']} for {meta['classes']}: it cannot start a {cfg.model} "
+                         f"for {list(data.classes)}")
+    model.load_state_dict(load_weights(path, meta).state_dict())
+    return {"id": path.name, "data_fingerprint": meta["data"]["fingerprint"],
+            "test_accuracy": meta.get("test_metrics", {}).get("accuracy")}
+
+
 def train_and_save(
     cfg: TrainConfig,
     data: FerData | None = None,
@@ -78,7 +91,12 @@ def train_and_save(
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model = spec.build(len(data.classes), pretrained=cfg.pretrained)
-    result = fit(model, spec.input, spec.head, data, cfg, device, callbacks, state_file)
+    started_from = _start_from(model, cfg, data, root) if cfg.init_from else None
+    targets, teachers = None, None
+    if cfg.teachers:
+        teacher_probs, teachers = teacher_probabilities(cfg.teachers, data, root, device)
+        targets = training_targets(data, cfg, teacher_probs)
+    result = fit(model, spec.input, spec.head, data, cfg, device, callbacks, state_file, targets)
 
     model.load_state_dict(result.best_state)
     model.to(device)
@@ -120,6 +138,10 @@ def train_and_save(
         "test_metrics": headline(metrics),
         "test_split": "test",
     }
+    if started_from:
+        meta["init_from"] = started_from
+    if teachers:
+        meta["teachers"] = teachers
     if measure_efficiency:
         meta["efficiency"] = efficiency(model, spec.input)
     names = [data.names[i] for i in test_idx.tolist()]

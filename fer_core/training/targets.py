@@ -1,0 +1,61 @@
+"""What each training face is trained towards: its label, its FER+ vote shares, or teachers' predictions mixed in.
+
+Distillation here is offline (Hinton et al. 2015 at temperature 1): the teachers predict every training
+face once, unaugmented, before the first epoch, so a student costs no more per step than plain training.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..data import FerData
+from .config import TrainConfig
+
+
+class TeacherError(ValueError):
+    """A teacher checkpoint cannot teach on this data."""
+
+
+def training_targets(data: FerData, cfg: TrainConfig, teacher_probs: torch.Tensor | None = None) -> torch.Tensor:
+    """(N_train, C) float32 class distributions, in the order of `data.indices("train")`."""
+    train_idx = data.indices("train")
+    if cfg.soft_labels and data.soft_labels is not None:
+        base = data.soft_labels[train_idx].float()
+    else:
+        base = F.one_hot(data.labels[train_idx], len(data.classes)).float()
+    if teacher_probs is None:
+        return base
+    if teacher_probs.shape != base.shape:
+        raise TeacherError(f"teacher predictions {tuple(teacher_probs.shape)} do not match the training split {tuple(base.shape)}")
+    return (1.0 - cfg.teacher_weight) * base + cfg.teacher_weight * teacher_probs.float()
+
+
+def teacher_probabilities(teachers: tuple[str, ...] | list[str], data: FerData, root: Path | None = None,
+                          device: str | torch.device = "cpu") -> tuple[torch.Tensor, list[dict]]:
+    """Mean probability of the teachers on every training face, and what each teacher was (for meta.json).
+
+    A teacher must predict the same classes and must have been trained on the same data (equal
+    fingerprint): one trained on other splits could carry this run's validation or test faces into training.
+    """
+    from ..classifier import load_checkpoint
+
+    images, _ = data.take("train")
+    total, provenance = None, []
+    for teacher in teachers:
+        clf = load_checkpoint(teacher, root, device)
+        if clf.classes != tuple(data.classes):
+            raise TeacherError(f"teacher {clf.id} predicts {list(clf.classes)}, this run trains {list(data.classes)}")
+        trained_on = clf.meta.get("data", {}).get("fingerprint")
+        if trained_on != data.fingerprint:
+            raise TeacherError(f"teacher {clf.id} was trained on data {trained_on}, this run uses {data.fingerprint}: "
+                               "its predictions could leak validation or test faces")
+        probs = clf.logits(images).softmax(1)
+        total = probs if total is None else total + probs
+        provenance.append({"id": clf.id, "model": clf.spec.name, "data_fingerprint": trained_on,
+                           "test_accuracy": clf.meta.get("test_metrics", {}).get("accuracy")})
+    if total is None:
+        raise TeacherError("distillation needs at least one teacher")
+    return total / len(teachers), provenance
