@@ -35,6 +35,8 @@ def main() -> int:
     parser.add_argument("--checkpoints", default=None)
     parser.add_argument("--only", help="comma-separated architectures or checkpoint ids (ten-crop on a CPU is slow)")
     parser.add_argument("--device", default="cpu", help="cpu (the app's device), auto, cuda or mps: ten-crop on a GPU takes seconds")
+    parser.add_argument("--save-probs", metavar="FILE.npz",
+                        help="also write every model's PublicTest and PrivateTest probabilities (for bench/ensemble_rules.py)")
     args = parser.parse_args()
     if not args.data or not Path(args.data).exists():
         print("FER2013 not found: pass --data PATH", file=sys.stderr)
@@ -51,6 +53,7 @@ def main() -> int:
     print("-" * len(header))
     datasets: dict[tuple, object] = {}
     groups: dict[tuple, list] = {}
+    saved: dict[str, np.ndarray] = {}
     for info in infos:
         meta = info.meta
         key = (meta["data"]["label_source"], tuple(meta["classes"]))
@@ -68,6 +71,8 @@ def main() -> int:
         print(f"{info.id:<42} {m['accuracy']:>7.4f} {stored['accuracy']:>7.4f} {m['macro_f1']:>7.4f} "
               f"{stored['macro_f1']:>7.4f} {disgust:>8.4f} {elapsed:>6.1f}")
         groups.setdefault(key, []).append((info.id, probs, labels, val_probs, val_labels))
+        saved |= {f"{key[0]}|{info.id}|test": probs, f"{key[0]}|{info.id}|val": val_probs,
+                  f"{key[0]}|labels|test": labels, f"{key[0]}|labels|val": val_labels}
     for key, members in groups.items():
         if len(members) < 2:
             continue
@@ -78,6 +83,9 @@ def main() -> int:
             print(f"{'ensemble, ' + title + ' (' + key[0] + ')':<42} {m['accuracy']:>7.4f} {'':>7} "
                   f"{m['macro_f1']:>7.4f} {'':>7} {m['per_class_accuracy'].get('disgust', np.nan):>8.4f}")
         print(f"  chosen: {', '.join(chosen)}")
+    if args.save_probs:
+        np.savez_compressed(args.save_probs, tta=np.array(args.tta), **saved)
+        print(f"\nprobabilities written to {args.save_probs}")
     return 0
 
 

@@ -387,3 +387,13 @@ def test_distillation_config_validation():
         TrainConfig(model="resnet18", init_from="a", pretrained=True)
     cfg = TrainConfig(model="keras_cnn", teachers=("a", "b"), init_from="c")
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_cancel_while_teachers_predict_writes_nothing(tiny_checkpoints, kaggle_zip, tmp_path):
+    stages = []
+    cb = Callbacks(should_stop=lambda: True, on_stage=stages.append)
+    cfg = make_config("keras_cnn", "quick", data=str(kaggle_zip), epochs=1, device="cpu",
+                      teachers=(str(_teacher(tiny_checkpoints).path),))
+    with pytest.raises(TrainingCancelled, match="teacher"):
+        train_and_save(cfg, root=tmp_path, callbacks=cb, measure_efficiency=False)
+    assert stages == ["1 teacher(s) predicting the training faces"] and not any(tmp_path.iterdir())

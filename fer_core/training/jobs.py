@@ -231,4 +231,5 @@ class JobReporter:
                 _write_json(self.dir / "batch.json", {"epoch": epoch, "batch": batch, "batches": batches, "loss": float(loss),
                                                       "elapsed_s": now - self.t0})
 
-        return Callbacks(on_epoch=on_epoch, on_batch=on_batch, should_stop=lambda: (self.dir / "cancel").exists())
+        return Callbacks(on_epoch=on_epoch, on_batch=on_batch, should_stop=lambda: (self.dir / "cancel").exists(),
+                         on_stage=lambda message: self.set_status("running", message))

@@ -81,6 +81,7 @@ class Callbacks:
     # (float(loss)) never forces a GPU sync.
     on_batch: Callable[[int, int, int, torch.Tensor], None] | None = None
     should_stop: Callable[[], bool] | None = None
+    on_stage: Callable[[str], None] | None = None  # what a run does before its first epoch (the sidebar shows it)
 
 
 @dataclass

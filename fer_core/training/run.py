@@ -94,7 +94,10 @@ def train_and_save(
     started_from = _start_from(model, cfg, data, root) if cfg.init_from else None
     targets, teachers = None, None
     if cfg.teachers:
-        teacher_probs, teachers = teacher_probabilities(cfg.teachers, data, root, device)
+        cb = callbacks or Callbacks()
+        if cb.on_stage:
+            cb.on_stage(f"{len(cfg.teachers)} teacher(s) predicting the training faces")
+        teacher_probs, teachers = teacher_probabilities(cfg.teachers, data, root, device, cb.should_stop)
         targets = training_targets(data, cfg, teacher_probs)
     result = fit(model, spec.input, spec.head, data, cfg, device, callbacks, state_file, targets)
 

@@ -7,12 +7,15 @@ face once, unaugmented, before the first epoch, so a student costs no more per s
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from ..data import FerData
 from .config import TrainConfig
+
+TEACHER_CHUNK = 2048  # faces predicted between two looks at should_stop (seconds on a CPU)
 
 
 class TeacherError(ValueError):
@@ -34,13 +37,16 @@ def training_targets(data: FerData, cfg: TrainConfig, teacher_probs: torch.Tenso
 
 
 def teacher_probabilities(teachers: tuple[str, ...] | list[str], data: FerData, root: Path | None = None,
-                          device: str | torch.device = "cpu") -> tuple[torch.Tensor, list[dict]]:
+                          device: str | torch.device = "cpu", should_stop: Callable[[], bool] | None = None,
+                          ) -> tuple[torch.Tensor, list[dict]]:
     """Mean probability of the teachers on every training face, and what each teacher was (for meta.json).
 
     A teacher must predict the same classes and must have been trained on the same data (equal
     fingerprint): one trained on other splits could carry this run's validation or test faces into training.
+    `should_stop` is asked between chunks of faces: on a CPU the teachers take minutes, and Cancel must work.
     """
     from ..classifier import load_checkpoint
+    from .loop import TrainingCancelled
 
     images, _ = data.take("train")
     total, provenance = None, []
@@ -52,7 +58,12 @@ def teacher_probabilities(teachers: tuple[str, ...] | list[str], data: FerData, 
         if trained_on != data.fingerprint:
             raise TeacherError(f"teacher {clf.id} was trained on data {trained_on}, this run uses {data.fingerprint}: "
                                "its predictions could leak validation or test faces")
-        probs = clf.logits(images).softmax(1)
+        chunks = []
+        for start in range(0, len(images), TEACHER_CHUNK):
+            if should_stop and should_stop():
+                raise TrainingCancelled(f"cancelled while teacher {clf.id} was predicting")
+            chunks.append(clf.logits(images[start : start + TEACHER_CHUNK]).softmax(1))
+        probs = torch.cat(chunks)
         total = probs if total is None else total + probs
         provenance.append({"id": clf.id, "model": clf.spec.name, "data_fingerprint": trained_on,
                            "test_accuracy": clf.meta.get("test_metrics", {}).get("accuracy")})
