@@ -155,6 +155,19 @@ def load_predictions(path: Path) -> dict:
     }
 
 
+def meta_json(meta: dict) -> str:
+    """meta.json's text: indented, but one line per epoch of history (a 400-epoch run is 400 lines, not 5,000)."""
+    fields = []
+    for key in sorted(meta):
+        value = meta[key]
+        if key == "history" and isinstance(value, list) and value:
+            body = "[\n" + ",\n".join("    " + json.dumps(row, sort_keys=True) for row in value) + "\n  ]"
+        else:
+            body = json.dumps(value, indent=2, sort_keys=True).replace("\n", "\n  ")
+        fields.append(f"  {json.dumps(key)}: {body}")
+    return "{\n" + ",\n".join(fields) + "\n}\n"
+
+
 def _half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
 
@@ -200,7 +213,7 @@ def save_checkpoint(
             str(tmp / PREDICTIONS_FILE),
             metadata={"names": json.dumps(list(names)), "split": split, "data_fingerprint": meta.get("data", {}).get("fingerprint", "")},
         )
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+        (tmp / META_FILE).write_text(meta_json(meta), encoding="utf-8")
         for f in tmp.iterdir():
             with f.open("rb") as fh:
                 os.fsync(fh.fileno())
@@ -222,7 +235,7 @@ def annotate_checkpoint(checkpoint_id: str, root: Path | None = None, **fields) 
     path = checkpoint_dir(checkpoint_id, root)
     meta = {**read_meta(path), **fields}
     tmp = path / f".{META_FILE}.tmp"
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+    tmp.write_text(meta_json(meta), encoding="utf-8")
     os.replace(tmp, path / META_FILE)
     return meta
 

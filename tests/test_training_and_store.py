@@ -18,6 +18,7 @@ from fer_core.store import (
     checkpoint_dir,
     delete_checkpoint,
     load_predictions,
+    meta_json,
     save_checkpoint,
 )
 from fer_core.training import (
@@ -45,6 +46,17 @@ def test_tiny_run_writes_a_complete_checkpoint(tiny_checkpoints, kaggle_zip):
     assert meta["config"]["model"] == "keras_cnn" and meta["weights_dtype"] == "float16"
     assert len(meta["history"]) == 2 and {"train_loss", "val_acc", "lr", "images_per_s"} <= set(meta["history"][0])
     assert 0.0 <= meta["test_metrics"]["accuracy"] <= 1.0
+    text = (infos[0].path / "meta.json").read_text()
+    assert json.loads(text) == infos[0].meta and text == meta_json(infos[0].meta)
+
+
+def test_meta_json_keeps_one_line_per_epoch():
+    history = [{"epoch": e, "val_acc": 0.5, "lr": 1e-3} for e in range(1, 301)]
+    meta = {"model": "keras_cnn", "config": {"lr": 1e-3, "teachers": ["a", "b"]}, "history": history, "empty": []}
+    text = meta_json(meta)
+    assert json.loads(text) == meta
+    assert sum('"epoch"' in line for line in text.splitlines()) == 300 and len(text.splitlines()) < 320
+    assert json.loads(meta_json({"history": []})) == {"history": []}
 
 
 def test_reloaded_checkpoint_reproduces_stored_predictions(tiny_checkpoints, kaggle_zip):
