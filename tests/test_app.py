@@ -120,6 +120,28 @@ def test_evaluate_renders(app_env):
     assert any("McNemar" in md.value for md in at.markdown)
 
 
+def test_sidebar_offers_only_checkpoints_of_the_chosen_label_source(monkeypatch, kaggle_zip, tmp_path):
+    """A teacher or start point with other labels would fail the job after submit: it is not offered at all."""
+    monkeypatch.setenv("FER_CHECKPOINTS", str(REPO / "checkpoints"))
+    monkeypatch.setenv("FER_DATA", str(kaggle_zip))
+    monkeypatch.setenv("FER_RUNS", str(tmp_path / "runs"))
+    infos = list_checkpoints(REPO / "checkpoints")
+    by_source: dict[str, set[str]] = {}
+    for c in infos:
+        by_source.setdefault(c.meta["data"]["label_source"], set()).add(c.id)
+    assert {"fer2013", "ferplus"} <= set(by_source)
+    accuracy = {c.id: c.meta["test_metrics"]["accuracy"] for c in infos}
+    at = run_page()
+    offered = at.multiselect(key="train_teachers-fer2013").options
+    assert set(offered) == {f"{cid} ({accuracy[cid]:.1%})" for cid in by_source["fer2013"]}
+    at.selectbox(key="train_model").set_value("keras_cnn_wide")
+    at.selectbox(key="train_labels").set_value("ferplus")
+    at.run()
+    assert not at.exception
+    assert [o.split(" ")[0] for o in at.multiselect(key="train_teachers-ferplus").options] == sorted(by_source["ferplus"])
+    assert at.selectbox(key="train_init-keras_cnn_wide-ferplus").options[1:] == sorted(by_source["ferplus"])
+
+
 def test_training_from_the_sidebar_lands_a_checkpoint(monkeypatch, tmp_path, kaggle_zip):
     store = tmp_path / "store"
     monkeypatch.setenv("FER_CHECKPOINTS", str(store))
@@ -144,8 +166,8 @@ def test_training_from_the_sidebar_lands_a_checkpoint(monkeypatch, tmp_path, kag
     assert set(at.dataframe[0].value["id"]) == {c.id for c in list_checkpoints(store)}
 
     first = list_checkpoints(store)[0].id  # a second run that starts from it and distils from it
-    at.selectbox(key="train_init-keras_cnn").set_value(first)
-    at.multiselect(key="train_teachers").set_value([first])
+    at.selectbox(key="train_init-keras_cnn-fer2013").set_value(first)
+    at.multiselect(key="train_teachers-fer2013").set_value([first])
     at.sidebar.button[0].click()
     at.run()
     assert not at.exception

@@ -48,6 +48,8 @@ def render() -> None:
         preset = st.selectbox("Preset", presets, index=presets.index(preset_for(model, pretrained)),
                               key=f"train_preset-{model}-{pretrained}", help="the family's recipe is preselected")
         recipe = PRESETS[preset]
+        labels = st.selectbox("Labels", LABEL_SOURCES, key="train_labels",
+                              help="FER+ needs fer2013new.csv next to the data; the checkpoints offered below follow it")
         with st.form("train_form", border=False):
             data_path = st.text_input("Dataset", value=state.default_dataset_path(),
                                       help="FER2013 as the Kaggle zip or folder, fer2013.csv, or any ImageFolder root")
@@ -59,15 +61,18 @@ def render() -> None:
             augment = c1.selectbox("Augmentation", AUGMENT_PRESETS, index=AUGMENT_PRESETS.index(recipe["augment"]),
                                    key=f"train_aug-{preset}")
             balance = c2.selectbox("Balancing", BALANCING)
-            labels = c1.selectbox("Labels", LABEL_SOURCES, help="FER+ needs fer2013new.csv next to the data")
-            device = c2.selectbox("Device", info["choices"], key="train_device",
+            device = c1.selectbox("Device", info["choices"], key="train_device",
                                   help="auto: the first CUDA GPU, else Apple MPS, else the CPU")
             with st.expander("Start from a checkpoint, distil"):
                 fresh = "fresh weights"
-                own = [c.id for c in state.good_checkpoints() if c.meta["model"] == model]
-                init_from = st.selectbox("Start from", [fresh, *own], key=f"train_init-{model}",
+                # Only checkpoints of this label source can share the run's classes and data fingerprint.
+                usable = {c.id: c.meta for c in state.good_checkpoints()
+                          if c.meta.get("data", {}).get("label_source", "fer2013") == labels}
+                own = [cid for cid, meta in usable.items() if meta["model"] == model]
+                init_from = st.selectbox("Start from", [fresh, *own], key=f"train_init-{model}-{labels}",
                                          help="continue from a trained checkpoint of this architecture (fine-tuning)")
-                teachers = st.multiselect("Teachers", [c.id for c in state.good_checkpoints()], key="train_teachers",
+                teachers = st.multiselect("Teachers", list(usable), key=f"train_teachers-{labels}",
+                                          format_func=lambda cid: _with_accuracy(cid, usable[cid]),
                                           help="knowledge distillation: each face is trained towards the teachers' mean "
                                                "prediction mixed with its label (same classes and data as this run)")
                 teacher_weight = st.slider("Teachers' share of each target", 0.1, 1.0, 0.5, 0.05, key="train_teacher_weight")
@@ -79,6 +84,11 @@ def render() -> None:
                 init_from=None if init_from == fresh else init_from, teachers=tuple(teachers) or None,
                 teacher_weight=float(teacher_weight)))
         _progress()
+
+
+def _with_accuracy(checkpoint_id: str, meta: dict) -> str:
+    accuracy = meta.get("test_metrics", {}).get("accuracy")
+    return f"{checkpoint_id} ({accuracy:.1%})" if isinstance(accuracy, (int, float)) else checkpoint_id
 
 
 def _start(data_path: str, model: str, preset: str, settings: dict) -> None:
