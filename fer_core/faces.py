@@ -114,6 +114,10 @@ class MtcnnDetector:
 
         self.min_confidence = min_confidence
         self.mtcnn = MTCNN(keep_all=True, device=torch.device("cpu"), min_face_size=20)
+        # channels_last weights make its convolutions and max pooling take oneDNN's paths: detection on a
+        # 1280x720 photo 39 -> 28 ms on two cores, same boxes (bench/inference.py).
+        for net in (self.mtcnn.pnet, self.mtcnn.rnet, self.mtcnn.onet):
+            net.to(memory_format=torch.channels_last)
 
     def detect(self, rgb: np.ndarray) -> list[Box]:
         import torch

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_core.faces import DETECTORS, HaarDetector, PhotoError, find_faces, load_photo
+from fer_core.faces import DETECTORS, HaarDetector, MtcnnDetector, PhotoError, find_faces, load_photo
 
 from .conftest import image_bytes
 
@@ -40,6 +40,25 @@ def test_mtcnn_finds_exactly_the_two_faces_next_to_a_logo(two_faces_and_logo):
     assert abs(mtcnn[0].box[0] - mtcnn[1].box[0]) > rgb.shape[1] // 3  # one face per half
     haar = find_faces(rgb, HaarDetector())
     assert len(haar) >= 2  # recorded in the README: Haar is the fallback, MTCNN the default
+
+
+def test_mtcnn_in_channels_last_finds_what_the_stock_layout_finds(two_faces_and_logo, grace_hopper):
+    """The detector's nets run in channels_last for speed; that must not move a box or change a score."""
+    import torch
+
+    ours = MtcnnDetector()
+    stock = MtcnnDetector()
+    for net in (stock.mtcnn.pnet, stock.mtcnn.rnet, stock.mtcnn.onet):
+        net.to(memory_format=torch.contiguous_format)
+    assert ours.mtcnn.pnet.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    for photo in (two_faces_and_logo, grace_hopper):
+        image = Image.fromarray(load_photo(photo))
+        with torch.inference_mode():
+            boxes, probs = ours.mtcnn.detect(image)
+            stock_boxes, stock_probs = stock.mtcnn.detect(image)
+        assert boxes is not None and len(boxes) >= 1
+        np.testing.assert_allclose(boxes.astype(float), stock_boxes.astype(float), atol=0.5)  # object arrays
+        np.testing.assert_allclose(probs.astype(float), stock_probs.astype(float), atol=1e-4)
 
 
 def test_boxes_are_in_original_coordinates_after_downscaling(grace_hopper):
