@@ -131,8 +131,13 @@ def cmd_train(args) -> None:
                    f"{stats.images_per_s:,.0f} img/s  {stats.epoch_time_s:.1f}s{'  *' if stats.best else ''}")
             (bar.write if bar is not None else print)(msg)
 
-    callbacks_on_batch, callbacks_on_epoch = callbacks.on_batch, callbacks.on_epoch
-    callbacks.on_batch, callbacks.on_epoch = on_batch, on_epoch
+    def on_stage(message):  # minutes of teacher predictions on a CPU would otherwise look like a hang
+        callbacks_on_stage(message)
+        if not args.json:
+            (bar.write if bar is not None else print)(message)
+
+    callbacks_on_batch, callbacks_on_epoch, callbacks_on_stage = callbacks.on_batch, callbacks.on_epoch, callbacks.on_stage
+    callbacks.on_batch, callbacks.on_epoch, callbacks.on_stage = on_batch, on_epoch, on_stage
     from .training.loop import TrainingCancelled
 
     try:

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from fer_core.models import list_models
+from fer_core.store import list_checkpoints
 
 from .conftest import FER2013_ZIP, REPO
 
@@ -52,6 +53,13 @@ def test_train_evaluate_checkpoints_predict(kaggle_zip, tmp_path, grace_hopper):
                              "--batch-size", "8", "--device", "cpu", "--checkpoints", store, "--no-efficiency", "--json").stdout)
     cid = trained["checkpoint"]
     assert (store / cid / "model.safetensors").is_file()
+    students = tmp_path / "students"  # teachers given as folders of another store
+    distilled = cli("train", "--model", "keras_cnn", "--data", kaggle_zip, "--preset", "quick", "--epochs", "1",
+                    "--batch-size", "8", "--device", "cpu", "--checkpoints", students, "--no-efficiency",
+                    "--init-from", store / cid, "--teachers", store / cid).stdout
+    assert "1 teacher(s) predicting the training faces" in distilled and "epoch   1/1" in distilled
+    [student] = list_checkpoints(students)
+    assert student.meta["init_from"]["id"] == cid and student.meta["teachers"][0]["id"] == cid
 
     listed = json.loads(cli("checkpoints", "--checkpoints", store, "--json").stdout)
     assert [r["id"] for r in listed] == [cid] and listed[0]["MMACs"] is None  # trained with --no-efficiency
