@@ -1,10 +1,9 @@
 """Evaluate: every view reads the predictions stored with each checkpoint; only the embedding runs a model."""
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
-from fer_core.evaluation import compute_metrics, ensemble_probs, headline, mcnemar
+from fer_core.evaluation import compute_metrics, ensemble_probs, headline, mcnemar, misclassified
 from ui import charts, state
 
 st.title("Evaluate")
@@ -62,18 +61,16 @@ with tab_one:
         true_cls = c1.selectbox("True class", ["any"] + classes)
         pred_cls = c2.selectbox("Predicted class", ["any"] + classes)
         limit = c3.number_input("Show at most", 8, 200, 40, step=8)
-        pred = ev["probs"].argmax(1)
-        wrong = np.flatnonzero(pred != ev["labels"])
-        if true_cls != "any":
-            wrong = wrong[ev["labels"][wrong] == classes.index(true_cls)]
-        if pred_cls != "any":
-            wrong = wrong[pred[wrong] == classes.index(pred_cls)]
+        wrong = misclassified(ev["probs"], ev["labels"], None if true_cls == "any" else classes.index(true_cls),
+                              None if pred_cls == "any" else classes.index(pred_cls))
         index = state.faces_by_name(data)
         shown = [i for i in wrong if ev["names"][i] in index][: int(limit)]
-        st.caption(f"{len(wrong)} misclassified faces match; showing {len(shown)}.")
+        st.caption(f"{len(wrong)} misclassified faces match; showing {len(shown)}, the most confident mistakes first "
+                   "(often a label that looks wrong: FER2013's labels are noisy, see Overview).")
         if shown:
             st.image([charts.upscale(data.images[index[ev["names"][i]], 0].numpy(), 96) for i in shown],
-                     caption=[f"{classes[ev['labels'][i]]}→{classes[pred[i]]} {ev['probs'][i].max():.0%}" for i in shown], width=96)
+                     caption=[f"{classes[ev['labels'][i]]}→{classes[ev['probs'][i].argmax()]} {ev['probs'][i].max():.0%}"
+                              for i in shown], width=96)
 
 with tab_two:
     if len(ids) < 2:

@@ -118,6 +118,21 @@ def mcnemar(pred_a: np.ndarray, pred_b: np.ndarray, labels: np.ndarray) -> McNem
     return McNemarResult(n01, n10, p)
 
 
+def misclassified(probs: np.ndarray, labels: np.ndarray, true_class: int | None = None,
+                  predicted_class: int | None = None) -> np.ndarray:
+    """Indices of the wrongly predicted faces, most confident mistakes first: at the top are the faces a
+    model is sure about and the label contradicts, where FER2013's label noise shows."""
+    probs, labels = np.asarray(probs), np.asarray(labels)
+    pred = probs.argmax(1)
+    wrong = pred != labels
+    if true_class is not None:
+        wrong &= labels == true_class
+    if predicted_class is not None:
+        wrong &= pred == predicted_class
+    index = np.flatnonzero(wrong)
+    return index[np.argsort(-probs[index, pred[index]], kind="stable")]
+
+
 def ensemble_probs(prob_list: list[np.ndarray]) -> np.ndarray:
     """Mean of the members' probabilities (same faces, same class order)."""
     shapes = {p.shape for p in prob_list}

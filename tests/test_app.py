@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fer_core.store import list_checkpoints
+from fer_core.store import list_checkpoints, load_predictions
 
 from .conftest import REPO
 
@@ -118,6 +118,10 @@ def test_evaluate_renders(app_env):
     at = run_page("app_pages/evaluate.py")
     assert any(m.label == "accuracy" for m in at.metric)
     assert any("McNemar" in md.value for md in at.markdown)
+    shown = list_checkpoints(app_env)[0]  # "One model" opens on the newest
+    stored = load_predictions(shown.path)
+    wrong = int((stored["probs"].argmax(1) != stored["labels"]).sum())
+    assert any(c.value.startswith(f"{wrong} misclassified faces match") for c in at.caption)
 
 
 def test_sidebar_offers_only_checkpoints_of_the_chosen_label_source(monkeypatch, kaggle_zip, tmp_path):

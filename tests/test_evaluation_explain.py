@@ -14,6 +14,7 @@ from fer_core.evaluation import (
     expected_calibration_error,
     mcnemar,
     measure_speed,
+    misclassified,
     select_ensemble,
 )
 from fer_core.explain import feature_grid, feature_layers, feature_maps, grad_cam, integrated_gradients
@@ -59,6 +60,16 @@ def test_select_ensemble_keeps_complementary_members_and_drops_noise():
     chosen = select_ensemble({"left": left, "right": right, "noise": noise}, labels)
     assert sorted(chosen) == ["left", "right"]  # together they are right on every face; noise only hurts
     assert select_ensemble({}, labels) == []
+
+
+def test_misclassified_lists_the_most_confident_mistakes_first():
+    probs = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.1, 0.3, 0.6], [0.4, 0.35, 0.25], [0.05, 0.9, 0.05]])
+    labels = np.array([0, 0, 1, 2, 2])  # face 0 right, faces 1-4 wrong
+    assert misclassified(probs, labels).tolist() == [4, 1, 2, 3]
+    assert misclassified(probs, labels, true_class=2).tolist() == [4, 3]
+    assert misclassified(probs, labels, predicted_class=1).tolist() == [4, 1]
+    assert misclassified(probs, labels, true_class=2, predicted_class=0).tolist() == [3]
+    assert misclassified(probs, np.argmax(probs, 1)).size == 0
 
 
 def test_mcnemar():
