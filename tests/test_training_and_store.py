@@ -401,11 +401,36 @@ def test_distillation_config_validation():
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
 
 
-def test_cancel_while_teachers_predict_writes_nothing(tiny_checkpoints, kaggle_zip, tmp_path):
+def test_cancel_while_teachers_predict_writes_nothing(tiny_checkpoints, kaggle_zip, tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))  # no cached teacher predictions: they must run
     stages = []
     cb = Callbacks(should_stop=lambda: True, on_stage=stages.append)
     cfg = make_config("keras_cnn", "quick", data=str(kaggle_zip), epochs=1, device="cpu",
                       teachers=(str(_teacher(tiny_checkpoints).path),))
     with pytest.raises(TrainingCancelled, match="teacher"):
-        train_and_save(cfg, root=tmp_path, callbacks=cb, measure_efficiency=False)
-    assert stages == ["1 teacher(s) predicting the training faces"] and not any(tmp_path.iterdir())
+        train_and_save(cfg, root=tmp_path / "store", callbacks=cb, measure_efficiency=False)
+    assert stages == ["1 teacher(s) predicting the training faces"] and not (tmp_path / "store").exists()
+
+
+def test_teacher_predictions_are_cached_by_weights_and_data(tiny_checkpoints, kaggle_zip, tmp_path, monkeypatch):
+    from fer_core.classifier import FerClassifier
+
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    teacher = str(_teacher(tiny_checkpoints).path)
+    data = load_dataset(kaggle_zip)
+    first, _ = teacher_probabilities([teacher], data)
+    [cached] = (tmp_path / "cache" / "teachers").glob("*.safetensors")
+    logits = FerClassifier.logits
+
+    def no_predictions(*args, **kwargs):
+        raise AssertionError("the teacher predicted although its predictions were cached")
+
+    monkeypatch.setattr(FerClassifier, "logits", no_predictions)
+    again, _ = teacher_probabilities([teacher], data)
+    assert torch.equal(again, first)
+    cached.write_bytes(b"damaged")  # a damaged entry is recomputed, never trusted
+    with pytest.raises(AssertionError, match="predicted"):
+        teacher_probabilities([teacher], data)
+    monkeypatch.setattr(FerClassifier, "logits", logits)
+    assert torch.allclose(teacher_probabilities([teacher], data)[0], first)
+    assert cached.read_bytes() != b"damaged"  # and written again
