@@ -126,9 +126,7 @@ with tab_emb:
         st.info("The test faces are needed for this view: FER2013 was not found (set FER_DATA).")
     elif st.button("Compute t-SNE of penultimate-layer features"):
         emb = state.embedding(cid, n, state.store_signature())
-        classes = emb["classes"]
-        st.altair_chart(charts.embedding_scatter(emb["xy"], [classes[i] for i in emb["labels"]],
-                                                 [classes[i] for i in emb["pred"]], emb["faces"]), width="stretch")
+        st.altair_chart(charts.embedding_scatter(emb.xy, emb.labels, emb.predicted, emb.faces), width="stretch")
         st.caption("Hover a point to see its face. Well-separated clusters are classes the model tells apart.")
 
 with tab_runs:

@@ -11,7 +11,7 @@ from captum.attr import IntegratedGradients, LayerActivation, LayerAttribution, 
 from torch import nn
 
 from .classifier import FerClassifier
-from .data import to_model_input
+from .data import FerData, to_model_input
 
 
 @dataclass(frozen=True)
@@ -146,3 +146,25 @@ def penultimate_features(clf: FerClassifier, faces: np.ndarray, batch_size: int 
     finally:
         handle.remove()
     return torch.cat(captured).numpy()
+
+
+@dataclass(frozen=True)
+class FaceEmbedding:
+    xy: np.ndarray  # (n, 2) t-SNE coordinates
+    faces: np.ndarray  # (n, 48, 48) uint8
+    labels: list[str]
+    predicted: list[str]
+
+
+def embed_test_faces(clf: FerClassifier, data: FerData, n: int, seed: int = 0) -> FaceEmbedding:
+    """t-SNE map of the penultimate features of n test faces drawn at random; seeded, so a rerun shows the same map."""
+    from .evaluation import embedding_2d
+
+    if tuple(data.classes) != clf.classes:
+        raise ValueError(f"{clf.id} predicts {list(clf.classes)}, the data has {list(data.classes)}")
+    test = data.indices("test").numpy()
+    pick = np.sort(np.random.default_rng(seed).choice(test, size=min(n, len(test)), replace=False))
+    faces = data.images[pick, 0].numpy()
+    predicted = clf.predict_proba(faces).argmax(1)
+    return FaceEmbedding(embedding_2d(penultimate_features(clf, faces), seed), faces,
+                         [clf.classes[i] for i in data.labels.numpy()[pick]], [clf.classes[i] for i in predicted])

@@ -122,6 +122,9 @@ def test_evaluate_renders(app_env):
     stored = load_predictions(shown.path)
     wrong = int((stored["probs"].argmax(1) != stored["labels"]).sum())
     assert any(c.value.startswith(f"{wrong} misclassified faces match") for c in at.caption)
+    next(b for b in at.button if b.label.startswith("Compute t-SNE")).click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("Hover a point" in c.value for c in at.caption)
 
 
 def test_sidebar_offers_only_checkpoints_of_the_chosen_label_source(monkeypatch, kaggle_zip, tmp_path):

@@ -17,7 +17,14 @@ from fer_core.evaluation import (
     misclassified,
     select_ensemble,
 )
-from fer_core.explain import feature_grid, feature_layers, feature_maps, grad_cam, integrated_gradients
+from fer_core.explain import (
+    embed_test_faces,
+    feature_grid,
+    feature_layers,
+    feature_maps,
+    grad_cam,
+    integrated_gradients,
+)
 from fer_core.faces import Face
 from fer_core.models import get_spec
 from fer_core.predict import FacePrediction, ModelPrediction
@@ -162,3 +169,19 @@ def test_feature_maps(tiny_checkpoints):
     assert maps.ndim == 3 and len(maps) == 16 and maps.std() > 0
     grid = feature_grid(maps)
     assert grid.dtype == np.uint8 and grid.shape[0] > 48 * 3
+
+
+def test_embedding_of_test_faces(tiny_checkpoints, kaggle_zip):
+    clf = load_checkpoint(list_checkpoints(tiny_checkpoints)[0].id, root=tiny_checkpoints)
+    data = load_dataset(kaggle_zip)
+    emb = embed_test_faces(clf, data, n=100)
+    test = data.indices("test")
+    assert emb.xy.shape == (len(test), 2) and np.isfinite(emb.xy).all() and emb.xy.std(0).min() > 0
+    assert sorted(emb.labels) == sorted(data.classes[i] for i in data.labels[test])  # every test face, once
+    probs, _ = clf.evaluate(data, "test")
+    assert sorted(emb.predicted) == sorted(clf.classes[i] for i in probs.argmax(1))
+    assert {f.tobytes() for f in emb.faces} <= {f.tobytes() for f in data.images[test, 0].numpy()}
+    again = embed_test_faces(clf, data, n=5)
+    assert len(again.labels) == 5 and np.array_equal(again.xy, embed_test_faces(clf, data, n=5).xy)  # seeded
+    with pytest.raises(ValueError, match="predicts"):
+        embed_test_faces(clf, data.with_classes(["happy", "sad"]), n=5)

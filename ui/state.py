@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import streamlit as st
 
 from fer_core.leaderboard import leaderboard_row
@@ -21,6 +20,7 @@ from fer_core.store import CheckpointInfo, default_root, list_checkpoints, load_
 if TYPE_CHECKING:
     from fer_core.classifier import FerClassifier
     from fer_core.data import DatasetOverview, FerData
+    from fer_core.explain import FaceEmbedding
     from fer_core.predict import PhotoPrediction
 
 
@@ -146,18 +146,8 @@ def predict(data: bytes, checkpoint_ids: list[str], detector: str, name: str) ->
 
 
 @st.cache_data(show_spinner="Computing penultimate-layer features and t-SNE…", max_entries=16)
-def embedding(checkpoint_id: str, n: int, signature: tuple) -> dict:
-    """2-D t-SNE of a seeded, stratified-by-chance subsample of test faces."""
-    from fer_core.evaluation import embedding_2d
-    from fer_core.explain import penultimate_features
+def embedding(checkpoint_id: str, n: int, signature: tuple) -> FaceEmbedding:
+    from fer_core.explain import embed_test_faces
 
     clf = classifier(checkpoint_id)
-    data = dataset_for(clf.meta)
-    idx = data.indices("test").numpy()
-    rng = np.random.default_rng(0)
-    pick = np.sort(rng.choice(idx, size=min(n, len(idx)), replace=False))
-    faces = data.images[pick, 0].numpy()
-    features = penultimate_features(clf, faces)
-    xy = embedding_2d(features)
-    probs = clf.predict_proba(faces)
-    return {"xy": xy, "faces": faces, "labels": data.labels.numpy()[pick], "pred": probs.argmax(1), "classes": list(data.classes)}
+    return embed_test_faces(clf, dataset_for(clf.meta), n)
