@@ -21,8 +21,7 @@ if source == "test set":
         data = state.dataset(path)
         c1, c2 = st.columns(2)
         cls = c1.selectbox("True class", data.classes)
-        idx = data.indices("test").numpy()
-        pool = idx[data.labels.numpy()[idx] == data.classes.index(cls)]
+        pool = data.indices("test", cls).numpy()
         n = c2.number_input(f"Face number (of {len(pool)})", 1, max(1, len(pool)), 1)
         if len(pool):
             face = data.images[pool[int(n) - 1], 0].numpy()

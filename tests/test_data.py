@@ -39,6 +39,10 @@ def test_kaggle_zip_official_split(kaggle_zip):
     i = data.names.index(rel)
     assert int(data.labels[i]) == ci
     assert np.abs(data.images[i, 0].numpy().astype(int) - img.astype(int)).mean() < 4
+    test = data.indices("test")
+    by_class = {c: data.indices("test", c) for c in data.classes}
+    assert sorted(torch.cat(list(by_class.values())).tolist()) == test.tolist()
+    assert all((data.labels[idx] == data.classes.index(c)).all() for c, idx in by_class.items())
 
 
 def test_folder_zip_and_csv_agree(kaggle_zip, kaggle_folder, fer2013_csv):

@@ -41,8 +41,12 @@ class FerData:
     def __len__(self) -> int:
         return int(self.labels.numel())
 
-    def indices(self, split: str) -> torch.Tensor:
-        return torch.nonzero(self.split == SPLITS.index(split)).flatten()
+    def indices(self, split: str, class_name: str | None = None) -> torch.Tensor:
+        """Positions of a split's faces, in file order; only those labelled `class_name` when given."""
+        mask = self.split == SPLITS.index(split)
+        if class_name is not None:
+            mask &= self.labels == self.classes.index(class_name)
+        return torch.nonzero(mask).flatten()
 
     def split_sizes(self) -> dict[str, int]:
         return {name: int((self.split == i).sum()) for i, name in enumerate(SPLITS)}
