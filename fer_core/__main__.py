@@ -299,9 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", help="comma-separated subset of classes, e.g. to drop disgust")
     p.add_argument("--pretrained", nargs="?", const="imagenet", help="ImageNet weights (torchvision API) or a local weights file")
     p.add_argument("--freeze-backbone", action="store_true")
-    p.add_argument("--init-from", metavar="CHECKPOINT", help="start from this checkpoint's weights (same model and classes)")
+    p.add_argument("--init-from", metavar="CHECKPOINT", help="start from this checkpoint's weights (same model and classes): an id in the --checkpoints store, or a folder")
     p.add_argument("--teachers", metavar="ID,ID",
-                   help="distil: train towards these checkpoints' mean prediction mixed with the label")
+                   help="distil: train towards these checkpoints' mean prediction mixed with the label (ids in the --checkpoints "
+                        "store, or folders)")
     p.add_argument("--teacher-weight", type=float, metavar="W", help="share of the teachers in each target (default 0.5)")
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--label-smoothing", type=float)
