@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 
 import pytest
+import torch
 
 from fer_core.store import list_checkpoints
 from fer_core.training import make_config
-from fer_core.training.jobs import JobBusy, active_job, cancel_job, list_jobs, read_job, start_job
+from fer_core.training.jobs import JobBusy, JobReporter, active_job, cancel_job, list_jobs, read_job, start_job
 
 
 def wait_for(predicate, timeout: float = 240, what: str = "condition"):
@@ -52,3 +54,17 @@ def test_job_lifecycle_busy_kill_cancel(kaggle_zip, tmp_path, monkeypatch):
     assert [c.id for c in list_checkpoints(store)] == [job.checkpoint]
     assert len(job.epochs) == 2 and job.eta_s() == 0
     assert [j.id for j in list_jobs(runs)][0] == third
+
+
+def test_reporter_status_follows_the_run(tmp_path):
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    callbacks = JobReporter(job_dir, "cpu").callbacks()
+    callbacks.on_stage("8 teacher(s) predicting the training faces")
+    assert json.loads((job_dir / "status.json").read_text())["message"].startswith("8 teacher(s)")
+    callbacks.on_batch(1, 1, 10, torch.tensor(0.5))
+    assert json.loads((job_dir / "status.json").read_text())["message"] == "epoch 1"
+    assert json.loads((job_dir / "batch.json").read_text())["loss"] == 0.5
+    assert not callbacks.should_stop()
+    (job_dir / "cancel").touch()
+    assert callbacks.should_stop()

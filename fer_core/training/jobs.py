@@ -225,6 +225,8 @@ class JobReporter:
                 f.write(json.dumps(stats.to_dict()) + "\n")
 
         def on_batch(epoch: int, batch: int, batches: int, loss: torch.Tensor) -> None:
+            if batch == 1:  # replaces a stage message ("teachers predicting...") once training is under way
+                self.set_status("running", f"epoch {epoch}")
             now = time.time()
             if now - self._last_batch_write >= 1.0 or batch == batches:
                 self._last_batch_write = now
