@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from fer_core.explain import METHODS, feature_grid, feature_layers, feature_maps
+from fer_core.explain import METHODS
 from fer_core.faces import PhotoError, find_faces, load_photo
 from ui import charts, state
 
@@ -47,7 +47,7 @@ st.image(charts.upscale(face, 144), caption=caption, width=144)
 if not models:
     st.stop()
 
-for method_name, method in METHODS.items():
+for method_name in METHODS:
     st.subheader(method_name)
     cols = st.columns(min(4, len(models)))
     for i, cid in enumerate(models):
@@ -56,16 +56,15 @@ for method_name, method in METHODS.items():
             cols[i % len(cols)].caption(f"{cid}: has no class {target}")
             continue
         with st.spinner(f"{method_name} for {cid}…"):
-            att = method(clf, face, None if target == "(predicted)" else target)
+            att = state.attribution(cid, method_name, face, None if target == "(predicted)" else target)
         cols[i % len(cols)].image(charts.upscale(att.overlay, 192), width=192,
                                   caption=f"{cid}\n{att.target} ({att.probability:.0%})")
 
 st.subheader("Feature maps")
 for cid in models:
-    clf = state.classifier(cid)
-    layers = feature_layers(clf)
-    default = layers.index(clf.spec.gradcam_layer) if clf.spec.gradcam_layer in layers else 0
-    layer = st.selectbox(f"Layer of {cid}", layers, index=default, key=f"layer-{cid}")
-    maps = feature_maps(clf, face, layer, max_maps=32)
-    st.image(feature_grid(maps),
-             caption=f"{cid} · {layer}: {maps.shape[0]} most active of its channels, {maps.shape[1]}x{maps.shape[2]}")
+    layers = state.feature_layers(cid)
+    gradcam_layer = state.classifier(cid).spec.gradcam_layer
+    layer = st.selectbox(f"Layer of {cid}", layers, index=layers.index(gradcam_layer) if gradcam_layer in layers else 0,
+                         key=f"layer-{cid}")
+    grid, (channels, height, width) = state.feature_grid(cid, face, layer)
+    st.image(grid, caption=f"{cid} · {layer}: {channels} most active of its channels, {height}x{width}")

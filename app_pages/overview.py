@@ -1,5 +1,7 @@
 """Overview: what the app does, the leaderboard of trained models, and what is in the dataset."""
 
+from dataclasses import asdict
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -19,6 +21,9 @@ for c in broken:
     st.warning(f"Checkpoint `{c.id}` cannot be used: {c.error}")
 
 rows = state.leaderboard()
+COLUMN_TITLES = {"test_accuracy": "test accuracy", "macro_f1": "macro F1", "disgust_recall": "disgust recall",
+                 "parameters_m": "parameters (M)", "mmacs": "MMACs", "cpu_latency_ms": "CPU latency (ms)",
+                 "training_time_min": "training time (min)"}
 st.subheader("Leaderboard (PrivateTest)")
 LABEL_TITLES = {"fer2013": "FER2013 labels - accuracy on PrivateTest",
                 "ferplus": "FER+ majority labels - accuracy on FER+ PrivateTest (not comparable with FER2013 figures)"}
@@ -29,7 +34,7 @@ if not rows:
     )
 else:
     st.caption(f"{len(rows)} checkpoints")
-    df = pd.DataFrame(rows).sort_values("test accuracy", ascending=False)
+    df = pd.DataFrame([asdict(r) for r in rows]).rename(columns=COLUMN_TITLES).sort_values("test accuracy", ascending=False)
     order = [lab for lab in LABEL_TITLES if lab in set(df["labels"])] + sorted(set(df["labels"]) - set(LABEL_TITLES))
     for labels in order:
         group = df[df["labels"] == labels]

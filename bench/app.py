@@ -1,6 +1,6 @@
 """The app's responsiveness: cold start to a rendered Overview, and a warm rerun of Predict with one photo.
 
-    python bench/app.py [--repeats 3] [--reruns 20]
+    python -m bench.app [--repeats 3] [--reruns 20]
 
 Cold: from spawning `streamlit run app.py` to the Overview showing "N checkpoints" (every shipped checkpoint
 listed) and the leaderboard table drawn in headless Chromium, which is started beforehand so its own start-up is not counted; the time to
@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fer_core import list_checkpoints
+from ui.launch import REPO, start_app, stop_app, wait_until_healthy
 
-from fer_core import list_checkpoints  # noqa: E402
-from ui.launch import REPO, start_app, stop_app, wait_until_healthy  # noqa: E402
+from .harness import machine, percentiles
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -66,7 +63,7 @@ def cold_start(n_checkpoints: int, repeats: int) -> list[tuple[float, float, flo
 def warm_predict(reruns: int) -> list[float]:
     from streamlit.testing.v1 import AppTest
 
-    from bench.inference import sample_photo
+    from .harness import sample_photo
 
     os.chdir(REPO)
     at = AppTest.from_file(str(REPO / "workbench.py"), default_timeout=300)
@@ -90,7 +87,7 @@ def main() -> int:
     p.add_argument("--reruns", type=int, default=20)
     args = p.parse_args()
     n = sum(c.ok for c in list_checkpoints())
-    print(f"machine: {platform.platform()}, {platform.processor() or 'cpu'}, {os.cpu_count()} CPUs; {n} checkpoints\n")
+    print(machine(checkpoints=n) + "\n")
     cold = cold_start(n, args.repeats)
     for i, (healthy, shown, sidebar) in enumerate(cold, 1):
         print(f"cold start {i}: server healthy after {healthy:.2f} s, Overview with {n} checkpoints after {shown:.2f} s, "
@@ -98,8 +95,8 @@ def main() -> int:
     print(f"cold start median: {statistics.median(s for _, s, _ in cold):.2f} s (target <= 3 s); sidebar training panel "
           f"{statistics.median(s for _, _, s in cold):.2f} s\n")
     warm = warm_predict(args.reruns)
-    q = statistics.quantiles(warm, n=20, method="inclusive")
-    print(f"warm Predict rerun, one photo, {len(warm)} reruns: p50 {statistics.median(warm):.0f} ms, p95 {q[18]:.0f} ms "
+    p50, p95 = percentiles(warm)
+    print(f"warm Predict rerun, one photo, {len(warm)} reruns: p50 {p50:.0f} ms, p95 {p95:.0f} ms "
           f"(target <= 300 ms)")
     return 0
 

@@ -1,7 +1,7 @@
 """How much does the way an ensemble combines its members matter? Rules compared on saved probabilities.
 
-    python bench/accuracy.py --save-probs probs.npz [--tta flip]
-    python bench/ensemble_rules.py probs.npz [--labels fer2013]
+    python -m bench.accuracy --save-probs probs.npz [--tta flip]
+    python -m bench.ensemble_rules probs.npz [--labels fer2013]
 
 Every rule is fitted on PublicTest only. Its PublicTest accuracy is a 5-fold cross-validation (fit on four
 fifths, score the fifth), which is how one would choose between rules; PrivateTest is reported, never used.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -21,9 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from fer_core.evaluation import ensemble_probs, select_ensemble  # noqa: E402
+from fer_core.evaluation import ensemble_probs, select_ensemble
 
 Combiner = Callable[[np.ndarray], np.ndarray]  # member probabilities (M, N, C) -> ensemble scores (N, C)
 

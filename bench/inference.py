@@ -1,6 +1,6 @@
 """Inference latency and throughput of the shipped checkpoints, against the naive path measured in the same run.
 
-    python bench/inference.py [--runs 50] [--checkpoints DIR] [--data ../shared/data/fer2013/fer2013.zip]
+    python -m bench.inference [--runs 50] [--checkpoints DIR] [--data ../shared/data/fer2013/fer2013.zip]
 
 1. One 1280x720 JPEG with one face (matplotlib's Grace Hopper photo on a plain background), batch 1, on the CPU:
    - ours: `fer_core.predict_photo` - decode, detect the face once, one shared preprocessing, every model in
@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -26,41 +24,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fer_core import list_checkpoints, load_checkpoint, predict_photo
+from fer_core.data import find_default_dataset, load_dataset, to_model_input
+from fer_core.explain import grad_cam
+from fer_core.faces import find_faces, load_photo
 
-from fer_core import list_checkpoints, load_checkpoint, predict_photo  # noqa: E402
-from fer_core.data import find_default_dataset, load_dataset, to_model_input  # noqa: E402
-from fer_core.explain import grad_cam  # noqa: E402
-from fer_core.faces import find_faces, load_photo  # noqa: E402
-
-
-def sample_photo() -> bytes:
-    """A 1280x720 JPEG with one real face, from a file that ships with matplotlib (nothing downloaded)."""
-    import matplotlib.cbook
-
-    face = Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB")
-    face = face.resize((int(face.width * 480 / face.height), 480))
-    canvas = Image.new("RGB", (1280, 720), (96, 110, 124))
-    canvas.paste(face, ((1280 - face.width) // 2, 120))
-    buf = io.BytesIO()
-    canvas.save(buf, "JPEG", quality=90)
-    return buf.getvalue()
-
-
-def percentiles(samples: list[float]) -> tuple[float, float]:
-    q = statistics.quantiles(samples, n=20, method="inclusive")
-    return statistics.median(samples), q[18]
-
-
-def timed(fn, runs: int, warmup: int = 3) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t) * 1000)
-    return out
+from .harness import machine, percentiles, sample_photo, timed_ms
 
 
 def naive_predict(classifiers, photo: bytes) -> list[np.ndarray]:
@@ -84,9 +53,7 @@ def main() -> int:
     root = Path(args.checkpoints) if args.checkpoints else None
     classifiers = [load_checkpoint(i.id, root) for i in list_checkpoints(root) if i.ok]
     photo = sample_photo()
-    print(f"machine: {platform.platform()}, {platform.processor() or 'cpu'}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; {len(classifiers)} checkpoints; 1280x720 JPEG, one face; "
-          f"{args.runs} runs after 3 warm-ups\n")
+    print(machine(checkpoints=len(classifiers), photo="1280x720 JPEG, one face", runs=f"{args.runs} after 3 warm-ups") + "\n")
 
     result = predict_photo(classifiers, photo)
     assert result.error is None and len(result.faces) == 1 and result.faces[0].face.detected, "the test face was not found"
@@ -95,12 +62,12 @@ def main() -> int:
     same = [np.allclose(n, list(result.faces[0].predictions[c.id].probabilities.values()), atol=1e-3)
             for n, c in zip(naive_predict(classifiers, photo), classifiers)]
     assert all(same), "naive and fer_core predictions differ"
-    ours = timed(lambda: predict_photo(classifiers, photo), args.runs)
-    naive = timed(lambda: naive_predict(classifiers, photo), max(5, args.runs // 5))
+    ours = timed_ms(lambda: predict_photo(classifiers, photo), args.runs)
+    naive = timed_ms(lambda: naive_predict(classifiers, photo), max(5, args.runs // 5))
     parts = {
-        "decode": timed(lambda: load_photo(photo), args.runs),
-        "detect": timed(lambda: predict_photo([], photo), args.runs),
-        "detect_haar": timed(lambda: predict_photo([], photo, detector="haar"), args.runs),
+        "decode": timed_ms(lambda: load_photo(photo), args.runs),
+        "detect": timed_ms(lambda: predict_photo([], photo), args.runs),
+        "detect_haar": timed_ms(lambda: predict_photo([], photo, detector="haar"), args.runs),
     }
     print(f"{'end-to-end prediction, all models':<44} {'p50 ms':>8} {'p95 ms':>8}")
     for name, samples in [("naive (per-model pipeline)", naive), ("fer_core predict_photo", ours),
@@ -118,14 +85,14 @@ def main() -> int:
     batch1 = np.stack([face])
     model_total = 0.0
     for clf in classifiers:
-        fwd = statistics.median(timed(lambda: clf.predict_proba(batch1), args.runs))
+        fwd = statistics.median(timed_ms(lambda: clf.predict_proba(batch1), args.runs))
         model_total += fwd
-        cam = statistics.median(timed(lambda: grad_cam(clf, face), max(5, args.runs // 5)))
+        cam = statistics.median(timed_ms(lambda: grad_cam(clf, face), max(5, args.runs // 5)))
         print(f"{clf.id:<48} {fwd:>8.1f} {cam:>13.1f}")
-    cams = timed(lambda: [grad_cam(clf, face) for clf in classifiers], max(5, args.runs // 5))
+    cams = timed_ms(lambda: [grad_cam(clf, face) for clf in classifiers], max(5, args.runs // 5))
     p50, p95 = percentiles(cams)
     print(f"{'Grad-CAM, every model':<48} p50 {p50:.1f} ms, p95 {p95:.1f} ms")
-    macs = sum(clf.meta.get("efficiency", {}).get("macs", 0) for clf in classifiers)
+    macs = sum(clf.meta.efficiency.macs for clf in classifiers if clf.meta.efficiency)
     print(f"all models: {macs / 1e9:.2f} GMACs per face; at {model_total:.0f} ms that is {macs / model_total / 1e6:.1f} GMAC/s\n")
 
     if args.data and Path(args.data).exists():

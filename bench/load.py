@@ -1,6 +1,6 @@
 """Load: N browser tabs predicting on uploaded photos against one `streamlit run app.py`, for a fixed time.
 
-    python bench/load.py [--sessions 1,4,10] [--seconds 60]
+    python -m bench.load [--sessions 1,4,10] [--seconds 60]
 
 Each tab loops: open the Predict page (a new session), upload a photo no one has sent before (a random
 patch in one corner defeats the prediction cache, so every request runs detection and every model), and
@@ -14,11 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import os
-import platform
 import shutil
-import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,10 +22,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ui.launch import running_app
 
-from bench.inference import sample_photo  # noqa: E402
-from ui.launch import running_app  # noqa: E402
+from .harness import machine, percentiles, sample_photo
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -99,15 +94,13 @@ def main() -> int:
     p.add_argument("--sessions", default="1,4,10")
     p.add_argument("--seconds", type=float, default=60)
     args = p.parse_args()
-    print(f"machine: {platform.platform()}, {platform.processor() or 'cpu'}, {os.cpu_count()} CPUs; "
-          f"{args.seconds:.0f} s per load level; one server for all levels\n")
+    print(machine(load=f"{args.seconds:.0f} s per level, one server for all levels") + "\n")
     print(f"{'tabs':>4} {'served':>7} {'errors':>7} {'p50 ms':>8} {'p95 ms':>8} {'RSS MB warm':>12} {'peak':>7} {'end':>7}")
     with running_app() as (proc, url):
         for sessions in [int(s) for s in args.sessions.split(",")]:
             s = asyncio.run(one_load(url, proc.pid, sessions, args.seconds))
             lat = s["latency_ms"]
-            p50 = statistics.median(lat) if lat else float("nan")
-            p95 = statistics.quantiles(lat, n=20, method="inclusive")[18] if len(lat) > 1 else p50
+            p50, p95 = percentiles(lat) if lat else (float("nan"), float("nan"))
             rss = [r for _, r in s["rss"]]
             warm = rss[len(rss) // 4] if rss else float("nan")
             print(f"{sessions:>4} {s['served']:>7} {s['errors']:>7} {p50:>8.0f} {p95:>8.0f} {warm:>12.0f} "

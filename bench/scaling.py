@@ -1,6 +1,6 @@
 """How training cost grows with the data and the batch: epoch time and peak memory, one process per setting.
 
-    python bench/scaling.py [--model keras_cnn] [--device cpu] [--batches 15]
+    python -m bench.scaling [--model keras_cnn] [--device cpu] [--batches 15]
 
 Settings: the FER2013 training split repeated 1x, 2x and 4x (batch 128), and batch sizes 32-512 (1x data).
 Each setting runs in a fresh process (so its peak RSS is its own): `fit` for --batches timed batches after 3
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -22,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fer_core.data import SPLITS, find_default_dataset, load_dataset
+from fer_core.models import get_spec
+from fer_core.training import Callbacks, TrainingCancelled, fit, make_config
 
-from fer_core.data import SPLITS, find_default_dataset, load_dataset  # noqa: E402
-from fer_core.models import get_spec  # noqa: E402
-from fer_core.training import Callbacks, TrainingCancelled, fit, make_config  # noqa: E402
+from .harness import machine
 
 WARMUP = 3
 
@@ -54,7 +53,7 @@ def one_setting(args) -> dict:
 
     stop = Callbacks(on_batch=on_batch, should_stop=lambda: len(marks) >= WARMUP + args.batches)
     try:
-        fit(spec.build(len(data.classes)), spec.input, spec.head, data, cfg, device, stop)
+        fit(spec.build(len(data.classes)), spec, data, cfg, device, stop)
     except TrainingCancelled:
         pass
     img_s = args.batches * args.batch_size / (marks[-1] - marks[WARMUP - 1])
@@ -82,12 +81,11 @@ def main() -> int:
         print(json.dumps(one_setting(args)))
         return 0
     settings = [(1, 128), (2, 128), (4, 128), (1, 32), (1, 64), (1, 256), (1, 512)]
-    print(f"machine: {platform.platform()}, {platform.processor() or 'cpu'}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; model {args.model} on {args.device}; {args.batches} timed batches "
-          f"after {WARMUP} warm-up per setting; splits {SPLITS}\n")
+    print(machine(model=f"{args.model} on {args.device}", timed_batches=f"{args.batches} after {WARMUP} warm-up per setting",
+                  splits=SPLITS) + "\n")
     print(f"{'data':>5} {'batch':>6} {'train faces':>12} {'img/s':>8} {'epoch s (extrapolated)':>23} {'peak RSS MB':>12} {'peak GPU MB':>12}")
     for repeat, batch in settings:
-        cmd = [sys.executable, __file__, "--data", args.data, "--model", args.model, "--device", args.device,
+        cmd = [sys.executable, "-m", "bench.scaling", "--data", args.data, "--model", args.model, "--device", args.device,
                "--batches", str(args.batches), "--repeat", str(repeat), "--batch-size", str(batch)]
         r = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
         gpu = f"{r['peak_gpu_mb']:.0f}" if r["peak_gpu_mb"] is not None else "-"

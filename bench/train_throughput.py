@@ -1,7 +1,7 @@
 """Training throughput: fer_core's loop against a baseline measured in the same run.
 
-    python bench/train_throughput.py [--data ../shared/data/fer2013/fer2013.zip] [--models keras_cnn,resnet18]
-    python bench/train_throughput.py --device cuda --models resnet18,vgg_fer
+    python -m bench.train_throughput [--data ../shared/data/fer2013/fer2013.zip] [--models keras_cnn,resnet18]
+    python -m bench.train_throughput --device cuda --models resnet18,vgg_fer
 
 Ours: the whole train split as one uint8 tensor, kornia batch augmentation, `fer_core.training.fit`.
 CPU baseline: the textbook pipeline - the zip extracted to disk, torchvision ImageFolder + PIL transforms +
@@ -14,7 +14,6 @@ Both run `--batches` timed batches after `--warmup` untimed ones; the script pri
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 import time
@@ -24,12 +23,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fer_core.data import find_default_dataset, load_dataset
+from fer_core.models import get_spec
+from fer_core.training import COMPILE_MODES, Callbacks, TrainingCancelled, fit, make_config, preset_for
+from fer_core.training.optim import make_optimizer
 
-from fer_core.data import find_default_dataset, load_dataset  # noqa: E402
-from fer_core.models import get_spec  # noqa: E402
-from fer_core.training import COMPILE_MODES, Callbacks, TrainingCancelled, fit, make_config, preset_for  # noqa: E402
-from fer_core.training.loop import make_optimizer  # noqa: E402
+from .harness import machine
 
 
 def _sync(device: torch.device) -> None:
@@ -54,7 +53,7 @@ def ours(model_name: str, data, batch_size: int, warmup: int, batches: int, devi
 
     stop = Callbacks(on_batch=on_batch, should_stop=lambda: len(marks) >= warmup + batches)
     try:
-        fit(spec.build(len(data.classes)), spec.input, spec.head, data, cfg, device, stop)
+        fit(spec.build(len(data.classes)), spec, data, cfg, device, stop)
     except TrainingCancelled:
         pass
     return batches * batch_size / (marks[-1] - marks[warmup - 1])
@@ -129,7 +128,7 @@ def main() -> int:
     data = load_dataset(args.data)
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} torch threads"
-    print(f"machine: {platform.platform()}, {name}; batch {args.batch_size}, "
+    print(machine(device=name) + f"; batch {args.batch_size}, "
           f"{args.batches} timed batches after {args.warmup} warm-up; torch.compile {args.compile}\n")
     n_train = len(data.indices("train"))
     if args.profile:

@@ -1,6 +1,6 @@
 """Train the shipped model zoo: every recipe below at once on one GPU, each for the same wall-clock budget.
 
-    python bench/train_zoo.py --data ../shared/data/fer2013/fer2013.zip --budget-min 17 --out /tmp/zoo
+    python -m bench.train_zoo --data ../shared/data/fer2013/fer2013.zip --budget-min 17 --out /tmp/zoo
 
 Each run is a plain `python -m fer_core train` process, so any line of RECIPES can be rerun by hand; logs go to
 OUT/runs/NAME/log.txt and checkpoints to OUT/checkpoints. The runs share the GPU (a launch-bound small CNN leaves
@@ -11,7 +11,6 @@ budget the cosine schedule anneals over minutes, not epochs (see fer_core.traini
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -19,9 +18,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from fer_core.training.config import COMPILE_MODES  # noqa: E402
+from fer_core.store import list_checkpoints
+from fer_core.training.config import COMPILE_MODES
 
 # name -> `fer_core train` arguments on top of the model's preset (fer_core.training.presets).
 RECIPES: dict[str, list[str]] = {
@@ -61,12 +60,13 @@ def launch(name: str, args: argparse.Namespace) -> subprocess.Popen:
 
 def summary(checkpoints: Path) -> str:
     rows = []
-    for meta_file in sorted(checkpoints.glob("*/meta.json")):
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        m = meta["test_metrics"]
-        best = max(h["val_acc"] for h in meta["history"])
-        rows.append(f"{meta_file.parent.name:<48} {meta['data']['label_source']:<8} {best:>8.4f} {m['accuracy']:>8.4f} "
-                    f"{m['macro_f1']:>8.4f} {meta['best_epoch']:>5}/{meta['epochs_run']:<5} {meta['train_time_s'] / 60:>6.1f}")
+    for info in list_checkpoints(checkpoints):
+        if (meta := info.meta) is None:
+            rows.append(f"{info.id:<48} {info.error}")
+            continue
+        m, best = meta.test_metrics, max(e.val_acc for e in meta.history)
+        rows.append(f"{info.id:<48} {meta.data.label_source:<8} {best:>8.4f} {m.accuracy:>8.4f} "
+                    f"{m.macro_f1:>8.4f} {meta.best_epoch:>5}/{meta.epochs_run:<5} {meta.train_time_s / 60:>6.1f}")
     head = f"{'checkpoint':<48} {'labels':<8} {'val acc':>8} {'test acc':>8} {'macro F1':>8} {'best/run':>11} {'min':>6}"
     return "\n".join([head, *rows])
 

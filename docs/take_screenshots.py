@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.inference import sample_photo  # noqa: E402
+from bench.harness import sample_photo  # noqa: E402
 from ui.launch import REPO, running_app  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -9,7 +9,13 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .data import FerData
+    from .records import CheckpointMeta, TestMetrics
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,7 +99,8 @@ def cmd_train(args) -> None:
     from tqdm import tqdm
 
     from .models import get_spec
-    from .training import TrainConfig
+    from .store import read_meta
+    from .training import TrainConfig, TrainingCancelled
     from .training.jobs import JobReporter, default_runs_root
     from .training.run import train_and_save
 
@@ -138,8 +145,6 @@ def cmd_train(args) -> None:
 
     callbacks_on_batch, callbacks_on_epoch, callbacks_on_stage = callbacks.on_batch, callbacks.on_epoch, callbacks.on_stage
     callbacks.on_batch, callbacks.on_epoch, callbacks.on_stage = on_batch, on_epoch, on_stage
-    from .training.loop import TrainingCancelled
-
     try:
         path = train_and_save(cfg, root=Path(args.checkpoints) if args.checkpoints else None, callbacks=callbacks,
                               state_file=job_dir / "state.pt", measure_efficiency=not args.no_efficiency)
@@ -153,60 +158,63 @@ def cmd_train(args) -> None:
         if bar is not None:
             bar.close()
         reporter.release()
-    meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    meta = read_meta(path)
     reporter.set_status("succeeded", "done", checkpoint=path.name)
-    m = meta["test_metrics"]
-    _emit(args, {"checkpoint": path.name, "path": str(path), "test_metrics": m, "train_time_s": meta["train_time_s"]},
+    m = meta.test_metrics
+    _emit(args, {"checkpoint": path.name, "path": str(path), "test_metrics": asdict(m), "train_time_s": meta.train_time_s,
+                 "stop_reason": meta.stop_reason},
           f"checkpoint {path.name} written to {path}\n"
-          f"test ({meta['data']['split_sizes']['test']} faces): accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}  "
-          f"best epoch {meta['best_epoch']}/{meta['epochs_run']}  train time {meta['train_time_s']:.0f}s")
+          f"test ({m.n} faces): accuracy {m.accuracy:.4f}  macro F1 {m.macro_f1:.4f}  "
+          f"best epoch {meta.best_epoch}/{meta.epochs_run}  train time {meta.train_time_s:.0f}s  "
+          f"(ended by: {meta.stop_reason.replace('_', ' ')})")
 
 
 # ---------------------------------------------------------------- evaluate
-def _metrics_text(title: str, m: dict) -> str:
-    lines = [title, f"  faces {m['n']}  accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}  weighted F1 {m['weighted_f1']:.4f}",
-             f"  loss {m['loss']:.4f}  top-2 {m['top2_accuracy']:.4f}  ECE {m['ece']:.4f}  micro AUC {m['micro_auc']:.4f}",
-             "  per-class accuracy: " + "  ".join(f"{c} {a:.3f}" for c, a in m["per_class_accuracy"].items())]
+def _metrics_text(title: str, m: TestMetrics) -> str:
+    lines = [title, f"  faces {m.n}  accuracy {m.accuracy:.4f}  macro F1 {m.macro_f1:.4f}  weighted F1 {m.weighted_f1:.4f}",
+             f"  loss {m.loss:.4f}  top-2 {m.top2_accuracy:.4f}  ECE {m.ece:.4f}  micro AUC {m.micro_auc:.4f}",
+             "  per-class accuracy: " + "  ".join(f"{c} {a:.3f}" for c, a in m.per_class_accuracy.items())]
     return "\n".join(lines)
+
+
+def _training_data(path: str, meta: CheckpointMeta) -> FerData:
+    """The dataset at `path` with a checkpoint's label source, classes and split options."""
+    from .data import load_dataset
+
+    data = load_dataset(path, labels=meta.data.label_source, classes=meta.classes, val_fraction=meta.config.val_fraction,
+                        seed=meta.seed)
+    if data.fingerprint != meta.data.fingerprint:
+        print(f"note: data fingerprint {data.fingerprint} differs from the training data's {meta.data.fingerprint}",
+              file=sys.stderr)
+    return data
 
 
 def cmd_evaluate(args) -> None:
     from .classifier import load_checkpoint
-    from .data import load_dataset
-    from .evaluation import compute_metrics, ensemble_probs, headline
+    from .evaluation import compute_metrics, evaluate_ensemble
     from .store import load_predictions, read_meta, resolve_checkpoint
 
     root = Path(args.checkpoints) if args.checkpoints else None
     if args.ensemble:
-        ids = _csv_list(args.ensemble)
-        paths = [resolve_checkpoint(i, root) for i in ids]
-        preds = [load_predictions(p) for p in paths]
-        metas = [read_meta(p) for p in paths]
-        if len({tuple(m["classes"]) for m in metas}) != 1 or len({tuple(p["names"]) for p in preds}) != 1:
-            raise CliError("ensemble members must share classes and test set")
-        probs = ensemble_probs([p["probs"].numpy() for p in preds])
-        m = headline(compute_metrics(probs, preds[0]["labels"].numpy(), metas[0]["classes"]))
-        _emit(args, {"ensemble": ids, "split": "test", "metrics": m}, _metrics_text(f"ensemble of {len(ids)}: {', '.join(ids)} (stored test predictions)", m))
+        ids = _csv_list(args.ensemble) or []
+        result = evaluate_ensemble({i: load_predictions(resolve_checkpoint(i, root)) for i in ids})
+        m = result.metrics.headline()
+        _emit(args, {"ensemble": ids, "split": "test", "metrics": asdict(m)},
+              _metrics_text(f"ensemble of {len(ids)}: {', '.join(ids)} (stored test predictions)", m))
         return
     if not args.checkpoint:
         raise CliError("evaluate needs --checkpoint ID|PATH or --ensemble ID,ID,...")
     path = resolve_checkpoint(args.checkpoint, root)
     meta = read_meta(path)
     if args.data is None and args.split == "test" and args.tta == "none":
-        pred = load_predictions(path)
-        probs, labels, source = pred["probs"].numpy(), pred["labels"].numpy(), "stored test predictions"
+        predictions, source = load_predictions(path), "stored test predictions"
     else:
         if args.data is None:
             raise CliError("--data PATH is needed for --split val or --tta")
-        clf = load_checkpoint(path)
-        data = load_dataset(args.data, labels=meta["data"]["label_source"], classes=meta["classes"],
-                            val_fraction=meta["config"].get("val_fraction", 0.1), seed=meta["seed"])
-        if data.fingerprint != meta["data"]["fingerprint"]:
-            print(f"note: data fingerprint {data.fingerprint} differs from the training data's {meta['data']['fingerprint']}", file=sys.stderr)
-        probs, labels = clf.evaluate(data, args.split, args.tta)
+        predictions = load_checkpoint(path).evaluate(_training_data(args.data, meta), args.split, args.tta)
         source = f"{args.split} split of {args.data}" + (f", TTA {args.tta}" if args.tta != "none" else "")
-    m = headline(compute_metrics(probs, labels, meta["classes"]))
-    _emit(args, {"checkpoint": path.name, "split": args.split, "tta": args.tta, "source": source, "metrics": m},
+    m = compute_metrics(predictions).headline()
+    _emit(args, {"checkpoint": path.name, "split": args.split, "tta": args.tta, "source": source, "metrics": asdict(m)},
           _metrics_text(f"{path.name} on {source}", m))
 
 
@@ -241,7 +249,6 @@ def cmd_predict(args) -> None:
 
 # ---------------------------------------------------------------- checkpoints
 def cmd_checkpoints(args) -> None:
-    from .evaluation import efficiency
     from .leaderboard import leaderboard_row
     from .store import annotate_checkpoint, list_checkpoints
 
@@ -249,23 +256,54 @@ def cmd_checkpoints(args) -> None:
     if args.card:
         annotate_checkpoint(args.card[0], root, card=args.card[1])
     if args.measure:
-        from .classifier import load_checkpoint
-
-        for info in list_checkpoints(root):
-            if info.ok:
-                clf = load_checkpoint(info.id, root)
-                annotate_checkpoint(info.id, root, efficiency=efficiency(clf.model, clf.input))
-    infos = list_checkpoints(root)
-    rows = [{**leaderboard_row(i.meta), "error": None} if i.ok else {"id": i.id, "error": i.error} for i in infos]
+        _measure(root)
+    if args.rederive:
+        _rederive(args.rederive, root)
+    rows = [{**asdict(leaderboard_row(i.meta)), "error": None} if i.meta else {"id": i.id, "error": i.error}
+            for i in list_checkpoints(root)]
     lines = [f"{r['id']:<44} ERROR {r['error']}" if r["error"] else
-             f"{r['id']:<44} {r['architecture']:<16} acc {r['test accuracy'] or 0:.4f}  F1 {r['macro F1'] or 0:.4f}  {r['dataset']}"
+             f"{r['id']:<44} {r['architecture']:<16} acc {r['test_accuracy']:.4f}  F1 {r['macro_f1']:.4f}  {r['dataset']}"
              for r in rows]
     _emit(args, rows, "\n".join(lines) if lines else "no checkpoints yet; train one with `python -m fer_core train`")
+
+
+def _measure(root: Path | None) -> None:
+    """MACs and CPU speed of every checkpoint, re-measured on this machine."""
+    from .classifier import load_checkpoint
+    from .evaluation import efficiency
+    from .store import annotate_checkpoint, list_checkpoints
+
+    for info in list_checkpoints(root):
+        if info.ok:
+            clf = load_checkpoint(info.id, root)
+            annotate_checkpoint(info.id, root, efficiency=efficiency(clf.model, clf.input))
+
+
+def _rederive(data_path: str, root: Path | None) -> None:
+    """Every checkpoint's stored test predictions and metrics, recomputed from its weights as saved (on the CPU,
+    as the app and bench/accuracy.py run them); prints each change of accuracy."""
+    from .classifier import load_checkpoint
+    from .evaluation import compute_metrics
+    from .store import list_checkpoints, replace_test_predictions
+
+    for info in list_checkpoints(root):
+        if info.meta is None:
+            continue
+        data = _training_data(data_path, info.meta)
+        if data.fingerprint != info.meta.data.fingerprint:
+            raise CliError(f"{info.id} was trained on other data ({info.meta.data.fingerprint}); nothing rewritten")
+        predictions = load_checkpoint(info.id, root).evaluate(data, info.meta.test_split)
+        metrics = compute_metrics(predictions).headline()
+        replace_test_predictions(info.id, predictions, metrics, root)
+        before = info.meta.test_metrics
+        print(f"{info.id:<44} accuracy {before.accuracy:.4f} -> {metrics.accuracy:.4f}  "
+              f"macro F1 {before.macro_f1:.4f} -> {metrics.macro_f1:.4f}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .data import AUGMENT_PRESETS, LABEL_SOURCES
     from .faces import DEFAULT_DETECTOR, DETECTORS
+    from .input_spec import TTA_MODES
     from .training import BALANCING, COMPILE_MODES, OPTIMIZERS, PRESETS, SCHEDULERS
 
     parser = _Parser(prog="python -m fer_core", description=__doc__)
@@ -324,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ensemble", help="comma-separated checkpoint ids")
     p.add_argument("--data")
     p.add_argument("--split", choices=["val", "test"], default="test")
-    p.add_argument("--tta", choices=["none", "flip", "tencrop"], default="none")
+    p.add_argument("--tta", choices=TTA_MODES, default="none")
     p.add_argument("--checkpoints")
 
     p = command("predict", cmd_predict, "faces and per-model probabilities for images")
@@ -338,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoints")
     p.add_argument("--card", nargs=2, metavar=("ID", "TEXT"), help="set a checkpoint's model card (shown in the app)")
     p.add_argument("--measure", action="store_true", help="re-measure MACs and CPU speed of every checkpoint on this machine")
+    p.add_argument("--rederive", metavar="DATA",
+                   help="recompute every checkpoint's stored test predictions and metrics from its saved weights on this data")
     return parser
 
 

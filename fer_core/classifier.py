@@ -10,56 +10,48 @@ from torch import nn
 
 from .data import FerData, to_model_input
 from .data.preprocess import center_crop
-from .input_spec import InputSpec
+from .inference import predict_logits
+from .input_spec import TTA_MODES, InputSpec
 from .models import ModelSpec, get_spec
+from .records import CheckpointMeta, Predictions
 from .store import load_weights, read_meta, resolve_checkpoint
-
-TTA_MODES = ("none", "flip", "tencrop")
-
-
-@torch.inference_mode()
-def predict_logits(model: nn.Module, images: torch.Tensor, spec: InputSpec, device: torch.device,
-                   batch_size: int = 256, channels_last: bool = False) -> torch.Tensor:
-    """Logits for uint8 faces (N,1,H,W), batched; returned on the CPU as float32."""
-    model.eval()
-    out = []
-    for start in range(0, len(images), batch_size):
-        x = to_model_input(images[start : start + batch_size].to(device, non_blocking=True), spec)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        out.append(model(x).float().cpu())
-    return torch.cat(out) if out else torch.empty(0)
 
 
 class FerClassifier:
     """A trained model plus its classes and input recipe; what notebooks, the CLI and the app use."""
 
-    def __init__(self, model: nn.Module, meta: dict, path: Path | None = None) -> None:
+    def __init__(self, model: nn.Module, meta: CheckpointMeta, path: Path | None = None) -> None:
         self.model = model.eval()
         self.meta = meta
         self.path = path
-        self.id: str = meta.get("id", path.name if path else meta["model"])
-        self.spec: ModelSpec = get_spec(meta["model"])
-        self.classes: tuple[str, ...] = tuple(meta["classes"])
-        self.input = InputSpec(**meta["input"]) if isinstance(meta.get("input"), dict) else self.spec.input
+        self.id: str = meta.id or (path.name if path else meta.model)
+        self.spec: ModelSpec = get_spec(meta.model)
+        self.classes: tuple[str, ...] = meta.classes
+        self.input: InputSpec = meta.input
 
     def __repr__(self) -> str:
         return f"FerClassifier({self.id!r}, model={self.spec.name!r}, classes={len(self.classes)})"
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def logits(self, faces: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """The model's logits for uint8 faces (N,1,H,W), on the CPU."""
+        return predict_logits(self.model, faces, self.input, self.device, batch_size, channels_last=True)
+
     @torch.inference_mode()
-    def logits(self, faces: torch.Tensor, tta: str = "none", batch_size: int = 256) -> torch.Tensor:
-        """Logits for uint8 faces (N,1,H,W); `tta` averages the softmax over flips or ten crops."""
+    def probabilities(self, faces: torch.Tensor, tta: str = "none", batch_size: int = 256) -> torch.Tensor:
+        """Class probabilities for uint8 faces (N,1,H,W); `tta` averages them over flips or ten crops."""
         if tta not in TTA_MODES:
             raise ValueError(f"tta must be one of {TTA_MODES}")
-        device = next(self.model.parameters()).device
         if tta == "none":
-            return predict_logits(self.model, faces, self.input, device, batch_size, channels_last=True)
+            return self.logits(faces, batch_size).softmax(1)
         out = []
         for start in range(0, len(faces), batch_size):
-            batch = faces[start : start + batch_size].to(device)
-            probs = torch.stack([self.model(to_model_input(v, self.input)).float().softmax(1)
-                                 for v in _tta_views(batch, self.input, tta)]).mean(0)
-            out.append(probs.clamp_min(1e-12).log().cpu())
+            batch = faces[start : start + batch_size].to(self.device)
+            out.append(torch.stack([self.model(to_model_input(v, self.input)).float().softmax(1)
+                                    for v in _tta_views(batch, self.input, tta)]).mean(0).cpu())
         return torch.cat(out) if out else torch.empty(0, len(self.classes))
 
     def predict_proba(self, faces: np.ndarray | torch.Tensor, tta: str = "none") -> np.ndarray:
@@ -71,14 +63,16 @@ class FerClassifier:
             t = t[None]
         if t.ndim == 3:
             t = t[:, None]
-        return self.logits(t, tta).softmax(1).numpy()
+        return self.probabilities(t, tta).numpy()
 
-    def evaluate(self, data: FerData, split: str = "test", tta: str = "none") -> tuple[np.ndarray, np.ndarray]:
-        """Probabilities and labels on one split of a dataset with the same classes."""
+    def evaluate(self, data: FerData, split: str = "test", tta: str = "none") -> Predictions:
+        """Predictions on one split of a dataset with the same classes."""
         if tuple(data.classes) != self.classes:
             raise ValueError(f"{self.id} predicts {list(self.classes)}, the data has {list(data.classes)}")
         images, labels = data.take(split)
-        return self.logits(images, tta).softmax(1).numpy(), labels.numpy()
+        names = tuple(data.names[i] for i in data.indices(split).tolist())
+        return Predictions(probs=self.probabilities(images, tta).numpy(), labels=labels.numpy(), names=names,
+                           classes=self.classes, split=split, data_fingerprint=data.fingerprint)
 
 
 def _tta_views(batch: torch.Tensor, spec: InputSpec, tta: str) -> list[torch.Tensor]:

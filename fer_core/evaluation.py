@@ -1,11 +1,12 @@
-"""Metrics from stored predictions (scikit-learn), model comparison, ensembles and efficiency figures."""
+"""Metrics from predictions (scikit-learn), model comparison, ensembles, mistakes and efficiency figures."""
 
 from __future__ import annotations
 
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +24,9 @@ from sklearn.metrics import (
 from sklearn.preprocessing import label_binarize
 from torch import nn
 
+from .data import FerData
 from .input_spec import InputSpec
+from .records import Efficiency, Predictions, TestMetrics
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
@@ -40,23 +43,61 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     return float(ece)
 
 
-def reliability_curve(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> list[dict]:
+@dataclass(frozen=True)
+class ReliabilityBin:
+    confidence: float  # mean top-class probability in the bin
+    accuracy: float
+    count: int
+
+
+@dataclass(frozen=True)
+class RocCurve:
+    fpr: list[float]
+    tpr: list[float]
+    auc: float
+
+
+def reliability_curve(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> list[ReliabilityBin]:
     """Per-bin confidence, accuracy and count, for a calibration plot."""
     conf = probs.max(axis=1)
     correct = probs.argmax(axis=1) == labels
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
-    return [
-        {"bin": b, "confidence": float(conf[which == b].mean()), "accuracy": float(correct[which == b].mean()), "count": int((which == b).sum())}
-        for b in range(bins)
-        if (which == b).any()
-    ]
+    return [ReliabilityBin(float(conf[which == b].mean()), float(correct[which == b].mean()), int((which == b).sum()))
+            for b in range(bins) if (which == b).any()]
 
 
-def compute_metrics(probs: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, classes: list[str] | tuple[str, ...]) -> dict:
-    """Everything the Evaluate views show, from probabilities (N,C) and true labels (N,)."""
-    probs = np.asarray(probs, dtype=np.float64)
-    labels = np.asarray(labels, dtype=np.int64)
+@dataclass(frozen=True)
+class Metrics:
+    """Everything the Evaluate views show about one set of predictions."""
+
+    n: int
+    accuracy: float
+    loss: float
+    macro_f1: float
+    weighted_f1: float
+    top2_accuracy: float
+    ece: float
+    micro_auc: float
+    per_class_accuracy: dict[str, float]
+    confusion_matrix: list[list[int]]
+    confusion_matrix_normalized: list[list[float]]
+    classification_report: dict[str, Any]  # scikit-learn's, per class and averaged
+    roc: dict[str, RocCurve]  # one-vs-rest, per class present in the labels
+    reliability: list[ReliabilityBin]
+
+    def headline(self) -> TestMetrics:
+        """The few numbers stored in meta.json and shown in leaderboards."""
+        return TestMetrics(n=self.n, accuracy=self.accuracy, loss=self.loss, macro_f1=self.macro_f1,
+                           weighted_f1=self.weighted_f1, top2_accuracy=self.top2_accuracy, ece=self.ece,
+                           micro_auc=self.micro_auc, per_class_accuracy=self.per_class_accuracy)
+
+
+def compute_metrics(predictions: Predictions) -> Metrics:
+    """Every metric from probabilities (N,C) and true labels (N,) (scikit-learn's implementations)."""
+    classes = predictions.classes
+    probs = np.asarray(predictions.probs, dtype=np.float64)
+    labels = np.asarray(predictions.labels, dtype=np.int64)
     k = len(classes)
     ids = list(range(k))
     pred = probs.argmax(axis=1)
@@ -68,33 +109,26 @@ def compute_metrics(probs: np.ndarray | torch.Tensor, labels: np.ndarray | torch
     roc = {}
     for c in np.flatnonzero(present & (onehot.sum(axis=0) < len(labels))):
         fpr, tpr, _ = roc_curve(onehot[:, c], probs[:, c])
-        roc[classes[c]] = {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "auc": float(roc_auc_score(onehot[:, c], probs[:, c]))}
+        roc[classes[c]] = RocCurve(fpr.tolist(), tpr.tolist(), float(roc_auc_score(onehot[:, c], probs[:, c])))
     clipped = np.clip(probs, 1e-7, 1.0)
     clipped /= clipped.sum(axis=1, keepdims=True)
-    return {
-        "n": int(len(labels)),
-        "accuracy": float(accuracy_score(labels, pred)),
-        "loss": float(log_loss(labels, clipped, labels=ids)),
-        "macro_f1": float(f1_score(labels, pred, average="macro", labels=ids, zero_division=0)),
-        "weighted_f1": float(f1_score(labels, pred, average="weighted", labels=ids, zero_division=0)),
-        "top2_accuracy": float(top_k_accuracy_score(labels, probs, k=2, labels=ids)) if k > 2 else 1.0,
-        "ece": expected_calibration_error(probs, labels),
-        "per_class_accuracy": {c: float(a) for c, a in zip(classes, per_class)},
-        "confusion_matrix": cm.tolist(),
-        "confusion_matrix_normalized": np.divide(cm, row_sums, out=np.zeros_like(cm, dtype=float), where=row_sums > 0).tolist(),
-        "classification_report": classification_report(
-            labels, pred, labels=ids, target_names=list(classes), output_dict=True, zero_division=0
-        ),
-        "roc": roc,
-        "micro_auc": float(roc_auc_score(onehot[:, present].ravel(), probs[:, present].ravel())) if present.any() else float("nan"),
-        "reliability": reliability_curve(probs, labels),
-    }
-
-
-def headline(metrics: dict) -> dict:
-    """The few numbers stored in meta.json and shown in leaderboards."""
-    keys = ("n", "accuracy", "loss", "macro_f1", "weighted_f1", "top2_accuracy", "ece", "micro_auc", "per_class_accuracy")
-    return {k: metrics[k] for k in keys}
+    return Metrics(
+        n=int(len(labels)),
+        accuracy=float(accuracy_score(labels, pred)),
+        loss=float(log_loss(labels, clipped, labels=ids)),
+        macro_f1=float(f1_score(labels, pred, average="macro", labels=ids, zero_division=0)),
+        weighted_f1=float(f1_score(labels, pred, average="weighted", labels=ids, zero_division=0)),
+        top2_accuracy=float(top_k_accuracy_score(labels, probs, k=2, labels=ids)) if k > 2 else 1.0,
+        ece=expected_calibration_error(probs, labels),
+        micro_auc=float(roc_auc_score(onehot[:, present].ravel(), probs[:, present].ravel())) if present.any() else float("nan"),
+        per_class_accuracy={c: float(a) for c, a in zip(classes, per_class, strict=True)},
+        confusion_matrix=cm.tolist(),
+        confusion_matrix_normalized=np.divide(cm, row_sums, out=np.zeros_like(cm, dtype=float), where=row_sums > 0).tolist(),
+        classification_report=classification_report(labels, pred, labels=ids, target_names=list(classes), output_dict=True,
+                                                     zero_division=0),
+        roc=roc,
+        reliability=reliability_curve(probs, labels),
+    )
 
 
 @dataclass(frozen=True)
@@ -133,12 +167,71 @@ def misclassified(probs: np.ndarray, labels: np.ndarray, true_class: int | None 
     return index[np.argsort(-probs[index, pred[index]], kind="stable")]
 
 
+@dataclass(frozen=True)
+class Mistake:
+    face: np.ndarray  # (48, 48) uint8
+    name: str  # the face's file name in the dataset
+    true_class: str
+    predicted_class: str
+    confidence: float  # the model's probability for its (wrong) prediction
+
+
+def misclassified_faces(predictions: Predictions, data: FerData, true_class: str | None = None,
+                        predicted_class: str | None = None, limit: int = 40) -> tuple[int, list[Mistake]]:
+    """How many stored predictions are wrong (optionally of one true / predicted class), and the first `limit` of
+    them with their pixels, most confident first. Faces are matched to the dataset by name: stored predictions
+    may come from a dataset with other faces or another order; faces it does not hold are skipped."""
+    classes = predictions.classes
+    wrong = misclassified(predictions.probs, predictions.labels, None if true_class is None else classes.index(true_class),
+                          None if predicted_class is None else classes.index(predicted_class))
+    position = {name: i for i, name in enumerate(data.names)}
+    found = [i for i in wrong if predictions.names[i] in position][:limit]
+    return len(wrong), [
+        Mistake(face=data.images[position[predictions.names[i]], 0].numpy(), name=predictions.names[i],
+                true_class=classes[predictions.labels[i]], predicted_class=classes[predictions.probs[i].argmax()],
+                confidence=float(predictions.probs[i].max()))
+        for i in found
+    ]
+
+
+class EnsembleError(ValueError):
+    """The members cannot be averaged: other classes, or other test faces."""
+
+
+@dataclass(frozen=True)
+class EnsembleResult:
+    members: tuple[str, ...]
+    predictions: Predictions  # the mean of the members' probabilities
+    metrics: Metrics
+    best_member: str  # the most accurate member on the same faces
+    best_member_accuracy: float
+
+
 def ensemble_probs(prob_list: list[np.ndarray]) -> np.ndarray:
     """Mean of the members' probabilities (same faces, same class order)."""
     shapes = {p.shape for p in prob_list}
     if len(shapes) != 1:
-        raise ValueError(f"ensemble members disagree on the test set or classes: shapes {sorted(shapes)}")
+        raise EnsembleError(f"ensemble members disagree on the test set or classes: shapes {sorted(shapes)}")
     return np.mean(np.stack(prob_list), axis=0)
+
+
+def evaluate_ensemble(members: dict[str, Predictions]) -> EnsembleResult:
+    """The mean-probability ensemble of two or more models' predictions on the same faces, with its metrics.
+
+    The one implementation behind the CLI's `evaluate --ensemble`, the Evaluate page and bench/accuracy.py.
+    """
+    if len(members) < 2:
+        raise EnsembleError("an ensemble needs at least two members")
+    first = next(iter(members.values()))
+    for cid, p in members.items():
+        if p.classes != first.classes:
+            raise EnsembleError(f"ensemble members must share classes: {cid} predicts {list(p.classes)}, "
+                                f"not {list(first.classes)}")
+        if p.names != first.names or not np.array_equal(p.labels, first.labels):
+            raise EnsembleError(f"ensemble members must be tested on the same faces: {cid} was not")
+    mean = replace(first, probs=ensemble_probs([p.probs for p in members.values()]))
+    best = max(members, key=lambda cid: members[cid].accuracy)
+    return EnsembleResult(tuple(members), mean, compute_metrics(mean), best, members[best].accuracy)
 
 
 def select_ensemble(val_probs: dict[str, np.ndarray], val_labels: np.ndarray) -> list[str]:
@@ -148,11 +241,11 @@ def select_ensemble(val_probs: dict[str, np.ndarray], val_labels: np.ndarray) ->
     chosen: list[str] = []
     best = -1.0
     while True:
-        scores = {k: float((ensemble_probs([val_probs[c] for c in chosen + [k]]).argmax(1) == val_labels).mean())
+        scores = {k: float((ensemble_probs([val_probs[c] for c in [*chosen, k]]).argmax(1) == val_labels).mean())
                   for k in val_probs if k not in chosen}
         if not scores:
             return chosen
-        name = max(scores, key=scores.get)
+        name = max(scores, key=lambda k: scores[k])
         if scores[name] <= best:
             return chosen
         chosen.append(name)
@@ -171,7 +264,7 @@ def count_macs(model: nn.Module, spec: InputSpec) -> int:
 
 
 @torch.inference_mode()
-def measure_speed(model: nn.Module, spec: InputSpec, repeats: int = 20, batch: int = 256) -> dict:
+def measure_speed(model: nn.Module, spec: InputSpec, repeats: int = 20, batch: int = 256) -> tuple[float, float]:
     """CPU latency at batch 1 (median ms) and throughput at `batch` (images/s)."""
     model = model.eval().cpu()
     one = torch.zeros(1, spec.channels, spec.size, spec.size)
@@ -186,14 +279,16 @@ def measure_speed(model: nn.Module, spec: InputSpec, repeats: int = 20, batch: i
     model(many)
     t = time.perf_counter()
     model(many)
-    elapsed = time.perf_counter() - t
-    return {"latency_ms_b1": float(np.median(times) * 1000), "throughput_b256": float(batch / elapsed), "threads": torch.get_num_threads()}
+    return float(np.median(times) * 1000), float(batch / (time.perf_counter() - t))
 
 
-def efficiency(model: nn.Module, spec: InputSpec) -> dict:
+def efficiency(model: nn.Module, spec: InputSpec, batch: int = 256) -> Efficiency:
     """MACs and CPU speed, stamped with the machine: figures from different machines must not be compared blindly."""
-    return {"macs": count_macs(model, spec), **measure_speed(model, spec), "measured_on": platform.platform(),
-            "processor": platform.processor() or "unknown", "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    latency_ms, throughput = measure_speed(model, spec, batch=batch)
+    return Efficiency(macs=count_macs(model, spec), latency_ms_b1=latency_ms, throughput_per_s=throughput,
+                      throughput_batch=batch, threads=torch.get_num_threads(), measured_on=platform.platform(),
+                      processor=platform.processor() or "unknown",
+                      measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
 def embedding_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:

@@ -19,3 +19,7 @@ class InputSpec:
     size: int = 48  # square input side the model expects
     channels: int = 1
     fit: str = "resize"  # "resize" to `size`, or "crop": centre crop at inference, random crop in training
+
+
+# Test-time augmentation: the face as it is, plus its mirror image, or ten crops (centre and corners, mirrored).
+TTA_MODES = ("none", "flip", "tencrop")

@@ -1,8 +1,8 @@
 """The checkpoint store: one directory per trained run, written atomically, read without unpickling.
 
-    checkpoints/<id>/model.safetensors        weights (float16 when shipped; see meta["weights_dtype"])
-    checkpoints/<id>/meta.json                architecture, classes, config, data, versions, history, metrics
-    checkpoints/<id>/predictions.safetensors  test-set probabilities and labels, for instant evaluation views
+    checkpoints/<id>/model.safetensors        weights in float16 (CheckpointMeta.weights_dtype)
+    checkpoints/<id>/meta.json                a CheckpointMeta (records.py): architecture, classes, config, data, history, metrics
+    checkpoints/<id>/predictions.safetensors  test-set probabilities of the float16 weights, for instant evaluation views
 """
 
 from __future__ import annotations
@@ -13,13 +13,16 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from safetensors import SafetensorError, safe_open
 
+from .atomic import write_atomically, write_text_atomically
 from .models import get_spec
+from .records import CheckpointMeta, Efficiency, Predictions, TestMetrics
 
 if TYPE_CHECKING:  # torch is imported where tensors are read or written: listing needs only meta.json
     import torch
@@ -69,7 +72,7 @@ def resolve_checkpoint(id_or_path: str | Path, root: Path | None = None) -> Path
 class CheckpointInfo:
     id: str
     path: Path
-    meta: dict | None
+    meta: CheckpointMeta | None
     error: str | None = None
 
     @property
@@ -77,21 +80,26 @@ class CheckpointInfo:
         return self.error is None
 
 
-def read_meta(path: Path) -> dict:
+def read_meta(path: Path) -> CheckpointMeta:
+    """meta.json as a CheckpointMeta; a missing, unreadable or unknown-architecture file is a CheckpointError."""
     try:
-        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        raw = json.loads((path / META_FILE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path.name}: unreadable {META_FILE} ({exc})") from exc
-    if not isinstance(meta, dict):
+    if not isinstance(raw, dict):
         raise CheckpointError(f"{path.name}: {META_FILE} is not an object")
-    for key in ("model", "classes", "input"):
-        if key not in meta:
-            raise CheckpointError(f"{path.name}: {META_FILE} lacks '{key}'")
+    raw.setdefault("id", path.name)
     try:
-        get_spec(meta["model"])
+        meta = CheckpointMeta.from_json(raw)
+    except KeyError as exc:
+        raise CheckpointError(f"{path.name}: {META_FILE} lacks '{exc.args[0]}'") from exc
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path.name}: {META_FILE} does not fit this version ({exc})") from exc
+    try:
+        get_spec(meta.model)
     except KeyError as exc:
         raise CheckpointError(f"{path.name}: {exc.args[0]}") from exc
-    if not isinstance(meta["classes"], list) or not meta["classes"] or not all(isinstance(c, str) for c in meta["classes"]):
+    if not meta.classes or not all(isinstance(c, str) for c in meta.classes):
         raise CheckpointError(f"{path.name}: 'classes' must be a non-empty list of names")
     return meta
 
@@ -110,16 +118,15 @@ def list_checkpoints(root: Path | None = None) -> list[CheckpointInfo]:
             infos.append(CheckpointInfo(d.name, d, read_meta(d)))
         except CheckpointError as exc:
             infos.append(CheckpointInfo(d.name, d, None, str(exc)))
-    infos.sort(key=lambda i: (i.meta or {}).get("created_at", ""), reverse=True)
+    infos.sort(key=lambda i: i.meta.created_at if i.meta else "", reverse=True)
     return infos
 
 
-def load_weights(path: Path, meta: dict) -> nn.Module:
+def load_weights(path: Path, meta: CheckpointMeta) -> nn.Module:
     """Build the registered architecture and load the safetensors weights into it, strictly."""
     from safetensors.torch import load_file
 
-    spec = get_spec(meta["model"])
-    model = spec.build(len(meta["classes"]))
+    model = get_spec(meta.model).build(len(meta.classes))
     file = path / WEIGHTS_FILE
     try:
         state = load_file(str(file))
@@ -131,44 +138,45 @@ def load_weights(path: Path, meta: dict) -> nn.Module:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0:3]
-        raise CheckpointError(f"{path.name}: weights do not match architecture {meta['model']}: {' '.join(first)}") from exc
+        raise CheckpointError(f"{path.name}: weights do not match architecture {meta.model}: {' '.join(first)}") from exc
     return model.eval()
 
 
-def load_predictions(path: Path) -> dict:
-    """{'probs': (N,C) float32, 'labels': (N,), 'names': [...], 'split': str}."""
-    from safetensors.torch import load_file
+def load_predictions(path: Path) -> Predictions:
+    """The test-set predictions stored with a checkpoint (numpy arrays, classes from its meta.json)."""
+    from safetensors.numpy import load_file
 
+    classes = read_meta(path).classes
     file = path / PREDICTIONS_FILE
     try:
-        with safe_open(str(file), framework="pt") as f:
-            meta = f.metadata() or {}
+        with safe_open(str(file), framework="numpy") as f:
+            stored = f.metadata() or {}
         tensors = load_file(str(file))
     except (OSError, SafetensorError, ValueError) as exc:
         raise CheckpointError(f"{path.name}: corrupt or missing {PREDICTIONS_FILE} ({exc})") from exc
-    return {
-        "probs": tensors["probs"].float(),
-        "labels": tensors["labels"].long(),
-        "names": json.loads(meta.get("names", "[]")),
-        "split": meta.get("split", "test"),
-        "data_fingerprint": meta.get("data_fingerprint", ""),
-    }
+    return Predictions(
+        probs=tensors["probs"].astype(np.float32), labels=tensors["labels"].astype(np.int64),
+        names=tuple(json.loads(stored.get("names", "[]"))), classes=classes, split=stored.get("split", "test"),
+        data_fingerprint=stored.get("data_fingerprint", ""),
+    )
 
 
-def meta_json(meta: dict) -> str:
+def meta_json(meta: CheckpointMeta) -> str:
     """meta.json's text: indented, but one line per epoch of history (a 400-epoch run is 400 lines, not 5,000)."""
-    fields = []
-    for key in sorted(meta):
-        value = meta[key]
+    obj = meta.to_json()
+    lines = []
+    for key in sorted(obj):
+        value = obj[key]
         if key == "history" and isinstance(value, list) and value:
             body = "[\n" + ",\n".join("    " + json.dumps(row, sort_keys=True) for row in value) + "\n  ]"
         else:
             body = json.dumps(value, indent=2, sort_keys=True).replace("\n", "\n  ")
-        fields.append(f"  {json.dumps(key)}: {body}")
-    return "{\n" + ",\n".join(fields) + "\n}\n"
+        lines.append(f"  {json.dumps(key)}: {body}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
-def _half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def half_precision(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The weights as the store keeps them (float16): predictions and metrics are computed from exactly these."""
     return {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
 
 
@@ -183,40 +191,31 @@ def new_checkpoint_id(model: str, labels: str, root: Path) -> str:
 
 def save_checkpoint(
     state: dict[str, torch.Tensor],
-    meta: dict,
-    probs: torch.Tensor,
-    labels: torch.Tensor,
-    names: list[str],
-    split: str = "test",
+    meta: CheckpointMeta,
+    predictions: Predictions,
     root: Path | None = None,
     checkpoint_id: str | None = None,
 ) -> Path:
     """Write a complete checkpoint atomically: a temp dir in the same root, renamed into place at the end.
 
-    A crash or a full disk leaves at most a `.tmp-*` directory (ignored by listing); an existing
-    checkpoint is never overwritten.
+    `state` is saved in float16 (see `half_precision`); `predictions` must come from those weights. A crash or
+    a full disk leaves at most a `.tmp-*` directory (ignored by listing); an existing checkpoint is never
+    overwritten.
     """
     from safetensors.torch import save_file
 
     root = Path(root or default_root())
     root.mkdir(parents=True, exist_ok=True)
-    cid = checkpoint_id or new_checkpoint_id(meta["model"], meta.get("data", {}).get("label_source", "fer2013"), root)
+    cid = checkpoint_id or new_checkpoint_id(meta.model, meta.data.label_source, root)
     final = checkpoint_dir(cid, root)
     if final.exists():
         raise CheckpointError(f"checkpoint {cid} already exists")
-    meta = {**meta, "id": cid, "weights_dtype": "float16"}
+    meta = replace(meta, id=cid, weights_dtype="float16")
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{cid}-", dir=root))
     try:
-        save_file(_half(state), str(tmp / WEIGHTS_FILE))
-        save_file(
-            {"probs": probs.float().contiguous(), "labels": labels.long().contiguous()},
-            str(tmp / PREDICTIONS_FILE),
-            metadata={"names": json.dumps(list(names)), "split": split, "data_fingerprint": meta.get("data", {}).get("fingerprint", "")},
-        )
-        (tmp / META_FILE).write_text(meta_json(meta), encoding="utf-8")
-        for f in tmp.iterdir():
-            with f.open("rb") as fh:
-                os.fsync(fh.fileno())
+        write_atomically(tmp / WEIGHTS_FILE, lambda file: save_file(half_precision(state), file))
+        _write_predictions(tmp, predictions)
+        write_text_atomically(tmp / META_FILE, meta_json(meta))
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -224,19 +223,37 @@ def save_checkpoint(
     return final
 
 
-ANNOTATIONS = ("card", "efficiency")  # what may be added to a checkpoint after training
+def _write_predictions(path: Path, predictions: Predictions) -> None:
+    from safetensors.numpy import save_file
+
+    tensors = {"probs": np.ascontiguousarray(predictions.probs, np.float32),
+               "labels": np.ascontiguousarray(predictions.labels, np.int64)}
+    metadata = {"names": json.dumps(list(predictions.names)), "split": predictions.split,
+                "data_fingerprint": predictions.data_fingerprint}
+    write_atomically(path / PREDICTIONS_FILE, lambda file: save_file(tensors, file, metadata=metadata))
 
 
-def annotate_checkpoint(checkpoint_id: str, root: Path | None = None, **fields) -> dict:
+def annotate_checkpoint(checkpoint_id: str, root: Path | None = None, *, card: str | None = None,
+                        efficiency: Efficiency | None = None) -> CheckpointMeta:
     """Add a model card or re-measured efficiency to meta.json (atomic replace); training facts stay untouched."""
-    bad = [k for k in fields if k not in ANNOTATIONS]
-    if bad:
-        raise CheckpointError(f"only {', '.join(ANNOTATIONS)} can be added to a checkpoint, not {', '.join(bad)}")
     path = checkpoint_dir(checkpoint_id, root)
-    meta = {**read_meta(path), **fields}
-    tmp = path / f".{META_FILE}.tmp"
-    tmp.write_text(meta_json(meta), encoding="utf-8")
-    os.replace(tmp, path / META_FILE)
+    meta = read_meta(path)
+    meta = replace(meta, card=meta.card if card is None else card, efficiency=efficiency or meta.efficiency)
+    write_text_atomically(path / META_FILE, meta_json(meta))
+    return meta
+
+
+def replace_test_predictions(checkpoint_id: str, predictions: Predictions, metrics: TestMetrics,
+                             root: Path | None = None) -> CheckpointMeta:
+    """Store new test predictions and their metrics (re-derived from the weights as saved); each file is
+    replaced atomically, predictions first, so meta.json never describes predictions that are not there."""
+    path = checkpoint_dir(checkpoint_id, root)
+    meta = read_meta(path)
+    if predictions.classes != meta.classes:
+        raise CheckpointError(f"{checkpoint_id} predicts {list(meta.classes)}, not {list(predictions.classes)}")
+    _write_predictions(path, predictions)
+    meta = replace(meta, test_metrics=metrics)
+    write_text_atomically(path / META_FILE, meta_json(meta))
     return meta
 
 

@@ -120,7 +120,7 @@ def test_evaluate_renders(app_env):
     assert any("McNemar" in md.value for md in at.markdown)
     shown = list_checkpoints(app_env)[0]  # "One model" opens on the newest
     stored = load_predictions(shown.path)
-    wrong = int((stored["probs"].argmax(1) != stored["labels"]).sum())
+    wrong = int((stored.predicted != stored.labels).sum())
     assert any(c.value.startswith(f"{wrong} misclassified faces match") for c in at.caption)
     next(b for b in at.button if b.label.startswith("Compute t-SNE")).click().run()
     assert not at.exception, [e.message for e in at.exception]
@@ -135,9 +135,9 @@ def test_sidebar_offers_only_checkpoints_of_the_chosen_label_source(monkeypatch,
     infos = list_checkpoints(REPO / "checkpoints")
     by_source: dict[str, set[str]] = {}
     for c in infos:
-        by_source.setdefault(c.meta["data"]["label_source"], set()).add(c.id)
+        by_source.setdefault(c.meta.data.label_source, set()).add(c.id)
     assert {"fer2013", "ferplus"} <= set(by_source)
-    accuracy = {c.id: c.meta["test_metrics"]["accuracy"] for c in infos}
+    accuracy = {c.id: c.meta.accuracy for c in infos}
     at = run_page()
     offered = at.multiselect(key="train_teachers-fer2013").options
     assert set(offered) == {f"{cid} ({accuracy[cid]:.1%})" for cid in by_source["fer2013"]}
@@ -183,4 +183,4 @@ def test_training_from_the_sidebar_lands_a_checkpoint(monkeypatch, tmp_path, kag
         time.sleep(2)
     second = next((c for c in list_checkpoints(store) if c.id != first), None)
     assert second is not None, "the distillation job did not write a checkpoint"
-    assert second.meta["init_from"]["id"] == first and [t["id"] for t in second.meta["teachers"]] == [first]
+    assert second.meta.init_from.id == first and [t.id for t in second.meta.teachers] == [first]

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from fer_core.models import list_models
-from fer_core.store import list_checkpoints
+from fer_core.store import list_checkpoints, load_predictions
 
 from .conftest import FER2013_ZIP, REPO
 
@@ -59,14 +59,14 @@ def test_train_evaluate_checkpoints_predict(kaggle_zip, tmp_path, grace_hopper):
                     "--init-from", store / cid, "--teachers", store / cid).stdout
     assert "1 teacher(s) predicting the training faces" in distilled and "epoch   1/1" in distilled
     [student] = list_checkpoints(students)
-    assert student.meta["init_from"]["id"] == cid and student.meta["teachers"][0]["id"] == cid
+    assert student.meta.init_from.id == cid and student.meta.teachers[0].id == cid
 
     listed = json.loads(cli("checkpoints", "--checkpoints", store, "--json").stdout)
-    assert [r["id"] for r in listed] == [cid] and listed[0]["MMACs"] is None  # trained with --no-efficiency
+    assert [r["id"] for r in listed] == [cid] and listed[0]["mmacs"] is None  # trained with --no-efficiency
     annotated = json.loads(cli("checkpoints", "--checkpoints", store, "--card", cid, "Two-epoch test model.", "--measure",
                                "--json").stdout)
-    assert annotated[0]["card"] == "Two-epoch test model." and annotated[0]["MMACs"] > 0
-    assert annotated[0]["CPU latency (ms)"] > 0 and annotated[0]["test accuracy"] == listed[0]["test accuracy"]
+    assert annotated[0]["card"] == "Two-epoch test model." and annotated[0]["mmacs"] > 0
+    assert annotated[0]["cpu_latency_ms"] > 0 and annotated[0]["test_accuracy"] == listed[0]["test_accuracy"]
 
     stored = json.loads(cli("evaluate", "--checkpoint", cid, "--checkpoints", store, "--json").stdout)
     assert stored["metrics"]["accuracy"] == pytest.approx(trained["test_metrics"]["accuracy"])
@@ -78,8 +78,11 @@ def test_train_evaluate_checkpoints_predict(kaggle_zip, tmp_path, grace_hopper):
     val = json.loads(cli("evaluate", "--checkpoint", cid, "--checkpoints", store, "--data", kaggle_zip, "--split", "val",
                          "--json").stdout)
     assert val["split"] == "val"
-    ens = json.loads(cli("evaluate", "--ensemble", f"{cid},{cid}", "--checkpoints", store, "--json").stdout)
-    assert ens["metrics"]["accuracy"] == pytest.approx(stored["metrics"]["accuracy"])
+    ens = json.loads(cli("evaluate", "--ensemble", f"{cid},{students / student.id}", "--checkpoints", store, "--json").stdout)
+    a, b = load_predictions(store / cid), load_predictions(students / student.id)
+    mean_correct = ((a.probs + b.probs).argmax(1) == a.labels).mean()
+    assert ens["metrics"]["n"] == 7 and ens["metrics"]["accuracy"] == pytest.approx(mean_correct)
+    assert "at least two" in cli("evaluate", "--ensemble", f"{cid},{cid}", "--checkpoints", store, check=False).stderr
 
     bad = tmp_path / "bad.png"
     bad.write_text("not an image")

@@ -2,19 +2,23 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from sklearn.metrics import accuracy_score
 
 from fer_core import list_checkpoints, load_checkpoint
-from fer_core.classifier import TTA_MODES
-from fer_core.data import load_dataset
+from fer_core.data import load_dataset, to_model_input
 from fer_core.evaluation import (
+    EnsembleError,
     compute_metrics,
     count_macs,
+    efficiency,
     ensemble_probs,
+    evaluate_ensemble,
     expected_calibration_error,
     mcnemar,
     measure_speed,
     misclassified,
+    misclassified_faces,
     select_ensemble,
 )
 from fer_core.explain import (
@@ -28,6 +32,7 @@ from fer_core.explain import (
 from fer_core.faces import Face
 from fer_core.models import get_spec
 from fer_core.predict import FacePrediction, ModelPrediction
+from fer_core.records import Predictions
 from fer_core.store import load_predictions
 
 from .conftest import synthetic_face
@@ -38,14 +43,15 @@ CLASSES = ("a", "b", "c")
 def test_metrics_on_a_known_case():
     labels = np.array([0, 0, 1, 1, 2, 2])
     probs = np.array([[.8, .1, .1], [.2, .7, .1], [.1, .8, .1], [.1, .6, .3], [.3, .3, .4], [.6, .3, .1]])
-    m = compute_metrics(probs, labels, CLASSES)
-    assert m["accuracy"] == pytest.approx(accuracy_score(labels, probs.argmax(1))) == pytest.approx(4 / 6)
-    assert m["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
-    assert m["per_class_accuracy"] == {"a": 0.5, "b": 1.0, "c": 0.5}
-    assert m["confusion_matrix_normalized"][0] == [0.5, 0.5, 0.0]
-    assert m["top2_accuracy"] == pytest.approx(5 / 6)
-    assert set(m["roc"]) == set(CLASSES) and 0 <= m["micro_auc"] <= 1
-    assert m["classification_report"]["b"]["recall"] == 1.0
+    m = compute_metrics(Predictions(probs, labels, tuple("123456"), CLASSES))
+    assert m.accuracy == pytest.approx(accuracy_score(labels, probs.argmax(1))) == pytest.approx(4 / 6)
+    assert m.confusion_matrix == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    assert m.per_class_accuracy == {"a": 0.5, "b": 1.0, "c": 0.5}
+    assert m.confusion_matrix_normalized[0] == [0.5, 0.5, 0.0]
+    assert m.top2_accuracy == pytest.approx(5 / 6)
+    assert set(m.roc) == set(CLASSES) and 0 <= m.micro_auc <= 1
+    assert m.classification_report["b"]["recall"] == 1.0
+    assert m.headline().accuracy == m.accuracy and m.headline().per_class_accuracy == m.per_class_accuracy
 
 
 def test_ece_is_zero_when_calibrated_and_large_when_overconfident():
@@ -96,6 +102,34 @@ def test_ensemble_is_the_mean_and_checks_shapes():
         ensemble_probs([p1, np.zeros((2, 2))])
 
 
+def test_evaluate_ensemble_averages_members_on_the_same_faces():
+    labels, names = np.array([0, 1, 1]), ("x", "y", "z")
+    a = Predictions(np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]]), labels, names, ("p", "q"))  # right on 2
+    b = Predictions(np.array([[0.4, 0.6], [0.1, 0.9], [0.3, 0.7]]), labels, names, ("p", "q"))  # right on 2
+    result = evaluate_ensemble({"a": a, "b": b})
+    assert np.allclose(result.predictions.probs, (a.probs + b.probs) / 2) and result.metrics.accuracy == 1.0
+    assert result.members == ("a", "b") and result.best_member == "a" and result.best_member_accuracy == pytest.approx(2 / 3)
+    with pytest.raises(EnsembleError, match="same faces"):
+        evaluate_ensemble({"a": a, "b": Predictions(b.probs, labels, ("x", "y", "w"), b.classes)})
+    with pytest.raises(EnsembleError, match="share classes"):
+        evaluate_ensemble({"a": a, "b": Predictions(b.probs, labels, names, ("p", "r"))})
+    with pytest.raises(EnsembleError, match="at least two"):
+        evaluate_ensemble({"a": a})
+
+
+def test_misclassified_faces_come_with_their_pixels(tiny_checkpoints, kaggle_zip):
+    info = list_checkpoints(tiny_checkpoints)[0]
+    data = load_dataset(kaggle_zip)
+    stored = load_predictions(info.path)
+    total, shown = misclassified_faces(stored, data, limit=3)
+    assert total == int((stored.predicted != stored.labels).sum()) and len(shown) == min(3, total)
+    for mistake in shown:
+        index = data.names.index(mistake.name)
+        assert np.array_equal(mistake.face, data.images[index, 0].numpy())
+        assert mistake.true_class == data.classes[int(data.labels[index])] != mistake.predicted_class
+    assert [m.confidence for m in shown] == sorted((m.confidence for m in shown), reverse=True)
+
+
 def test_photo_ensemble_averages_the_largest_group_sharing_a_class_list():
     """A FER+ model (8 classes) beside FER2013 models is left out of the mean instead of disabling it."""
     seven, eight = ["a", "b"], ["a", "b", "contempt"]
@@ -117,22 +151,41 @@ def test_efficiency_figures():
     model = spec.build(7)
     macs = count_macs(model, spec.input)
     assert 50e6 < macs < 150e6  # three conv blocks at 48/24/12 px: ~87M MACs
-    speed = measure_speed(model, spec.input, repeats=3, batch=16)
-    assert speed["latency_ms_b1"] > 0 and speed["throughput_b256"] > 0
+    latency_ms, throughput = measure_speed(model, spec.input, repeats=3, batch=16)
+    assert latency_ms > 0 and throughput > 0
+    measured = efficiency(model, spec.input, batch=16)
+    assert measured.macs == macs and measured.throughput_batch == 16 and measured.latency_ms_b1 > 0
 
 
-@pytest.mark.parametrize("tta", TTA_MODES)
-def test_tta_modes(tiny_checkpoints, kaggle_zip, tta):
+def test_tta_averages_the_probabilities_of_its_views(tiny_checkpoints, kaggle_zip):
+    """flip: the face and its mirror image; tencrop: the centre and four corner crops (90%), each mirrored."""
     clf = load_checkpoint(list_checkpoints(tiny_checkpoints)[0].id, root=tiny_checkpoints)
-    probs, labels = clf.evaluate(load_dataset(kaggle_zip), "test", tta)
-    assert probs.shape == (7, 7) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    faces, _ = load_dataset(kaggle_zip).take("test")
+    plain = clf.probabilities(faces)
+    assert torch.allclose(plain, torch.from_numpy(clf.predict_proba(faces)), atol=1e-6)
+    assert torch.allclose(clf.probabilities(faces, "flip"), (plain + clf.probabilities(faces.flip(-1))) / 2, atol=1e-5)
+    crops = [faces[..., top : top + 43, left : left + 43] for top, left in [(2, 2), (0, 0), (0, 5), (5, 0), (5, 5)]]
+    views = [clf.probabilities(c.contiguous()) for c in crops] + [clf.probabilities(c.flip(-1).contiguous()) for c in crops]
+    tencrop = clf.probabilities(faces, "tencrop")
+    assert not torch.allclose(views[0], views[1], atol=1e-5)  # the views differ, so the mean below tells them apart
+    assert torch.allclose(tencrop, torch.stack(views).mean(0), atol=1e-6)
+    with pytest.raises(ValueError, match="tta"):
+        clf.probabilities(faces, "rotate")
+
+
+def test_logits_are_the_models_raw_outputs(tiny_checkpoints, kaggle_zip):
+    clf = load_checkpoint(list_checkpoints(tiny_checkpoints)[0].id, root=tiny_checkpoints)
+    faces, _ = load_dataset(kaggle_zip).take("test")
+    logits = clf.logits(faces)
+    with torch.inference_mode():
+        raw = clf.model(to_model_input(faces, clf.input))
+    assert torch.allclose(logits, raw, atol=1e-5) and not torch.allclose(logits.exp().sum(1), torch.ones(len(faces)))
 
 
 def test_stored_predictions_match_meta(tiny_checkpoints):
     for info in list_checkpoints(tiny_checkpoints):
-        pred = load_predictions(info.path)
-        m = compute_metrics(pred["probs"].numpy(), pred["labels"].numpy(), info.meta["classes"])
-        assert m["accuracy"] == pytest.approx(info.meta["test_metrics"]["accuracy"])
+        m = compute_metrics(load_predictions(info.path))
+        assert m.headline() == info.meta.test_metrics
 
 
 def test_grad_cam_and_integrated_gradients_are_non_trivial(tiny_checkpoints):
@@ -148,15 +201,17 @@ def test_grad_cam_and_integrated_gradients_are_non_trivial(tiny_checkpoints):
         assert chosen.target == "disgust"
 
 
-def test_grad_cam_on_every_registered_architecture():
+def test_grad_cam_on_every_registered_architecture(tiny_checkpoints):
     """The registry's Grad-CAM layer works for each model (random weights suffice)."""
+    from dataclasses import replace
+
     from fer_core.classifier import FerClassifier
     from fer_core.models import list_models
 
     face = synthetic_face(2, 2)
+    tiny = list_checkpoints(tiny_checkpoints)[0].meta
     for spec in list_models():
-        meta = {"model": spec.name, "classes": list("abcdefg"), "input": vars(spec.input)}
-        clf = FerClassifier(spec.build(7), meta)
+        clf = FerClassifier(spec.build(7), replace(tiny, model=spec.name, input=spec.input))
         att = grad_cam(clf, face)
         assert att.heatmap.shape == (48, 48) and np.isfinite(att.heatmap).all(), spec.name
 
@@ -178,8 +233,8 @@ def test_embedding_of_test_faces(tiny_checkpoints, kaggle_zip):
     test = data.indices("test")
     assert emb.xy.shape == (len(test), 2) and np.isfinite(emb.xy).all() and emb.xy.std(0).min() > 0
     assert sorted(emb.labels) == sorted(data.classes[i] for i in data.labels[test])  # every test face, once
-    probs, _ = clf.evaluate(data, "test")
-    assert sorted(emb.predicted) == sorted(clf.classes[i] for i in probs.argmax(1))
+    predicted = clf.evaluate(data, "test").predicted
+    assert sorted(emb.predicted) == sorted(clf.classes[i] for i in predicted)
     assert {f.tobytes() for f in emb.faces} <= {f.tobytes() for f in data.images[test, 0].numpy()}
     again = embed_test_faces(clf, data, n=5)
     assert len(again.labels) == 5 and np.array_equal(again.xy, embed_test_faces(clf, data, n=5).xy)  # seeded

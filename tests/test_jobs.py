@@ -6,13 +6,25 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
+from fer_core.records import EpochStats
 from fer_core.store import list_checkpoints
 from fer_core.training import make_config
-from fer_core.training.jobs import JobBusy, JobReporter, active_job, cancel_job, list_jobs, read_job, start_job
+from fer_core.training.jobs import (
+    BatchProgress,
+    JobBusy,
+    JobReporter,
+    JobStatus,
+    active_job,
+    cancel_job,
+    list_jobs,
+    read_job,
+    start_job,
+)
 
 
 def wait_for(predicate, timeout: float = 240, what: str = "condition"):
@@ -31,7 +43,7 @@ def test_job_lifecycle_busy_kill_cancel(kaggle_zip, tmp_path, monkeypatch):
     long_cfg = make_config("keras_cnn", "quick", data=str(kaggle_zip), epochs=500, batch_size=4, device="cpu")
 
     first = start_job(long_cfg, root=runs)
-    wait_for(lambda: read_job(runs / first).batch.get("batch"), what="the first batch")
+    wait_for(lambda: read_job(runs / first).batch, what="the first batch")
     assert active_job("cpu", runs).id == first
     with pytest.raises(JobBusy, match="already running"):
         start_job(long_cfg, root=runs)
@@ -42,7 +54,7 @@ def test_job_lifecycle_busy_kill_cancel(kaggle_zip, tmp_path, monkeypatch):
     assert list_checkpoints(store) == []
 
     second = start_job(long_cfg, root=runs)  # the stale lock of the killed job does not block
-    wait_for(lambda: read_job(runs / second).batch.get("batch"), what="the second job's first batch")
+    wait_for(lambda: read_job(runs / second).batch, what="the second job's first batch")
     cancel_job(second, root=runs)
     job = wait_for(lambda: (j := read_job(runs / second)).state == "cancelled" and j, what="cancellation")
     assert list_checkpoints(store) == [] and active_job("cpu", runs) is None
@@ -68,3 +80,23 @@ def test_reporter_status_follows_the_run(tmp_path):
     assert not callbacks.should_stop()
     (job_dir / "cancel").touch()
     assert callbacks.should_stop()
+
+
+def _job(cfg, epochs: int, batch: BatchProgress | None, state: str = "running") -> JobStatus:
+    history = [EpochStats(epoch=e, epochs=cfg.epochs, train_loss=1.0, train_acc=0.5, val_loss=1.0, val_acc=0.5, lr=1e-3,
+                          images_per_s=100.0, epoch_time_s=60.0, elapsed_s=60.0 * e) for e in range(1, epochs + 1)]
+    return JobStatus(id="j", dir=Path("j"), state=state, config=cfg, message="", checkpoint=None, epochs=history, batch=batch,
+                     started_at="", pid=None)
+
+
+def test_progress_and_eta_follow_the_runs_real_bound():
+    """A budgeted run's epoch cap (1000 in the shipped zoo) is not its length: the budget is."""
+    budgeted = make_config("keras_cnn", epochs=1000, time_budget_min=15)
+    job = _job(budgeted, epochs=3, batch=BatchProgress(epoch=4, batch=50, batches=100))
+    assert job.position() == "epoch 4, 3.5 of 15 min"  # three 1-minute epochs and half of the fourth
+    assert job.eta_s() == pytest.approx(15 * 60 - 210) and job.fraction_done() == pytest.approx(210 / 900)
+    by_epochs = make_config("keras_cnn", epochs=10)
+    job = _job(by_epochs, epochs=3, batch=BatchProgress(epoch=4, batch=50, batches=100))
+    assert job.position() == "epoch 4/10"
+    assert job.eta_s() == pytest.approx(6.5 * 60) and job.fraction_done() == pytest.approx(0.35)
+    assert _job(by_epochs, epochs=10, batch=None, state="succeeded").eta_s() == 0

@@ -63,9 +63,19 @@ def test_pretrained_weights_from_a_local_file_are_folded_to_grey(tmp_path):
 
 
 def test_fold_keeps_bias():
+    """A conv with a bias, folded, gives what the RGB conv gives on the grey face replicated and ImageNet-normalised."""
+    torch.manual_seed(0)
     conv = torch.nn.Conv2d(3, 4, 3, padding=1, bias=True)
+    with torch.no_grad():
+        conv.bias.copy_(torch.tensor([5.0, -3.0, 0.5, 2.0]))  # large enough that dropping it cannot pass
     folded = fold_rgb_conv(conv)
-    assert folded.in_channels == 1 and folded.bias is not None
+    grey = torch.rand(2, 1, 12, 12)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    expected = conv((grey.expand(-1, 3, -1, -1) - mean) / std)
+    got = folded((grey - 0.5) / 0.5)
+    assert folded.in_channels == 1
+    assert torch.allclose(got[..., 1:-1, 1:-1], expected[..., 1:-1, 1:-1], atol=1e-5)
 
 
 def test_pretrained_unavailable_says_so(monkeypatch, tmp_path):
@@ -80,3 +90,11 @@ def test_pretrained_unavailable_says_so(monkeypatch, tmp_path):
         build_model("mobilenet_v2", 7, pretrained=str(tmp_path / "bad.pth"))
     with pytest.raises(ValueError, match="no ImageNet weights"):
         build_model("keras_cnn", 7, pretrained=True)
+
+
+def test_every_model_names_a_known_training_recipe():
+    from fer_core.training import PRESETS, preset_for
+
+    assert all(spec.preset in PRESETS for spec in list_models())
+    assert [preset_for(m) for m in ("vgg_fer", "keras_cnn", "resnet18")] == ["vgg_fer", "custom", "torchvision"]
+    assert preset_for("resnet18", pretrained=True) == "finetune"

@@ -3,15 +3,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from fer_core import list_checkpoints, load_checkpoint
-from fer_core.classifier import predict_logits
 from fer_core.data import load_dataset
+from fer_core.inference import predict_logits
 from fer_core.models import get_spec
+from fer_core.records import CheckpointMeta, CheckpointRef, Predictions
 from fer_core.store import (
     CheckpointError,
     annotate_checkpoint,
@@ -19,6 +21,7 @@ from fer_core.store import (
     delete_checkpoint,
     load_predictions,
     meta_json,
+    read_meta,
     save_checkpoint,
 )
 from fer_core.training import (
@@ -36,42 +39,68 @@ from fer_core.training.targets import TeacherError, teacher_probabilities, train
 
 def test_tiny_run_writes_a_complete_checkpoint(tiny_checkpoints, kaggle_zip):
     infos = list_checkpoints(tiny_checkpoints)
-    assert {i.meta["model"] for i in infos} == {"keras_cnn", "xception_fer"}
-    meta = next(i.meta for i in infos if i.meta["model"] == "keras_cnn")
-    for key in ("classes", "input", "config", "seed", "versions", "git_commit", "created_at", "train_time_s", "history",
-                "test_metrics", "parameters", "weights_dtype"):
-        assert key in meta, key
-    assert meta["data"]["fingerprint"] == load_dataset(kaggle_zip).fingerprint
-    assert meta["data"]["split_sizes"] == {"train": 21, "val": 7, "test": 7}
-    assert meta["config"]["model"] == "keras_cnn" and meta["weights_dtype"] == "float16"
-    assert len(meta["history"]) == 2 and {"train_loss", "val_acc", "lr", "images_per_s"} <= set(meta["history"][0])
-    assert 0.0 <= meta["test_metrics"]["accuracy"] <= 1.0
+    assert {i.meta.model for i in infos} == {"keras_cnn", "xception_fer"}
+    meta = next(i.meta for i in infos if i.meta.model == "keras_cnn")
+    data = load_dataset(kaggle_zip)
+    assert meta.classes == data.classes and meta.input == get_spec("keras_cnn").input and meta.seed == 0
+    assert meta.data.fingerprint == data.fingerprint and meta.data.source == kaggle_zip.name
+    assert meta.data.split_sizes == {"train": 21, "val": 7, "test": 7}
+    assert meta.config.model == "keras_cnn" and meta.config.epochs == 2 and meta.weights_dtype == "float16"
+    assert set(meta.versions) >= {"torch", "torchvision", "kornia", "numpy", "python"} and meta.created_at >= meta.started_at
+    assert [e.epoch for e in meta.history] == [1, 2] and meta.epochs_run == 2 and 1 <= meta.best_epoch <= 2
+    assert meta.stop_reason == "epochs" and not meta.stopped_early  # ran out its 2 epochs
+    assert meta.parameters == sum(p.numel() for p in get_spec("keras_cnn").build(7).parameters())
+    assert meta.test_metrics.n == 7 and meta.train_time_s == pytest.approx(meta.history[-1].elapsed_s)
     text = (infos[0].path / "meta.json").read_text()
-    assert json.loads(text) == infos[0].meta and text == meta_json(infos[0].meta)
+    assert text == meta_json(infos[0].meta) and read_meta(infos[0].path) == infos[0].meta
+    assert json.loads(text)["stopped_early"] is False and json.loads(text)["epochs_run"] == 2
 
 
-def test_meta_json_keeps_one_line_per_epoch():
-    history = [{"epoch": e, "val_acc": 0.5, "lr": 1e-3} for e in range(1, 301)]
-    meta = {"model": "keras_cnn", "config": {"lr": 1e-3, "teachers": ["a", "b"]}, "history": history, "empty": []}
-    text = meta_json(meta)
-    assert json.loads(text) == meta
-    assert sum('"epoch"' in line for line in text.splitlines()) == 300 and len(text.splitlines()) < 320
-    assert json.loads(meta_json({"history": []})) == {"history": []}
+def test_meta_json_keeps_one_line_per_epoch(tiny_checkpoints):
+    meta = list_checkpoints(tiny_checkpoints)[0].meta
+    history = tuple(meta.history[0].__class__(**{**meta.history[0].to_dict(), "epoch": e}) for e in range(1, 301))
+    long = CheckpointMeta.from_json({**meta.to_json(), "history": [e.to_dict() for e in history]})
+    text = meta_json(long)
+    assert CheckpointMeta.from_json(json.loads(text)) == long
+    assert sum('"epoch"' in line for line in text.splitlines()) == 300 and len(text.splitlines()) < 450
+
+
+def test_old_meta_json_still_loads(tiny_checkpoints, tmp_path):
+    """Files written before typed metadata: stopped_early said true for budgeted runs, efficiency named its
+    throughput after batch 256, compile was a boolean, and unknown keys of other versions must survive."""
+    store = tmp_path / "store"
+    info = _copy_store(tiny_checkpoints, store)[0]
+    raw = json.loads((info.path / "meta.json").read_text())
+    raw |= {"stopped_early": True, "stop_reason": "time_budget", "future_key": {"x": 1},
+            "efficiency": {"latency_ms_b1": 2.0, "macs": 5, "measured_at": "t", "measured_on": "m", "processor": "p",
+                           "threads": 2, "throughput_b256": 300.0}}
+    raw["config"]["compile"] = False
+    del raw["config"]["teachers"], raw["config"]["teacher_weight"]
+    (info.path / "meta.json").write_text(json.dumps(raw))
+    meta = read_meta(info.path)
+    assert meta.stop_reason == "time_budget" and not meta.stopped_early
+    assert meta.efficiency.throughput_per_s == 300.0 and meta.efficiency.throughput_batch == 256
+    assert meta.config.compile == "none" and meta.config.teachers == ()
+    annotate_checkpoint(info.id, store, card="kept")
+    assert json.loads((info.path / "meta.json").read_text())["future_key"] == {"x": 1}
+    raw |= {"stop_reason": "completed"}
+    (info.path / "meta.json").write_text(json.dumps(raw))
+    assert read_meta(info.path).stop_reason == "epochs"
 
 
 def test_reloaded_checkpoint_reproduces_stored_predictions(tiny_checkpoints, kaggle_zip):
-    info = list_checkpoints(tiny_checkpoints)[0]
-    clf = load_checkpoint(info.id, root=tiny_checkpoints)
+    """Stored predictions come from the float16 weights as saved: reloading gives the same classes and the
+    same probabilities (to float rounding), so Evaluate shows exactly what ships."""
     data = load_dataset(kaggle_zip)
-    probs, labels = clf.evaluate(data, "test")
-    stored = load_predictions(info.path)
-    assert np.array_equal(labels, stored["labels"].numpy())
-    # stored predictions come from float32 weights, the checkpoint holds float16: same argmax, close probs
-    assert np.allclose(probs, stored["probs"].numpy(), atol=2e-2)
-    assert (probs.argmax(1) == stored["probs"].numpy().argmax(1)).mean() >= 6 / 7
-    # and the API on raw arrays agrees with the dataset path
-    faces = data.take("test")[0][:, 0].numpy()
-    assert np.allclose(clf.predict_proba(faces), probs, atol=1e-6)
+    for info in list_checkpoints(tiny_checkpoints):
+        clf = load_checkpoint(info.id, root=tiny_checkpoints)
+        fresh, stored = clf.evaluate(data, "test"), load_predictions(info.path)
+        assert np.array_equal(fresh.labels, stored.labels) and fresh.names == stored.names
+        assert np.array_equal(fresh.predicted, stored.predicted)
+        assert np.allclose(fresh.probs, stored.probs, atol=1e-5)
+        # and the API on raw arrays agrees with the dataset path
+        faces = data.take("test")[0][:, 0].numpy()
+        assert np.allclose(clf.predict_proba(faces), fresh.probs, atol=1e-6)
 
 
 def test_learning_happens_on_learnable_fixture(kaggle_zip, tmp_path):
@@ -81,39 +110,96 @@ def test_learning_happens_on_learnable_fixture(kaggle_zip, tmp_path):
     cfg = make_config("keras_cnn", "quick", epochs=8, batch_size=7, augment="none", lr=3e-3, device="cpu")
     torch.manual_seed(0)
     model = spec.build(7)
-    result = fit(model, spec.input, spec.head, data, cfg, torch.device("cpu"))
-    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
-    assert result.history[-1]["train_acc"] > 0.5
+    result = fit(model, spec, data, cfg, torch.device("cpu"))
+    assert result.history[-1].train_loss < result.history[0].train_loss
+    assert result.history[-1].train_acc > 0.5
 
 
-def _run(kaggle_zip, **kw):
-    data = load_dataset(kaggle_zip)
+def _run(kaggle_zip, data=None, **kw):
+    data = data if data is not None else load_dataset(kaggle_zip)
     spec = get_spec("keras_cnn")
     kw.setdefault("batch_size", 8)
     cfg = make_config("keras_cnn", "quick", device="cpu", **kw)
-    return fit(spec.build(7), spec.input, spec.head, data, cfg, torch.device("cpu"))
+    torch.manual_seed(0)
+    return fit(spec.build(7), spec, data, cfg, torch.device("cpu"))
+
+
+@pytest.fixture(scope="module")
+def skewed_data(kaggle_zip):
+    """The fixture with two training faces relabelled 'happy': its classes are no longer balanced, so class
+    weights and oversampling have something to change."""
+    data = load_dataset(kaggle_zip)
+    labels = data.labels.clone()
+    labels[data.indices("train")[:2]] = data.classes.index("happy")
+    return replace(data, labels=labels)
+
+
+@pytest.fixture(scope="module")
+def baseline_losses(kaggle_zip, skewed_data) -> list[float]:
+    """Training losses of the quick recipe without any option (same seed): an option that changes nothing
+    would reproduce them exactly."""
+    return [e.train_loss for e in _run(kaggle_zip, skewed_data, epochs=2, augment="none").history]
 
 
 @pytest.mark.parametrize(
-    "options",
-    [dict(optimizer="sgd", scheduler="step"), dict(optimizer="adamw", scheduler="exponential", gamma=0.9),
-     dict(optimizer="rmsprop", scheduler="plateau", select_by="val_loss", lr=1e-4), dict(scheduler="none", mixup_alpha=0.4),
-     dict(balance="weighted", label_smoothing=0.1, grad_clip=1.0), dict(balance="oversample", augment="strong"),
-     dict(early_stopping=1, epochs=6)],
-    ids=["sgd-step", "adamw-exp", "rmsprop-plateau", "mixup", "weighted-clip", "oversample-strong", "early-stop"],
+    "option",
+    [dict(optimizer="sgd"), dict(optimizer="adamw", weight_decay=0.5), dict(optimizer="rmsprop"), dict(mixup_alpha=0.4),
+     dict(balance="weighted"), dict(balance="oversample"), dict(label_smoothing=0.2), dict(grad_clip=1e-3),
+     dict(augment="strong")],
+    ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()),
 )
-def test_training_options_run(kaggle_zip, options):
-    options.setdefault("epochs", 2)
-    result = _run(kaggle_zip, **options)
-    assert all(np.isfinite(h["train_loss"]) for h in result.history)
-    if "early_stopping" in options:
-        assert len(result.history) < 6 or not result.stopped_early
+def test_each_training_option_changes_training(kaggle_zip, skewed_data, baseline_losses, option):
+    result = _run(kaggle_zip, skewed_data, epochs=2, **{"augment": "none", **option})
+    losses = [e.train_loss for e in result.history]
+    assert all(np.isfinite(losses)) and losses != pytest.approx(baseline_losses, rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize("scheduler, expected", [
+    ("step", [1e-3, 1e-3, 1e-4, 1e-4]),  # step_size 2, gamma 0.1: the lr of each epoch
+    ("exponential", [1e-3, 5e-4, 2.5e-4, 1.25e-4]),
+    ("none", [1e-3] * 4),
+])
+def test_schedulers_set_the_learning_rate_of_each_epoch(kaggle_zip, scheduler, expected):
+    result = _run(kaggle_zip, epochs=4, scheduler=scheduler, step_size=2, gamma=0.5 if scheduler == "exponential" else 0.1,
+                  warmup_epochs=0)
+    assert [e.lr for e in result.history] == pytest.approx(expected)
+
+
+def test_plateau_scheduler_lowers_the_rate_when_validation_stalls(kaggle_zip):
+    # lr 1e-6 changes next to nothing: validation accuracy stalls after epoch 1, so with patience 1 the third
+    # epoch without improvement halves the rate (ReduceLROnPlateau ignores changes below 1e-8: not 1e-9 here)
+    result = _run(kaggle_zip, epochs=4, lr=1e-6, scheduler="plateau", plateau_patience=1, gamma=0.5, select_by="val_acc")
+    assert [e.lr for e in result.history] == pytest.approx([1e-6, 1e-6, 1e-6, 5e-7])
+
+
+def test_early_stopping_ends_the_run_and_says_so(kaggle_zip):
+    # lr 1e-9: validation accuracy never rises after epoch 1, so patience 1 stops the run at epoch 2
+    result = _run(kaggle_zip, epochs=6, lr=1e-9, early_stopping=1)
+    assert [e.epoch for e in result.history] == [1, 2] and result.stop_reason == "early_stopping"
+    assert _run(kaggle_zip, epochs=2).stop_reason == "epochs"
+
+
+def test_optimizer_and_scheduler_tables_cover_every_name_and_refuse_others():
+    from types import SimpleNamespace
+
+    from fer_core.training.config import OPTIMIZERS, SCHEDULERS
+    from fer_core.training.optim import OPTIMIZER_FACTORIES, SCHEDULE_FACTORIES, make_optimizer, make_schedule
+
+    assert set(OPTIMIZER_FACTORIES) == set(OPTIMIZERS) and set(SCHEDULE_FACTORIES) == set(SCHEDULERS)
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
+    for name, kind in kinds.items():
+        assert type(make_optimizer(params, TrainConfig(model="keras_cnn", optimizer=name))) is kind
+    with pytest.raises(ValueError, match="unknown optimizer 'lion'"):
+        make_optimizer(params, SimpleNamespace(optimizer="lion"))
+    with pytest.raises(ValueError, match="unknown scheduler 'warm'"):
+        make_schedule(torch.optim.SGD(params, lr=0.1), SimpleNamespace(scheduler="warm"), 10)
 
 
 def test_last_batch_of_one_face_is_dropped(kaggle_zip):
     """21 training faces in batches of 4 leave one face over: BatchNorm layers cannot train on it alone."""
     result = _run(kaggle_zip, epochs=1, batch_size=4)  # cnn with BatchNorm1d in its head
-    assert np.isfinite(result.history[0]["train_loss"])
+    assert np.isfinite(result.history[0].train_loss)
 
 
 @pytest.mark.parametrize("batch_size", [4, 8])
@@ -122,7 +208,7 @@ def test_augmenting_several_batches_per_call_keeps_faces_and_labels_aligned(kagg
     def run(chunk_images: int) -> list[dict]:
         monkeypatch.setitem(loop.AUGMENT_CHUNK_IMAGES, "cpu", chunk_images)
         torch.manual_seed(0)
-        return _run(kaggle_zip, epochs=2, batch_size=batch_size, augment="none").history
+        return [e.to_dict() for e in _run(kaggle_zip, epochs=2, batch_size=batch_size, augment="none").history]
 
     per_batch, chunked = run(0), run(3 * batch_size)
     for a, b in zip(per_batch, chunked, strict=True):
@@ -136,7 +222,7 @@ def test_freeze_backbone_trains_only_the_head(kaggle_zip):
     model = spec.build(7)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     cfg = make_config("shufflenet_v2", "quick", epochs=1, batch_size=8, freeze_backbone=True, device="cpu")
-    fit(model, spec.input, spec.head, data, cfg, torch.device("cpu"))
+    fit(model, spec, data, cfg, torch.device("cpu"))
     after = model.state_dict()
     assert torch.equal(before["conv1.0.weight"], after["conv1.0.weight"])
     assert not torch.equal(before["fc.weight"], after["fc.weight"])
@@ -146,13 +232,14 @@ def test_soft_label_training_on_ferplus(kaggle_zip, ferplus_dir, tmp_path):
     data = load_dataset(kaggle_zip, labels="ferplus", ferplus_dir=ferplus_dir)
     cfg = make_config("keras_cnn", "quick", epochs=1, batch_size=8, labels="ferplus", soft_labels=True, device="cpu")
     path = train_and_save(cfg, data=data, root=tmp_path, measure_efficiency=False)
-    meta = json.loads((path / "meta.json").read_text())
-    assert meta["classes"][-1] == "contempt" and meta["config"]["soft_labels"] is True
+    meta = read_meta(path)
+    assert meta.classes[-1] == "contempt" and meta.config.soft_labels is True
 
 
 def test_divergence_stops_without_checkpoint(kaggle_zip, tmp_path):
     cfg = make_config("keras_cnn", "quick", epochs=2, batch_size=8, lr=1e12, optimizer="sgd", data=str(kaggle_zip), device="cpu")
-    with pytest.raises(TrainingDiverged, match="lower the learning rate"):
+    # it reports the rate in force when the loss broke (the cosine has halved the base 1e12 by batch 3 of 6)
+    with pytest.raises(TrainingDiverged, match=r"by batch 3\) at learning rate 5e\+11: lower the learning rate"):
         train_and_save(cfg, root=tmp_path, measure_efficiency=False)
     assert not any(tmp_path.iterdir())
 
@@ -174,11 +261,11 @@ def test_resume_continues_from_last_epoch(kaggle_zip, tmp_path):
     cfg = make_config("keras_cnn", "quick", epochs=3, batch_size=8, device="cpu")
     stop_after_first = Callbacks(on_epoch=lambda s: epochs_seen.append(s.epoch), should_stop=lambda: len(epochs_seen) >= 1)
     with pytest.raises(TrainingCancelled):
-        fit(spec.build(7), spec.input, spec.head, data, cfg, torch.device("cpu"), stop_after_first, state)
+        fit(spec.build(7), spec, data, cfg, torch.device("cpu"), stop_after_first, state)
     assert state.is_file()
-    result = fit(spec.build(7), spec.input, spec.head, data, cfg, torch.device("cpu"),
-                 Callbacks(on_epoch=lambda s: epochs_seen.append(s.epoch)), state)
-    assert epochs_seen == [1, 2, 3] and [h["epoch"] for h in result.history] == [1, 2, 3]
+    result = fit(spec.build(7), spec, data, cfg, torch.device("cpu"), Callbacks(on_epoch=lambda s: epochs_seen.append(s.epoch)),
+                 state)
+    assert epochs_seen == [1, 2, 3] and [e.epoch for e in result.history] == [1, 2, 3]
 
 
 class SteppingClock:
@@ -196,15 +283,17 @@ def test_time_budget_anneals_over_wall_clock_and_stops_in_time(kaggle_zip, monke
     monkeypatch.setattr(loop, "time", SteppingClock())
     budget_min = 0.05  # 3 s of the stepping clock: several epochs, far fewer than the cap
     result = _run(kaggle_zip, epochs=500, warmup_epochs=0, time_budget_min=budget_min)
-    lrs = [h["lr"] for h in result.history]
+    lrs = [e.lr for e in result.history]
     assert result.stop_reason == "time_budget" and 3 <= len(lrs) < 500
     assert lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.5 * lrs[0]  # the cosine ran over the budget
     assert result.train_time_s <= budget_min * 60
 
 
 def test_config_validation():
-    with pytest.raises(ValueError, match="optimizer"):
+    with pytest.raises(ValueError, match="optimizer must be one of"):
         TrainConfig(model="keras_cnn", optimizer="lion")
+    with pytest.raises(ValueError, match="scheduler must be one of"):
+        TrainConfig(model="keras_cnn", scheduler="warm")
     with pytest.raises(ValueError, match="soft labels"):
         TrainConfig(model="keras_cnn", soft_labels=True)
     with pytest.raises(ValueError, match="time budget"):
@@ -275,28 +364,34 @@ def test_symlink_escaping_the_store_is_refused(tmp_path):
         checkpoint_dir("link", tmp_path / "store")
 
 
-def test_failed_save_leaves_no_partial_checkpoint(tmp_path, monkeypatch):
+def _meta_and_predictions(tiny_checkpoints) -> tuple[CheckpointMeta, Predictions]:
+    info = list_checkpoints(tiny_checkpoints)[0]
+    return info.meta, load_predictions(info.path)
+
+
+@pytest.mark.parametrize("failing", ["safetensors.torch.save_file", "safetensors.numpy.save_file"])
+def test_failed_save_leaves_no_partial_checkpoint(tiny_checkpoints, tmp_path, monkeypatch, failing):
     def disk_full(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("safetensors.torch.save_file", disk_full)  # the store imports it when it writes
-    meta = {"model": "keras_cnn", "classes": ["a", "b"], "input": {}}
+    monkeypatch.setattr(failing, disk_full)  # the store imports it when it writes
+    meta, predictions = _meta_and_predictions(tiny_checkpoints)
     with pytest.raises(OSError, match="No space"):
-        save_checkpoint({"w": torch.zeros(1)}, meta, torch.zeros(1, 2), torch.zeros(1), ["x"], root=tmp_path)
+        save_checkpoint({"w": torch.zeros(1)}, meta, predictions, root=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_read_only_store_fails_cleanly(tmp_path, monkeypatch):
+def test_read_only_store_fails_cleanly(tiny_checkpoints, tmp_path, monkeypatch):
     """Simulated: the store's temp directory cannot be created (read-only folder; tests may run as root)."""
     import fer_core.store as store
 
     def read_only(*a, **k):
         raise PermissionError(13, "Read-only file system")
 
+    meta, predictions = _meta_and_predictions(tiny_checkpoints)
     monkeypatch.setattr(store.tempfile, "mkdtemp", read_only)
     with pytest.raises(PermissionError):
-        save_checkpoint({"w": torch.zeros(1)}, {"model": "keras_cnn", "classes": ["a"], "input": {}},
-                        torch.zeros(1, 1), torch.zeros(1), ["x"], root=tmp_path)
+        save_checkpoint({"w": torch.zeros(1)}, meta, predictions, root=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -305,9 +400,9 @@ def test_annotations_never_touch_training_facts(tiny_checkpoints, tmp_path):
     cid = infos[0].id
     before = infos[0].meta
     meta = annotate_checkpoint(cid, tmp_path / "store", card="Fails at 48x48: see the training curve.")
-    assert meta["card"].startswith("Fails") and {k: v for k, v in meta.items() if k != "card"} == before
-    assert list_checkpoints(tmp_path / "store")[0].meta["card"] == meta["card"]
-    with pytest.raises(CheckpointError, match="only card, efficiency"):
+    assert meta.card.startswith("Fails") and replace(meta, card=before.card) == before
+    assert list_checkpoints(tmp_path / "store")[0].meta.card == meta.card
+    with pytest.raises(TypeError):
         annotate_checkpoint(cid, tmp_path / "store", test_metrics={"accuracy": 1.0})
     assert not list((tmp_path / "store" / cid).glob(".*.tmp"))
 
@@ -321,7 +416,7 @@ def test_delete_checkpoint(tiny_checkpoints, tmp_path):
 
 
 def _teacher(tiny_checkpoints, model: str = "keras_cnn"):
-    return next(i for i in list_checkpoints(tiny_checkpoints) if i.meta["model"] == model)
+    return next(i for i in list_checkpoints(tiny_checkpoints) if i.meta.model == model)
 
 
 def test_teacher_targets_mix_label_and_teacher(kaggle_zip):
@@ -344,7 +439,7 @@ def test_fit_trains_towards_the_given_targets(kaggle_zip):
     torch.manual_seed(0)
     model = spec.build(len(data.classes))
     cfg = make_config("keras_cnn", "quick", epochs=6, batch_size=8, lr=3e-3, augment="none", device="cpu")
-    fit(model, spec.input, spec.head, data, cfg, torch.device("cpu"),
+    fit(model, spec, data, cfg, torch.device("cpu"),
         targets=torch.nn.functional.one_hot(torch.full((n,), happy), len(data.classes)).float())
     preds = predict_logits(model, data.take("val")[0], spec.input, torch.device("cpu")).argmax(1)
     assert (preds == happy).float().mean() >= 0.9
@@ -354,15 +449,13 @@ def test_distillation_run_records_its_teachers(tiny_checkpoints, kaggle_zip, tmp
     teacher = _teacher(tiny_checkpoints)
     cfg = make_config("xception_fer", "quick", data=str(kaggle_zip), epochs=1, batch_size=8, device="cpu",
                       teachers=(str(teacher.path),), teacher_weight=0.7)
-    meta = json.loads((train_and_save(cfg, root=tmp_path, measure_efficiency=False) / "meta.json").read_text())
-    assert meta["config"]["teachers"] == [str(teacher.path)] and meta["config"]["teacher_weight"] == 0.7
-    assert meta["teachers"] == [{"id": teacher.id, "model": "keras_cnn", "data_fingerprint": meta["data"]["fingerprint"],
-                                 "test_accuracy": teacher.meta["test_metrics"]["accuracy"]}]
+    meta = read_meta(train_and_save(cfg, root=tmp_path, measure_efficiency=False))
+    assert meta.config.teachers == (str(teacher.path),) and meta.config.teacher_weight == 0.7
+    assert meta.teachers == (CheckpointRef(id=teacher.id, model="keras_cnn", data_fingerprint=meta.data.fingerprint,
+                                           test_accuracy=teacher.meta.accuracy),)
 
 
 def test_teachers_must_share_classes_and_data(tiny_checkpoints, kaggle_zip):
-    from dataclasses import replace
-
     teacher = str(_teacher(tiny_checkpoints).path)
     data = load_dataset(kaggle_zip)
     probs, _ = teacher_probabilities([teacher], data)
@@ -380,8 +473,8 @@ def test_init_from_starts_at_the_checkpoint_weights(tiny_checkpoints, kaggle_zip
     cfg = make_config("keras_cnn", "quick", data=str(kaggle_zip), epochs=1, batch_size=8, lr=1e-12, device="cpu",
                       init_from=str(start.path))
     path = train_and_save(cfg, root=tmp_path, measure_efficiency=False)
-    meta = json.loads((path / "meta.json").read_text())
-    assert meta["init_from"]["id"] == start.id
+    assert read_meta(path).init_from == CheckpointRef(id=start.id, model="keras_cnn", data_fingerprint=start.meta.data.fingerprint,
+                                                      test_accuracy=start.meta.accuracy)
     before = load_checkpoint(start.path).model.state_dict()
     after = load_checkpoint(path).model.state_dict()
     convs = [k for k in before if k.endswith("weight") and before[k].ndim == 4]
@@ -413,24 +506,24 @@ def test_cancel_while_teachers_predict_writes_nothing(tiny_checkpoints, kaggle_z
 
 
 def test_teacher_predictions_are_cached_by_weights_and_data(tiny_checkpoints, kaggle_zip, tmp_path, monkeypatch):
-    from fer_core.classifier import FerClassifier
+    from fer_core.training import targets
 
     monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
     teacher = str(_teacher(tiny_checkpoints).path)
     data = load_dataset(kaggle_zip)
     first, _ = teacher_probabilities([teacher], data)
     [cached] = (tmp_path / "cache" / "teachers").glob("*.safetensors")
-    logits = FerClassifier.logits
+    logits = targets.predict_logits
 
     def no_predictions(*args, **kwargs):
         raise AssertionError("the teacher predicted although its predictions were cached")
 
-    monkeypatch.setattr(FerClassifier, "logits", no_predictions)
+    monkeypatch.setattr(targets, "predict_logits", no_predictions)
     again, _ = teacher_probabilities([teacher], data)
     assert torch.equal(again, first)
     cached.write_bytes(b"damaged")  # a damaged entry is recomputed, never trusted
     with pytest.raises(AssertionError, match="predicted"):
         teacher_probabilities([teacher], data)
-    monkeypatch.setattr(FerClassifier, "logits", logits)
+    monkeypatch.setattr(targets, "predict_logits", logits)
     assert torch.allclose(teacher_probabilities([teacher], data)[0], first)
     assert cached.read_bytes() != b"damaged"  # and written again

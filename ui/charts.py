@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+
 import altair as alt
 import cv2
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from fer_core.evaluation import ReliabilityBin, RocCurve
+    from fer_core.records import EpochStats
 
 
 def probability_grid(per_model: dict[str, dict[str, float]]) -> alt.Chart:
@@ -72,24 +80,24 @@ def per_class_heatmap(per_class: dict[str, dict[str, float]]) -> alt.Chart:
             + base.mark_text(fontSize=11, color="white").encode(text=alt.Text("accuracy:Q", format=".0%")))
 
 
-def roc_chart(roc: dict[str, dict]) -> alt.Chart:
+def roc_chart(roc: dict[str, RocCurve]) -> alt.Chart:
     rows = []
     for cls, curve in roc.items():
-        label = f"{cls} (AUC {curve['auc']:.3f})"
-        rows += [{"class": label, "fpr": f, "tpr": t} for f, t in zip(curve["fpr"], curve["tpr"])]
+        label = f"{cls} (AUC {curve.auc:.3f})"
+        rows += [{"class": label, "fpr": f, "tpr": t} for f, t in zip(curve.fpr, curve.tpr, strict=True)]
     lines = alt.Chart(pd.DataFrame(rows)).mark_line().encode(
         x=alt.X("fpr:Q", title="false positive rate"), y=alt.Y("tpr:Q", title="true positive rate"), color="class:N")
     diagonal = alt.Chart(pd.DataFrame({"fpr": [0, 1], "tpr": [0, 1]})).mark_line(strokeDash=[4, 4], color="grey").encode(x="fpr", y="tpr")
     return (lines + diagonal).properties(height=300)
 
 
-def training_curves(histories: dict[str, list[dict]], metric: str) -> alt.Chart:
+def training_curves(histories: dict[str, Sequence[EpochStats]], metric: str) -> alt.Chart:
     """metric: 'loss' or 'acc'; train dashed, val solid, one colour per run."""
     rows = []
     for run, history in histories.items():
         for h in history:
-            rows.append({"run": run, "epoch": h["epoch"], "split": "train", "value": h[f"train_{metric}"]})
-            rows.append({"run": run, "epoch": h["epoch"], "split": "val", "value": h[f"val_{metric}"]})
+            rows.append({"run": run, "epoch": h.epoch, "split": "train", "value": getattr(h, f"train_{metric}")})
+            rows.append({"run": run, "epoch": h.epoch, "split": "val", "value": getattr(h, f"val_{metric}")})
     if not rows:
         rows = [{"run": "", "epoch": 0, "split": "train", "value": 0.0}]
     return (
@@ -101,8 +109,8 @@ def training_curves(histories: dict[str, list[dict]], metric: str) -> alt.Chart:
     )
 
 
-def reliability_chart(bins: list[dict]) -> alt.Chart:
-    df = pd.DataFrame(bins)
+def reliability_chart(bins: list[ReliabilityBin]) -> alt.Chart:
+    df = pd.DataFrame([asdict(b) for b in bins])
     bars = alt.Chart(df).mark_bar(opacity=0.7).encode(
         x=alt.X("confidence:Q", scale=alt.Scale(domain=[0, 1])), y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1])),
         tooltip=["confidence", "accuracy", "count"])

@@ -12,15 +12,19 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from fer_core.leaderboard import leaderboard_row
+from fer_core.leaderboard import LeaderboardRow, leaderboard_row
+from fer_core.records import CheckpointMeta, Predictions
 from fer_core.store import CheckpointInfo, default_root, list_checkpoints, load_predictions
 
 # Modules that import torch are imported inside the functions that need them: the Overview's
 # leaderboard is drawn from meta.json files before torch (seconds on a small CPU) is loaded.
 if TYPE_CHECKING:
+    import numpy as np
+
     from fer_core.classifier import FerClassifier
     from fer_core.data import DatasetOverview, FerData
-    from fer_core.explain import FaceEmbedding
+    from fer_core.evaluation import Metrics, Mistake
+    from fer_core.explain import Attribution, FaceEmbedding
     from fer_core.predict import PhotoPrediction
 
 
@@ -64,8 +68,13 @@ def require_checkpoints() -> list[CheckpointInfo]:
     return good
 
 
-def leaderboard() -> list[dict]:
-    return [leaderboard_row(c.meta) for c in good_checkpoints()]
+def metas() -> dict[str, CheckpointMeta]:
+    """The usable checkpoints' meta.json, by id."""
+    return {c.id: c.meta for c in good_checkpoints() if c.meta is not None}
+
+
+def leaderboard() -> list[LeaderboardRow]:
+    return [leaderboard_row(meta) for meta in metas().values()]
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=64)
@@ -76,24 +85,33 @@ def _classifier(checkpoint_id: str, signature: tuple) -> FerClassifier:
 
 
 def classifier(checkpoint_id: str) -> FerClassifier:
-    sig = next((s for s in store_signature() if s[0] == checkpoint_id), (checkpoint_id, 0))
-    return _classifier(checkpoint_id, sig)
+    return _classifier(checkpoint_id, _signature_of(checkpoint_id))
+
+
+def _signature_of(checkpoint_id: str) -> tuple:
+    return next((s for s in store_signature() if s[0] == checkpoint_id), (checkpoint_id, 0))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _evaluation(checkpoint_id: str, signature: tuple) -> dict:
+def _predictions(checkpoint_id: str, signature: tuple) -> Predictions:
+    return load_predictions(store_root() / checkpoint_id)
+
+
+def predictions(checkpoint_id: str) -> Predictions:
+    """The test predictions stored with a checkpoint (no model is run)."""
+    return _predictions(checkpoint_id, _signature_of(checkpoint_id))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _metrics(checkpoint_id: str, signature: tuple) -> Metrics:
     from fer_core.evaluation import compute_metrics
 
-    info = next(c for c in good_checkpoints() if c.id == checkpoint_id)
-    pred = load_predictions(info.path)
-    probs, labels = pred["probs"].numpy(), pred["labels"].numpy()
-    return {"probs": probs, "labels": labels, "names": pred["names"], "metrics": compute_metrics(probs, labels, info.meta["classes"])}
+    return compute_metrics(_predictions(checkpoint_id, signature))
 
 
-def evaluation(checkpoint_id: str) -> dict:
-    """Stored test predictions and every metric computed from them (no model is run)."""
-    sig = next((s for s in store_signature() if s[0] == checkpoint_id), (checkpoint_id, 0))
-    return _evaluation(checkpoint_id, sig)
+def metrics(checkpoint_id: str) -> Metrics:
+    """Every metric of a checkpoint's stored test predictions."""
+    return _metrics(checkpoint_id, _signature_of(checkpoint_id))
 
 
 def default_dataset_path() -> str:
@@ -117,19 +135,69 @@ def dataset_overview(path: str, labels: str = "fer2013") -> DatasetOverview:
     return dataset_overview(path, labels)
 
 
-def dataset_for(meta: dict) -> FerData | None:
+def dataset_for(meta: CheckpointMeta) -> FerData | None:
     """The dataset a checkpoint was trained on, if it is where we can find it, else None."""
     path = default_dataset_path()
     if not path:
         return None
-    data = dataset(path, meta["data"]["label_source"])
-    if tuple(data.classes) != tuple(meta["classes"]):
-        data = data.with_classes(meta["classes"])
+    data = dataset(path, meta.data.label_source)
+    if tuple(data.classes) != meta.classes:
+        data = data.with_classes(meta.classes)
     return data
 
 
-def faces_by_name(data: FerData) -> dict[str, int]:
-    return {n: i for i, n in enumerate(data.names)}
+@st.cache_data(show_spinner=False, max_entries=64)
+def _mistakes(checkpoint_id: str, true_class: str | None, predicted_class: str | None, limit: int,
+              signature: tuple) -> tuple[int, list[Mistake]] | None:
+    from fer_core.evaluation import misclassified_faces
+
+    meta = metas()[checkpoint_id]
+    data = dataset_for(meta)
+    if data is None:
+        return None
+    return misclassified_faces(_predictions(checkpoint_id, signature), data, true_class, predicted_class, limit)
+
+
+def mistakes(checkpoint_id: str, true_class: str | None, predicted_class: str | None,
+             limit: int) -> tuple[int, list[Mistake]] | None:
+    """How many test faces the model gets wrong, and the first `limit` with pixels; None without the dataset."""
+    return _mistakes(checkpoint_id, true_class, predicted_class, limit, _signature_of(checkpoint_id))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _attribution(checkpoint_id: str, method: str, face: np.ndarray, target: str | None, signature: tuple) -> Attribution:
+    from fer_core.explain import METHODS
+
+    return METHODS[method](_classifier(checkpoint_id, signature), face, target)
+
+
+def attribution(checkpoint_id: str, method: str, face: np.ndarray, target: str | None) -> Attribution:
+    """Grad-CAM or Integrated Gradients of one face, cached: a rerun of Explain recomputes nothing."""
+    return _attribution(checkpoint_id, method, face, target, _signature_of(checkpoint_id))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _feature_layers(checkpoint_id: str, signature: tuple) -> list[str]:
+    from fer_core.explain import feature_layers as layers_of
+
+    return layers_of(_classifier(checkpoint_id, signature))
+
+
+def feature_layers(checkpoint_id: str) -> list[str]:
+    return _feature_layers(checkpoint_id, _signature_of(checkpoint_id))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _feature_grid(checkpoint_id: str, face: np.ndarray, layer: str, max_maps: int, signature: tuple) -> tuple[np.ndarray, tuple]:
+    from fer_core.explain import feature_grid, feature_maps
+
+    maps = feature_maps(_classifier(checkpoint_id, signature), face, layer, max_maps)
+    return feature_grid(maps), maps.shape
+
+
+def feature_grid(checkpoint_id: str, face: np.ndarray, layer: str, max_maps: int = 32) -> tuple[np.ndarray, tuple]:
+    """A grid image of a layer's most active feature maps, and the maps' shape (channels, h, w); cached."""
+    return _feature_grid(checkpoint_id, face, layer, max_maps, _signature_of(checkpoint_id))
 
 
 # Each entry holds the decoded photo: 32 keeps the cache under ~100 MB for 720p photos.
@@ -150,4 +218,7 @@ def embedding(checkpoint_id: str, n: int, signature: tuple) -> FaceEmbedding:
     from fer_core.explain import embed_test_faces
 
     clf = classifier(checkpoint_id)
-    return embed_test_faces(clf, dataset_for(clf.meta), n)
+    data = dataset_for(clf.meta)
+    if data is None:
+        raise ValueError("the test faces are needed for the embedding: FER2013 was not found (set FER_DATA)")
+    return embed_test_faces(clf, data, n)

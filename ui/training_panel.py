@@ -9,6 +9,7 @@ import streamlit as st
 from fer_core.data import AUGMENT_PRESETS, LABEL_SOURCES, DataError
 from fer_core.devices import describe_devices
 from fer_core.models import get_spec, list_models
+from fer_core.records import CheckpointMeta
 from fer_core.training import BALANCING, OPTIMIZERS, PRESETS, make_config, preset_for
 from fer_core.training.jobs import JobBusy, cancel_job, list_jobs, start_job
 
@@ -66,9 +67,8 @@ def render() -> None:
             with st.expander("Start from a checkpoint, distil"):
                 fresh = "fresh weights"
                 # Only checkpoints of this label source can share the run's classes and data fingerprint.
-                usable = {c.id: c.meta for c in state.good_checkpoints()
-                          if c.meta.get("data", {}).get("label_source", "fer2013") == labels}
-                own = [cid for cid, meta in usable.items() if meta["model"] == model]
+                usable = {cid: meta for cid, meta in state.metas().items() if meta.data.label_source == labels}
+                own = [cid for cid, meta in usable.items() if meta.model == model]
                 init_from = st.selectbox("Start from", [fresh, *own], key=f"train_init-{model}-{labels}",
                                          help="continue from a trained checkpoint of this architecture (fine-tuning)")
                 teachers = st.multiselect("Teachers", list(usable), key=f"train_teachers-{labels}",
@@ -86,9 +86,8 @@ def render() -> None:
         _progress()
 
 
-def _with_accuracy(checkpoint_id: str, meta: dict) -> str:
-    accuracy = meta.get("test_metrics", {}).get("accuracy")
-    return f"{checkpoint_id} ({accuracy:.1%})" if isinstance(accuracy, (int, float)) else checkpoint_id
+def _with_accuracy(checkpoint_id: str, meta: CheckpointMeta) -> str:
+    return f"{checkpoint_id} ({meta.accuracy:.1%})"
 
 
 def _start(data_path: str, model: str, preset: str, settings: dict) -> None:
@@ -118,20 +117,14 @@ def _progress() -> None:
     if job is None:
         return
     st.divider()
-    model = job.config.get("model", "?")
+    model = job.model
     if job.running:
         b = job.batch
-        epochs = job.config.get("epochs", 0)
-        done = len(job.epochs)
-        st.markdown(f"**{model}** training: epoch {min(done + 1, epochs)}/{epochs}"
-                    + (f", batch {b.get('batch', 0)}/{b.get('batches', '?')}" if b else ""))
-        frac = (done + (b.get("batch", 0) / max(1, b.get("batches", 1)) if b else 0)) / max(1, epochs)
+        st.markdown(f"**{model}** training: {job.position()}" + (f", batch {b.batch}/{b.batches}" if b else ""))
         eta = job.eta_s()
-        st.progress(min(1.0, frac), text=f"ETA {eta / 60:.1f} min" if eta is not None else job.message or "starting…")
+        st.progress(job.fraction_done(), text=f"ETA {eta / 60:.1f} min" if eta is not None else job.message or "starting…")
         if b:
-            last = job.epochs[-1] if job.epochs else {}
-            st.caption(f"batch loss {b.get('loss', float('nan')):.3f}"
-                       + (f" · val acc {last['val_acc']:.1%}" if last else ""))
+            st.caption(f"batch loss {b.loss:.3f}" + (f" · val acc {job.epochs[-1].val_acc:.1%}" if job.epochs else ""))
         if st.button("Cancel", key=f"cancel-{job.id}", width="stretch"):
             cancel_job(job.id)
             st.info("Cancelling after the current batch…")

@@ -62,6 +62,8 @@ class FerData:
         if unknown:
             raise DataError(f"classes {unknown} are not in this dataset (it has {list(self.classes)})")
         kept = tuple(c for c in self.classes if c in keep)
+        if kept == self.classes:  # nothing to drop: the same data, and the same fingerprint
+            return self
         old_to_new = torch.full((len(self.classes),), -1, dtype=torch.long)
         for new, name in enumerate(kept):
             old_to_new[self.classes.index(name)] = new

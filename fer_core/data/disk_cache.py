@@ -1,13 +1,11 @@
 """The disk cache of decoded datasets: where it is, the key of an entry (a hash of the source's content and of
-every option that changes the result), and atomic writes. Torch-free, so the app can find a cached dataset
+every option that changes the result). Torch-free, so the app can find a cached dataset
 overview before torch is imported."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from .ferplus import MAPPING_FILE, VOTES_FILE
@@ -45,16 +43,3 @@ def dataset_cache_key(path: Path, labels: str, ferplus_dir: Path | None, val_fra
     if labels == "ferplus" and ferplus_dir is not None:
         parts += [file_digest(p) for p in (ferplus_dir / VOTES_FILE, ferplus_dir / MAPPING_FILE) if p.is_file()]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
-
-
-def write_atomically(path: Path, write: Callable[[str], None]) -> None:
-    """`write(tmp)` to a temporary file beside `path`, then rename: readers never see a half-written entry."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -9,10 +9,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..atomic import write_atomically
 from .choices import LABEL_SOURCES, DataError
 from .classes import FERPLUS_CLASSES, canonical_order
 from .dataset import SPLITS, FerData
-from .disk_cache import dataset_cache_key, default_cache_dir, write_atomically
+from .disk_cache import dataset_cache_key, default_cache_dir
 from .ferplus import MAPPING_FILE, VOTES_FILE, find_ferplus_dir, read_kaggle_mapping, read_votes
 from .sources import RawFaces, read_fer2013_csv, read_image_folder, read_image_zip
 

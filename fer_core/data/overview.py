@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..atomic import write_atomically
 from .choices import DataError
-from .disk_cache import dataset_cache_key, default_cache_dir, write_atomically
+from .disk_cache import dataset_cache_key, default_cache_dir
 from .ferplus import find_ferplus_dir
 
 if TYPE_CHECKING:

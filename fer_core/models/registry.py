@@ -7,7 +7,7 @@ so reading the registry (listing models, validating a checkpoint's meta.json) ne
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..input_spec import InputSpec
@@ -20,18 +20,18 @@ class PretrainedUnavailable(RuntimeError):
     """ImageNet weights could not be obtained (offline, or a bad local file)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelSpec:
     name: str
-    family: str  # "custom" or the torchvision family ("resnet", "vgg", ...): picks the training recipe
+    family: str  # "custom" or the torchvision family ("resnet", "vgg", ...)
     builder: str  # "module:function" in fer_core.models; function(num_classes, [pretrained], **options) -> nn.Module
     input: InputSpec
     gradcam_layer: str  # dotted module name whose activations Grad-CAM weighs
     reference: str  # the published design it follows
     description: str
+    preset: str  # its training recipe (fer_core.training.presets.PRESETS); "finetune" replaces it with ImageNet weights
     supports_pretrained: bool = False
     head: str = "classifier"  # dotted name of the classification head: what stays trainable with a frozen backbone
-    tags: tuple[str, ...] = field(default=())
     options: tuple[tuple[str, Any], ...] = ()  # keyword arguments for the builder (the variants of a family)
 
     def build(self, num_classes: int, pretrained: bool | str = False) -> nn.Module:

@@ -11,19 +11,20 @@ from ..lazy_exports import lazy_exports
 
 _EXPORTS = {
     "BALANCING": "config", "COMPILE_MODES": "config", "OPTIMIZERS": "config", "SCHEDULERS": "config", "TrainConfig": "config",
-    "Callbacks": "loop", "EpochStats": "loop", "FitResult": "loop", "TrainingCancelled": "loop",
-    "TrainingDiverged": "loop", "fit": "loop",
+    "Callbacks": "loop", "FitResult": "loop", "fit": "loop",
+    "TrainingCancelled": "errors", "TrainingDiverged": "errors",
     "PRESETS": "presets", "make_config": "presets", "preset_for": "presets",
     "train_and_save": "run",
 }
 __all__ = [
-    "BALANCING", "COMPILE_MODES", "Callbacks", "EpochStats", "FitResult", "OPTIMIZERS", "PRESETS", "SCHEDULERS", "TrainConfig",
+    "BALANCING", "COMPILE_MODES", "Callbacks", "FitResult", "OPTIMIZERS", "PRESETS", "SCHEDULERS", "TrainConfig",
     "TrainingCancelled", "TrainingDiverged", "fit", "make_config", "preset_for", "train_and_save",
 ]
 __getattr__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
     from .config import BALANCING, COMPILE_MODES, OPTIMIZERS, SCHEDULERS, TrainConfig
-    from .loop import Callbacks, EpochStats, FitResult, TrainingCancelled, TrainingDiverged, fit
+    from .errors import TrainingCancelled, TrainingDiverged
+    from .loop import Callbacks, FitResult, fit
     from .presets import PRESETS, make_config, preset_for
     from .run import train_and_save

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULERS = ("none", "step", "exponential", "cosine", "plateau")
@@ -89,6 +89,3 @@ class TrainConfig:
         if isinstance(kwargs.get("compile"), bool):  # configs written before compile modes existed
             kwargs["compile"] = "default" if kwargs["compile"] else "none"
         return cls(**kwargs)
-
-    def updated(self, **changes) -> TrainConfig:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -24,14 +24,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..atomic import write_text_atomically
+from ..records import EpochStats
 from .config import TrainConfig
 
 if TYPE_CHECKING:  # the app lists and starts jobs without importing torch; only the training process needs it
     import torch
 
-    from .loop import Callbacks, EpochStats
-
-TERMINAL_STATES = ("succeeded", "failed", "cancelled")
+    from .loop import Callbacks
 
 
 class JobBusy(RuntimeError):
@@ -44,9 +44,7 @@ def default_runs_root() -> Path:
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(obj))
 
 
 def _read_json(path: Path) -> dict:
@@ -76,16 +74,27 @@ def _device_key(device: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in (device or "auto"))
 
 
-@dataclass
+@dataclass(frozen=True)
+class BatchProgress:
+    """The latest batch of a running job (batch.json)."""
+
+    epoch: int = 0
+    batch: int = 0
+    batches: int = 0
+    loss: float = float("nan")
+    elapsed_s: float = 0.0  # since the process started
+
+
+@dataclass(frozen=True)
 class JobStatus:
     id: str
     dir: Path
     state: str
-    config: dict
+    config: TrainConfig | None  # None when config.json is missing or unreadable
     message: str
     checkpoint: str | None
-    epochs: list[dict]
-    batch: dict
+    epochs: list[EpochStats]
+    batch: BatchProgress | None
     started_at: str
     pid: int | None
 
@@ -93,17 +102,52 @@ class JobStatus:
     def running(self) -> bool:
         return self.state == "running"
 
+    @property
+    def model(self) -> str:
+        return self.config.model if self.config else "?"
+
+    def fraction_done(self) -> float:
+        """Share of the run done, by its real bound: the time budget when it has one, else its epochs."""
+        if self.config is None:
+            return 0.0
+        if self.config.time_budget_min:
+            return min(1.0, self._elapsed_s() / (self.config.time_budget_min * 60))
+        return min(1.0, (len(self.epochs) + self._batch_share()) / self.config.epochs)
+
+    def position(self) -> str:
+        """Where the run is, against its real bound: 'epoch 3/30' or 'epoch 3, 4.1 of 15 min'."""
+        if self.config is None:
+            return f"epoch {len(self.epochs) + 1}"
+        epoch = min(len(self.epochs) + 1, self.config.epochs)
+        if self.config.time_budget_min:
+            return f"epoch {epoch}, {self._elapsed_s() / 60:.1f} of {self.config.time_budget_min:g} min"
+        return f"epoch {epoch}/{self.config.epochs}"
+
     def eta_s(self) -> float | None:
-        """Seconds left, from the mean epoch time so far (or the batch rate within the first epoch)."""
-        total = self.config.get("epochs", 0)
+        """Seconds left: the rest of the time budget, or the epochs left at the mean epoch time so far (the
+        batch rate within the first epoch)."""
+        if self.config is None or not self.running and not self.epochs:
+            return None
+        if self.config.time_budget_min:
+            return max(0.0, self.config.time_budget_min * 60 - self._elapsed_s()) if self.running else 0.0
+        total = self.config.epochs
         if self.epochs:
-            per_epoch = self.epochs[-1]["elapsed_s"] / len(self.epochs)
-            done = len(self.epochs) + (self.batch.get("batch", 0) / max(1, self.batch.get("batches", 1)) if self.running else 0)
-            return max(0.0, (total - done) * per_epoch)
-        if self.batch.get("batch") and self.batch.get("elapsed_s"):
-            per_batch = self.batch["elapsed_s"] / self.batch["batch"]
-            return per_batch * (self.batch["batches"] * total - self.batch["batch"])
+            per_epoch = self.epochs[-1].elapsed_s / len(self.epochs)
+            return max(0.0, (total - len(self.epochs) - self._batch_share()) * per_epoch)
+        if self.batch and self.batch.batch and self.batch.elapsed_s:
+            per_batch = self.batch.elapsed_s / self.batch.batch
+            return per_batch * (self.batch.batches * total - self.batch.batch)
         return None
+
+    def _batch_share(self) -> float:
+        return self.batch.batch / max(1, self.batch.batches) if self.batch and self.running else 0.0
+
+    def _elapsed_s(self) -> float:
+        """Training time so far: finished epochs plus the share of the current one."""
+        done = self.epochs[-1].elapsed_s if self.epochs else 0.0
+        if not self.running or not self.epochs:
+            return done
+        return done + self._batch_share() * self.epochs[-1].epoch_time_s
 
 
 def read_job(job_dir: Path) -> JobStatus:
@@ -117,14 +161,22 @@ def read_job(job_dir: Path) -> JobStatus:
     if progress.exists():
         for line in progress.read_text(encoding="utf-8").splitlines():
             try:
-                epochs.append(json.loads(line))
-            except json.JSONDecodeError:
+                epochs.append(EpochStats.from_dict(json.loads(line)))
+            except (json.JSONDecodeError, TypeError):
                 break  # a line cut by a kill: ignore the tail
+    batch = _read_json(job_dir / "batch.json")
     return JobStatus(
-        id=job_dir.name, dir=job_dir, state=state, config=_read_json(job_dir / "config.json"), message=message,
-        checkpoint=status.get("checkpoint"), epochs=epochs, batch=_read_json(job_dir / "batch.json"),
+        id=job_dir.name, dir=job_dir, state=state, config=_read_config(job_dir / "config.json"), message=message,
+        checkpoint=status.get("checkpoint"), epochs=epochs, batch=BatchProgress(**batch) if batch else None,
         started_at=status.get("started_at", ""), pid=status.get("pid"),
     )
+
+
+def _read_config(path: Path) -> TrainConfig | None:
+    try:
+        return TrainConfig.from_dict(_read_json(path))
+    except (TypeError, ValueError):
+        return None
 
 
 def list_jobs(root: Path | None = None) -> list[JobStatus]:
@@ -154,7 +206,7 @@ def _acquire_lock(root: Path, device: str, job_id: str) -> Path:
             holder = lock.read_text(encoding="utf-8").strip() if lock.exists() else ""
             job = read_job(root / holder) if holder and (root / holder).is_dir() else None
             if job is not None and (job.running or not (root / holder / "status.json").exists()):
-                raise JobBusy(f"training job {holder} ({job.config.get('model', '?')}) is already running on "
+                raise JobBusy(f"training job {holder} ({job.model}) is already running on "
                               f"device '{device}': wait for it or cancel it") from None
             lock.unlink(missing_ok=True)  # stale: its process is gone
             continue

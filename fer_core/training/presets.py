@@ -21,13 +21,8 @@ PRESETS: dict[str, dict] = {
 
 
 def preset_for(model: str, pretrained: bool | str = False) -> str:
-    """The default recipe name for a registered model."""
-    spec = get_spec(model)
-    if spec.name == "vgg_fer":
-        return "vgg_fer"
-    if spec.family == "custom":
-        return "custom"
-    return "finetune" if pretrained else "torchvision"
+    """The default recipe name for a registered model: its own, or fine-tuning when it starts from ImageNet."""
+    return "finetune" if pretrained else get_spec(model).preset
 
 
 def make_config(model: str, preset: str | None = None, **overrides) -> TrainConfig:

@@ -13,18 +13,19 @@ import torch
 import torchvision
 
 from .. import __version__
-from ..classifier import predict_logits
 from ..data import FerData, load_dataset
 from ..devices import resolve_device
-from ..evaluation import compute_metrics, efficiency, headline
+from ..evaluation import compute_metrics, efficiency
+from ..inference import predict_logits
 from ..models import count_parameters, get_spec
-from ..store import load_weights, read_meta, resolve_checkpoint, save_checkpoint
+from ..records import CheckpointMeta, CheckpointRef, DataProvenance, Predictions
+from ..store import half_precision, load_weights, read_meta, resolve_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .loop import Callbacks, fit
 from .targets import teacher_probabilities, training_targets
 
 
-def library_versions() -> dict:
+def library_versions() -> dict[str, str]:
     import cv2
     import kornia
     import safetensors
@@ -60,16 +61,20 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _start_from(model: torch.nn.Module, cfg: TrainConfig, data: FerData, root: Path | None) -> dict:
+def _start_from(model: torch.nn.Module, cfg: TrainConfig, data: FerData, root: Path | None) -> CheckpointRef:
     """Copy a trained checkpoint's weights into the fresh model; returns what it was, for meta.json."""
+    assert cfg.init_from is not None
     path = resolve_checkpoint(cfg.init_from, root)
     meta = read_meta(path)
-    if meta["model"] != cfg.model or tuple(meta["classes"]) != tuple(data.classes):
-        raise ValueError(f"{path.name} is a {meta['model']} for {meta['classes']}: it cannot start a {cfg.model} "
+    if meta.model != cfg.model or meta.classes != tuple(data.classes):
+        raise ValueError(f"{path.name} is a {meta.model} for {list(meta.classes)}: it cannot start a {cfg.model} "
                          f"for {list(data.classes)}")
     model.load_state_dict(load_weights(path, meta).state_dict())
-    return {"id": path.name, "data_fingerprint": meta["data"]["fingerprint"],
-            "test_accuracy": meta.get("test_metrics", {}).get("accuracy")}
+    return CheckpointRef(id=path.name, model=meta.model, data_fingerprint=meta.data.fingerprint, test_accuracy=meta.accuracy)
+
+
+def _device_name(device: str) -> str:
+    return torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else platform.processor() or "cpu"
 
 
 def train_and_save(
@@ -82,7 +87,8 @@ def train_and_save(
 ) -> Path:
     """Train, evaluate on the test split and write a checkpoint; returns its directory.
 
-    Cancellation, divergence or any error raise before anything is written to the store.
+    Test predictions and metrics come from the weights as they are saved (float16), so what Evaluate shows is
+    what ships. Cancellation, divergence or any error raise before anything is written to the store.
     """
     started = _now()
     if data is None:
@@ -92,62 +98,33 @@ def train_and_save(
     torch.manual_seed(cfg.seed)
     model = spec.build(len(data.classes), pretrained=cfg.pretrained)
     started_from = _start_from(model, cfg, data, root) if cfg.init_from else None
-    targets, teachers = None, None
+    targets, teachers = None, []
     if cfg.teachers:
         cb = callbacks or Callbacks()
         if cb.on_stage:
             cb.on_stage(f"{len(cfg.teachers)} teacher(s) predicting the training faces")
         teacher_probs, teachers = teacher_probabilities(cfg.teachers, data, root, device, cb.should_stop)
         targets = training_targets(data, cfg, teacher_probs)
-    result = fit(model, spec.input, spec.head, data, cfg, device, callbacks, state_file, targets)
+    result = fit(model, spec, data, cfg, device, callbacks, state_file, targets)
 
-    model.load_state_dict(result.best_state)
-    model.to(device)
-    test_idx = data.indices("test")
-    logits = predict_logits(model, data.images[test_idx], spec.input, device)
-    probs = logits.softmax(1)
-    labels = data.labels[test_idx]
-    metrics = compute_metrics(probs.numpy(), labels.numpy(), data.classes)
-    model.cpu().eval()
-    meta = {
-        "model": spec.name,
-        "family": spec.family,
-        "reference": spec.reference,
-        "classes": list(data.classes),
-        "input": {"size": spec.input.size, "channels": spec.input.channels, "fit": spec.input.fit},
-        "config": cfg.to_dict(),
-        "seed": cfg.seed,
-        "data": {
-            "source": Path(data.source).name,
-            "fingerprint": data.fingerprint,
-            "label_source": data.label_source,
-            "split_method": data.split_method,
-            "split_sizes": data.split_sizes(),
-            "classes": list(data.classes),
-        },
-        "versions": library_versions(),
-        "git_commit": git_commit(),
-        "created_at": _now(),
-        "started_at": started,
-        "device": result.device,
-        "device_name": torch.cuda.get_device_name(torch.device(result.device)) if result.device.startswith("cuda") else platform.processor() or "cpu",
-        "train_time_s": result.train_time_s,
-        "epochs_run": len(result.history),
-        "best_epoch": result.best_epoch,
-        "stopped_early": result.stopped_early,
-        "stop_reason": result.stop_reason,
-        "history": result.history,
-        "parameters": count_parameters(model),
-        "test_metrics": headline(metrics),
-        "test_split": "test",
-    }
-    if started_from:
-        meta["init_from"] = started_from
-    if teachers:
-        meta["teachers"] = teachers
-    if measure_efficiency:
-        meta["efficiency"] = efficiency(model, spec.input)
-    names = [data.names[i] for i in test_idx.tolist()]
-    return save_checkpoint(model.state_dict(), meta, probs, labels, names, root=root)
-
-
+    saved = half_precision(result.best_state)
+    model.load_state_dict({k: v.to(result.best_state[k].dtype) for k, v in saved.items()})
+    model.eval()
+    images, labels = data.take("test")
+    probs = predict_logits(model, images, spec.input, device).softmax(1).numpy()
+    predictions = Predictions(probs=probs, labels=labels.numpy(), names=tuple(data.names[i] for i in data.indices("test").tolist()),
+                              classes=tuple(data.classes), data_fingerprint=data.fingerprint)
+    model.cpu()
+    meta = CheckpointMeta(
+        id="", model=spec.name, family=spec.family, reference=spec.reference, classes=tuple(data.classes),
+        input=spec.input, config=cfg, seed=cfg.seed,
+        data=DataProvenance(source=Path(data.source).name, fingerprint=data.fingerprint, label_source=data.label_source,
+                            split_method=data.split_method, split_sizes=data.split_sizes(), classes=tuple(data.classes)),
+        versions=library_versions(), git_commit=git_commit(), created_at=_now(), started_at=started,
+        device=result.device, device_name=_device_name(result.device), train_time_s=result.train_time_s,
+        best_epoch=result.best_epoch, stop_reason=result.stop_reason, history=tuple(result.history),
+        parameters=count_parameters(model), test_metrics=compute_metrics(predictions).headline(),
+        init_from=started_from, teachers=tuple(teachers),
+        efficiency=efficiency(model, spec.input) if measure_efficiency else None,
+    )
+    return save_checkpoint(saved, meta, predictions, root=root)

@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 
+from ..atomic import write_atomically
 from ..data import FerData
+from ..data.disk_cache import CACHE_VERSION, default_cache_dir, file_digest
+from ..inference import predict_logits
+from ..records import CheckpointMeta, CheckpointRef
+from ..store import WEIGHTS_FILE, load_weights, read_meta, resolve_checkpoint
 from .config import TrainConfig
+from .errors import TrainingCancelled
 
 TEACHER_CHUNK = 2048  # faces predicted between two looks at should_stop (seconds on a CPU)
 
@@ -40,7 +48,7 @@ def training_targets(data: FerData, cfg: TrainConfig, teacher_probs: torch.Tenso
 
 def teacher_probabilities(teachers: tuple[str, ...] | list[str], data: FerData, root: Path | None = None,
                           device: str | torch.device = "cpu", should_stop: Callable[[], bool] | None = None,
-                          ) -> tuple[torch.Tensor, list[dict]]:
+                          ) -> tuple[torch.Tensor, list[CheckpointRef]]:
     """Mean probability of the teachers on every training face, and what each teacher was (for meta.json).
 
     A teacher must predict the same classes and must have been trained on the same data (equal
@@ -49,50 +57,44 @@ def teacher_probabilities(teachers: tuple[str, ...] | list[str], data: FerData, 
     Each teacher's predictions are cached on disk (keyed by its weights and the data), so the next student
     taught by the same checkpoint starts at once.
     """
-    from ..classifier import load_checkpoint
-    from .loop import TrainingCancelled
-
     images, _ = data.take("train")
+    device = torch.device(device)
     total, provenance = None, []
     for teacher in teachers:
-        clf = load_checkpoint(teacher, root, device)
-        if clf.classes != tuple(data.classes):
-            raise TeacherError(f"teacher {clf.id} predicts {list(clf.classes)}, this run trains {list(data.classes)}")
-        trained_on = clf.meta.get("data", {}).get("fingerprint")
-        if trained_on != data.fingerprint:
-            raise TeacherError(f"teacher {clf.id} was trained on data {trained_on}, this run uses {data.fingerprint}: "
-                               "its predictions could leak validation or test faces")
-        cache_file = _teacher_cache_file(clf, data)
+        path = resolve_checkpoint(teacher, root)
+        meta = read_meta(path)
+        if meta.classes != tuple(data.classes):
+            raise TeacherError(f"teacher {meta.id} predicts {list(meta.classes)}, this run trains {list(data.classes)}")
+        if meta.data.fingerprint != data.fingerprint:
+            raise TeacherError(f"teacher {meta.id} was trained on data {meta.data.fingerprint}, this run uses "
+                               f"{data.fingerprint}: its predictions could leak validation or test faces")
+        cache_file = _teacher_cache_file(path, meta, data)
         probs = _read_cached(cache_file, (len(images), len(data.classes)))
         if probs is None:
+            model = load_weights(path, meta).to(device)
             chunks = []
             for start in range(0, len(images), TEACHER_CHUNK):
                 if should_stop and should_stop():
-                    raise TrainingCancelled(f"cancelled while teacher {clf.id} was predicting")
-                chunks.append(clf.logits(images[start : start + TEACHER_CHUNK]).softmax(1))
+                    raise TrainingCancelled(f"cancelled while teacher {meta.id} was predicting")
+                chunks.append(predict_logits(model, images[start : start + TEACHER_CHUNK], meta.input, device).softmax(1))
             probs = torch.cat(chunks)
             _write_cache(cache_file, probs)
         total = probs if total is None else total + probs
-        provenance.append({"id": clf.id, "model": clf.spec.name, "data_fingerprint": trained_on,
-                           "test_accuracy": clf.meta.get("test_metrics", {}).get("accuracy")})
+        provenance.append(CheckpointRef(id=meta.id, model=meta.model, data_fingerprint=meta.data.fingerprint,
+                                        test_accuracy=meta.accuracy))
     if total is None:
         raise TeacherError("distillation needs at least one teacher")
     return total / len(teachers), provenance
 
 
-def _teacher_cache_file(clf, data: FerData) -> Path:
-    from ..data.disk_cache import CACHE_VERSION, default_cache_dir, file_digest
-    from ..store import WEIGHTS_FILE
-
-    key = "|".join([CACHE_VERSION, file_digest(clf.path / WEIGHTS_FILE), json.dumps(clf.meta.get("input"), sort_keys=True),
+def _teacher_cache_file(path: Path, meta: CheckpointMeta, data: FerData) -> Path:
+    key = "|".join([CACHE_VERSION, file_digest(path / WEIGHTS_FILE), json.dumps(asdict(meta.input), sort_keys=True),
                     data.fingerprint])
     return default_cache_dir() / "teachers" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.safetensors"
 
 
 def _read_cached(path: Path, shape: tuple[int, int]) -> torch.Tensor | None:
     """The cached predictions, or None when absent, damaged or of another shape (recomputed, never trusted)."""
-    from safetensors.torch import load_file
-
     try:
         probs = load_file(str(path))["probs"]
     except Exception:
@@ -101,10 +103,6 @@ def _read_cached(path: Path, shape: tuple[int, int]) -> torch.Tensor | None:
 
 
 def _write_cache(path: Path, probs: torch.Tensor) -> None:
-    from safetensors.torch import save_file
-
-    from ..data.disk_cache import write_atomically
-
     try:
         write_atomically(path, lambda tmp: save_file({"probs": probs.float().contiguous()}, tmp))
     except OSError:
