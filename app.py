@@ -1,7 +1,7 @@
 """FER workbench: `streamlit run app.py`. Serves workbench.py and imports its UI stack while the browser loads.
 
 Streamlit runs a page script only once a browser has connected, so a cold start used to import pandas and
-altair after the page had loaded (~1 s of the cold start on 2 cores, bench/RESULTS.md). The lifespan hook
+altair after the page had loaded (a large share of the cold start, bench/RESULTS.md). The lifespan hook
 starts those imports as soon as the server is up, in parallel with the browser fetching the frontend.
 """
 

@@ -18,6 +18,6 @@ navigation = st.navigation(pages)
 try:
     navigation.run()
 finally:  # also after st.stop() in a page: the sidebar must always offer training
-    # After the page: measured 0.9 s sooner for both the Overview's table and the form than drawing it first
+    # After the page: measured sooner for both the Overview's table and the form than drawing it first
     # (bench/RESULTS.md). The panel imports no torch, so it follows within milliseconds of the page.
     training_panel.render()

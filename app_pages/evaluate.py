@@ -23,13 +23,16 @@ def model_panel(cid: str, key: str) -> None:
     c[2].metric("top-2", f"{m.top2_accuracy:.2%}")
     c[3].metric("ECE", f"{m.ece:.3f}")
     normalized = st.toggle("Row-normalised", True, key=f"norm-{key}")
-    st.altair_chart(charts.confusion_heatmap(m.confusion_matrix_normalized if normalized else m.confusion_matrix, classes,
-                                             normalized), width="stretch")
+    st.altair_chart(
+        charts.confusion_heatmap(m.confusion_matrix_normalized if normalized else m.confusion_matrix, classes, normalized),
+        width="stretch",
+    )
     st.altair_chart(charts.per_class_bars({cid: m.per_class_accuracy}), width="stretch")
 
 
 tab_one, tab_two, tab_all, tab_ens, tab_emb, tab_runs = st.tabs(
-    ["One model", "Two models", "All models", "Ensemble", "Embedding", "Runs"])
+    ["One model", "Two models", "All models", "Ensemble", "Embedding", "Runs"]
+)
 
 with tab_one:
     cid = st.selectbox("Model", ids, key="one")
@@ -60,11 +63,16 @@ with tab_one:
         st.info("The dataset this model was tested on was not found (set FER_DATA) so faces cannot be shown.")
     else:
         total, shown = found
-        st.caption(f"{total} misclassified faces match; showing {len(shown)}, the most confident mistakes first "
-                   "(often a label that looks wrong: FER2013's labels are noisy, see Overview).")
+        st.caption(
+            f"{total} misclassified faces match; showing {len(shown)}, the most confident mistakes first "
+            "(often a label that looks wrong: FER2013's labels are noisy, see Overview)."
+        )
         if shown:
-            st.image([charts.upscale(x.face, 96) for x in shown],
-                     caption=[f"{x.true_class}→{x.predicted_class} {x.confidence:.0%}" for x in shown], width=96)
+            st.image(
+                [charts.upscale(x.face, 96) for x in shown],
+                caption=[f"{x.true_class}→{x.predicted_class} {x.confidence:.0%}" for x in shown],
+                width=96,
+            )
 
 with tab_two:
     if len(ids) < 2:
@@ -83,12 +91,16 @@ with tab_two:
         else:
             r = mcnemar(pa.predicted, pb.predicted, pa.labels)
             verdict = "a significant" if r.significant else "no significant"
-            st.markdown(f"**McNemar's test** ({r.statistic}): A alone right on {r.only_a_correct} faces, B alone on "
-                        f"{r.only_b_correct}; p = {r.p_value:.4g}: {verdict} difference at the 5% level.")
+            st.markdown(
+                f"**McNemar's test** ({r.statistic}): A alone right on {r.only_a_correct} faces, B alone on "
+                f"{r.only_b_correct}; p = {r.p_value:.4g}: {verdict} difference at the 5% level."
+            )
 
 with tab_all:
     headlines = {cid: asdict(state.metrics(cid).headline()) for cid in ids}
-    table = pd.DataFrame([{"id": cid, **{k: v for k, v in h.items() if k != "per_class_accuracy"}} for cid, h in headlines.items()])
+    table = pd.DataFrame(
+        [{"id": cid, **{k: v for k, v in h.items() if k != "per_class_accuracy"}} for cid, h in headlines.items()]
+    )
     st.dataframe(table, hide_index=True, width="stretch")
     st.altair_chart(charts.per_class_heatmap({cid: h["per_class_accuracy"] for cid, h in headlines.items()}), width="stretch")
 
@@ -103,12 +115,16 @@ with tab_ens:
             st.warning(f"{exc}.")
         else:
             c1, c2, c3 = st.columns(3)
-            c1.metric("ensemble accuracy", f"{ens.metrics.accuracy:.2%}",
-                      f"{ens.metrics.accuracy - ens.best_member_accuracy:+.2%} vs best member")
+            c1.metric(
+                "ensemble accuracy",
+                f"{ens.metrics.accuracy:.2%}",
+                f"{ens.metrics.accuracy - ens.best_member_accuracy:+.2%} vs best member",
+            )
             c2.metric("macro F1", f"{ens.metrics.macro_f1:.3f}")
             c3.metric("ECE", f"{ens.metrics.ece:.3f}")
-            st.altair_chart(charts.confusion_heatmap(ens.metrics.confusion_matrix_normalized, ens.predictions.classes, True),
-                            width="stretch")
+            st.altair_chart(
+                charts.confusion_heatmap(ens.metrics.confusion_matrix_normalized, ens.predictions.classes, True), width="stretch"
+            )
 
 with tab_emb:
     cid = st.selectbox("Model", ids, key="emb")
@@ -130,5 +146,9 @@ with tab_runs:
         differing = configs[configs.nunique(axis=1) > 1] if len(runs) > 1 else configs
         st.markdown("**Config** (rows that differ between the runs)" if len(runs) > 1 else "**Config**")
         st.dataframe(differing, width="stretch")
-        st.dataframe(pd.DataFrame({cid: {k: v for k, v in asdict(meta_of[cid].test_metrics).items() if k != "per_class_accuracy"}
-                                   for cid in runs}), width="stretch")
+        st.dataframe(
+            pd.DataFrame(
+                {cid: {k: v for k, v in asdict(meta_of[cid].test_metrics).items() if k != "per_class_accuracy"} for cid in runs}
+            ),
+            width="stretch",
+        )

@@ -27,7 +27,11 @@ if source == "test set":
             face = data.images[pool[int(n) - 1], 0].numpy()
             caption = f"{data.names[pool[int(n) - 1]]} (true: {cls})"
 else:
-    file = st.file_uploader("Photo", type=["png", "jpg", "jpeg", "webp", "bmp"]) if source == "upload" else st.camera_input("Snapshot")
+    file = (
+        st.file_uploader("Photo", type=["png", "jpg", "jpeg", "webp", "bmp"])
+        if source == "upload"
+        else st.camera_input("Snapshot")
+    )
     if file is not None:
         try:
             faces = find_faces(load_photo(file.getvalue()))
@@ -57,14 +61,16 @@ for method_name in METHODS:
             continue
         with st.spinner(f"{method_name} for {cid}…"):
             att = state.attribution(cid, method_name, face, None if target == "(predicted)" else target)
-        cols[i % len(cols)].image(charts.upscale(att.overlay, 192), width=192,
-                                  caption=f"{cid}\n{att.target} ({att.probability:.0%})")
+        cols[i % len(cols)].image(
+            charts.upscale(att.overlay, 192), width=192, caption=f"{cid}\n{att.target} ({att.probability:.0%})"
+        )
 
 st.subheader("Feature maps")
 for cid in models:
     layers = state.feature_layers(cid)
     gradcam_layer = state.classifier(cid).spec.gradcam_layer
-    layer = st.selectbox(f"Layer of {cid}", layers, index=layers.index(gradcam_layer) if gradcam_layer in layers else 0,
-                         key=f"layer-{cid}")
+    layer = st.selectbox(
+        f"Layer of {cid}", layers, index=layers.index(gradcam_layer) if gradcam_layer in layers else 0, key=f"layer-{cid}"
+    )
     grid, (channels, height, width) = state.feature_grid(cid, face, layer)
     st.image(grid, caption=f"{cid} · {layer}: {channels} most active of its channels, {height}x{width}")

@@ -21,12 +21,20 @@ for c in broken:
     st.warning(f"Checkpoint `{c.id}` cannot be used: {c.error}")
 
 rows = state.leaderboard()
-COLUMN_TITLES = {"test_accuracy": "test accuracy", "macro_f1": "macro F1", "disgust_recall": "disgust recall",
-                 "parameters_m": "parameters (M)", "mmacs": "MMACs", "cpu_latency_ms": "CPU latency (ms)",
-                 "training_time_min": "training time (min)"}
+COLUMN_TITLES = {
+    "test_accuracy": "test accuracy",
+    "macro_f1": "macro F1",
+    "disgust_recall": "disgust recall",
+    "parameters_m": "parameters (M)",
+    "mmacs": "MMACs",
+    "cpu_latency_ms": "CPU latency (ms)",
+    "training_time_min": "training time (min)",
+}
 st.subheader("Leaderboard (PrivateTest)")
-LABEL_TITLES = {"fer2013": "FER2013 labels - accuracy on PrivateTest",
-                "ferplus": "FER+ majority labels - accuracy on FER+ PrivateTest (not comparable with FER2013 figures)"}
+LABEL_TITLES = {
+    "fer2013": "FER2013 labels - accuracy on PrivateTest",
+    "ferplus": "FER+ majority labels - accuracy on FER+ PrivateTest (not comparable with FER2013 figures)",
+}
 if not rows:
     st.info(
         "No trained checkpoints yet. Start one from the sidebar (**Train a model**), or from a terminal:\n\n"
@@ -64,7 +72,13 @@ else:
                 size=alt.Size("parameters (M):Q", scale=alt.Scale(range=[60, 900])),
                 color="architecture:N",
                 shape="labels:N",
-                tooltip=["id", "architecture", alt.Tooltip("test accuracy:Q", format=".2%"), "parameters (M)", "CPU latency (ms)"],
+                tooltip=[
+                    "id",
+                    "architecture",
+                    alt.Tooltip("test accuracy:Q", format=".2%"),
+                    "parameters (M)",
+                    "CPU latency (ms)",
+                ],
             )
             .properties(height=320, title="Accuracy against CPU latency (batch 1); size = parameters")
         )
@@ -73,16 +87,26 @@ else:
 st.subheader("Dataset")
 path = state.default_dataset_path()
 if not path:
-    st.info("FER2013 was not found. Put the Kaggle zip at `data/fer2013.zip`, or set `FER_DATA` to its path, "
-            "to see its class counts, sample faces and known flaws here.")
+    st.info(
+        "FER2013 was not found. Put the Kaggle zip at `data/fer2013.zip`, or set `FER_DATA` to its path, "
+        "to see its class counts, sample faces and known flaws here."
+    )
 else:
     overview = state.dataset_overview(path)
     summary = overview.summary
     st.caption(f"`{path}` · {summary['split_method']} · fingerprint `{summary['fingerprint']}`")
     counts = pd.DataFrame([{"split": s, "class": c, "faces": n} for s, d in summary["counts"].items() for c, n in d.items()])
     st.altair_chart(
-        alt.Chart(counts).mark_bar().encode(x=alt.X("class:N", sort=None, title=None), xOffset="split:N", y="faces:Q",
-                                            color="split:N", tooltip=["split", "class", "faces"]).properties(height=240),
+        alt.Chart(counts)
+        .mark_bar()
+        .encode(
+            x=alt.X("class:N", sort=None, title=None),
+            xOffset="split:N",
+            y="faces:Q",
+            color="split:N",
+            tooltip=["split", "class", "faces"],
+        )
+        .properties(height=240),
         width="stretch",
     )
     st.markdown("**Known flaws of this data** (measured here and reported, never fixed):")

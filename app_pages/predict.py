@@ -12,8 +12,12 @@ good = state.require_checkpoints()
 ids = [c.id for c in good]
 c1, c2 = st.columns([3, 1])
 chosen = c1.multiselect("Models", ids, default=ids, help="All shipped checkpoints are selected by default")
-detector = c2.selectbox("Face detector", list(DETECTORS), index=list(DETECTORS).index(DEFAULT_DETECTOR),
-                        help="MTCNN is the default: fewer false faces on logos and clothing than the Haar cascade")
+detector = c2.selectbox(
+    "Face detector",
+    list(DETECTORS),
+    index=list(DETECTORS).index(DEFAULT_DETECTOR),
+    help="MTCNN is the default: fewer false faces on logos and clothing than the Haar cascade",
+)
 uploads = st.file_uploader("Photos", type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"], accept_multiple_files=True)
 snapshot = st.camera_input("…or take a snapshot")
 
@@ -40,17 +44,27 @@ for name, data in inputs:
             continue
         boxes = [fp.face.box for fp in result.faces]
         photo_col, summary_col = st.columns([1, 1])
-        photo_col.image(charts.draw_faces(result.image, boxes, [fp.face.detected for fp in result.faces]),
-                        caption=f"{len(result.faces)} face(s) · detection {result.detect_ms:.0f} ms", width="stretch")
+        photo_col.image(
+            charts.draw_faces(result.image, boxes, [fp.face.detected for fp in result.faces]),
+            caption=f"{len(result.faces)} face(s) · detection {result.detect_ms:.0f} ms",
+            width="stretch",
+        )
         for n, fp in enumerate(result.faces, 1):
             ensemble = fp.ensemble()
             votes = fp.votes()
-            verdict = (f"ensemble of {len(ensemble[1])}: **{max(ensemble[0], key=ensemble[0].get)}**" if ensemble
-                       else f"**{next(iter(votes))}**")
+            verdict = (
+                f"ensemble of {len(ensemble[1])}: **{max(ensemble[0], key=ensemble[0].get)}**"
+                if ensemble
+                else f"**{next(iter(votes))}**"
+            )
             summary_col.markdown(f"**Face {n}**: {verdict}" + ("" if fp.face.detected else f" — {fp.face.note}"))
             if len(votes) > 1:
-                summary_col.warning(f"The models disagree on face {n}: " + "; ".join(
-                    f"{label} ({len(ids)})" if len(ids) > 2 else f"{label} ({', '.join(ids)})" for label, ids in votes.items()))
+                summary_col.warning(
+                    f"The models disagree on face {n}: "
+                    + "; ".join(
+                        f"{label} ({len(ids)})" if len(ids) > 2 else f"{label} ({', '.join(ids)})" for label, ids in votes.items()
+                    )
+                )
         for n, fp in enumerate(result.faces, 1):
             ensemble = fp.ensemble()
             per_model = {f"ensemble (mean of {len(ensemble[1])})": ensemble[0]} if ensemble else {}
@@ -58,5 +72,7 @@ for name, data in inputs:
             face_col, grid_col = st.columns([1, 6])
             face_col.image(charts.upscale(fp.face.face, 120), caption=f"face {n}: model input (48x48)")
             grid_col.altair_chart(charts.probability_grid(per_model), width="stretch")
-            grid_col.caption("Outlined: each model's top class. Latency per model: "
-                             + ", ".join(f"{cid} {pred.latency_ms:.1f} ms" for cid, pred in fp.predictions.items()))
+            grid_col.caption(
+                "Outlined: each model's top class. Latency per model: "
+                + ", ".join(f"{cid} {pred.latency_ms:.1f} ms" for cid, pred in fp.predictions.items())
+            )

@@ -31,9 +31,11 @@ from .harness import machine
 def row(name: str, m: Metrics, stored: TestMetrics | None = None, seconds: float | None = None) -> str:
     """A table line: this run's figures beside those stored in meta.json (they must agree to the 4th decimal)."""
     disgust = m.per_class_accuracy.get("disgust", float("nan"))
-    return (f"{name:<42} {m.accuracy:>7.4f} {stored.accuracy if stored else float('nan'):>7.4f} {m.macro_f1:>7.4f} "
-            f"{stored.macro_f1 if stored else float('nan'):>7.4f} {disgust:>8.4f} "
-            + (f"{seconds:>6.1f}" if seconds is not None else ""))
+    return (
+        f"{name:<42} {m.accuracy:>7.4f} {stored.accuracy if stored else float('nan'):>7.4f} {m.macro_f1:>7.4f} "
+        f"{stored.macro_f1 if stored else float('nan'):>7.4f} {disgust:>8.4f} "
+        + (f"{seconds:>6.1f}" if seconds is not None else "")
+    )
 
 
 def main() -> int:
@@ -42,9 +44,14 @@ def main() -> int:
     parser.add_argument("--tta", choices=["none", "flip", "tencrop"], default="none")
     parser.add_argument("--checkpoints", default=None)
     parser.add_argument("--only", help="comma-separated architectures or checkpoint ids (ten-crop on a CPU is slow)")
-    parser.add_argument("--device", default="cpu", help="cpu (the app's device), auto, cuda or mps: ten-crop on a GPU takes seconds")
-    parser.add_argument("--save-probs", metavar="FILE.npz",
-                        help="also write every model's PublicTest and PrivateTest probabilities (for bench/ensemble_rules.py)")
+    parser.add_argument(
+        "--device", default="cpu", help="cpu (the app's device), auto, cuda or mps: ten-crop on a GPU takes seconds"
+    )
+    parser.add_argument(
+        "--save-probs",
+        metavar="FILE.npz",
+        help="also write every model's PublicTest and PrivateTest probabilities (for bench/ensemble_rules.py)",
+    )
     args = parser.parse_args()
     if not args.data or not Path(args.data).exists():
         print("FER2013 not found: pass --data PATH", file=sys.stderr)
@@ -74,8 +81,12 @@ def main() -> int:
         val = clf.evaluate(datasets[key], "val", args.tta)
         print(row(info.id, compute_metrics(test), meta.test_metrics, elapsed))
         groups.setdefault(key, {})[info.id] = (test, val)
-        saved |= {f"{key[0]}|{info.id}|test": test.probs, f"{key[0]}|{info.id}|val": val.probs,
-                  f"{key[0]}|labels|test": test.labels, f"{key[0]}|labels|val": val.labels}
+        saved |= {
+            f"{key[0]}|{info.id}|test": test.probs,
+            f"{key[0]}|{info.id}|val": val.probs,
+            f"{key[0]}|labels|test": test.labels,
+            f"{key[0]}|labels|val": val.labels,
+        }
     for (labels, _), members in groups.items():
         if len(members) < 2:
             continue

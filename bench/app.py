@@ -3,8 +3,8 @@
     python -m bench.app [--repeats 3] [--reruns 20]
 
 Cold: from spawning `streamlit run app.py` to the Overview showing "N checkpoints" (every shipped checkpoint
-listed) and the leaderboard table drawn in headless Chromium, which is started beforehand so its own start-up is not counted; the time to
-the server's health check answering is printed beside it.
+listed) and the leaderboard table drawn in headless Chromium, which is started beforehand so its own start-up
+is not counted; the time to the server's health check answering is printed beside it.
 Warm: Streamlit's AppTest on the Predict page with one uploaded 1280x720 photo; after a first run (models
 loaded, prediction cached), the median and p95 of --reruns reruns, which is what a user waits for when
 clicking a widget on that page.
@@ -90,14 +90,17 @@ def main() -> int:
     print(machine(checkpoints=n) + "\n")
     cold = cold_start(n, args.repeats)
     for i, (healthy, shown, sidebar) in enumerate(cold, 1):
-        print(f"cold start {i}: server healthy after {healthy:.2f} s, Overview with {n} checkpoints after {shown:.2f} s, "
-              f"sidebar training panel after {sidebar:.2f} s")
-    print(f"cold start median: {statistics.median(s for _, s, _ in cold):.2f} s (target <= 3 s); sidebar training panel "
-          f"{statistics.median(s for _, _, s in cold):.2f} s\n")
+        print(
+            f"cold start {i}: server healthy after {healthy:.2f} s, Overview with {n} checkpoints after {shown:.2f} s, "
+            f"sidebar training panel after {sidebar:.2f} s"
+        )
+    print(
+        f"cold start median: {statistics.median(s for _, s, _ in cold):.2f} s (target <= 3 s); sidebar training panel "
+        f"{statistics.median(s for _, _, s in cold):.2f} s\n"
+    )
     warm = warm_predict(args.reruns)
     p50, p95 = percentiles(warm)
-    print(f"warm Predict rerun, one photo, {len(warm)} reruns: p50 {p50:.0f} ms, p95 {p95:.0f} ms "
-          f"(target <= 300 ms)")
+    print(f"warm Predict rerun, one photo, {len(warm)} reruns: p50 {p50:.0f} ms, p95 {p95:.0f} ms (target <= 300 ms)")
     return 0
 
 

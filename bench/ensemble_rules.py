@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from scipy.optimize import minimize
@@ -71,7 +71,10 @@ def log_linear(val: np.ndarray, labels: np.ndarray) -> Combiner:
 
 def stacking(val: np.ndarray, labels: np.ndarray) -> Combiner:
     """A strongly regularised logistic regression on all members' log-probabilities side by side."""
-    flat = lambda p: _log(p).transpose(1, 0, 2).reshape(p.shape[1], -1)
+
+    def flat(p: np.ndarray) -> np.ndarray:
+        return _log(p).transpose(1, 0, 2).reshape(p.shape[1], -1)
+
     model = LogisticRegression(C=0.01, max_iter=2000).fit(flat(val), labels)
     return lambda p: model.predict_proba(flat(p))
 
@@ -107,8 +110,10 @@ def main() -> int:
     for name, rule in RULES.items():
         cv = [_accuracy(rule(val[:, a], val_labels[a])(val[:, b]), val_labels[b]) for a, b in folds.split(val_labels, val_labels)]
         pred = rule(val, val_labels)(test).argmax(1)
-        print(f"{name:<32} {np.mean(cv):>21.4f} {float((pred == test_labels).mean()):>16.4f} "
-              f"{f1_score(test_labels, pred, average='macro'):>9.4f}")
+        print(
+            f"{name:<32} {np.mean(cv):>21.4f} {float((pred == test_labels).mean()):>16.4f} "
+            f"{f1_score(test_labels, pred, average='macro'):>9.4f}"
+        )
     return 0
 
 

@@ -59,8 +59,10 @@ def main() -> int:
     assert result.error is None and len(result.faces) == 1 and result.faces[0].face.detected, "the test face was not found"
     face = result.faces[0].face.face
 
-    same = [np.allclose(n, list(result.faces[0].predictions[c.id].probabilities.values()), atol=1e-3)
-            for n, c in zip(naive_predict(classifiers, photo), classifiers)]
+    same = [
+        np.allclose(n, list(result.faces[0].predictions[c.id].probabilities.values()), atol=1e-3)
+        for n, c in zip(naive_predict(classifiers, photo), classifiers, strict=True)
+    ]
     assert all(same), "naive and fer_core predictions differ"
     ours = timed_ms(lambda: predict_photo(classifiers, photo), args.runs)
     naive = timed_ms(lambda: naive_predict(classifiers, photo), max(5, args.runs // 5))
@@ -70,9 +72,13 @@ def main() -> int:
         "detect_haar": timed_ms(lambda: predict_photo([], photo, detector="haar"), args.runs),
     }
     print(f"{'end-to-end prediction, all models':<44} {'p50 ms':>8} {'p95 ms':>8}")
-    for name, samples in [("naive (per-model pipeline)", naive), ("fer_core predict_photo", ours),
-                          ("  of which decode", parts["decode"]), ("  of which decode + detect (MTCNN)", parts["detect"]),
-                          ("  (decode + detect with the Haar cascade)", parts["detect_haar"])]:
+    for name, samples in [
+        ("naive (per-model pipeline)", naive),
+        ("fer_core predict_photo", ours),
+        ("  of which decode", parts["decode"]),
+        ("  of which decode + detect (MTCNN)", parts["detect"]),
+        ("  (decode + detect with the Haar cascade)", parts["detect_haar"]),
+    ]:
         p50, p95 = percentiles(samples)
         print(f"{name:<44} {p50:>8.1f} {p95:>8.1f}")
     print(f"{'speed-up (naive p50 / ours p50)':<44} {statistics.median(naive) / statistics.median(ours):>8.2f}x\n")
@@ -85,9 +91,9 @@ def main() -> int:
     batch1 = np.stack([face])
     model_total = 0.0
     for clf in classifiers:
-        fwd = statistics.median(timed_ms(lambda: clf.predict_proba(batch1), args.runs))
+        fwd = statistics.median(timed_ms(lambda clf=clf: clf.predict_proba(batch1), args.runs))
         model_total += fwd
-        cam = statistics.median(timed_ms(lambda: grad_cam(clf, face), max(5, args.runs // 5)))
+        cam = statistics.median(timed_ms(lambda clf=clf: grad_cam(clf, face), max(5, args.runs // 5)))
         print(f"{clf.id:<48} {fwd:>8.1f} {cam:>13.1f}")
     cams = timed_ms(lambda: [grad_cam(clf, face) for clf in classifiers], max(5, args.runs // 5))
     p50, p95 = percentiles(cams)

@@ -103,8 +103,11 @@ def main() -> int:
             p50, p95 = percentiles(lat) if lat else (float("nan"), float("nan"))
             rss = [r for _, r in s["rss"]]
             warm = rss[len(rss) // 4] if rss else float("nan")
-            print(f"{sessions:>4} {s['served']:>7} {s['errors']:>7} {p50:>8.0f} {p95:>8.0f} {warm:>12.0f} "
-                  f"{max(rss, default=float('nan')):>7.0f} {rss[-1] if rss else float('nan'):>7.0f}", flush=True)
+            print(
+                f"{sessions:>4} {s['served']:>7} {s['errors']:>7} {p50:>8.0f} {p95:>8.0f} {warm:>12.0f} "
+                f"{max(rss, default=float('nan')):>7.0f} {rss[-1] if rss else float('nan'):>7.0f}",
+                flush=True,
+            )
             for message in sorted(set(s["messages"]))[:5]:
                 print(f"     error: {message}")
     return 0

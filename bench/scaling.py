@@ -35,8 +35,15 @@ def repeated_train(data, times: int):
     train = data.indices("train")
     rest = torch.cat([data.indices("val"), data.indices("test")])
     order = torch.cat([train.repeat(times), rest])
-    return replace(data, images=data.images[order], labels=data.labels[order], split=data.split[order],
-                   names=tuple(data.names[i] for i in order.tolist()), soft_labels=None, fingerprint="")
+    return replace(
+        data,
+        images=data.images[order],
+        labels=data.labels[order],
+        split=data.split[order],
+        names=tuple(data.names[i] for i in order.tolist()),
+        soft_labels=None,
+        fingerprint="",
+    )
 
 
 def one_setting(args) -> dict:
@@ -59,8 +66,12 @@ def one_setting(args) -> dict:
     img_s = args.batches * args.batch_size / (marks[-1] - marks[WARMUP - 1])
     n_train = len(data.indices("train"))
     return {
-        "repeat": args.repeat, "batch_size": args.batch_size, "train_faces": n_train, "img_s": img_s,
-        "epoch_s": n_train / img_s, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "repeat": args.repeat,
+        "batch_size": args.batch_size,
+        "train_faces": n_train,
+        "img_s": img_s,
+        "epoch_s": n_train / img_s,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None,
     }
 
@@ -81,16 +92,43 @@ def main() -> int:
         print(json.dumps(one_setting(args)))
         return 0
     settings = [(1, 128), (2, 128), (4, 128), (1, 32), (1, 64), (1, 256), (1, 512)]
-    print(machine(model=f"{args.model} on {args.device}", timed_batches=f"{args.batches} after {WARMUP} warm-up per setting",
-                  splits=SPLITS) + "\n")
-    print(f"{'data':>5} {'batch':>6} {'train faces':>12} {'img/s':>8} {'epoch s (extrapolated)':>23} {'peak RSS MB':>12} {'peak GPU MB':>12}")
+    print(
+        machine(
+            model=f"{args.model} on {args.device}",
+            timed_batches=f"{args.batches} after {WARMUP} warm-up per setting",
+            splits=SPLITS,
+        )
+        + "\n"
+    )
+    print(
+        f"{'data':>5} {'batch':>6} {'train faces':>12} {'img/s':>8} {'epoch s (extrapolated)':>23} "
+        f"{'peak RSS MB':>12} {'peak GPU MB':>12}"
+    )
     for repeat, batch in settings:
-        cmd = [sys.executable, "-m", "bench.scaling", "--data", args.data, "--model", args.model, "--device", args.device,
-               "--batches", str(args.batches), "--repeat", str(repeat), "--batch-size", str(batch)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.scaling",
+            "--data",
+            args.data,
+            "--model",
+            args.model,
+            "--device",
+            args.device,
+            "--batches",
+            str(args.batches),
+            "--repeat",
+            str(repeat),
+            "--batch-size",
+            str(batch),
+        ]
         r = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
         gpu = f"{r['peak_gpu_mb']:.0f}" if r["peak_gpu_mb"] is not None else "-"
-        print(f"{repeat:>4}x {batch:>6} {r['train_faces']:>12,} {r['img_s']:>8.0f} {r['epoch_s']:>23.0f} "
-              f"{r['peak_rss_mb']:>12.0f} {gpu:>12}", flush=True)
+        print(
+            f"{repeat:>4}x {batch:>6} {r['train_faces']:>12,} {r['img_s']:>8.0f} {r['epoch_s']:>23.0f} "
+            f"{r['peak_rss_mb']:>12.0f} {gpu:>12}",
+            flush=True,
+        )
     return 0
 
 

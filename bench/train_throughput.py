@@ -36,14 +36,16 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def ours(model_name: str, data, batch_size: int, warmup: int, batches: int, device: torch.device,
-         compile_mode: str = "none") -> float:
+def ours(
+    model_name: str, data, batch_size: int, warmup: int, batches: int, device: torch.device, compile_mode: str = "none"
+) -> float:
     spec = get_spec(model_name)
     if device.type == "cpu":  # the textbook baseline's optimizer and augmentation
         cfg = make_config(model_name, "custom", batch_size=batch_size, augment="light", epochs=1, device="cpu", warmup_epochs=0)
     else:  # the model's own recipe, AMP and channels_last as the zoo trains
-        cfg = make_config(model_name, preset_for(model_name), batch_size=batch_size, epochs=1, device=str(device),
-                          compile=compile_mode)
+        cfg = make_config(
+            model_name, preset_for(model_name), batch_size=batch_size, epochs=1, device=str(device), compile=compile_mode
+        )
     marks: list[float] = []
 
     def on_batch(epoch, batch, total, loss):
@@ -59,8 +61,9 @@ def ours(model_name: str, data, batch_size: int, warmup: int, batches: int, devi
     return batches * batch_size / (marks[-1] - marks[warmup - 1])
 
 
-def compute_only(model_name: str, batch_size: int, warmup: int, batches: int, device: torch.device,
-                 compile_mode: str = "none") -> float:
+def compute_only(
+    model_name: str, batch_size: int, warmup: int, batches: int, device: torch.device, compile_mode: str = "none"
+) -> float:
     spec = get_spec(model_name)
     cfg = make_config(model_name, preset_for(model_name), batch_size=batch_size, device=str(device))
     model = spec.build(7).to(device).to(memory_format=torch.channels_last).train()
@@ -86,13 +89,18 @@ def textbook(model_name: str, root: Path, batch_size: int, warmup: int, batches:
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
-    tf = transforms.Compose([
-        transforms.Grayscale(), transforms.RandomHorizontalFlip(),
-        transforms.RandomAffine(10, translate=(0.1, 0.1), scale=(0.9, 1.1)),
-        transforms.ToTensor(), transforms.Normalize([0.5], [0.5]),
-    ])
-    loader = DataLoader(datasets.ImageFolder(str(root / "train"), tf), batch_size=batch_size, shuffle=True, num_workers=2,
-                        persistent_workers=True)
+    tf = transforms.Compose(
+        [
+            transforms.Grayscale(),
+            transforms.RandomHorizontalFlip(),
+            transforms.RandomAffine(10, translate=(0.1, 0.1), scale=(0.9, 1.1)),
+            transforms.ToTensor(),
+            transforms.Normalize([0.5], [0.5]),
+        ]
+    )
+    loader = DataLoader(
+        datasets.ImageFolder(str(root / "train"), tf), batch_size=batch_size, shuffle=True, num_workers=2, persistent_workers=True
+    )
     spec = get_spec(model_name)
     model = spec.build(7).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -118,8 +126,12 @@ def main() -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--batches", type=int, default=20)
     p.add_argument("--device", default="cpu", help="cpu: against the textbook pipeline; cuda: against compute only")
-    p.add_argument("--compile", choices=COMPILE_MODES, default="none",
-                   help="on CUDA, torch.compile both loops in this mode (reduce-overhead: CUDA graphs)")
+    p.add_argument(
+        "--compile",
+        choices=COMPILE_MODES,
+        default="none",
+        help="on CUDA, torch.compile both loops in this mode (reduce-overhead: CUDA graphs)",
+    )
     p.add_argument("--profile", action="store_true", help="only profile our loop (torch.profiler, top operators)")
     args = p.parse_args()
     if not args.data.endswith(".zip") or not Path(args.data).is_file():
@@ -128,16 +140,22 @@ def main() -> int:
     data = load_dataset(args.data)
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} torch threads"
-    print(machine(device=name) + f"; batch {args.batch_size}, "
-          f"{args.batches} timed batches after {args.warmup} warm-up; torch.compile {args.compile}\n")
+    print(
+        machine(device=name) + f"; batch {args.batch_size}, "
+        f"{args.batches} timed batches after {args.warmup} warm-up; torch.compile {args.compile}\n"
+    )
     n_train = len(data.indices("train"))
     if args.profile:
         for name in args.models.split(","):
-            activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else [])
+            activities = [torch.profiler.ProfilerActivity.CPU] + (
+                [torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else []
+            )
             with torch.profiler.profile(activities=activities) as prof:
                 ours(name, data, args.batch_size, args.warmup, args.batches, device)
-            print(f"{name}: top operators over {args.warmup + args.batches} batches\n"
-                  + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+            print(
+                f"{name}: top operators over {args.warmup + args.batches} batches\n"
+                + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
+            )
         return 0
     if device.type == "cuda":
         print(f"{'model':<14} {'compute-only img/s':>19} {'fer_core img/s':>15} {'ratio':>7} {'s/epoch':>8}")

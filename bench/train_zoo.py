@@ -17,10 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
 from fer_core.store import list_checkpoints
 from fer_core.training.config import COMPILE_MODES
+
+REPO = Path(__file__).resolve().parents[1]
 
 # name -> `fer_core train` arguments on top of the model's preset (fer_core.training.presets).
 RECIPES: dict[str, list[str]] = {
@@ -46,9 +46,28 @@ RECIPES: dict[str, list[str]] = {
 def launch(name: str, args: argparse.Namespace) -> subprocess.Popen:
     job_dir = args.out / "runs" / name
     job_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "fer_core", "train", *RECIPES[name], "--data", str(args.data),
-           "--time-budget", str(args.budget_min), "--epochs", "1000", "--no-efficiency", "--seed", str(args.seed),
-           "--compile", args.compile, "--checkpoints", str(args.out / "checkpoints"), "--job-dir", str(job_dir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fer_core",
+        "train",
+        *RECIPES[name],
+        "--data",
+        str(args.data),
+        "--time-budget",
+        str(args.budget_min),
+        "--epochs",
+        "1000",
+        "--no-efficiency",
+        "--seed",
+        str(args.seed),
+        "--compile",
+        args.compile,
+        "--checkpoints",
+        str(args.out / "checkpoints"),
+        "--job-dir",
+        str(job_dir),
+    ]
     if args.teachers:
         cmd += ["--teachers", args.teachers, "--teacher-weight", str(args.teacher_weight)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -65,8 +84,10 @@ def summary(checkpoints: Path) -> str:
             rows.append(f"{info.id:<48} {info.error}")
             continue
         m, best = meta.test_metrics, max(e.val_acc for e in meta.history)
-        rows.append(f"{info.id:<48} {meta.data.label_source:<8} {best:>8.4f} {m.accuracy:>8.4f} "
-                    f"{m.macro_f1:>8.4f} {meta.best_epoch:>5}/{meta.epochs_run:<5} {meta.train_time_s / 60:>6.1f}")
+        rows.append(
+            f"{info.id:<48} {meta.data.label_source:<8} {best:>8.4f} {m.accuracy:>8.4f} "
+            f"{m.macro_f1:>8.4f} {meta.best_epoch:>5}/{meta.epochs_run:<5} {meta.train_time_s / 60:>6.1f}"
+        )
     head = f"{'checkpoint':<48} {'labels':<8} {'val acc':>8} {'test acc':>8} {'macro F1':>8} {'best/run':>11} {'min':>6}"
     return "\n".join([head, *rows])
 
@@ -78,10 +99,17 @@ def main() -> int:
     p.add_argument("--budget-min", type=float, default=17.0)
     p.add_argument("--only", help="comma-separated recipe names (default: all)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--compile", choices=COMPILE_MODES, default="none",
-                   help="torch.compile mode for every run; reduce-overhead (CUDA graphs) measured 3.2x faster for ResNet-18 on an H100")
-    p.add_argument("--teachers", metavar="DIR,DIR",
-                   help="distil every run from these checkpoint folders (same classes and data, e.g. the shipped FER2013 models)")
+    p.add_argument(
+        "--compile",
+        choices=COMPILE_MODES,
+        default="none",
+        help="torch.compile mode for every run; reduce-overhead (CUDA graphs) measured 3.2x faster for ResNet-18 on an H100",
+    )
+    p.add_argument(
+        "--teachers",
+        metavar="DIR,DIR",
+        help="distil every run from these checkpoint folders (same classes and data, e.g. the shipped FER2013 models)",
+    )
     p.add_argument("--teacher-weight", type=float, default=0.5, help="teachers' share of each target (with --teachers)")
     args = p.parse_args()
     names = args.only.split(",") if args.only else list(RECIPES)

@@ -1,4 +1,4 @@
-"""Retake the README screenshots with the shipped checkpoints: `python docs/take_screenshots.py`.
+"""Retake the README screenshots with the shipped checkpoints: `python -m docs.take_screenshots`.
 
 Starts `streamlit run app.py` on a free port, drives headless Chromium through the four pages with one photo
 (Grace Hopper, shipped with matplotlib: nothing is downloaded) and writes 1280-pixel-wide PNGs to docs/screenshots/.
@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.harness import sample_photo  # noqa: E402
-from ui.launch import REPO, running_app  # noqa: E402
+from bench.harness import sample_photo
+from ui.launch import REPO, running_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 VIEWPORT = {"width": 1280, "height": 900}

@@ -34,4 +34,3 @@ if TYPE_CHECKING:
     from .models import list_models
     from .predict import predict_photo
     from .store import list_checkpoints
-

@@ -11,15 +11,17 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
+    import torch
+
     from .data import FerData
-    from .records import CheckpointMeta, TestMetrics
+    from .records import CheckpointMeta, EpochStats, TestMetrics
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, no usage dump
+    def error(self, message: str) -> NoReturn:  # one line, no usage dump
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         raise SystemExit(2)
 
@@ -40,14 +42,24 @@ def _csv_list(value: str | None) -> list[str] | None:
 def cmd_models(args) -> None:
     from .models import list_models, spec_parameters
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for spec in list_models():
-        rows.append({
-            "name": spec.name, "family": spec.family, "input_size": spec.input.size, "channels": spec.input.channels,
-            "parameters": spec_parameters(spec), "reference": spec.reference, "gradcam_layer": spec.gradcam_layer,
-            "pretrained_available": spec.supports_pretrained, "description": spec.description,
-        })
-    text = "\n".join(f"{r['name']:<18} {r['family']:<12} {r['input_size']:>3}px {r['parameters'] / 1e6:6.2f}M  {r['reference']}" for r in rows)
+        rows.append(
+            {
+                "name": spec.name,
+                "family": spec.family,
+                "input_size": spec.input.size,
+                "channels": spec.input.channels,
+                "parameters": spec_parameters(spec),
+                "reference": spec.reference,
+                "gradcam_layer": spec.gradcam_layer,
+                "pretrained_available": spec.supports_pretrained,
+                "description": spec.description,
+            }
+        )
+    text = "\n".join(
+        f"{r['name']:<18} {r['family']:<12} {r['input_size']:>3}px {r['parameters'] / 1e6:6.2f}M  {r['reference']}" for r in rows
+    )
     _emit(args, rows, text)
 
 
@@ -85,13 +97,32 @@ def _train_config(args):
         raise CliError("train needs --model NAME and --data PATH (or --resume JOB_DIR)")
     pretrained = args.pretrained if args.pretrained not in (None, "imagenet") else (args.pretrained == "imagenet")
     return make_config(
-        args.model, args.preset, data=str(args.data), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        optimizer=args.optimizer, scheduler=args.scheduler, augment=args.augment, balance=args.balance,
-        labels=args.labels, soft_labels=args.soft_labels or None, classes=tuple(_csv_list(args.classes) or ()) or None,
-        pretrained=pretrained or None, freeze_backbone=args.freeze_backbone or None, device=args.device, seed=args.seed,
-        weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, mixup_alpha=args.mixup,
-        early_stopping=args.early_stopping, compile=args.compile, time_budget_min=args.time_budget,
-        init_from=args.init_from, teachers=tuple(_csv_list(args.teachers) or ()) or None, teacher_weight=args.teacher_weight,
+        args.model,
+        args.preset,
+        data=str(args.data),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        scheduler=args.scheduler,
+        augment=args.augment,
+        balance=args.balance,
+        labels=args.labels,
+        soft_labels=args.soft_labels or None,
+        classes=tuple(_csv_list(args.classes) or ()) or None,
+        pretrained=pretrained or None,
+        freeze_backbone=args.freeze_backbone or None,
+        device=args.device,
+        seed=args.seed,
+        weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing,
+        mixup_alpha=args.mixup,
+        early_stopping=args.early_stopping,
+        compile=args.compile,
+        time_budget_min=args.time_budget,
+        init_from=args.init_from,
+        teachers=tuple(_csv_list(args.teachers) or ()) or None,
+        teacher_weight=args.teacher_weight,
     )
 
 
@@ -100,8 +131,8 @@ def cmd_train(args) -> None:
 
     from .models import get_spec
     from .store import read_meta
-    from .training import TrainConfig, TrainingCancelled
-    from .training.jobs import JobReporter, default_runs_root
+    from .training import Callbacks, TrainConfig, TrainingCancelled
+    from .training.jobs import JobReporter, default_runs_root, run_position
     from .training.run import train_and_save
 
     if args.resume:
@@ -117,37 +148,42 @@ def cmd_train(args) -> None:
         (job_dir / "config.json").write_text(json.dumps(cfg.to_dict()), encoding="utf-8")
     reporter = JobReporter(job_dir, cfg.device)
     reporter.set_status("running", "loading data")
-    callbacks = reporter.callbacks()
     bar = None if args.json or args.job_dir else tqdm(unit="batch", leave=False, dynamic_ncols=True)
+    say = (bar.write if bar is not None else print) if not args.json else None
 
-    def on_batch(epoch, batch, batches, loss):
-        callbacks_on_batch(epoch, batch, batches, loss)
+    def on_batch(epoch: int, batch: int, batches: int, loss: torch.Tensor) -> None:
+        reporter.on_batch(epoch, batch, batches, loss)
         if bar is not None:
             if batch == 1:
                 bar.reset(total=batches)
-                bar.set_description(f"epoch {epoch}/{cfg.epochs}")
+                bar.set_description(f"epoch {epoch}")
             bar.update(1)
             if batch % 50 == 0 or batch == batches:  # reading the loss waits for the GPU
                 bar.set_postfix(loss=f"{float(loss):.3f}")
 
-    def on_epoch(stats):
-        callbacks_on_epoch(stats)
-        if not args.json:
-            msg = (f"epoch {stats.epoch:>3}/{stats.epochs}  train loss {stats.train_loss:.4f} acc {stats.train_acc:.4f}  "
-                   f"val loss {stats.val_loss:.4f} acc {stats.val_acc:.4f}  lr {stats.lr:.2e}  "
-                   f"{stats.images_per_s:,.0f} img/s  {stats.epoch_time_s:.1f}s{'  *' if stats.best else ''}")
-            (bar.write if bar is not None else print)(msg)
+    def on_epoch(stats: EpochStats) -> None:
+        reporter.on_epoch(stats)
+        if say:
+            say(
+                f"{run_position(cfg, stats.epoch, stats.elapsed_s)}  train loss {stats.train_loss:.4f} acc "
+                f"{stats.train_acc:.4f}  val loss {stats.val_loss:.4f} acc {stats.val_acc:.4f}  lr {stats.lr:.2e}  "
+                f"{stats.images_per_s:,.0f} img/s  {stats.epoch_time_s:.1f}s{'  *' if stats.best else ''}"
+            )
 
-    def on_stage(message):  # minutes of teacher predictions on a CPU would otherwise look like a hang
-        callbacks_on_stage(message)
-        if not args.json:
-            (bar.write if bar is not None else print)(message)
+    def on_stage(message: str) -> None:  # minutes of teacher predictions on a CPU would otherwise look like a hang
+        reporter.on_stage(message)
+        if say:
+            say(message)
 
-    callbacks_on_batch, callbacks_on_epoch, callbacks_on_stage = callbacks.on_batch, callbacks.on_epoch, callbacks.on_stage
-    callbacks.on_batch, callbacks.on_epoch, callbacks.on_stage = on_batch, on_epoch, on_stage
+    callbacks = Callbacks(on_epoch=on_epoch, on_batch=on_batch, should_stop=reporter.should_stop, on_stage=on_stage)
     try:
-        path = train_and_save(cfg, root=Path(args.checkpoints) if args.checkpoints else None, callbacks=callbacks,
-                              state_file=job_dir / "state.pt", measure_efficiency=not args.no_efficiency)
+        path = train_and_save(
+            cfg,
+            root=Path(args.checkpoints) if args.checkpoints else None,
+            callbacks=callbacks,
+            state_file=job_dir / "state.pt",
+            measure_efficiency=not args.no_efficiency,
+        )
     except TrainingCancelled as exc:
         reporter.set_status("cancelled", f"{exc}; nothing was saved")
         raise CliError(f"training {exc}; no checkpoint written") from None
@@ -161,19 +197,30 @@ def cmd_train(args) -> None:
     meta = read_meta(path)
     reporter.set_status("succeeded", "done", checkpoint=path.name)
     m = meta.test_metrics
-    _emit(args, {"checkpoint": path.name, "path": str(path), "test_metrics": asdict(m), "train_time_s": meta.train_time_s,
-                 "stop_reason": meta.stop_reason},
-          f"checkpoint {path.name} written to {path}\n"
-          f"test ({m.n} faces): accuracy {m.accuracy:.4f}  macro F1 {m.macro_f1:.4f}  "
-          f"best epoch {meta.best_epoch}/{meta.epochs_run}  train time {meta.train_time_s:.0f}s  "
-          f"(ended by: {meta.stop_reason.replace('_', ' ')})")
+    _emit(
+        args,
+        {
+            "checkpoint": path.name,
+            "path": str(path),
+            "test_metrics": asdict(m),
+            "train_time_s": meta.train_time_s,
+            "stop_reason": meta.stop_reason,
+        },
+        f"checkpoint {path.name} written to {path}\n"
+        f"test ({m.n} faces): accuracy {m.accuracy:.4f}  macro F1 {m.macro_f1:.4f}  "
+        f"best epoch {meta.best_epoch}/{meta.epochs_run}  train time {meta.train_time_s:.0f}s  "
+        f"(ended by: {meta.stop_reason.replace('_', ' ')})",
+    )
 
 
 # ---------------------------------------------------------------- evaluate
 def _metrics_text(title: str, m: TestMetrics) -> str:
-    lines = [title, f"  faces {m.n}  accuracy {m.accuracy:.4f}  macro F1 {m.macro_f1:.4f}  weighted F1 {m.weighted_f1:.4f}",
-             f"  loss {m.loss:.4f}  top-2 {m.top2_accuracy:.4f}  ECE {m.ece:.4f}  micro AUC {m.micro_auc:.4f}",
-             "  per-class accuracy: " + "  ".join(f"{c} {a:.3f}" for c, a in m.per_class_accuracy.items())]
+    lines = [
+        title,
+        f"  faces {m.n}  accuracy {m.accuracy:.4f}  macro F1 {m.macro_f1:.4f}  weighted F1 {m.weighted_f1:.4f}",
+        f"  loss {m.loss:.4f}  top-2 {m.top2_accuracy:.4f}  ECE {m.ece:.4f}  micro AUC {m.micro_auc:.4f}",
+        "  per-class accuracy: " + "  ".join(f"{c} {a:.3f}" for c, a in m.per_class_accuracy.items()),
+    ]
     return "\n".join(lines)
 
 
@@ -181,11 +228,13 @@ def _training_data(path: str, meta: CheckpointMeta) -> FerData:
     """The dataset at `path` with a checkpoint's label source, classes and split options."""
     from .data import load_dataset
 
-    data = load_dataset(path, labels=meta.data.label_source, classes=meta.classes, val_fraction=meta.config.val_fraction,
-                        seed=meta.seed)
+    data = load_dataset(
+        path, labels=meta.data.label_source, classes=meta.classes, val_fraction=meta.config.val_fraction, seed=meta.seed
+    )
     if data.fingerprint != meta.data.fingerprint:
-        print(f"note: data fingerprint {data.fingerprint} differs from the training data's {meta.data.fingerprint}",
-              file=sys.stderr)
+        print(
+            f"note: data fingerprint {data.fingerprint} differs from the training data's {meta.data.fingerprint}", file=sys.stderr
+        )
     return data
 
 
@@ -199,8 +248,11 @@ def cmd_evaluate(args) -> None:
         ids = _csv_list(args.ensemble) or []
         result = evaluate_ensemble({i: load_predictions(resolve_checkpoint(i, root)) for i in ids})
         m = result.metrics.headline()
-        _emit(args, {"ensemble": ids, "split": "test", "metrics": asdict(m)},
-              _metrics_text(f"ensemble of {len(ids)}: {', '.join(ids)} (stored test predictions)", m))
+        _emit(
+            args,
+            {"ensemble": ids, "split": "test", "metrics": asdict(m)},
+            _metrics_text(f"ensemble of {len(ids)}: {', '.join(ids)} (stored test predictions)", m),
+        )
         return
     if not args.checkpoint:
         raise CliError("evaluate needs --checkpoint ID|PATH or --ensemble ID,ID,...")
@@ -214,8 +266,11 @@ def cmd_evaluate(args) -> None:
         predictions = load_checkpoint(path).evaluate(_training_data(args.data, meta), args.split, args.tta)
         source = f"{args.split} split of {args.data}" + (f", TTA {args.tta}" if args.tta != "none" else "")
     m = compute_metrics(predictions).headline()
-    _emit(args, {"checkpoint": path.name, "split": args.split, "tta": args.tta, "source": source, "metrics": asdict(m)},
-          _metrics_text(f"{path.name} on {source}", m))
+    _emit(
+        args,
+        {"checkpoint": path.name, "split": args.split, "tta": args.tta, "source": source, "metrics": asdict(m)},
+        _metrics_text(f"{path.name} on {source}", m),
+    )
 
 
 # ---------------------------------------------------------------- predict
@@ -259,11 +314,16 @@ def cmd_checkpoints(args) -> None:
         _measure(root)
     if args.rederive:
         _rederive(args.rederive, root)
-    rows = [{**asdict(leaderboard_row(i.meta)), "error": None} if i.meta else {"id": i.id, "error": i.error}
-            for i in list_checkpoints(root)]
-    lines = [f"{r['id']:<44} ERROR {r['error']}" if r["error"] else
-             f"{r['id']:<44} {r['architecture']:<16} acc {r['test_accuracy']:.4f}  F1 {r['macro_f1']:.4f}  {r['dataset']}"
-             for r in rows]
+    rows = [
+        {**asdict(leaderboard_row(i.meta)), "error": None} if i.meta else {"id": i.id, "error": i.error}
+        for i in list_checkpoints(root)
+    ]
+    lines = [
+        f"{r['id']:<44} ERROR {r['error']}"
+        if r["error"]
+        else f"{r['id']:<44} {r['architecture']:<16} acc {r['test_accuracy']:.4f}  F1 {r['macro_f1']:.4f}  {r['dataset']}"
+        for r in rows
+    ]
     _emit(args, rows, "\n".join(lines) if lines else "no checkpoints yet; train one with `python -m fer_core train`")
 
 
@@ -296,8 +356,11 @@ def _rederive(data_path: str, root: Path | None) -> None:
         metrics = compute_metrics(predictions).headline()
         replace_test_predictions(info.id, predictions, metrics, root)
         before = info.meta.test_metrics
-        print(f"{info.id:<44} accuracy {before.accuracy:.4f} -> {metrics.accuracy:.4f}  "
-              f"macro F1 {before.macro_f1:.4f} -> {metrics.macro_f1:.4f}", file=sys.stderr)
+        print(
+            f"{info.id:<44} accuracy {before.accuracy:.4f} -> {metrics.accuracy:.4f}  "
+            f"macro F1 {before.macro_f1:.4f} -> {metrics.macro_f1:.4f}",
+            file=sys.stderr,
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -337,17 +400,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", help="comma-separated subset of classes, e.g. to drop disgust")
     p.add_argument("--pretrained", nargs="?", const="imagenet", help="ImageNet weights (torchvision API) or a local weights file")
     p.add_argument("--freeze-backbone", action="store_true")
-    p.add_argument("--init-from", metavar="CHECKPOINT", help="start from this checkpoint's weights (same model and classes): an id in the --checkpoints store, or a folder")
-    p.add_argument("--teachers", metavar="ID,ID",
-                   help="distil: train towards these checkpoints' mean prediction mixed with the label (ids in the --checkpoints "
-                        "store, or folders)")
+    p.add_argument(
+        "--init-from",
+        metavar="CHECKPOINT",
+        help="start from this checkpoint's weights (same model and classes): an id in the --checkpoints store, or a folder",
+    )
+    p.add_argument(
+        "--teachers",
+        metavar="ID,ID",
+        help="distil: train towards these checkpoints' mean prediction mixed with the label (ids in the --checkpoints "
+        "store, or folders)",
+    )
     p.add_argument("--teacher-weight", type=float, metavar="W", help="share of the teachers in each target (default 0.5)")
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--mixup", type=float, help="mixup alpha")
     p.add_argument("--early-stopping", type=int, help="patience in epochs")
-    p.add_argument("--time-budget", type=float, metavar="MIN",
-                   help="train for this many minutes: cosine schedule over time, --epochs becomes an upper bound")
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="MIN",
+        help="train for this many minutes: cosine schedule over time, --epochs becomes an upper bound",
+    )
     p.add_argument("--compile", choices=COMPILE_MODES, help="torch.compile mode (default none); reduce-overhead adds CUDA graphs")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int)
@@ -376,8 +450,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoints")
     p.add_argument("--card", nargs=2, metavar=("ID", "TEXT"), help="set a checkpoint's model card (shown in the app)")
     p.add_argument("--measure", action="store_true", help="re-measure MACs and CPU speed of every checkpoint on this machine")
-    p.add_argument("--rederive", metavar="DATA",
-                   help="recompute every checkpoint's stored test predictions and metrics from its saved weights on this data")
+    p.add_argument(
+        "--rederive",
+        metavar="DATA",
+        help="recompute every checkpoint's stored test predictions and metrics from its saved weights on this data",
+    )
     return parser
 
 
@@ -393,7 +470,18 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args.func(args)
-    except (CliError, DataError, PhotoError, CheckpointError, PretrainedUnavailable, TrainingDiverged, JobBusy, ValueError, KeyError, OSError) as exc:
+    except (
+        CliError,
+        DataError,
+        PhotoError,
+        CheckpointError,
+        PretrainedUnavailable,
+        TrainingDiverged,
+        JobBusy,
+        ValueError,
+        KeyError,
+        OSError,
+    ) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         sys.stderr.write(f"error: {message}\n")
         return 1

@@ -50,8 +50,13 @@ class FerClassifier:
         out = []
         for start in range(0, len(faces), batch_size):
             batch = faces[start : start + batch_size].to(self.device)
-            out.append(torch.stack([self.model(to_model_input(v, self.input)).float().softmax(1)
-                                    for v in _tta_views(batch, self.input, tta)]).mean(0).cpu())
+            out.append(
+                torch.stack(
+                    [self.model(to_model_input(v, self.input)).float().softmax(1) for v in _tta_views(batch, self.input, tta)]
+                )
+                .mean(0)
+                .cpu()
+            )
         return torch.cat(out) if out else torch.empty(0, len(self.classes))
 
     def predict_proba(self, faces: np.ndarray | torch.Tensor, tta: str = "none") -> np.ndarray:
@@ -71,8 +76,14 @@ class FerClassifier:
             raise ValueError(f"{self.id} predicts {list(self.classes)}, the data has {list(data.classes)}")
         images, labels = data.take(split)
         names = tuple(data.names[i] for i in data.indices(split).tolist())
-        return Predictions(probs=self.probabilities(images, tta).numpy(), labels=labels.numpy(), names=names,
-                           classes=self.classes, split=split, data_fingerprint=data.fingerprint)
+        return Predictions(
+            probs=self.probabilities(images, tta).numpy(),
+            labels=labels.numpy(),
+            names=names,
+            classes=self.classes,
+            split=split,
+            data_fingerprint=data.fingerprint,
+        )
 
 
 def _tta_views(batch: torch.Tensor, spec: InputSpec, tta: str) -> list[torch.Tensor]:
@@ -92,6 +103,6 @@ def load_checkpoint(id_or_path: str | Path, root: Path | None = None, device: st
     """Load a trained model by checkpoint id (from the store) or by a checkpoint directory path."""
     path = resolve_checkpoint(id_or_path, root)
     meta = read_meta(path)
-    # channels_last: oneDNN's faster convolution layout on CPUs (and tensor cores on GPUs); ~20% here at batch 1.
+    # channels_last: oneDNN's faster convolution layout on CPUs (and tensor cores on GPUs); see bench/RESULTS.md.
     model = load_weights(path, meta).to(device).to(memory_format=torch.channels_last)
     return FerClassifier(model, meta, path)

@@ -63,8 +63,11 @@ def reliability_curve(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> 
     correct = probs.argmax(axis=1) == labels
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
-    return [ReliabilityBin(float(conf[which == b].mean()), float(correct[which == b].mean()), int((which == b).sum()))
-            for b in range(bins) if (which == b).any()]
+    return [
+        ReliabilityBin(float(conf[which == b].mean()), float(correct[which == b].mean()), int((which == b).sum()))
+        for b in range(bins)
+        if (which == b).any()
+    ]
 
 
 @dataclass(frozen=True)
@@ -88,9 +91,17 @@ class Metrics:
 
     def headline(self) -> TestMetrics:
         """The few numbers stored in meta.json and shown in leaderboards."""
-        return TestMetrics(n=self.n, accuracy=self.accuracy, loss=self.loss, macro_f1=self.macro_f1,
-                           weighted_f1=self.weighted_f1, top2_accuracy=self.top2_accuracy, ece=self.ece,
-                           micro_auc=self.micro_auc, per_class_accuracy=self.per_class_accuracy)
+        return TestMetrics(
+            n=self.n,
+            accuracy=self.accuracy,
+            loss=self.loss,
+            macro_f1=self.macro_f1,
+            weighted_f1=self.weighted_f1,
+            top2_accuracy=self.top2_accuracy,
+            ece=self.ece,
+            micro_auc=self.micro_auc,
+            per_class_accuracy=self.per_class_accuracy,
+        )
 
 
 def compute_metrics(predictions: Predictions) -> Metrics:
@@ -124,8 +135,9 @@ def compute_metrics(predictions: Predictions) -> Metrics:
         per_class_accuracy={c: float(a) for c, a in zip(classes, per_class, strict=True)},
         confusion_matrix=cm.tolist(),
         confusion_matrix_normalized=np.divide(cm, row_sums, out=np.zeros_like(cm, dtype=float), where=row_sums > 0).tolist(),
-        classification_report=classification_report(labels, pred, labels=ids, target_names=list(classes), output_dict=True,
-                                                     zero_division=0),
+        classification_report=classification_report(
+            labels, pred, labels=ids, target_names=list(classes), output_dict=True, zero_division=0
+        ),
         roc=roc,
         reliability=reliability_curve(probs, labels),
     )
@@ -152,8 +164,9 @@ def mcnemar(pred_a: np.ndarray, pred_b: np.ndarray, labels: np.ndarray) -> McNem
     return McNemarResult(n01, n10, p)
 
 
-def misclassified(probs: np.ndarray, labels: np.ndarray, true_class: int | None = None,
-                  predicted_class: int | None = None) -> np.ndarray:
+def misclassified(
+    probs: np.ndarray, labels: np.ndarray, true_class: int | None = None, predicted_class: int | None = None
+) -> np.ndarray:
     """Indices of the wrongly predicted faces, most confident mistakes first: at the top are the faces a
     model is sure about and the label contradicts, where FER2013's label noise shows."""
     probs, labels = np.asarray(probs), np.asarray(labels)
@@ -176,20 +189,29 @@ class Mistake:
     confidence: float  # the model's probability for its (wrong) prediction
 
 
-def misclassified_faces(predictions: Predictions, data: FerData, true_class: str | None = None,
-                        predicted_class: str | None = None, limit: int = 40) -> tuple[int, list[Mistake]]:
+def misclassified_faces(
+    predictions: Predictions, data: FerData, true_class: str | None = None, predicted_class: str | None = None, limit: int = 40
+) -> tuple[int, list[Mistake]]:
     """How many stored predictions are wrong (optionally of one true / predicted class), and the first `limit` of
     them with their pixels, most confident first. Faces are matched to the dataset by name: stored predictions
     may come from a dataset with other faces or another order; faces it does not hold are skipped."""
     classes = predictions.classes
-    wrong = misclassified(predictions.probs, predictions.labels, None if true_class is None else classes.index(true_class),
-                          None if predicted_class is None else classes.index(predicted_class))
+    wrong = misclassified(
+        predictions.probs,
+        predictions.labels,
+        None if true_class is None else classes.index(true_class),
+        None if predicted_class is None else classes.index(predicted_class),
+    )
     position = {name: i for i, name in enumerate(data.names)}
     found = [i for i in wrong if predictions.names[i] in position][:limit]
     return len(wrong), [
-        Mistake(face=data.images[position[predictions.names[i]], 0].numpy(), name=predictions.names[i],
-                true_class=classes[predictions.labels[i]], predicted_class=classes[predictions.probs[i].argmax()],
-                confidence=float(predictions.probs[i].max()))
+        Mistake(
+            face=data.images[position[predictions.names[i]], 0].numpy(),
+            name=predictions.names[i],
+            true_class=classes[predictions.labels[i]],
+            predicted_class=classes[predictions.probs[i].argmax()],
+            confidence=float(predictions.probs[i].max()),
+        )
         for i in found
     ]
 
@@ -225,8 +247,9 @@ def evaluate_ensemble(members: dict[str, Predictions]) -> EnsembleResult:
     first = next(iter(members.values()))
     for cid, p in members.items():
         if p.classes != first.classes:
-            raise EnsembleError(f"ensemble members must share classes: {cid} predicts {list(p.classes)}, "
-                                f"not {list(first.classes)}")
+            raise EnsembleError(
+                f"ensemble members must share classes: {cid} predicts {list(p.classes)}, not {list(first.classes)}"
+            )
         if p.names != first.names or not np.array_equal(p.labels, first.labels):
             raise EnsembleError(f"ensemble members must be tested on the same faces: {cid} was not")
     mean = replace(first, probs=ensemble_probs([p.probs for p in members.values()]))
@@ -241,8 +264,11 @@ def select_ensemble(val_probs: dict[str, np.ndarray], val_labels: np.ndarray) ->
     chosen: list[str] = []
     best = -1.0
     while True:
-        scores = {k: float((ensemble_probs([val_probs[c] for c in [*chosen, k]]).argmax(1) == val_labels).mean())
-                  for k in val_probs if k not in chosen}
+        scores = {
+            k: float((ensemble_probs([val_probs[c] for c in [*chosen, k]]).argmax(1) == val_labels).mean())
+            for k in val_probs
+            if k not in chosen
+        }
         if not scores:
             return chosen
         name = max(scores, key=lambda k: scores[k])
@@ -285,10 +311,16 @@ def measure_speed(model: nn.Module, spec: InputSpec, repeats: int = 20, batch: i
 def efficiency(model: nn.Module, spec: InputSpec, batch: int = 256) -> Efficiency:
     """MACs and CPU speed, stamped with the machine: figures from different machines must not be compared blindly."""
     latency_ms, throughput = measure_speed(model, spec, batch=batch)
-    return Efficiency(macs=count_macs(model, spec), latency_ms_b1=latency_ms, throughput_per_s=throughput,
-                      throughput_batch=batch, threads=torch.get_num_threads(), measured_on=platform.platform(),
-                      processor=platform.processor() or "unknown",
-                      measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    return Efficiency(
+        macs=count_macs(model, spec),
+        latency_ms_b1=latency_ms,
+        throughput_per_s=throughput,
+        throughput_batch=batch,
+        threads=torch.get_num_threads(),
+        measured_on=platform.platform(),
+        processor=platform.processor() or "unknown",
+        measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
 
 
 def embedding_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:

@@ -33,7 +33,7 @@ def _face_tensor(face: np.ndarray) -> torch.Tensor:
 def overlay_heatmap(face: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
     """Blend a [0,1] heat map (JET colours) over a grayscale face; both at the face's size."""
     heat = cv2.resize(heatmap.astype(np.float32), (face.shape[1], face.shape[0]), interpolation=cv2.INTER_LINEAR)
-    colored = cv2.cvtColor(cv2.applyColorMap(np.uint8(255 * np.clip(heat, 0, 1)), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    colored = cv2.cvtColor(cv2.applyColorMap((255 * np.clip(heat, 0, 1)).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
     base = cv2.cvtColor(face, cv2.COLOR_GRAY2RGB)
     return cv2.addWeighted(base, 1 - alpha, colored, alpha, 0)
 
@@ -74,8 +74,9 @@ def integrated_gradients(clf: FerClassifier, face: np.ndarray, target: str | Non
     """Integrated Gradients from a mid-grey baseline: pixel-level evidence, a finer view than Grad-CAM."""
     x = _prepare(clf, face)
     idx, prob = _target(clf, x, target)
-    attr = IntegratedGradients(clf.model).attribute(x, baselines=torch.zeros_like(x), target=idx, n_steps=steps,
-                                                    internal_batch_size=steps)
+    attr = IntegratedGradients(clf.model).attribute(
+        x, baselines=torch.zeros_like(x), target=idx, n_steps=steps, internal_batch_size=steps
+    )
     heat = attr[0].abs().sum(0, keepdim=True)[None]
     heat = nn.functional.interpolate(heat, size=face.shape, mode="bilinear", align_corners=False)[0, 0]
     heat = _normalise(cv2.GaussianBlur(heat.detach().cpu().numpy(), (3, 3), 0))
@@ -129,7 +130,7 @@ def feature_grid(maps: np.ndarray, cell: int = 48, pad: int = 2) -> np.ndarray:
     grid = np.full((rows * (cell + pad) + pad, cols * (cell + pad) + pad), 255, np.uint8)
     for i, m in enumerate(maps):
         r, c = divmod(i, cols)
-        tile = cv2.resize(np.uint8(255 * _normalise(m)), (cell, cell), interpolation=cv2.INTER_NEAREST)
+        tile = cv2.resize((255 * _normalise(m)).astype(np.uint8), (cell, cell), interpolation=cv2.INTER_NEAREST)
         y, x = pad + r * (cell + pad), pad + c * (cell + pad)
         grid[y : y + cell, x : x + cell] = tile
     return grid
@@ -166,5 +167,9 @@ def embed_test_faces(clf: FerClassifier, data: FerData, n: int, seed: int = 0) -
     pick = np.sort(np.random.default_rng(seed).choice(test, size=min(n, len(test)), replace=False))
     faces = data.images[pick, 0].numpy()
     predicted = clf.predict_proba(faces).argmax(1)
-    return FaceEmbedding(embedding_2d(penultimate_features(clf, faces), seed), faces,
-                         [clf.classes[i] for i in data.labels.numpy()[pick]], [clf.classes[i] for i in predicted])
+    return FaceEmbedding(
+        embedding_2d(penultimate_features(clf, faces), seed),
+        faces,
+        [clf.classes[i] for i in data.labels.numpy()[pick]],
+        [clf.classes[i] for i in predicted],
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Protocol
 
@@ -92,7 +92,7 @@ class HaarDetector:
     name = "haar"
 
     def __init__(self) -> None:
-        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]  # not in its stubs
         self.cascade = cv2.CascadeClassifier(str(path))
         if self.cascade.empty():
             raise RuntimeError(f"OpenCV's Haar cascade is missing ({path}); install opencv-python-headless 4.x")
@@ -100,7 +100,7 @@ class HaarDetector:
     def detect(self, rgb: np.ndarray) -> list[Box]:
         gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
         found = self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=6, minSize=(24, 24))
-        return [tuple(int(v) for v in f) for f in found]
+        return [(int(x), int(y), int(w), int(h)) for x, y, w, h in found]
 
 
 class MtcnnDetector:
@@ -114,8 +114,8 @@ class MtcnnDetector:
 
         self.min_confidence = min_confidence
         self.mtcnn = MTCNN(keep_all=True, device=torch.device("cpu"), min_face_size=20)
-        # channels_last weights make its convolutions and max pooling take oneDNN's paths: detection on a
-        # 1280x720 photo 39 -> 28 ms on two cores, same boxes (bench/inference.py).
+        # channels_last weights make its convolutions and max pooling take oneDNN's faster paths, with the same
+        # boxes (measured in bench/RESULTS.md, "Inference").
         for net in (self.mtcnn.pnet, self.mtcnn.rnet, self.mtcnn.onet):
             net.to(memory_format=torch.channels_last)
 
@@ -127,7 +127,7 @@ class MtcnnDetector:
         if boxes is None:
             return []
         out = []
-        for (x1, y1, x2, y2), p in zip(boxes, probs):
+        for (x1, y1, x2, y2), p in zip(boxes, probs, strict=True):
             if p is not None and p >= self.min_confidence:
                 out.append((int(x1), int(y1), int(round(x2 - x1)), int(round(y2 - y1))))
         return out
@@ -137,7 +137,7 @@ DETECTORS = {"mtcnn": MtcnnDetector, "haar": HaarDetector}
 DEFAULT_DETECTOR = "mtcnn"
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_detector(name: str = DEFAULT_DETECTOR) -> FaceDetector:
     if name not in DETECTORS:
         raise ValueError(f"unknown face detector {name!r}; choose from {', '.join(DETECTORS)}")
@@ -163,7 +163,9 @@ def crop_face(gray: np.ndarray, box: Box, margin: float = 0.15) -> np.ndarray:
     crop = gray[y0c:y1c, x0c:x1c]
     if crop.size == 0:
         crop = gray
-    return cv2.resize(crop, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA if crop.shape[0] > IMAGE_SIZE else cv2.INTER_LINEAR)
+    return cv2.resize(
+        crop, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA if crop.shape[0] > IMAGE_SIZE else cv2.INTER_LINEAR
+    )
 
 
 def find_faces(rgb: np.ndarray, detector: str | FaceDetector = DEFAULT_DETECTOR, margin: float = 0.15) -> list[Face]:
@@ -171,12 +173,18 @@ def find_faces(rgb: np.ndarray, detector: str | FaceDetector = DEFAULT_DETECTOR,
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     H, W = gray.shape
     if max(H, W) <= 2 * IMAGE_SIZE:
-        return [Face((0, 0, W, H), False, cv2.resize(gray, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA),
-                     "small image used whole as the face (no detection)")]
+        return [
+            Face(
+                (0, 0, W, H),
+                False,
+                cv2.resize(gray, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA),
+                "small image used whole as the face (no detection)",
+            )
+        ]
     det = get_detector(detector) if isinstance(detector, str) else detector
     scale = min(1.0, DETECTION_SIDE / max(H, W))
     small = cv2.resize(rgb, (int(W * scale), int(H * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else rgb
-    boxes = [tuple(int(round(v / scale)) for v in b) for b in det.detect(small)]
+    boxes = [(round(x / scale), round(y / scale), round(w / scale), round(h / scale)) for x, y, w, h in det.detect(small)]
     boxes = [b for b in boxes if b[2] > 0 and b[3] > 0]
     boxes.sort(key=lambda b: b[2] * b[3], reverse=True)
     if not boxes:

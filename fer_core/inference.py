@@ -11,8 +11,14 @@ from .input_spec import InputSpec
 
 
 @torch.inference_mode()
-def predict_logits(model: nn.Module, images: torch.Tensor, spec: InputSpec, device: torch.device,
-                   batch_size: int = 256, channels_last: bool = False) -> torch.Tensor:
+def predict_logits(
+    model: nn.Module,
+    images: torch.Tensor,
+    spec: InputSpec,
+    device: torch.device,
+    batch_size: int = 256,
+    channels_last: bool = False,
+) -> torch.Tensor:
     """Logits for uint8 faces (N,1,H,W), batched; returned on the CPU as float32."""
     model.eval()
     out = []

@@ -30,10 +30,19 @@ def leaderboard_row(meta: CheckpointMeta) -> LeaderboardRow:
     """One leaderboard line from a checkpoint's meta.json."""
     m, eff = meta.test_metrics, meta.efficiency
     return LeaderboardRow(
-        id=meta.id, architecture=meta.model, test_accuracy=m.accuracy, macro_f1=m.macro_f1,
-        disgust_recall=m.per_class_accuracy.get("disgust"), parameters_m=meta.parameters / 1e6,
-        mmacs=eff.macs / 1e6 if eff else None, cpu_latency_ms=eff.latency_ms_b1 if eff else None,
-        training_time_min=meta.train_time_s / 60, epochs=meta.epochs_run, labels=meta.data.label_source,
-        dataset=f"{meta.data.source} ({meta.data.label_source})", device=meta.device, date=meta.created_at[:10],
+        id=meta.id,
+        architecture=meta.model,
+        test_accuracy=m.accuracy,
+        macro_f1=m.macro_f1,
+        disgust_recall=m.per_class_accuracy.get("disgust"),
+        parameters_m=meta.parameters / 1e6,
+        mmacs=eff.macs / 1e6 if eff else None,
+        cpu_latency_ms=eff.latency_ms_b1 if eff else None,
+        training_time_min=meta.train_time_s / 60,
+        epochs=meta.epochs_run,
+        labels=meta.data.label_source,
+        dataset=f"{meta.data.source} ({meta.data.label_source})",
+        device=meta.device,
+        date=meta.created_at[:10],
         card=meta.card,
     )

@@ -39,7 +39,7 @@ class FacePrediction:
         if len(members) < 2:
             return None
         mean = np.mean([[self.predictions[m].probabilities[c] for c in classes] for m in members], axis=0)
-        return {c: float(v) for c, v in zip(classes, mean)}, members
+        return {c: float(v) for c, v in zip(classes, mean, strict=True)}, members
 
     def votes(self) -> dict[str, list[str]]:
         """Top class -> ids of the models that predict it, most votes first: more than one key is a disagreement."""
@@ -86,10 +86,10 @@ def predict_faces(classifiers: list[FerClassifier], faces: list[Face]) -> list[F
         for i, row in enumerate(probs):
             per_face[i][clf.id] = ModelPrediction(
                 label=clf.classes[int(row.argmax())],
-                probabilities={c: float(p) for c, p in zip(clf.classes, row)},
+                probabilities={c: float(p) for c, p in zip(clf.classes, row, strict=True)},
                 latency_ms=ms,
             )
-    return [FacePrediction(f, p) for f, p in zip(faces, per_face)]
+    return [FacePrediction(f, p) for f, p in zip(faces, per_face, strict=True)]
 
 
 def predict_photo(

@@ -179,20 +179,42 @@ class CheckpointMeta:
         derived = {"epochs_run", "stopped_early"}
         data = dict(d["data"])
         return cls(
-            id=d["id"], model=d["model"], family=d.get("family", ""), reference=d.get("reference", ""),
-            classes=tuple(d["classes"]), input=InputSpec(**d["input"]), config=TrainConfig.from_dict(d["config"]),
-            seed=int(d["seed"]), data=DataProvenance(**{**data, "classes": tuple(data.get("classes") or d["classes"])}),
-            versions=dict(d.get("versions") or {}), git_commit=d.get("git_commit"), created_at=d.get("created_at", ""),
-            started_at=d.get("started_at", ""), device=d.get("device", ""), device_name=d.get("device_name", ""),
-            train_time_s=float(d.get("train_time_s", 0.0)), best_epoch=int(d.get("best_epoch", 0)),
-            stop_reason=d["stop_reason"], history=tuple(EpochStats.from_dict(e) for e in d.get("history") or ()),
-            parameters=int(d.get("parameters", 0)), test_metrics=TestMetrics(**d["test_metrics"]),
-            test_split=d.get("test_split", "test"), weights_dtype=d.get("weights_dtype", "float16"),
+            id=d["id"],
+            model=d["model"],
+            family=d.get("family", ""),
+            reference=d.get("reference", ""),
+            classes=tuple(d["classes"]),
+            input=InputSpec(**d["input"]),
+            config=TrainConfig.from_dict(d["config"]),
+            seed=int(d["seed"]),
+            data=DataProvenance(**{**data, "classes": tuple(data.get("classes") or d["classes"])}),
+            versions=dict(d.get("versions") or {}),
+            git_commit=d.get("git_commit"),
+            created_at=d.get("created_at", ""),
+            started_at=d.get("started_at", ""),
+            device=d.get("device", ""),
+            device_name=d.get("device_name", ""),
+            train_time_s=float(d.get("train_time_s", 0.0)),
+            best_epoch=int(d.get("best_epoch", 0)),
+            stop_reason=_stop_reason(d["stop_reason"]),
+            history=tuple(EpochStats.from_dict(e) for e in d.get("history") or ()),
+            parameters=int(d.get("parameters", 0)),
+            test_metrics=TestMetrics(**d["test_metrics"]),
+            test_split=d.get("test_split", "test"),
+            weights_dtype=d.get("weights_dtype", "float16"),
             init_from=CheckpointRef(**d["init_from"]) if d.get("init_from") else None,
             teachers=tuple(CheckpointRef(**t) for t in d.get("teachers") or ()),
             efficiency=Efficiency(**d["efficiency"]) if d.get("efficiency") else None,
-            card=d.get("card") or "", extra={k: v for k, v in d.items() if k not in known | derived},
+            card=d.get("card") or "",
+            extra={k: v for k, v in d.items() if k not in known | derived},
         )
+
+
+def _stop_reason(value: str) -> StopReason:
+    for reason in STOP_REASONS:
+        if value == reason:
+            return reason
+    raise ValueError(f"stop_reason must be one of {STOP_REASONS}, not {value!r}")
 
 
 def _upgrade(d: dict[str, Any]) -> dict[str, Any]:

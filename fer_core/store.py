@@ -1,8 +1,8 @@
 """The checkpoint store: one directory per trained run, written atomically, read without unpickling.
 
-    checkpoints/<id>/model.safetensors        weights in float16 (CheckpointMeta.weights_dtype)
-    checkpoints/<id>/meta.json                a CheckpointMeta (records.py): architecture, classes, config, data, history, metrics
-    checkpoints/<id>/predictions.safetensors  test-set probabilities of the float16 weights, for instant evaluation views
+checkpoints/<id>/model.safetensors        weights in float16 (CheckpointMeta.weights_dtype)
+checkpoints/<id>/meta.json                a CheckpointMeta (records.py): architecture, classes, config, data, history, metrics
+checkpoints/<id>/predictions.safetensors  test-set probabilities of the float16 weights, for instant evaluation views
 """
 
 from __future__ import annotations
@@ -155,8 +155,11 @@ def load_predictions(path: Path) -> Predictions:
     except (OSError, SafetensorError, ValueError) as exc:
         raise CheckpointError(f"{path.name}: corrupt or missing {PREDICTIONS_FILE} ({exc})") from exc
     return Predictions(
-        probs=tensors["probs"].astype(np.float32), labels=tensors["labels"].astype(np.int64),
-        names=tuple(json.loads(stored.get("names", "[]"))), classes=classes, split=stored.get("split", "test"),
+        probs=tensors["probs"].astype(np.float32),
+        labels=tensors["labels"].astype(np.int64),
+        names=tuple(json.loads(stored.get("names", "[]"))),
+        classes=classes,
+        split=stored.get("split", "test"),
         data_fingerprint=stored.get("data_fingerprint", ""),
     )
 
@@ -226,15 +229,21 @@ def save_checkpoint(
 def _write_predictions(path: Path, predictions: Predictions) -> None:
     from safetensors.numpy import save_file
 
-    tensors = {"probs": np.ascontiguousarray(predictions.probs, np.float32),
-               "labels": np.ascontiguousarray(predictions.labels, np.int64)}
-    metadata = {"names": json.dumps(list(predictions.names)), "split": predictions.split,
-                "data_fingerprint": predictions.data_fingerprint}
+    tensors: dict[str, np.ndarray] = {
+        "probs": np.ascontiguousarray(predictions.probs, np.float32),
+        "labels": np.ascontiguousarray(predictions.labels, np.int64),
+    }
+    metadata = {
+        "names": json.dumps(list(predictions.names)),
+        "split": predictions.split,
+        "data_fingerprint": predictions.data_fingerprint,
+    }
     write_atomically(path / PREDICTIONS_FILE, lambda file: save_file(tensors, file, metadata=metadata))
 
 
-def annotate_checkpoint(checkpoint_id: str, root: Path | None = None, *, card: str | None = None,
-                        efficiency: Efficiency | None = None) -> CheckpointMeta:
+def annotate_checkpoint(
+    checkpoint_id: str, root: Path | None = None, *, card: str | None = None, efficiency: Efficiency | None = None
+) -> CheckpointMeta:
     """Add a model card or re-measured efficiency to meta.json (atomic replace); training facts stay untouched."""
     path = checkpoint_dir(checkpoint_id, root)
     meta = read_meta(path)
@@ -243,8 +252,9 @@ def annotate_checkpoint(checkpoint_id: str, root: Path | None = None, *, card: s
     return meta
 
 
-def replace_test_predictions(checkpoint_id: str, predictions: Predictions, metrics: TestMetrics,
-                             root: Path | None = None) -> CheckpointMeta:
+def replace_test_predictions(
+    checkpoint_id: str, predictions: Predictions, metrics: TestMetrics, root: Path | None = None
+) -> CheckpointMeta:
     """Store new test predictions and their metrics (re-derived from the weights as saved); each file is
     replaced atomically, predictions first, so meta.json never describes predictions that are not there."""
     path = checkpoint_dir(checkpoint_id, root)

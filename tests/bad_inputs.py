@@ -38,7 +38,12 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 def png_claiming(width: int, height: int) -> bytes:
     """A valid PNG signature and header for a huge image, with one tiny compressed row: a decompression bomb's shape."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _png_chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def _save(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -90,16 +95,20 @@ def build_corpus(dest: Path, face_photo: Path) -> list[Case]:
         (Case("zero bytes", "empty.png", ERROR), b""),
         (Case("text renamed .png", "notes.png", ERROR), b"these are my holiday notes, not a picture\n" * 20),
         (Case("HTML page", "page.jpg", ERROR), b"<!DOCTYPE html><html><body><img src=x onerror=alert(1)></body></html>"),
-        (Case("SVG (XML, not a raster image)", "vector.svg", ERROR),
-         b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>'),
+        (
+            Case("SVG (XML, not a raster image)", "vector.svg", ERROR),
+            b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>',
+        ),
         (Case("PDF header", "scan.pdf", ERROR), b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF"),
         (Case("gzip archive renamed .jpg", "archive.jpg", ERROR), gzip.compress(jpeg)),
         (Case("truncated JPEG", "truncated.jpg", ERROR), jpeg[: len(jpeg) // 3]),
         (Case("truncated PNG", "truncated.png", ERROR), png[: len(png) // 3]),
         (Case("random bytes", "noise.bin", ERROR), rng.integers(0, 256, 4096, dtype=np.uint8).tobytes()),
         (Case("PNG header claiming 100000x100000", "bomb.png", ERROR), png_claiming(100_000, 100_000)),
-        (Case("PNG of 12000x12000 pixels (over the 100 MP limit)", "huge.png", ERROR),
-         _save(Image.new("L", (12000, 12000), 128), "PNG")),
+        (
+            Case("PNG of 12000x12000 pixels (over the 100 MP limit)", "huge.png", ERROR),
+            _save(Image.new("L", (12000, 12000), 128), "PNG"),
+        ),
         (Case("video file (AVI)", "clip.avi", ERROR), _video_bytes(np.asarray(face)[:, :, ::-1].copy(), dest)),
         (Case("1x1 image", "dot.png", WHOLE), _save(Image.new("RGB", (1, 1), (10, 20, 30)), "PNG")),
         (Case("10x10 image", "tiny.png", WHOLE), _save(Image.new("RGB", (10, 10), (200, 10, 30)), "PNG")),
@@ -114,12 +123,17 @@ def build_corpus(dest: Path, face_photo: Path) -> list[Case]:
         (Case("CMYK JPEG", "cmyk.jpg", FACE), _save(face.convert("CMYK"), "JPEG")),
         (Case("RGBA PNG with transparency", "rgba.png", FACE), _save(rgba, "PNG")),
         (Case("palette PNG with transparency", "palette.png", FACE), _save(palette, "PNG", transparency=0)),
-        (Case("animated GIF", "anim.gif", FACE), _save(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=200, loop=0)),
+        (
+            Case("animated GIF", "anim.gif", FACE),
+            _save(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=200, loop=0),
+        ),
         (Case("WebP", "face.webp", FACE), _save(face, "WEBP", quality=90)),
         (Case("BMP", "face.bmp", FACE), _save(face, "BMP")),
         (Case("TIFF", "face.tiff", FACE), _save(face, "TIFF")),
-        (Case("12000x12000 JPEG (decoded at reduced size)", "huge.jpg", FACE),
-         _save(face.convert("L").resize((12000, 12000)), "JPEG", quality=60)),
+        (
+            Case("12000x12000 JPEG (decoded at reduced size)", "huge.jpg", FACE),
+            _save(face.convert("L").resize((12000, 12000)), "JPEG", quality=60),
+        ),
         (Case("photo with six faces", "crowd.jpg", FACE, faces=6), _save(crowd, "JPEG", quality=92)),
     ]
     files += [(Case(f"EXIF orientation {o}", f"exif{o}.jpg", FACE), _with_orientation(face, o)) for o in (1, 3, 6, 8)]

@@ -1,6 +1,6 @@
 """Fixtures generated on the fly: tiny datasets in every supported layout, and real photos from matplotlib.
 
-Nothing is downloaded; ../shared/data is only used by tests marked `shared_data`, which skip without it.
+Nothing is downloaded; tests that use ../shared/data skip when it is absent (skipif on FER2013_ZIP).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def kaggle_entries() -> list[tuple[str, np.ndarray, int, int]]:
     for usage, n in PER_CLASS.items():
         folder = "train" if usage == "Training" else "test"
         for ci, cls in enumerate(FER2013_CLASSES):
-            for k in range(n):
+            for _ in range(n):
                 img = synthetic_face(ci, row)
                 entries.append((f"{folder}/{cls}/{usage}_{1000 + row}.jpg", img, ci, row))
                 row += 1
@@ -109,9 +109,23 @@ def ferplus_dir(fixtures_dir) -> Path:
     d.mkdir()
     with (d / "fer2013new.csv").open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["Usage", "Image name", "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
-                    "contempt", "unknown", "NF"])
-        for rel, _, ci, row in kaggle_entries():
+        w.writerow(
+            [
+                "Usage",
+                "Image name",
+                "neutral",
+                "happiness",
+                "surprise",
+                "sadness",
+                "anger",
+                "disgust",
+                "fear",
+                "contempt",
+                "unknown",
+                "NF",
+            ]
+        )
+        for _, _, ci, row in kaggle_entries():
             w.writerow(["x", f"fer{row:07d}.png", *ferplus_votes(ci, row)])
     with (d / "kaggle_to_fer2013_row.csv").open("w", newline="") as f:
         w = csv.writer(f)

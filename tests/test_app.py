@@ -10,6 +10,7 @@ import time
 import pandas as pd
 import pyarrow as pa
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from fer_core.store import list_checkpoints, load_predictions
@@ -30,6 +31,7 @@ def app_env(monkeypatch, tiny_checkpoints, kaggle_zip, tmp_path):
 
 def chart_data(at: AppTest) -> list[pd.DataFrame]:
     """The data of every altair chart on the page, in order (AppTest has no typed accessor for charts)."""
+
     def walk(node):
         yield node
         for child in getattr(node, "children", {}).values():
@@ -85,8 +87,9 @@ def test_overview_empty_state(monkeypatch, tmp_path, kaggle_zip):
 
 def test_predict_shows_every_model(app_env, grace_hopper):
     at = run_page("app_pages/predict.py")
-    at.file_uploader[0].set_value([("hopper.jpg", grace_hopper.read_bytes(), "image/jpeg"),
-                                   ("notes.png", b"definitely not an image", "image/png")])
+    at.file_uploader[0].set_value(
+        [("hopper.jpg", grace_hopper.read_bytes(), "image/jpeg"), ("notes.png", b"definitely not an image", "image/png")]
+    )
     at.run()
     assert not at.exception
     ids = {c.id for c in list_checkpoints(app_env)}
@@ -107,11 +110,30 @@ def test_predict_camera_snapshot(app_env, grace_hopper):
     assert all(f"{c.id} " in latency for c in list_checkpoints(app_env))  # every model with its latency
 
 
-def test_explain_renders(app_env):
+def test_explain_renders_and_a_rerun_recomputes_nothing(app_env, monkeypatch):
+    import fer_core.explain as explain
+
+    calls: list[str] = []
+
+    def counted(name, fn):
+        def wrapper(*args, **kwargs):
+            calls.append(name)
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    for name, method in list(explain.METHODS.items()):
+        monkeypatch.setitem(explain.METHODS, name, counted(name, method))
+    monkeypatch.setattr(explain, "feature_maps", counted("feature maps", explain.feature_maps))
+    st.cache_data.clear()  # explanations cached by an earlier test would hide the first computation
     at = run_page("app_pages/explain.py")
     assert any("Grad-CAM" in s.value for s in at.subheader)
     assert any("Feature maps" in s.value for s in at.subheader)
     assert len(at.get("image")) >= 4  # the face, Grad-CAM, IG and feature maps
+    assert {"Grad-CAM", "Integrated Gradients", "feature maps"} <= set(calls)
+    before = len(calls)
+    at.run()
+    assert not at.exception and len(calls) == before  # everything came from the cache
 
 
 def test_evaluate_renders(app_env):

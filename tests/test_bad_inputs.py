@@ -61,13 +61,26 @@ def test_api_handles_every_case(corpus, tiny_checkpoints, grace_hopper):
 
 def test_cli_handles_every_case_in_one_call(corpus, tiny_checkpoints):
     folder, cases = corpus
-    proc = subprocess.run([sys.executable, "-m", "fer_core", "predict", *[str(folder / c.filename) for c in cases],
-                           "--checkpoints", str(tiny_checkpoints), "--json"], capture_output=True, text=True, cwd=REPO,
-                          timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fer_core",
+            "predict",
+            *[str(folder / c.filename) for c in cases],
+            "--checkpoints",
+            str(tiny_checkpoints),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     images = json.loads(proc.stdout)["images"]
     assert len(images) == len(cases)
-    for case, image in zip(cases, images):
+    for case, image in zip(cases, images, strict=True):
         check(case, image["error"], image["faces"])
 
 
@@ -82,12 +95,13 @@ def test_predict_page_survives_the_whole_corpus(corpus, tiny_checkpoints, kaggle
     at.run()
     # The uploader only takes image extensions, so the others arrive renamed, as a user would rename them.
     names = [c.filename if c.filename.rsplit(".", 1)[-1] in ALLOWED else c.filename + ".png" for c in cases]
-    at.file_uploader[0].set_value([(n, (folder / c.filename).read_bytes(), "application/octet-stream")
-                                   for n, c in zip(names, cases)])
+    at.file_uploader[0].set_value(
+        [(n, (folder / c.filename).read_bytes(), "application/octet-stream") for n, c in zip(names, cases, strict=True)]
+    )
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     errors = " ".join(e.value for e in at.error)
-    for case, name in zip(cases, names):
+    for case, name in zip(cases, names, strict=True):
         named = f"{name}:" in errors
         assert named == (case.expect == ERROR), f"{case.name}: error shown={named}"
     assert "Traceback" not in errors

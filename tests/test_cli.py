@@ -16,8 +16,14 @@ from .conftest import FER2013_ZIP, REPO
 
 
 def cli(*args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "fer_core", *map(str, args)], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, **(env or {})}, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fer_core", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -49,22 +55,61 @@ def test_data_summary(kaggle_zip):
 
 def test_train_evaluate_checkpoints_predict(kaggle_zip, tmp_path, grace_hopper):
     store = tmp_path / "ck"
-    trained = json.loads(cli("train", "--model", "keras_cnn", "--data", kaggle_zip, "--preset", "quick", "--epochs", "1",
-                             "--batch-size", "8", "--device", "cpu", "--checkpoints", store, "--no-efficiency", "--json").stdout)
+    trained = json.loads(
+        cli(
+            "train",
+            "--model",
+            "keras_cnn",
+            "--data",
+            kaggle_zip,
+            "--preset",
+            "quick",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--device",
+            "cpu",
+            "--checkpoints",
+            store,
+            "--no-efficiency",
+            "--json",
+        ).stdout
+    )
     cid = trained["checkpoint"]
     assert (store / cid / "model.safetensors").is_file()
     students = tmp_path / "students"  # teachers given as folders of another store
-    distilled = cli("train", "--model", "keras_cnn", "--data", kaggle_zip, "--preset", "quick", "--epochs", "1",
-                    "--batch-size", "8", "--device", "cpu", "--checkpoints", students, "--no-efficiency",
-                    "--init-from", store / cid, "--teachers", store / cid).stdout
-    assert "1 teacher(s) predicting the training faces" in distilled and "epoch   1/1" in distilled
+    distilled = cli(
+        "train",
+        "--model",
+        "keras_cnn",
+        "--data",
+        kaggle_zip,
+        "--preset",
+        "quick",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+        "--checkpoints",
+        students,
+        "--no-efficiency",
+        "--init-from",
+        store / cid,
+        "--teachers",
+        store / cid,
+    ).stdout
+    assert "1 teacher(s) predicting the training faces" in distilled and "epoch 1/1  train loss" in distilled
     [student] = list_checkpoints(students)
     assert student.meta.init_from.id == cid and student.meta.teachers[0].id == cid
 
     listed = json.loads(cli("checkpoints", "--checkpoints", store, "--json").stdout)
     assert [r["id"] for r in listed] == [cid] and listed[0]["mmacs"] is None  # trained with --no-efficiency
-    annotated = json.loads(cli("checkpoints", "--checkpoints", store, "--card", cid, "Two-epoch test model.", "--measure",
-                               "--json").stdout)
+    annotated = json.loads(
+        cli("checkpoints", "--checkpoints", store, "--card", cid, "Two-epoch test model.", "--measure", "--json").stdout
+    )
     assert annotated[0]["card"] == "Two-epoch test model." and annotated[0]["mmacs"] > 0
     assert annotated[0]["cpu_latency_ms"] > 0 and annotated[0]["test_accuracy"] == listed[0]["test_accuracy"]
 
@@ -72,11 +117,13 @@ def test_train_evaluate_checkpoints_predict(kaggle_zip, tmp_path, grace_hopper):
     assert stored["metrics"]["accuracy"] == pytest.approx(trained["test_metrics"]["accuracy"])
     rerun = json.loads(cli("evaluate", "--checkpoint", cid, "--checkpoints", store, "--data", kaggle_zip, "--json").stdout)
     assert rerun["metrics"]["n"] == 7
-    tta = json.loads(cli("evaluate", "--checkpoint", cid, "--checkpoints", store, "--data", kaggle_zip, "--tta", "flip",
-                         "--json").stdout)
+    tta = json.loads(
+        cli("evaluate", "--checkpoint", cid, "--checkpoints", store, "--data", kaggle_zip, "--tta", "flip", "--json").stdout
+    )
     assert "TTA flip" in tta["source"]
-    val = json.loads(cli("evaluate", "--checkpoint", cid, "--checkpoints", store, "--data", kaggle_zip, "--split", "val",
-                         "--json").stdout)
+    val = json.loads(
+        cli("evaluate", "--checkpoint", cid, "--checkpoints", store, "--data", kaggle_zip, "--split", "val", "--json").stdout
+    )
     assert val["split"] == "val"
     ens = json.loads(cli("evaluate", "--ensemble", f"{cid},{students / student.id}", "--checkpoints", store, "--json").stdout)
     a, b = load_predictions(store / cid), load_predictions(students / student.id)

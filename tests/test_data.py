@@ -80,8 +80,17 @@ def test_single_folder_gets_train_val_test(tmp_path):
 
 @pytest.mark.parametrize(
     "name, expected",
-    [("Angry", "angry"), ("anger", "angry"), ("Disgusted", "disgust"), ("Surprised", "surprise"),
-     ("Sadness", "sad"), ("happiness", "happy"), ("3_fear", "fear"), ("contempt", "contempt"), ("banana", None)],
+    [
+        ("Angry", "angry"),
+        ("anger", "angry"),
+        ("Disgusted", "disgust"),
+        ("Surprised", "surprise"),
+        ("Sadness", "sad"),
+        ("happiness", "happy"),
+        ("3_fear", "fear"),
+        ("contempt", "contempt"),
+        ("banana", None),
+    ],
 )
 def test_class_name_normalisation(name, expected):
     assert normalize_class_name(name) == expected
@@ -169,7 +178,7 @@ def test_ferplus_majority_and_soft_labels(kaggle_zip, ferplus_dir):
     assert len(data) == len(plain) - dropped
     assert "dropped" in data.split_method
     # 8 of 10 votes on the FER2013 class: majority equals the original class
-    for name, label in zip(data.names, data.labels.tolist()):
+    for name, label in zip(data.names, data.labels.tolist(), strict=True):
         assert data.classes[label] == FER2013_CLASSES[int(plain.labels[plain.names.index(name)])]
     assert data.soft_labels.shape == (len(data), 8)
     assert torch.allclose(data.soft_labels.sum(1), torch.ones(len(data)))
@@ -193,6 +202,17 @@ def test_class_subset_drops_disgust(kaggle_zip):
     data = load_dataset(kaggle_zip, classes=[c for c in FER2013_CLASSES if c != "disgust"])
     assert "disgust" not in data.classes and len(data.classes) == 6
     assert len(data) == 30 and int(data.labels.max()) == 5
+
+
+def test_keeping_every_class_keeps_the_data_and_its_fingerprint(kaggle_zip, ferplus_dir):
+    """Evaluation reloads data with a checkpoint's classes: the same classes must give the same fingerprint, FER+
+    soft labels included (renormalising them changed float bits, and with them the fingerprint)."""
+    for data in (load_dataset(kaggle_zip), load_dataset(kaggle_zip, labels="ferplus", ferplus_dir=ferplus_dir)):
+        assert data.with_classes(list(data.classes)).fingerprint == data.fingerprint
+        assert (
+            load_dataset(kaggle_zip, labels=data.label_source, ferplus_dir=ferplus_dir, classes=list(data.classes)).fingerprint
+            == data.fingerprint
+        )
 
 
 def test_cache_hit_is_identical_and_changes_with_content(kaggle_zip, tmp_path):

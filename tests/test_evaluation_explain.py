@@ -42,7 +42,7 @@ CLASSES = ("a", "b", "c")
 
 def test_metrics_on_a_known_case():
     labels = np.array([0, 0, 1, 1, 2, 2])
-    probs = np.array([[.8, .1, .1], [.2, .7, .1], [.1, .8, .1], [.1, .6, .3], [.3, .3, .4], [.6, .3, .1]])
+    probs = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.1, 0.6, 0.3], [0.3, 0.3, 0.4], [0.6, 0.3, 0.1]])
     m = compute_metrics(Predictions(probs, labels, tuple("123456"), CLASSES))
     assert m.accuracy == pytest.approx(accuracy_score(labels, probs.argmax(1))) == pytest.approx(4 / 6)
     assert m.confusion_matrix == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
@@ -135,10 +135,12 @@ def test_photo_ensemble_averages_the_largest_group_sharing_a_class_list():
     seven, eight = ["a", "b"], ["a", "b", "contempt"]
 
     def pred(classes, probs):
-        return ModelPrediction(classes[int(np.argmax(probs))], dict(zip(classes, probs)), 1.0)
+        return ModelPrediction(classes[int(np.argmax(probs))], dict(zip(classes, probs, strict=True)), 1.0)
 
     face = Face((0, 0, 48, 48), True, np.zeros((48, 48), np.uint8))
-    fp = FacePrediction(face, {"m1": pred(seven, [1.0, 0.0]), "plus": pred(eight, [0.0, 0.0, 1.0]), "m2": pred(seven, [0.5, 0.5])})
+    fp = FacePrediction(
+        face, {"m1": pred(seven, [1.0, 0.0]), "plus": pred(eight, [0.0, 0.0, 1.0]), "m2": pred(seven, [0.5, 0.5])}
+    )
     probs, members = fp.ensemble()
     assert members == ["m1", "m2"] and probs == pytest.approx({"a": 0.75, "b": 0.25})
     assert FacePrediction(face, {"m1": fp.predictions["m1"], "plus": fp.predictions["plus"]}).ensemble() is None

@@ -83,10 +83,33 @@ def test_reporter_status_follows_the_run(tmp_path):
 
 
 def _job(cfg, epochs: int, batch: BatchProgress | None, state: str = "running") -> JobStatus:
-    history = [EpochStats(epoch=e, epochs=cfg.epochs, train_loss=1.0, train_acc=0.5, val_loss=1.0, val_acc=0.5, lr=1e-3,
-                          images_per_s=100.0, epoch_time_s=60.0, elapsed_s=60.0 * e) for e in range(1, epochs + 1)]
-    return JobStatus(id="j", dir=Path("j"), state=state, config=cfg, message="", checkpoint=None, epochs=history, batch=batch,
-                     started_at="", pid=None)
+    history = [
+        EpochStats(
+            epoch=e,
+            epochs=cfg.epochs,
+            train_loss=1.0,
+            train_acc=0.5,
+            val_loss=1.0,
+            val_acc=0.5,
+            lr=1e-3,
+            images_per_s=100.0,
+            epoch_time_s=60.0,
+            elapsed_s=60.0 * e,
+        )
+        for e in range(1, epochs + 1)
+    ]
+    return JobStatus(
+        id="j",
+        dir=Path("j"),
+        state=state,
+        config=cfg,
+        message="",
+        checkpoint=None,
+        epochs=history,
+        batch=batch,
+        started_at="",
+        pid=None,
+    )
 
 
 def test_progress_and_eta_follow_the_runs_real_bound():

@@ -14,9 +14,29 @@ SPECS = list_models()
 
 def test_registry_holds_the_zoo_the_issue_lists():
     names = {s.name for s in SPECS}
-    required = {"cnn_4conv_4fc", "keras_cnn", "keras_cnn_avgpool", "keras_cnn_wide", "keras_cnn_5x5", "keras_cnn_4block",
-                "keras_cnn_valid", "residual_cnn", "xception_fer", "vgg_fer", "alexnet", "vgg16_bn", "vgg19_bn", "resnet18",
-                "resnet34", "resnet50", "mobilenet_v2", "shufflenet_v2", "efficientnet_b0", "densenet121", "inception_v3"}
+    required = {
+        "cnn_4conv_4fc",
+        "keras_cnn",
+        "keras_cnn_avgpool",
+        "keras_cnn_wide",
+        "keras_cnn_5x5",
+        "keras_cnn_4block",
+        "keras_cnn_valid",
+        "residual_cnn",
+        "xception_fer",
+        "vgg_fer",
+        "alexnet",
+        "vgg16_bn",
+        "vgg19_bn",
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "mobilenet_v2",
+        "shufflenet_v2",
+        "efficientnet_b0",
+        "densenet121",
+        "inception_v3",
+    }
     assert required <= names
     with pytest.raises(KeyError, match="unknown model"):
         get_spec("not_a_model")

@@ -71,9 +71,20 @@ def test_old_meta_json_still_loads(tiny_checkpoints, tmp_path):
     store = tmp_path / "store"
     info = _copy_store(tiny_checkpoints, store)[0]
     raw = json.loads((info.path / "meta.json").read_text())
-    raw |= {"stopped_early": True, "stop_reason": "time_budget", "future_key": {"x": 1},
-            "efficiency": {"latency_ms_b1": 2.0, "macs": 5, "measured_at": "t", "measured_on": "m", "processor": "p",
-                           "threads": 2, "throughput_b256": 300.0}}
+    raw |= {
+        "stopped_early": True,
+        "stop_reason": "time_budget",
+        "future_key": {"x": 1},
+        "efficiency": {
+            "latency_ms_b1": 2.0,
+            "macs": 5,
+            "measured_at": "t",
+            "measured_on": "m",
+            "processor": "p",
+            "threads": 2,
+            "throughput_b256": 300.0,
+        },
+    }
     raw["config"]["compile"] = False
     del raw["config"]["teachers"], raw["config"]["teacher_weight"]
     (info.path / "meta.json").write_text(json.dumps(raw))
@@ -143,9 +154,17 @@ def baseline_losses(kaggle_zip, skewed_data) -> list[float]:
 
 @pytest.mark.parametrize(
     "option",
-    [dict(optimizer="sgd"), dict(optimizer="adamw", weight_decay=0.5), dict(optimizer="rmsprop"), dict(mixup_alpha=0.4),
-     dict(balance="weighted"), dict(balance="oversample"), dict(label_smoothing=0.2), dict(grad_clip=1e-3),
-     dict(augment="strong")],
+    [
+        dict(optimizer="sgd"),
+        dict(optimizer="adamw", weight_decay=0.5),
+        dict(optimizer="rmsprop"),
+        dict(mixup_alpha=0.4),
+        dict(balance="weighted"),
+        dict(balance="oversample"),
+        dict(label_smoothing=0.2),
+        dict(grad_clip=1e-3),
+        dict(augment="strong"),
+    ],
     ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()),
 )
 def test_each_training_option_changes_training(kaggle_zip, skewed_data, baseline_losses, option):
@@ -154,14 +173,18 @@ def test_each_training_option_changes_training(kaggle_zip, skewed_data, baseline
     assert all(np.isfinite(losses)) and losses != pytest.approx(baseline_losses, rel=1e-6, abs=1e-9)
 
 
-@pytest.mark.parametrize("scheduler, expected", [
-    ("step", [1e-3, 1e-3, 1e-4, 1e-4]),  # step_size 2, gamma 0.1: the lr of each epoch
-    ("exponential", [1e-3, 5e-4, 2.5e-4, 1.25e-4]),
-    ("none", [1e-3] * 4),
-])
+@pytest.mark.parametrize(
+    "scheduler, expected",
+    [
+        ("step", [1e-3, 1e-3, 1e-4, 1e-4]),  # step_size 2, gamma 0.1: the lr of each epoch
+        ("exponential", [1e-3, 5e-4, 2.5e-4, 1.25e-4]),
+        ("none", [1e-3] * 4),
+    ],
+)
 def test_schedulers_set_the_learning_rate_of_each_epoch(kaggle_zip, scheduler, expected):
-    result = _run(kaggle_zip, epochs=4, scheduler=scheduler, step_size=2, gamma=0.5 if scheduler == "exponential" else 0.1,
-                  warmup_epochs=0)
+    result = _run(
+        kaggle_zip, epochs=4, scheduler=scheduler, step_size=2, gamma=0.5 if scheduler == "exponential" else 0.1, warmup_epochs=0
+    )
     assert [e.lr for e in result.history] == pytest.approx(expected)
 
 
@@ -205,6 +228,7 @@ def test_last_batch_of_one_face_is_dropped(kaggle_zip):
 @pytest.mark.parametrize("batch_size", [4, 8])
 def test_augmenting_several_batches_per_call_keeps_faces_and_labels_aligned(kaggle_zip, monkeypatch, batch_size):
     """The GPU path augments chunks of batches; without augmentation it must train exactly like one batch per call."""
+
     def run(chunk_images: int) -> list[dict]:
         monkeypatch.setitem(loop.AUGMENT_CHUNK_IMAGES, "cpu", chunk_images)
         torch.manual_seed(0)
@@ -263,8 +287,9 @@ def test_resume_continues_from_last_epoch(kaggle_zip, tmp_path):
     with pytest.raises(TrainingCancelled):
         fit(spec.build(7), spec, data, cfg, torch.device("cpu"), stop_after_first, state)
     assert state.is_file()
-    result = fit(spec.build(7), spec, data, cfg, torch.device("cpu"), Callbacks(on_epoch=lambda s: epochs_seen.append(s.epoch)),
-                 state)
+    result = fit(
+        spec.build(7), spec, data, cfg, torch.device("cpu"), Callbacks(on_epoch=lambda s: epochs_seen.append(s.epoch)), state
+    )
     assert epochs_seen == [1, 2, 3] and [e.epoch for e in result.history] == [1, 2, 3]
 
 
@@ -439,20 +464,37 @@ def test_fit_trains_towards_the_given_targets(kaggle_zip):
     torch.manual_seed(0)
     model = spec.build(len(data.classes))
     cfg = make_config("keras_cnn", "quick", epochs=6, batch_size=8, lr=3e-3, augment="none", device="cpu")
-    fit(model, spec, data, cfg, torch.device("cpu"),
-        targets=torch.nn.functional.one_hot(torch.full((n,), happy), len(data.classes)).float())
+    fit(
+        model,
+        spec,
+        data,
+        cfg,
+        torch.device("cpu"),
+        targets=torch.nn.functional.one_hot(torch.full((n,), happy), len(data.classes)).float(),
+    )
     preds = predict_logits(model, data.take("val")[0], spec.input, torch.device("cpu")).argmax(1)
     assert (preds == happy).float().mean() >= 0.9
 
 
 def test_distillation_run_records_its_teachers(tiny_checkpoints, kaggle_zip, tmp_path):
     teacher = _teacher(tiny_checkpoints)
-    cfg = make_config("xception_fer", "quick", data=str(kaggle_zip), epochs=1, batch_size=8, device="cpu",
-                      teachers=(str(teacher.path),), teacher_weight=0.7)
+    cfg = make_config(
+        "xception_fer",
+        "quick",
+        data=str(kaggle_zip),
+        epochs=1,
+        batch_size=8,
+        device="cpu",
+        teachers=(str(teacher.path),),
+        teacher_weight=0.7,
+    )
     meta = read_meta(train_and_save(cfg, root=tmp_path, measure_efficiency=False))
     assert meta.config.teachers == (str(teacher.path),) and meta.config.teacher_weight == 0.7
-    assert meta.teachers == (CheckpointRef(id=teacher.id, model="keras_cnn", data_fingerprint=meta.data.fingerprint,
-                                           test_accuracy=teacher.meta.accuracy),)
+    assert meta.teachers == (
+        CheckpointRef(
+            id=teacher.id, model="keras_cnn", data_fingerprint=meta.data.fingerprint, test_accuracy=teacher.meta.accuracy
+        ),
+    )
 
 
 def test_teachers_must_share_classes_and_data(tiny_checkpoints, kaggle_zip):
@@ -470,17 +512,25 @@ def test_teachers_must_share_classes_and_data(tiny_checkpoints, kaggle_zip):
 
 def test_init_from_starts_at_the_checkpoint_weights(tiny_checkpoints, kaggle_zip, tmp_path):
     start = _teacher(tiny_checkpoints)
-    cfg = make_config("keras_cnn", "quick", data=str(kaggle_zip), epochs=1, batch_size=8, lr=1e-12, device="cpu",
-                      init_from=str(start.path))
+    cfg = make_config(
+        "keras_cnn", "quick", data=str(kaggle_zip), epochs=1, batch_size=8, lr=1e-12, device="cpu", init_from=str(start.path)
+    )
     path = train_and_save(cfg, root=tmp_path, measure_efficiency=False)
-    assert read_meta(path).init_from == CheckpointRef(id=start.id, model="keras_cnn", data_fingerprint=start.meta.data.fingerprint,
-                                                      test_accuracy=start.meta.accuracy)
+    assert read_meta(path).init_from == CheckpointRef(
+        id=start.id, model="keras_cnn", data_fingerprint=start.meta.data.fingerprint, test_accuracy=start.meta.accuracy
+    )
     before = load_checkpoint(start.path).model.state_dict()
     after = load_checkpoint(path).model.state_dict()
     convs = [k for k in before if k.endswith("weight") and before[k].ndim == 4]
     assert convs and all(torch.allclose(before[k], after[k], atol=1e-3) for k in convs)
-    other = make_config("keras_cnn", "quick", data=str(kaggle_zip), epochs=1, device="cpu",
-                        init_from=str(_teacher(tiny_checkpoints, "xception_fer").path))
+    other = make_config(
+        "keras_cnn",
+        "quick",
+        data=str(kaggle_zip),
+        epochs=1,
+        device="cpu",
+        init_from=str(_teacher(tiny_checkpoints, "xception_fer").path),
+    )
     with pytest.raises(ValueError, match="cannot start a keras_cnn"):
         train_and_save(other, root=tmp_path, measure_efficiency=False)
 
@@ -498,8 +548,9 @@ def test_cancel_while_teachers_predict_writes_nothing(tiny_checkpoints, kaggle_z
     monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))  # no cached teacher predictions: they must run
     stages = []
     cb = Callbacks(should_stop=lambda: True, on_stage=stages.append)
-    cfg = make_config("keras_cnn", "quick", data=str(kaggle_zip), epochs=1, device="cpu",
-                      teachers=(str(_teacher(tiny_checkpoints).path),))
+    cfg = make_config(
+        "keras_cnn", "quick", data=str(kaggle_zip), epochs=1, device="cpu", teachers=(str(_teacher(tiny_checkpoints).path),)
+    )
     with pytest.raises(TrainingCancelled, match="teacher"):
         train_and_save(cfg, root=tmp_path / "store", callbacks=cb, measure_efficiency=False)
     assert stages == ["1 teacher(s) predicting the training faces"] and not (tmp_path / "store").exists()

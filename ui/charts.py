@@ -22,8 +22,11 @@ def probability_grid(per_model: dict[str, dict[str, float]]) -> alt.Chart:
     One chart per face instead of one per model: a warm rerun of Predict redraws a single Vega spec.
     Models with other class lists (FER+ adds contempt) simply leave those cells empty.
     """
-    rows = [{"model": model, "emotion": emotion, "probability": p, "top": emotion == max(probs, key=probs.get)}
-            for model, probs in per_model.items() for emotion, p in probs.items()]
+    rows = [
+        {"model": model, "emotion": emotion, "probability": p, "top": emotion == max(probs, key=probs.get)}
+        for model, probs in per_model.items()
+        for emotion, p in probs.items()
+    ]
     classes = list(dict.fromkeys(e for probs in per_model.values() for e in probs))
     base = alt.Chart(pd.DataFrame(rows)).encode(
         x=alt.X("emotion:N", sort=classes, title=None, axis=alt.Axis(orient="top", labelAngle=0)),
@@ -46,8 +49,10 @@ def confusion_heatmap(matrix: list[list[float]], classes: list[str], normalized:
     df = pd.DataFrame(rows)
     fmt = ".0%" if normalized else "d"
     base = alt.Chart(df).encode(x=alt.X("predicted:N", sort=classes), y=alt.Y("true:N", sort=classes))
-    heat = base.mark_rect().encode(color=alt.Color("value:Q", scale=alt.Scale(scheme="blues"), legend=None),
-                                   tooltip=["true", "predicted", alt.Tooltip("value:Q", format=fmt)])
+    heat = base.mark_rect().encode(
+        color=alt.Color("value:Q", scale=alt.Scale(scheme="blues"), legend=None),
+        tooltip=["true", "predicted", alt.Tooltip("value:Q", format=fmt)],
+    )
     peak = df["value"].max() or 1
     text = base.mark_text(fontSize=11).encode(
         text=alt.Text("value:Q", format=fmt),
@@ -76,8 +81,9 @@ def per_class_bars(per_class: dict[str, dict[str, float]]) -> alt.Chart:
 def per_class_heatmap(per_class: dict[str, dict[str, float]]) -> alt.Chart:
     rows = [{"model": m, "class": c, "accuracy": a} for m, d in per_class.items() for c, a in d.items()]
     base = alt.Chart(pd.DataFrame(rows)).encode(x=alt.X("class:N", sort=None), y=alt.Y("model:N", title=None))
-    return (base.mark_rect().encode(color=alt.Color("accuracy:Q", scale=alt.Scale(scheme="viridis", domain=[0, 1])))
-            + base.mark_text(fontSize=11, color="white").encode(text=alt.Text("accuracy:Q", format=".0%")))
+    return base.mark_rect().encode(
+        color=alt.Color("accuracy:Q", scale=alt.Scale(scheme="viridis", domain=[0, 1]))
+    ) + base.mark_text(fontSize=11, color="white").encode(text=alt.Text("accuracy:Q", format=".0%"))
 
 
 def roc_chart(roc: dict[str, RocCurve]) -> alt.Chart:
@@ -85,9 +91,16 @@ def roc_chart(roc: dict[str, RocCurve]) -> alt.Chart:
     for cls, curve in roc.items():
         label = f"{cls} (AUC {curve.auc:.3f})"
         rows += [{"class": label, "fpr": f, "tpr": t} for f, t in zip(curve.fpr, curve.tpr, strict=True)]
-    lines = alt.Chart(pd.DataFrame(rows)).mark_line().encode(
-        x=alt.X("fpr:Q", title="false positive rate"), y=alt.Y("tpr:Q", title="true positive rate"), color="class:N")
-    diagonal = alt.Chart(pd.DataFrame({"fpr": [0, 1], "tpr": [0, 1]})).mark_line(strokeDash=[4, 4], color="grey").encode(x="fpr", y="tpr")
+    lines = (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_line()
+        .encode(x=alt.X("fpr:Q", title="false positive rate"), y=alt.Y("tpr:Q", title="true positive rate"), color="class:N")
+    )
+    diagonal = (
+        alt.Chart(pd.DataFrame({"fpr": [0, 1], "tpr": [0, 1]}))
+        .mark_line(strokeDash=[4, 4], color="grey")
+        .encode(x="fpr", y="tpr")
+    )
     return (lines + diagonal).properties(height=300)
 
 
@@ -103,19 +116,33 @@ def training_curves(histories: dict[str, Sequence[EpochStats]], metric: str) -> 
     return (
         alt.Chart(pd.DataFrame(rows))
         .mark_line(point=True)
-        .encode(x="epoch:Q", y=alt.Y("value:Q", title=metric), color="run:N", strokeDash="split:N",
-                tooltip=["run", "epoch", "split", alt.Tooltip("value:Q", format=".4f")])
+        .encode(
+            x="epoch:Q",
+            y=alt.Y("value:Q", title=metric),
+            color="run:N",
+            strokeDash="split:N",
+            tooltip=["run", "epoch", "split", alt.Tooltip("value:Q", format=".4f")],
+        )
         .properties(height=260)
     )
 
 
 def reliability_chart(bins: list[ReliabilityBin]) -> alt.Chart:
     df = pd.DataFrame([asdict(b) for b in bins])
-    bars = alt.Chart(df).mark_bar(opacity=0.7).encode(
-        x=alt.X("confidence:Q", scale=alt.Scale(domain=[0, 1])), y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1])),
-        tooltip=["confidence", "accuracy", "count"])
-    ideal = alt.Chart(pd.DataFrame({"confidence": [0, 1], "accuracy": [0, 1]})).mark_line(strokeDash=[4, 4], color="grey").encode(
-        x="confidence", y="accuracy")
+    bars = (
+        alt.Chart(df)
+        .mark_bar(opacity=0.7)
+        .encode(
+            x=alt.X("confidence:Q", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1])),
+            tooltip=["confidence", "accuracy", "count"],
+        )
+    )
+    ideal = (
+        alt.Chart(pd.DataFrame({"confidence": [0, 1], "accuracy": [0, 1]}))
+        .mark_line(strokeDash=[4, 4], color="grey")
+        .encode(x="confidence", y="accuracy")
+    )
     return (bars + ideal).properties(height=260)
 
 
@@ -123,7 +150,7 @@ def draw_faces(rgb: np.ndarray, boxes: list[tuple[int, int, int, int]], detected
     """The photo with numbered face boxes (green: detected, orange: fallback crop)."""
     out = rgb.copy()
     thickness = max(2, int(round(max(out.shape[:2]) / 400)))
-    for n, ((x, y, w, h), ok) in enumerate(zip(boxes, detected), 1):
+    for n, ((x, y, w, h), ok) in enumerate(zip(boxes, detected, strict=True), 1):
         color = (40, 200, 60) if ok else (255, 150, 0)
         cv2.rectangle(out, (x, y), (x + w, y + h), color, thickness)
         scale = max(0.6, w / 150)
@@ -144,12 +171,17 @@ def data_url(face: np.ndarray) -> str:
 
 
 def embedding_scatter(xy: np.ndarray, labels: list[str], predicted: list[str], faces: np.ndarray) -> alt.Chart:
-    df = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "true": labels, "predicted": predicted,
-                       "image": [data_url(f) for f in faces]})
+    df = pd.DataFrame(
+        {"x": xy[:, 0], "y": xy[:, 1], "true": labels, "predicted": predicted, "image": [data_url(f) for f in faces]}
+    )
     return (
         alt.Chart(df)
         .mark_circle(size=40, opacity=0.75)
-        .encode(x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None), color=alt.Color("true:N", title="true class"),
-                tooltip=["image", "true", "predicted"])
+        .encode(
+            x=alt.X("x:Q", axis=None),
+            y=alt.Y("y:Q", axis=None),
+            color=alt.Color("true:N", title="true class"),
+            tooltip=["image", "true", "predicted"],
+        )
         .properties(height=480)
     )

@@ -147,8 +147,9 @@ def dataset_for(meta: CheckpointMeta) -> FerData | None:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _mistakes(checkpoint_id: str, true_class: str | None, predicted_class: str | None, limit: int,
-              signature: tuple) -> tuple[int, list[Mistake]] | None:
+def _mistakes(
+    checkpoint_id: str, true_class: str | None, predicted_class: str | None, limit: int, signature: tuple
+) -> tuple[int, list[Mistake]] | None:
     from fer_core.evaluation import misclassified_faces
 
     meta = metas()[checkpoint_id]
@@ -158,8 +159,9 @@ def _mistakes(checkpoint_id: str, true_class: str | None, predicted_class: str |
     return misclassified_faces(_predictions(checkpoint_id, signature), data, true_class, predicted_class, limit)
 
 
-def mistakes(checkpoint_id: str, true_class: str | None, predicted_class: str | None,
-             limit: int) -> tuple[int, list[Mistake]] | None:
+def mistakes(
+    checkpoint_id: str, true_class: str | None, predicted_class: str | None, limit: int
+) -> tuple[int, list[Mistake]] | None:
     """How many test faces the model gets wrong, and the first `limit` with pixels; None without the dataset."""
     return _mistakes(checkpoint_id, true_class, predicted_class, limit, _signature_of(checkpoint_id))
 

@@ -42,47 +42,89 @@ def render() -> None:
         names = [s.name for s in list_models()]
         model = st.selectbox("Architecture", names, index=names.index("keras_cnn"), key="train_model")
         can_pretrain = get_spec(model).supports_pretrained
-        pretrained = st.checkbox("ImageNet weights", key="train_pretrained", disabled=not can_pretrain,
-                                 help="torchvision families only; needs the weights downloaded once, or a local file via the CLI")
+        pretrained = st.checkbox(
+            "ImageNet weights",
+            key="train_pretrained",
+            disabled=not can_pretrain,
+            help="torchvision families only; needs the weights downloaded once, or a local file via the CLI",
+        )
         pretrained = pretrained and can_pretrain
         presets = list(PRESETS)
-        preset = st.selectbox("Preset", presets, index=presets.index(preset_for(model, pretrained)),
-                              key=f"train_preset-{model}-{pretrained}", help="the family's recipe is preselected")
+        preset = st.selectbox(
+            "Preset",
+            presets,
+            index=presets.index(preset_for(model, pretrained)),
+            key=f"train_preset-{model}-{pretrained}",
+            help="the family's recipe is preselected",
+        )
         recipe = PRESETS[preset]
-        labels = st.selectbox("Labels", LABEL_SOURCES, key="train_labels",
-                              help="FER+ needs fer2013new.csv next to the data; the checkpoints offered below follow it")
+        labels = st.selectbox(
+            "Labels",
+            LABEL_SOURCES,
+            key="train_labels",
+            help="FER+ needs fer2013new.csv next to the data; the checkpoints offered below follow it",
+        )
         with st.form("train_form", border=False):
-            data_path = st.text_input("Dataset", value=state.default_dataset_path(),
-                                      help="FER2013 as the Kaggle zip or folder, fer2013.csv, or any ImageFolder root")
+            data_path = st.text_input(
+                "Dataset",
+                value=state.default_dataset_path(),
+                help="FER2013 as the Kaggle zip or folder, fer2013.csv, or any ImageFolder root",
+            )
             c1, c2 = st.columns(2)
             epochs = c1.number_input("Epochs", 1, 1000, recipe["epochs"], key=f"train_epochs-{preset}")
             batch = c2.number_input("Batch size", 8, 1024, recipe["batch_size"], step=8, key=f"train_batch-{preset}")
             lr = c1.number_input("Learning rate", 1e-6, 1.0, float(recipe["lr"]), format="%.5f", key=f"train_lr-{preset}")
-            optimizer = c2.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(recipe["optimizer"]), key=f"train_opt-{preset}")
-            augment = c1.selectbox("Augmentation", AUGMENT_PRESETS, index=AUGMENT_PRESETS.index(recipe["augment"]),
-                                   key=f"train_aug-{preset}")
+            optimizer = c2.selectbox(
+                "Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(recipe["optimizer"]), key=f"train_opt-{preset}"
+            )
+            augment = c1.selectbox(
+                "Augmentation", AUGMENT_PRESETS, index=AUGMENT_PRESETS.index(recipe["augment"]), key=f"train_aug-{preset}"
+            )
             balance = c2.selectbox("Balancing", BALANCING)
-            device = c1.selectbox("Device", info["choices"], key="train_device",
-                                  help="auto: the first CUDA GPU, else Apple MPS, else the CPU")
+            device = c1.selectbox(
+                "Device", info["choices"], key="train_device", help="auto: the first CUDA GPU, else Apple MPS, else the CPU"
+            )
             with st.expander("Start from a checkpoint, distil"):
                 fresh = "fresh weights"
                 # Only checkpoints of this label source can share the run's classes and data fingerprint.
                 usable = {cid: meta for cid, meta in state.metas().items() if meta.data.label_source == labels}
                 own = [cid for cid, meta in usable.items() if meta.model == model]
-                init_from = st.selectbox("Start from", [fresh, *own], key=f"train_init-{model}-{labels}",
-                                         help="continue from a trained checkpoint of this architecture (fine-tuning)")
-                teachers = st.multiselect("Teachers", list(usable), key=f"train_teachers-{labels}",
-                                          format_func=lambda cid: _with_accuracy(cid, usable[cid]),
-                                          help="knowledge distillation: each face is trained towards the teachers' mean "
-                                               "prediction mixed with its label (same classes and data as this run)")
+                init_from = st.selectbox(
+                    "Start from",
+                    [fresh, *own],
+                    key=f"train_init-{model}-{labels}",
+                    help="continue from a trained checkpoint of this architecture (fine-tuning)",
+                )
+                teachers = st.multiselect(
+                    "Teachers",
+                    list(usable),
+                    key=f"train_teachers-{labels}",
+                    format_func=lambda cid: _with_accuracy(cid, usable[cid]),
+                    help="knowledge distillation: each face is trained towards the teachers' mean "
+                    "prediction mixed with its label (same classes and data as this run)",
+                )
                 teacher_weight = st.slider("Teachers' share of each target", 0.1, 1.0, 0.5, 0.05, key="train_teacher_weight")
             submitted = st.form_submit_button("Start", type="primary", width="stretch")
         if submitted:
-            _start(data_path, model, preset, dict(
-                epochs=int(epochs), batch_size=int(batch), lr=float(lr), optimizer=optimizer, augment=augment,
-                balance=balance, labels=labels, device=device, pretrained=pretrained or None,
-                init_from=None if init_from == fresh else init_from, teachers=tuple(teachers) or None,
-                teacher_weight=float(teacher_weight)))
+            _start(
+                data_path,
+                model,
+                preset,
+                dict(
+                    epochs=int(epochs),
+                    batch_size=int(batch),
+                    lr=float(lr),
+                    optimizer=optimizer,
+                    augment=augment,
+                    balance=balance,
+                    labels=labels,
+                    device=device,
+                    pretrained=pretrained or None,
+                    init_from=None if init_from == fresh else init_from,
+                    teachers=tuple(teachers) or None,
+                    teacher_weight=float(teacher_weight),
+                ),
+            )
         _progress()
 
 
@@ -136,7 +178,7 @@ def _progress() -> None:
     else:
         st.error(f"{model} failed: {job.message}")
     # Live curves while it runs, and the curves of a run that left no checkpoint (where did it go wrong?);
-    # a finished run's curves are on Evaluate, and two charts here cost every page load ~1 s of browser time.
+    # a finished run's curves are on Evaluate, and two charts here slow every page load (bench/RESULTS.md, "The app").
     if job.epochs and job.state != "succeeded":
         st.altair_chart(charts.training_curves({model: job.epochs}, "loss").properties(height=130), width="stretch")
         st.altair_chart(charts.training_curves({model: job.epochs}, "acc").properties(height=130), width="stretch")

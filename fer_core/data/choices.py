@@ -21,8 +21,13 @@ def find_default_dataset() -> Path | None:
     """Where FER2013 usually is: $FER_DATA, the ../shared/data layout beside the repo, or ./data."""
     repo = Path(__file__).resolve().parents[2]
     candidates = [os.environ.get("FER_DATA")] + [
-        str(p) for p in (repo.parent / "shared" / "data" / "fer2013" / "fer2013.zip", repo / "data" / "fer2013.zip",
-                         repo / "data" / "fer2013.csv", repo / "data" / "fer2013")
+        str(p)
+        for p in (
+            repo.parent / "shared" / "data" / "fer2013" / "fer2013.zip",
+            repo / "data" / "fer2013.zip",
+            repo / "data" / "fer2013.csv",
+            repo / "data" / "fer2013",
+        )
     ]
     for c in candidates:
         if c and Path(c).expanduser().exists():

@@ -74,7 +74,7 @@ class FerData:
             cols = [self.classes.index(c) for c in kept]
             soft = self.soft_labels[mask][:, cols]
             soft = soft / soft.sum(dim=1, keepdim=True).clamp_min(1e-8)
-        names = tuple(n for n, m in zip(self.names, mask.tolist()) if m)
+        names = tuple(n for n, m in zip(self.names, mask.tolist(), strict=True) if m)
         return replace(
             self,
             images=self.images[mask],

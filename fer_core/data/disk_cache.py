@@ -39,7 +39,14 @@ def source_key(path: Path) -> str:
 
 
 def dataset_cache_key(path: Path, labels: str, ferplus_dir: Path | None, val_fraction: float, seed: int) -> str:
-    parts = [CACHE_VERSION, path.suffix.lower() if path.is_file() else "dir", source_key(path), labels, str(val_fraction), str(seed)]
+    parts = [
+        CACHE_VERSION,
+        path.suffix.lower() if path.is_file() else "dir",
+        source_key(path),
+        labels,
+        str(val_fraction),
+        str(seed),
+    ]
     if labels == "ferplus" and ferplus_dir is not None:
         parts += [file_digest(p) for p in (ferplus_dir / VOTES_FILE, ferplus_dir / MAPPING_FILE) if p.is_file()]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]

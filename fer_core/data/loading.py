@@ -32,7 +32,7 @@ def _read_raw(path: Path) -> RawFaces:
 
 def _assign_splits(raw: RawFaces, labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, str]:
     """Official FER2013 usage when every face carries it; else split folders; else stratified, seeded."""
-    from sklearn.model_selection import train_test_split  # 2 s to import: only for datasets that need it
+    from sklearn.model_selection import train_test_split  # slow to import: only for datasets that need it
 
     n = len(raw.names)
     if all(u is not None for u in raw.usage):
@@ -199,5 +199,3 @@ def load_dataset(
     if classes:
         data = data.with_classes(list(classes))
     return data
-
-

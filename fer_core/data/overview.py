@@ -41,8 +41,9 @@ def sample_faces(data: FerData, per_class: int = 8, seed: int = 0) -> dict[str, 
     return out
 
 
-def dataset_overview(path: str | Path, labels: str = "fer2013", per_class: int = 8, seed: int = 0,
-                     cache_dir: Path | None = None) -> DatasetOverview:
+def dataset_overview(
+    path: str | Path, labels: str = "fer2013", per_class: int = 8, seed: int = 0, cache_dir: Path | None = None
+) -> DatasetOverview:
     """The overview from its cache file, or computed from the dataset (and cached) when there is none."""
     path = Path(path).expanduser()
     if not path.exists():

@@ -56,7 +56,7 @@ def decode_face(data: bytes, name: str) -> tuple[np.ndarray, bool]:
     if img is None:
         raise DataError(f"{name}: not a readable image")
     if img.dtype != np.uint8:  # 16-bit PNG and friends
-        img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+        img = cv2.normalize(img, np.empty_like(img), 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
     if img.shape != (IMAGE_SIZE, IMAGE_SIZE):
         img = cv2.resize(img, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
         return img, True
@@ -113,8 +113,10 @@ def _check_splits_share_classes(items: list[tuple[str, str, str | None]], where:
     for split, classes in sorted(by_split.items()):
         if classes != every:
             missing = ", ".join(sorted(every - classes))
-            raise DataError(f"{where}: the {split} split has no folder (or no images) for {missing}, which other "
-                            "splits have; every split needs the same class folders")
+            raise DataError(
+                f"{where}: the {split} split has no folder (or no images) for {missing}, which other "
+                "splits have; every split needs the same class folders"
+            )
 
 
 def _check_no_empty_class_dirs(root: Path) -> None:
@@ -200,5 +202,5 @@ def read_fer2013_csv(path: Path) -> RawFaces:
         names=[f"row:{r}" for r in rows],
         folder_split=[None] * len(rows),
         usage=usage,
-        row_index=rows,
+        row_index=list[int | None](rows),
     )

@@ -69,8 +69,7 @@ def summarize(data: FerData, max_examples: int = 5) -> DatasetSummary:
     split = data.split.numpy()
     labels = data.labels.numpy()
     counts = {
-        s: {c: int(((split == si) & (labels == ci)).sum()) for ci, c in enumerate(data.classes)}
-        for si, s in enumerate(SPLITS)
+        s: {c: int(((split == si) & (labels == ci)).sum()) for ci, c in enumerate(data.classes)} for si, s in enumerate(SPLITS)
     }
     groups = find_duplicate_groups(data)
     train = SPLITS.index("train")

@@ -12,4 +12,13 @@ from .registry import (
     spec_parameters,
 )
 
-__all__ = ["ModelSpec", "PretrainedUnavailable", "build_model", "count_parameters", "get_spec", "list_models", "register", "spec_parameters"]
+__all__ = [
+    "ModelSpec",
+    "PretrainedUnavailable",
+    "build_model",
+    "count_parameters",
+    "get_spec",
+    "list_models",
+    "register",
+    "spec_parameters",
+]

@@ -14,10 +14,29 @@ from .registry import ModelSpec, register
 _NATIVE = InputSpec(size=48, channels=1)
 
 
-def _custom(name: str, builder: str, gradcam_layer: str, reference: str, description: str, preset: str = "custom",
-            input: InputSpec = _NATIVE, **options: Any) -> None:
-    register(ModelSpec(name=name, family="custom", builder=f"custom:{builder}", input=input, gradcam_layer=gradcam_layer,
-                       reference=reference, description=description, preset=preset, options=tuple(options.items())))
+def _custom(
+    name: str,
+    builder: str,
+    gradcam_layer: str,
+    reference: str,
+    description: str,
+    preset: str = "custom",
+    input: InputSpec = _NATIVE,
+    **options: Any,
+) -> None:
+    register(
+        ModelSpec(
+            name=name,
+            family="custom",
+            builder=f"custom:{builder}",
+            input=input,
+            gradcam_layer=gradcam_layer,
+            reference=reference,
+            description=description,
+            preset=preset,
+            options=tuple(options.items()),
+        )
+    )
 
 
 def _keras(name: str, description: str, gradcam_layer: str = "features.2.1", **options: Any) -> None:
@@ -25,56 +44,149 @@ def _keras(name: str, description: str, gradcam_layer: str = "features.2.1", **o
 
 
 # CNNs designed for 48x48 FER2013 faces in the literature (custom.py)
-_custom("cnn_4conv_4fc", "FourConvFourFC", gradcam_layer="features.9",
-        reference="4 conv + 4 FC CNN with batch norm and dropout 0.2 (common FER2013 baseline)",
-        description="Four conv blocks and four dense layers; the classic small FER baseline.")
+_custom(
+    "cnn_4conv_4fc",
+    "FourConvFourFC",
+    gradcam_layer="features.9",
+    reference="4 conv + 4 FC CNN with batch norm and dropout 0.2 (common FER2013 baseline)",
+    description="Four conv blocks and four dense layers; the classic small FER baseline.",
+)
 _keras("keras_cnn", "3 blocks 32-32/64-64/128-128, BN, max-pool, dropout 0.25, dense 256, dropout 0.5.")
 _keras("keras_cnn_avgpool", "Variant: average pooling in blocks 2-3.", avg_pool_from_block=1)
 _keras("keras_cnn_wide", "Variant: doubled filters (64/128/256).", widths=(64, 128, 256))
 _keras("keras_cnn_5x5", "Variant: 5x5 kernels.", kernel=5)
 _keras("keras_cnn_4block", "Variant: a fourth block of 256 filters.", gradcam_layer="features.3.1", widths=(32, 64, 128, 256))
 _keras("keras_cnn_valid", "Variant: 'valid' padding in the second conv of each block (half the convs).", valid_second_conv=True)
-_custom("residual_cnn", "ResidualCNN", gradcam_layer="features.8", reference="ResNet-9-style FER CNN (~6.5M parameters)",
-        description="conv 64, 128 / residual 128, 128 / 256 / 512 / residual 512, 512 with max-pools.")
-_custom("xception_fer", "XceptionFER", gradcam_layer="features.5",
-        reference="mini-Xception (Arriaga, Ploger & Valdenegro 2017), widened",
-        description="Depthwise-separable residual blocks 32 -> 512 and global average pooling.")
-_custom("vgg_fer", "VggFER", gradcam_layer="features.3.1", reference="Khaireddin & Chen 2021, VGGNet for FER2013 (73.28%)",
-        description="Four VGG stages 64 -> 512 with BN; trains on random 40x40 crops, predicts on the centre crop.",
-        preset="vgg_fer", input=InputSpec(size=40, channels=1, fit="crop"))
+_custom(
+    "residual_cnn",
+    "ResidualCNN",
+    gradcam_layer="features.8",
+    reference="ResNet-9-style FER CNN (~6.5M parameters)",
+    description="conv 64, 128 / residual 128, 128 / 256 / 512 / residual 512, 512 with max-pools.",
+)
+_custom(
+    "xception_fer",
+    "XceptionFER",
+    gradcam_layer="features.5",
+    reference="mini-Xception (Arriaga, Ploger & Valdenegro 2017), widened",
+    description="Depthwise-separable residual blocks 32 -> 512 and global average pooling.",
+)
+_custom(
+    "vgg_fer",
+    "VggFER",
+    gradcam_layer="features.3.1",
+    reference="Khaireddin & Chen 2021, VGGNet for FER2013 (73.28%)",
+    description="Four VGG stages 64 -> 512 with BN; trains on random 40x40 crops, predicts on the centre crop.",
+    preset="vgg_fer",
+    input=InputSpec(size=40, channels=1, fit="crop"),
+)
 
 
-def _tv(name: str, family: str, builder: str, gradcam_layer: str, reference: str, description: str, head: str,
-        size: int = 48, **options: Any) -> None:
-    register(ModelSpec(name=name, family=family, builder=f"torchvision_zoo:{builder}",
-                       input=_NATIVE if size == 48 else InputSpec(size=size, channels=1), gradcam_layer=gradcam_layer,
-                       reference=reference, description=description, preset="torchvision", supports_pretrained=True,
-                       head=head, options=tuple(options.items())))
+def _tv(
+    name: str,
+    family: str,
+    builder: str,
+    gradcam_layer: str,
+    reference: str,
+    description: str,
+    head: str,
+    size: int = 48,
+    **options: Any,
+) -> None:
+    register(
+        ModelSpec(
+            name=name,
+            family=family,
+            builder=f"torchvision_zoo:{builder}",
+            input=_NATIVE if size == 48 else InputSpec(size=size, channels=1),
+            gradcam_layer=gradcam_layer,
+            reference=reference,
+            description=description,
+            preset="torchvision",
+            supports_pretrained=True,
+            head=head,
+            options=tuple(options.items()),
+        )
+    )
 
 
 # torchvision families adapted to 48x48 grayscale faces (torchvision_zoo.py)
-_tv("alexnet", "alexnet", "build_alexnet", gradcam_layer="features.11", reference="AlexNet (Krizhevsky et al. 2012), torchvision",
-    description="11x11 stem at stride 1 and a 1024-wide head, so 48x48 faces survive the three pools.", head="classifier")
+_tv(
+    "alexnet",
+    "alexnet",
+    "build_alexnet",
+    gradcam_layer="features.11",
+    reference="AlexNet (Krizhevsky et al. 2012), torchvision",
+    description="11x11 stem at stride 1 and a 1024-wide head, so 48x48 faces survive the three pools.",
+    head="classifier",
+)
 for _arch, _layer, _ref in (("vgg16_bn", "features.42", "VGG-16"), ("vgg19_bn", "features.51", "VGG-19")):
-    _tv(_arch, "vgg", "build_vgg", gradcam_layer=_layer, reference=f"{_ref} with BN (Simonyan & Zisserman 2015), torchvision",
-        description="Global pooling after the fifth stage and a 512-wide head instead of 25088 -> 4096.", head="classifier",
-        arch=_arch)
+    _tv(
+        _arch,
+        "vgg",
+        "build_vgg",
+        gradcam_layer=_layer,
+        reference=f"{_ref} with BN (Simonyan & Zisserman 2015), torchvision",
+        description="Global pooling after the fifth stage and a 512-wide head instead of 25088 -> 4096.",
+        head="classifier",
+        arch=_arch,
+    )
 for _depth in (18, 34, 50):
-    _tv(f"resnet{_depth}", "resnet", "build_resnet", gradcam_layer="layer4",
+    _tv(
+        f"resnet{_depth}",
+        "resnet",
+        "build_resnet",
+        gradcam_layer="layer4",
         reference=f"ResNet-{_depth} (He et al. 2016), torchvision",
-        description="Stem at stride 1 (max-pool kept): stages run at 24, 12, 6 and 3 pixels.", head="fc", arch=f"resnet{_depth}")
-_tv("mobilenet_v2", "mobilenet", "build_features_stem", gradcam_layer="features.18",
-    reference="MobileNetV2 (Sandler et al. 2018), torchvision", description="Stem at stride 1: final features are 3x3.",
-    head="classifier", arch="mobilenet_v2")
-_tv("shufflenet_v2", "shufflenet", "build_shufflenet_v2", gradcam_layer="conv5",
+        description="Stem at stride 1 (max-pool kept): stages run at 24, 12, 6 and 3 pixels.",
+        head="fc",
+        arch=f"resnet{_depth}",
+    )
+_tv(
+    "mobilenet_v2",
+    "mobilenet",
+    "build_features_stem",
+    gradcam_layer="features.18",
+    reference="MobileNetV2 (Sandler et al. 2018), torchvision",
+    description="Stem at stride 1: final features are 3x3.",
+    head="classifier",
+    arch="mobilenet_v2",
+)
+_tv(
+    "shufflenet_v2",
+    "shufflenet",
+    "build_shufflenet_v2",
+    gradcam_layer="conv5",
     reference="ShuffleNetV2 x1.0 (Ma et al. 2018), torchvision",
-    description="Stem at stride 1 (max-pool kept): final features are 3x3.", head="fc")
-_tv("efficientnet_b0", "efficientnet", "build_features_stem", gradcam_layer="features.8",
-    reference="EfficientNet-B0 (Tan & Le 2019), torchvision", description="Stem at stride 1: final features are 3x3.",
-    head="classifier", arch="efficientnet_b0")
-_tv("densenet121", "densenet", "build_densenet121", gradcam_layer="features.denseblock4",
+    description="Stem at stride 1 (max-pool kept): final features are 3x3.",
+    head="fc",
+)
+_tv(
+    "efficientnet_b0",
+    "efficientnet",
+    "build_features_stem",
+    gradcam_layer="features.8",
+    reference="EfficientNet-B0 (Tan & Le 2019), torchvision",
+    description="Stem at stride 1: final features are 3x3.",
+    head="classifier",
+    arch="efficientnet_b0",
+)
+_tv(
+    "densenet121",
+    "densenet",
+    "build_densenet121",
+    gradcam_layer="features.denseblock4",
     reference="DenseNet-121 (Huang et al. 2017), torchvision",
-    description="Stem at stride 1 (pool kept): final features are 3x3.", head="classifier")
-_tv("inception_v3", "inception", "build_inception_v3", gradcam_layer="Mixed_7c",
-    reference="Inception-v3 (Szegedy et al. 2016), torchvision", description="Faces upsampled to its minimum input of 75x75.",
-    head="fc", size=75)
+    description="Stem at stride 1 (pool kept): final features are 3x3.",
+    head="classifier",
+)
+_tv(
+    "inception_v3",
+    "inception",
+    "build_inception_v3",
+    gradcam_layer="Mixed_7c",
+    reference="Inception-v3 (Szegedy et al. 2016), torchvision",
+    description="Faces upsampled to its minimum input of 75x75.",
+    head="fc",
+    size=75,
+)

@@ -21,9 +21,18 @@ class FourConvFourFC(nn.Module):
         self.features = nn.Sequential(*blocks)
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(512 * 3 * 3, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True), nn.Dropout(0.2),
-            nn.Linear(512, 256), nn.BatchNorm1d(256), nn.ReLU(inplace=True), nn.Dropout(0.2),
-            nn.Linear(256, 128), nn.BatchNorm1d(128), nn.ReLU(inplace=True), nn.Dropout(0.2),
+            nn.Linear(512 * 3 * 3, 512),
+            nn.BatchNorm1d(512),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.2),
+            nn.Linear(512, 256),
+            nn.BatchNorm1d(256),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.2),
+            nn.Linear(256, 128),
+            nn.BatchNorm1d(128),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.2),
             nn.Linear(128, num_classes),
         )
 
@@ -58,7 +67,10 @@ class KerasCNN(nn.Module):
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(cin * side * side, 256), nn.BatchNorm1d(256), nn.ReLU(inplace=True), nn.Dropout(0.5),
+            nn.Linear(cin * side * side, 256),
+            nn.BatchNorm1d(256),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.5),
             nn.Linear(256, num_classes),
         )
 
@@ -82,10 +94,13 @@ class ResidualCNN(nn.Module):
         super().__init__()
         self.features = nn.Sequential(
             conv_bn(1, 64),
-            conv_bn(64, 128), nn.MaxPool2d(2),  # 24
+            conv_bn(64, 128),
+            nn.MaxPool2d(2),  # 24
             Residual(nn.Sequential(conv_bn(128, 128), conv_bn(128, 128))),
-            conv_bn(128, 256), nn.MaxPool2d(2),  # 12
-            conv_bn(256, 512), nn.MaxPool2d(2),  # 6
+            conv_bn(128, 256),
+            nn.MaxPool2d(2),  # 12
+            conv_bn(256, 512),
+            nn.MaxPool2d(2),  # 6
             Residual(nn.Sequential(conv_bn(512, 512), conv_bn(512, 512))),
         )
         self.classifier = nn.Sequential(nn.MaxPool2d(6), nn.Flatten(), nn.Dropout(0.2), nn.Linear(512, num_classes))
@@ -116,8 +131,12 @@ class XceptionFER(nn.Module):
     def __init__(self, num_classes: int) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            conv_bn(1, 32), conv_bn(32, 32),
-            SeparableBlock(32, 64), SeparableBlock(64, 128), SeparableBlock(128, 256), SeparableBlock(256, 512),
+            conv_bn(1, 32),
+            conv_bn(32, 32),
+            SeparableBlock(32, 64),
+            SeparableBlock(64, 128),
+            SeparableBlock(128, 256),
+            SeparableBlock(256, 512),
             nn.ReLU(inplace=True),
         )
         self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(512, num_classes))
@@ -139,8 +158,12 @@ class VggFER(nn.Module):
         self.features = nn.Sequential(*stages)  # 40 -> 2x2x512
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(512 * 2 * 2, 1024), nn.ReLU(inplace=True), nn.Dropout(0.2),
-            nn.Linear(1024, 1024), nn.ReLU(inplace=True), nn.Dropout(0.2),
+            nn.Linear(512 * 2 * 2, 1024),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.2),
+            nn.Linear(1024, 1024),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.2),
             nn.Linear(1024, num_classes),
         )
 

@@ -34,9 +34,10 @@ def fold_rgb_conv(conv: nn.Conv2d, stride: int | None = None) -> nn.Conv2d:
     bias = (w * (MEAN - mean) / std).sum(dim=(1, 2, 3))
     if conv.bias is not None:
         bias = bias + conv.bias.detach()
-    stride = conv.stride if stride is None else (stride, stride)
-    k = conv.kernel_size
-    new = nn.Conv2d(1, conv.out_channels, k, stride=stride, padding=(k[0] // 2, k[1] // 2), bias=True)
+    kh, kw = conv.kernel_size[0], conv.kernel_size[-1]
+    sh, sw = (conv.stride[0], conv.stride[-1]) if stride is None else (stride, stride)
+    new = nn.Conv2d(1, conv.out_channels, (kh, kw), stride=(sh, sw), padding=(kh // 2, kw // 2), bias=True)
+    assert new.bias is not None
     with torch.no_grad():
         new.weight.copy_(new_w)
         new.bias.copy_(bias)
@@ -79,14 +80,31 @@ def imagenet_backbone(arch: str, pretrained: bool | str, **kwargs) -> nn.Module:
 
 def _linear_head(in_features: int, num_classes: int, hidden: int, dropout: float = 0.5) -> nn.Sequential:
     return nn.Sequential(
-        nn.Dropout(dropout), nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
-        nn.Dropout(dropout), nn.Linear(hidden, num_classes),
+        nn.Dropout(dropout),
+        nn.Linear(in_features, hidden),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, num_classes),
     )
+
+
+def _fold_stem(m: nn.Module, name: str, stride: int | None = None) -> None:
+    """Replace the RGB convolution `name` by its folded grayscale twin."""
+    conv = m.get_submodule(name)
+    assert isinstance(conv, nn.Conv2d), f"{name} is not a convolution"
+    m.set_submodule(name, fold_rgb_conv(conv, stride))
+
+
+def _new_head(m: nn.Module, name: str, num_classes: int) -> None:
+    """Replace the linear layer `name` by a fresh one with `num_classes` outputs."""
+    linear = m.get_submodule(name)
+    assert isinstance(linear, nn.Linear), f"{name} is not a linear layer"
+    m.set_submodule(name, nn.Linear(linear.in_features, num_classes))
 
 
 def build_alexnet(num_classes: int, pretrained: bool | str = False) -> nn.Module:
     m = imagenet_backbone("alexnet", pretrained)
-    m.features[0] = fold_rgb_conv(m.features[0], stride=1)  # 48 -> 48 -> pools -> 5x5
+    _fold_stem(m, "features.0", stride=1)  # 48 -> 48 -> pools -> 5x5
     m.avgpool = nn.AdaptiveAvgPool2d(1)
     m.classifier = _linear_head(256, num_classes, 1024)
     return m
@@ -94,7 +112,7 @@ def build_alexnet(num_classes: int, pretrained: bool | str = False) -> nn.Module
 
 def build_vgg(num_classes: int, pretrained: bool | str = False, *, arch: str) -> nn.Module:
     m = imagenet_backbone(arch, pretrained)
-    m.features[0] = fold_rgb_conv(m.features[0])
+    _fold_stem(m, "features.0")
     m.avgpool = nn.AdaptiveAvgPool2d(1)  # 48 / 32 = 1x1 after the fifth pool; no 25088-wide FC
     m.classifier = _linear_head(512, num_classes, 512)
     return m
@@ -102,38 +120,39 @@ def build_vgg(num_classes: int, pretrained: bool | str = False, *, arch: str) ->
 
 def build_resnet(num_classes: int, pretrained: bool | str = False, *, arch: str) -> nn.Module:
     m = imagenet_backbone(arch, pretrained)
-    m.conv1 = fold_rgb_conv(m.conv1, stride=1)  # keep the max-pool: stages run at 24, 12, 6, 3
-    m.fc = nn.Linear(m.fc.in_features, num_classes)
+    _fold_stem(m, "conv1", stride=1)  # keep the max-pool: stages run at 24, 12, 6, 3
+    _new_head(m, "fc", num_classes)
     return m
 
 
 def build_features_stem(num_classes: int, pretrained: bool | str = False, *, arch: str) -> nn.Module:
-    """MobileNetV2 and EfficientNet share a layout: the stem is features[0][0], the head classifier[-1]."""
+    """MobileNetV2 and EfficientNet share a layout: the stem is features[0][0], the head classifier = (dropout, linear)."""
     m = imagenet_backbone(arch, pretrained)
-    m.features[0][0] = fold_rgb_conv(m.features[0][0], stride=1)
-    m.classifier[-1] = nn.Linear(m.classifier[-1].in_features, num_classes)
+    _fold_stem(m, "features.0.0", stride=1)
+    _new_head(m, "classifier.1", num_classes)
     return m
 
 
 def build_shufflenet_v2(num_classes: int, pretrained: bool | str = False) -> nn.Module:
     m = imagenet_backbone("shufflenet_v2_x1_0", pretrained)
-    m.conv1[0] = fold_rgb_conv(m.conv1[0], stride=1)
-    m.fc = nn.Linear(m.fc.in_features, num_classes)
+    _fold_stem(m, "conv1.0", stride=1)
+    _new_head(m, "fc", num_classes)
     return m
 
 
 def build_densenet121(num_classes: int, pretrained: bool | str = False) -> nn.Module:
     m = imagenet_backbone("densenet121", pretrained)
-    m.features.conv0 = fold_rgb_conv(m.features.conv0, stride=1)
-    m.classifier = nn.Linear(m.classifier.in_features, num_classes)
+    _fold_stem(m, "features.conv0", stride=1)
+    _new_head(m, "classifier", num_classes)
     return m
 
 
 def build_inception_v3(num_classes: int, pretrained: bool | str = False) -> nn.Module:
     # Inception-v3 needs at least 75x75: faces are upsampled to that by to_model_input.
     m = imagenet_backbone("inception_v3", pretrained, aux_logits=bool(pretrained), init_weights=not pretrained)
-    m.aux_logits, m.AuxLogits = False, None
-    m.transform_input = False  # normalisation is folded into the first conv instead
-    m.Conv2d_1a_3x3.conv = fold_rgb_conv(m.Conv2d_1a_3x3.conv)
-    m.fc = nn.Linear(m.fc.in_features, num_classes)
+    m.aux_logits = False  # type: ignore[assignment]  # a plain attribute of torchvision's Inception3
+    m.AuxLogits = None  # type: ignore[assignment]
+    m.transform_input = False  # type: ignore[assignment]  # normalisation is folded into the first conv instead
+    _fold_stem(m, "Conv2d_1a_3x3.conv")
+    _new_head(m, "fc", num_classes)
     return m

@@ -10,15 +10,36 @@ from typing import TYPE_CHECKING
 from ..lazy_exports import lazy_exports
 
 _EXPORTS = {
-    "BALANCING": "config", "COMPILE_MODES": "config", "OPTIMIZERS": "config", "SCHEDULERS": "config", "TrainConfig": "config",
-    "Callbacks": "loop", "FitResult": "loop", "fit": "loop",
-    "TrainingCancelled": "errors", "TrainingDiverged": "errors",
-    "PRESETS": "presets", "make_config": "presets", "preset_for": "presets",
+    "BALANCING": "config",
+    "COMPILE_MODES": "config",
+    "OPTIMIZERS": "config",
+    "SCHEDULERS": "config",
+    "TrainConfig": "config",
+    "Callbacks": "loop",
+    "FitResult": "loop",
+    "fit": "loop",
+    "TrainingCancelled": "errors",
+    "TrainingDiverged": "errors",
+    "PRESETS": "presets",
+    "make_config": "presets",
+    "preset_for": "presets",
     "train_and_save": "run",
 }
 __all__ = [
-    "BALANCING", "COMPILE_MODES", "Callbacks", "FitResult", "OPTIMIZERS", "PRESETS", "SCHEDULERS", "TrainConfig",
-    "TrainingCancelled", "TrainingDiverged", "fit", "make_config", "preset_for", "train_and_save",
+    "BALANCING",
+    "COMPILE_MODES",
+    "Callbacks",
+    "FitResult",
+    "OPTIMIZERS",
+    "PRESETS",
+    "SCHEDULERS",
+    "TrainConfig",
+    "TrainingCancelled",
+    "TrainingDiverged",
+    "fit",
+    "make_config",
+    "preset_for",
+    "train_and_save",
 ]
 __getattr__ = lazy_exports(__name__, _EXPORTS)
 

@@ -118,10 +118,7 @@ class JobStatus:
         """Where the run is, against its real bound: 'epoch 3/30' or 'epoch 3, 4.1 of 15 min'."""
         if self.config is None:
             return f"epoch {len(self.epochs) + 1}"
-        epoch = min(len(self.epochs) + 1, self.config.epochs)
-        if self.config.time_budget_min:
-            return f"epoch {epoch}, {self._elapsed_s() / 60:.1f} of {self.config.time_budget_min:g} min"
-        return f"epoch {epoch}/{self.config.epochs}"
+        return run_position(self.config, min(len(self.epochs) + 1, self.config.epochs), self._elapsed_s())
 
     def eta_s(self) -> float | None:
         """Seconds left: the rest of the time budget, or the epochs left at the mean epoch time so far (the
@@ -150,6 +147,13 @@ class JobStatus:
         return done + self._batch_share() * self.epochs[-1].epoch_time_s
 
 
+def run_position(cfg: TrainConfig, epoch: int, elapsed_s: float) -> str:
+    """'epoch 3/30', or 'epoch 3, 4.1 of 15 min' for a run bounded by its time budget (its epochs are only a cap)."""
+    if cfg.time_budget_min:
+        return f"epoch {epoch}, {elapsed_s / 60:.1f} of {cfg.time_budget_min:g} min"
+    return f"epoch {epoch}/{cfg.epochs}"
+
+
 def read_job(job_dir: Path) -> JobStatus:
     status = _read_json(job_dir / "status.json")
     state = status.get("state", "failed")
@@ -166,9 +170,16 @@ def read_job(job_dir: Path) -> JobStatus:
                 break  # a line cut by a kill: ignore the tail
     batch = _read_json(job_dir / "batch.json")
     return JobStatus(
-        id=job_dir.name, dir=job_dir, state=state, config=_read_config(job_dir / "config.json"), message=message,
-        checkpoint=status.get("checkpoint"), epochs=epochs, batch=BatchProgress(**batch) if batch else None,
-        started_at=status.get("started_at", ""), pid=status.get("pid"),
+        id=job_dir.name,
+        dir=job_dir,
+        state=state,
+        config=_read_config(job_dir / "config.json"),
+        message=message,
+        checkpoint=status.get("checkpoint"),
+        epochs=epochs,
+        batch=BatchProgress(**batch) if batch else None,
+        started_at=status.get("started_at", ""),
+        pid=status.get("pid"),
     )
 
 
@@ -206,8 +217,9 @@ def _acquire_lock(root: Path, device: str, job_id: str) -> Path:
             holder = lock.read_text(encoding="utf-8").strip() if lock.exists() else ""
             job = read_job(root / holder) if holder and (root / holder).is_dir() else None
             if job is not None and (job.running or not (root / holder / "status.json").exists()):
-                raise JobBusy(f"training job {holder} ({job.model}) is already running on "
-                              f"device '{device}': wait for it or cancel it") from None
+                raise JobBusy(
+                    f"training job {holder} ({job.model}) is already running on device '{device}': wait for it or cancel it"
+                ) from None
             lock.unlink(missing_ok=True)  # stale: its process is gone
             continue
         with os.fdopen(fd, "w") as f:
@@ -227,12 +239,27 @@ def start_job(cfg: TrainConfig, root: Path | None = None, checkpoints: Path | No
         job_dir.mkdir()
         _write_json(job_dir / "config.json", cfg.to_dict())
         _write_json(job_dir / "status.json", {"state": "starting", "pid": None, "started_at": _now(), "message": ""})
-        cmd = [sys.executable, "-m", "fer_core", "train", "--config-json", str(job_dir / "config.json"), "--job-dir", str(job_dir)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "fer_core",
+            "train",
+            "--config-json",
+            str(job_dir / "config.json"),
+            "--job-dir",
+            str(job_dir),
+        ]
         if checkpoints is not None:
             cmd += ["--checkpoints", str(checkpoints)]
         with (job_dir / "log.txt").open("wb") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, cwd=Path(__file__).resolve().parents[2])
+            proc = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=Path(__file__).resolve().parents[2],
+            )
         _write_json(job_dir / "status.json", {"state": "running", "pid": proc.pid, "started_at": _now(), "message": "starting"})
     except BaseException:
         lock.unlink(missing_ok=True)
@@ -262,28 +289,37 @@ class JobReporter:
         self.started_at = status.get("started_at", _now())
 
     def set_status(self, state: str, message: str = "", checkpoint: str | None = None) -> None:
-        _write_json(self.dir / "status.json", {"state": state, "pid": os.getpid(), "started_at": self.started_at,
-                                               "message": message, "checkpoint": checkpoint})
+        _write_json(
+            self.dir / "status.json",
+            {"state": state, "pid": os.getpid(), "started_at": self.started_at, "message": message, "checkpoint": checkpoint},
+        )
 
     def release(self) -> None:
         if self.lock.exists() and self.lock.read_text(encoding="utf-8").strip() == self.dir.name:
             self.lock.unlink(missing_ok=True)
 
+    def on_epoch(self, stats: EpochStats) -> None:
+        with (self.dir / "progress.jsonl").open("a", encoding="utf-8") as f:
+            f.write(json.dumps(stats.to_dict()) + "\n")
+
+    def on_batch(self, epoch: int, batch: int, batches: int, loss: torch.Tensor) -> None:
+        if batch == 1:  # replaces a stage message ("teachers predicting...") once training is under way
+            self.set_status("running", f"epoch {epoch}")
+        now = time.time()
+        if now - self._last_batch_write >= 1.0 or batch == batches:
+            self._last_batch_write = now
+            _write_json(
+                self.dir / "batch.json",
+                {"epoch": epoch, "batch": batch, "batches": batches, "loss": float(loss), "elapsed_s": now - self.t0},
+            )
+
+    def on_stage(self, message: str) -> None:
+        self.set_status("running", message)
+
+    def should_stop(self) -> bool:
+        return (self.dir / "cancel").exists()
+
     def callbacks(self) -> Callbacks:
         from .loop import Callbacks
 
-        def on_epoch(stats: EpochStats) -> None:
-            with (self.dir / "progress.jsonl").open("a", encoding="utf-8") as f:
-                f.write(json.dumps(stats.to_dict()) + "\n")
-
-        def on_batch(epoch: int, batch: int, batches: int, loss: torch.Tensor) -> None:
-            if batch == 1:  # replaces a stage message ("teachers predicting...") once training is under way
-                self.set_status("running", f"epoch {epoch}")
-            now = time.time()
-            if now - self._last_batch_write >= 1.0 or batch == batches:
-                self._last_batch_write = now
-                _write_json(self.dir / "batch.json", {"epoch": epoch, "batch": batch, "batches": batches, "loss": float(loss),
-                                                      "elapsed_s": now - self.t0})
-
-        return Callbacks(on_epoch=on_epoch, on_batch=on_batch, should_stop=lambda: (self.dir / "cancel").exists(),
-                         on_stage=lambda message: self.set_status("running", message))
+        return Callbacks(on_epoch=self.on_epoch, on_batch=self.on_batch, should_stop=self.should_stop, on_stage=self.on_stage)

@@ -72,7 +72,7 @@ class Trainer:
     """The model and what updates it, set up once per run for one device."""
 
     model: nn.Module
-    step_model: nn.Module  # the model, or its torch.compile'd wrapper
+    step_model: Callable[[torch.Tensor], torch.Tensor]  # the model, or its torch.compile'd wrapper
     params: list[nn.Parameter]
     optimizer: torch.optim.Optimizer
     schedule: Schedule
@@ -122,8 +122,14 @@ def _trainable(model: nn.Module, spec: ModelSpec, freeze_backbone: bool) -> list
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def make_trainer(model: nn.Module, spec: ModelSpec, cfg: TrainConfig, device: torch.device, steps_per_epoch: int,
-                 budget_spent: Callable[[], float] | None) -> Trainer:
+def make_trainer(
+    model: nn.Module,
+    spec: ModelSpec,
+    cfg: TrainConfig,
+    device: torch.device,
+    steps_per_epoch: int,
+    budget_spent: Callable[[], float] | None,
+) -> Trainer:
     cuda = device.type == "cuda"
     use_amp = cfg.amp and cuda
     amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if use_amp else None
@@ -136,15 +142,21 @@ def make_trainer(model: nn.Module, spec: ModelSpec, cfg: TrainConfig, device: to
     params = _trainable(model, spec, cfg.freeze_backbone)
     optimizer = make_optimizer(params, cfg)
     return Trainer(
-        model=model, step_model=model if cfg.compile == "none" else torch.compile(model, mode=cfg.compile),
-        params=params, optimizer=optimizer, schedule=make_schedule(optimizer, cfg, steps_per_epoch, budget_spent),
-        scaler=torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16), device=device, amp_dtype=amp_dtype,
+        model=model,
+        step_model=model if cfg.compile == "none" else torch.compile(model, mode=cfg.compile),
+        params=params,
+        optimizer=optimizer,
+        schedule=make_schedule(optimizer, cfg, steps_per_epoch, budget_spent),
+        scaler=torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16),
+        device=device,
+        amp_dtype=amp_dtype,
         channels_last=channels_last,
     )
 
 
-def training_faces(data: FerData, spec: ModelSpec, cfg: TrainConfig, device: torch.device,
-                   targets: torch.Tensor | None) -> TrainingFaces:
+def training_faces(
+    data: FerData, spec: ModelSpec, cfg: TrainConfig, device: torch.device, targets: torch.Tensor | None
+) -> TrainingFaces:
     train_idx = data.indices("train")
     if len(train_idx) == 0 or len(data.indices("val")) == 0:
         raise ValueError("training needs non-empty train and val splits")
@@ -152,11 +164,14 @@ def training_faces(data: FerData, spec: ModelSpec, cfg: TrainConfig, device: tor
     num_classes = len(data.classes)
     crop = spec.input.size if spec.input.fit == "crop" else None
     return TrainingFaces(
-        images=data.images[train_idx].to(device), labels=labels,
+        images=data.images[train_idx].to(device),
+        labels=labels,
         targets=(targets if targets is not None else training_targets(data, cfg)).to(device),
         sample_weights=class_weights(labels, num_classes)[labels].cpu() if cfg.balance == "oversample" else None,
         class_weights=class_weights(labels, num_classes) if cfg.balance == "weighted" else None,
-        augmentation=build_augmentation(cfg.augment, crop).to(device), crop=crop, batch_size=cfg.batch_size,
+        augmentation=build_augmentation(cfg.augment, crop).to(device),
+        crop=crop,
+        batch_size=cfg.batch_size,
         chunk_batches=max(1, AUGMENT_CHUNK_IMAGES.get(device.type, 0) // cfg.batch_size),
     )
 
@@ -175,8 +190,15 @@ def _augmented_chunk(faces: TrainingFaces, chunk_idx: torch.Tensor, spec: ModelS
     return chunk.contiguous(memory_format=torch.channels_last) if channels_last else chunk
 
 
-def train_one_epoch(trainer: Trainer, faces: TrainingFaces, spec: ModelSpec, cfg: TrainConfig, epoch: int,
-                    generator: torch.Generator, callbacks: Callbacks) -> tuple[float, float]:
+def train_one_epoch(
+    trainer: Trainer,
+    faces: TrainingFaces,
+    spec: ModelSpec,
+    cfg: TrainConfig,
+    epoch: int,
+    generator: torch.Generator,
+    callbacks: Callbacks,
+) -> tuple[float, float]:
     """One pass over the training faces; returns the mean training loss and accuracy."""
     trainer.model.train()
     device, bs, steps = trainer.device, faces.batch_size, faces.steps
@@ -208,8 +230,9 @@ def train_one_epoch(trainer: Trainer, faces: TrainingFaces, spec: ModelSpec, cfg
     return float(loss_sum) / faces.seen, float(correct) / faces.seen
 
 
-def _step(trainer: Trainer, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
-          cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def _step(
+    trainer: Trainer, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, cfg: TrainConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimiser step; returns the (detached) loss and the logits."""
     with torch.autocast(trainer.device.type, dtype=trainer.amp_dtype or torch.bfloat16, enabled=trainer.amp_dtype is not None):
         logits = trainer.step_model(x)
@@ -225,15 +248,29 @@ def _step(trainer: Trainer, x: torch.Tensor, target: torch.Tensor, weight: torch
     return loss.detach(), logits
 
 
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, spec: ModelSpec, device: torch.device,
-             channels_last: bool = False) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    spec: ModelSpec,
+    device: torch.device,
+    channels_last: bool = False,
+) -> tuple[float, float]:
     """Loss and accuracy on held-out faces (the validation split during training)."""
     logits = predict_logits(model, images, spec.input, device, channels_last=channels_last)
     return float(F.cross_entropy(logits, labels)), float((logits.argmax(1) == labels).float().mean())
 
 
-def fit(model: nn.Module, spec: ModelSpec, data: FerData, cfg: TrainConfig, device: torch.device,
-        callbacks: Callbacks | None = None, state_file: Path | None = None, targets: torch.Tensor | None = None) -> FitResult:
+def fit(
+    model: nn.Module,
+    spec: ModelSpec,
+    data: FerData,
+    cfg: TrainConfig,
+    device: torch.device,
+    callbacks: Callbacks | None = None,
+    state_file: Path | None = None,
+    targets: torch.Tensor | None = None,
+) -> FitResult:
     """Train `model` on data's train split, select on val; resumes from `state_file` when it exists.
 
     `targets` are the class distributions the training faces are trained towards (targets.py); by
@@ -269,9 +306,19 @@ def fit(model: nn.Module, spec: ModelSpec, data: FerData, cfg: TrainConfig, devi
             run.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
         epoch_time = time.perf_counter() - epoch_started
         run.elapsed_s += epoch_time
-        stats = EpochStats(epoch=epoch, epochs=cfg.epochs, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
-                           val_acc=val_acc, lr=lr, images_per_s=faces.seen / train_time, epoch_time_s=epoch_time,
-                           elapsed_s=run.elapsed_s, best=improved)
+        stats = EpochStats(
+            epoch=epoch,
+            epochs=cfg.epochs,
+            train_loss=train_loss,
+            train_acc=train_acc,
+            val_loss=val_loss,
+            val_acc=val_acc,
+            lr=lr,
+            images_per_s=faces.seen / train_time,
+            epoch_time_s=epoch_time,
+            elapsed_s=run.elapsed_s,
+            best=improved,
+        )
         run.history.append(stats)
         run.epoch = epoch
         if state_file is not None:
@@ -288,7 +335,8 @@ def fit(model: nn.Module, spec: ModelSpec, data: FerData, cfg: TrainConfig, devi
 def _check_finite(loss_sum: torch.Tensor, epoch: int, batch: int, lr: float) -> None:
     if not torch.isfinite(loss_sum):
         raise TrainingDiverged(
-            f"loss became {loss_sum.item()} in epoch {epoch} (by batch {batch}) at learning rate {lr:.3g}: lower the learning rate"
+            f"loss became {loss_sum.item()} in epoch {epoch} (by batch {batch}) at learning rate {lr:.3g}: "
+            "lower the learning rate"
         )
 
 
@@ -327,5 +375,11 @@ def _load_state(path: Path, trainer: Trainer, generator: torch.Generator) -> Run
     trainer.scaler.load_state_dict(state["scaler"])
     generator.set_state(state["generator"])
     torch.set_rng_state(state["torch_rng"])
-    return RunState(state["epoch"], [EpochStats.from_dict(e) for e in state["history"]], state["best_metric"],
-                    state["best_epoch"], state["best_state"], state["elapsed_s"])
+    return RunState(
+        state["epoch"],
+        [EpochStats.from_dict(e) for e in state["history"]],
+        state["best_metric"],
+        state["best_epoch"],
+        state["best_state"],
+        state["elapsed_s"],
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch.optim import Optimizer
@@ -17,10 +18,10 @@ Params = Iterable[torch.nn.Parameter]
 OPTIMIZER_FACTORIES: dict[str, Callable[[Params, TrainConfig], Optimizer]] = {
     "adam": lambda params, cfg: torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay),
     "adamw": lambda params, cfg: torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay),
-    "sgd": lambda params, cfg: torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                                               weight_decay=cfg.weight_decay),
-    "rmsprop": lambda params, cfg: torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum,
-                                                       weight_decay=cfg.weight_decay),
+    "sgd": lambda params, cfg: torch.optim.SGD(
+        params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+    ),
+    "rmsprop": lambda params, cfg: torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay),
 }
 
 
@@ -63,7 +64,7 @@ def _cosine(optimizer: Optimizer, cfg: TrainConfig, steps_per_epoch: int, progre
 
 
 def _plateau(optimizer: Optimizer, cfg: TrainConfig) -> Schedule:
-    mode = "min" if cfg.select_by == "val_loss" else "max"
+    mode: Literal["min", "max"] = "min" if cfg.select_by == "val_loss" else "max"
     return Schedule(ReduceLROnPlateau(optimizer, mode=mode, factor=cfg.gamma, patience=cfg.plateau_patience))
 
 
@@ -72,17 +73,22 @@ ScheduleFactory = Callable[[Optimizer, TrainConfig, int, Callable[[], float] | N
 SCHEDULE_FACTORIES: dict[str, ScheduleFactory] = {
     "none": lambda opt, cfg, steps, clock: Schedule(None),
     "cosine": lambda opt, cfg, steps, clock: _cosine(
-        opt, cfg, steps,
-        (lambda step: clock()) if clock is not None  # a time budget: cosine over the share of the budget spent
-        else (lambda step: (step - cfg.warmup_epochs * steps) / max(1, (cfg.epochs - cfg.warmup_epochs) * steps))),
+        opt,
+        cfg,
+        steps,
+        (lambda step: clock())
+        if clock is not None  # a time budget: cosine over the share of the budget spent
+        else (lambda step: (step - cfg.warmup_epochs * steps) / max(1, (cfg.epochs - cfg.warmup_epochs) * steps)),
+    ),
     "step": lambda opt, cfg, steps, clock: Schedule(StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)),
     "exponential": lambda opt, cfg, steps, clock: Schedule(ExponentialLR(opt, gamma=cfg.gamma)),
     "plateau": lambda opt, cfg, steps, clock: _plateau(opt, cfg),
 }
 
 
-def make_schedule(optimizer: Optimizer, cfg: TrainConfig, steps_per_epoch: int,
-                  budget_spent: Callable[[], float] | None = None) -> Schedule:
+def make_schedule(
+    optimizer: Optimizer, cfg: TrainConfig, steps_per_epoch: int, budget_spent: Callable[[], float] | None = None
+) -> Schedule:
     """`budget_spent` returns the share of a time budget used so far (0..1): the cosine then runs over time."""
     factory = SCHEDULE_FACTORIES.get(cfg.scheduler)
     if factory is None:

@@ -50,8 +50,9 @@ def git_commit() -> str | None:
     if os.environ.get("FER_GIT_COMMIT"):
         return os.environ["FER_GIT_COMMIT"]
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).resolve().parent
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -67,8 +68,9 @@ def _start_from(model: torch.nn.Module, cfg: TrainConfig, data: FerData, root: P
     path = resolve_checkpoint(cfg.init_from, root)
     meta = read_meta(path)
     if meta.model != cfg.model or meta.classes != tuple(data.classes):
-        raise ValueError(f"{path.name} is a {meta.model} for {list(meta.classes)}: it cannot start a {cfg.model} "
-                         f"for {list(data.classes)}")
+        raise ValueError(
+            f"{path.name} is a {meta.model} for {list(meta.classes)}: it cannot start a {cfg.model} for {list(data.classes)}"
+        )
     model.load_state_dict(load_weights(path, meta).state_dict())
     return CheckpointRef(id=path.name, model=meta.model, data_fingerprint=meta.data.fingerprint, test_accuracy=meta.accuracy)
 
@@ -98,7 +100,7 @@ def train_and_save(
     torch.manual_seed(cfg.seed)
     model = spec.build(len(data.classes), pretrained=cfg.pretrained)
     started_from = _start_from(model, cfg, data, root) if cfg.init_from else None
-    targets, teachers = None, []
+    targets, teachers = None, list[CheckpointRef]()
     if cfg.teachers:
         cb = callbacks or Callbacks()
         if cb.on_stage:
@@ -112,19 +114,45 @@ def train_and_save(
     model.eval()
     images, labels = data.take("test")
     probs = predict_logits(model, images, spec.input, device).softmax(1).numpy()
-    predictions = Predictions(probs=probs, labels=labels.numpy(), names=tuple(data.names[i] for i in data.indices("test").tolist()),
-                              classes=tuple(data.classes), data_fingerprint=data.fingerprint)
+    predictions = Predictions(
+        probs=probs,
+        labels=labels.numpy(),
+        names=tuple(data.names[i] for i in data.indices("test").tolist()),
+        classes=tuple(data.classes),
+        data_fingerprint=data.fingerprint,
+    )
     model.cpu()
     meta = CheckpointMeta(
-        id="", model=spec.name, family=spec.family, reference=spec.reference, classes=tuple(data.classes),
-        input=spec.input, config=cfg, seed=cfg.seed,
-        data=DataProvenance(source=Path(data.source).name, fingerprint=data.fingerprint, label_source=data.label_source,
-                            split_method=data.split_method, split_sizes=data.split_sizes(), classes=tuple(data.classes)),
-        versions=library_versions(), git_commit=git_commit(), created_at=_now(), started_at=started,
-        device=result.device, device_name=_device_name(result.device), train_time_s=result.train_time_s,
-        best_epoch=result.best_epoch, stop_reason=result.stop_reason, history=tuple(result.history),
-        parameters=count_parameters(model), test_metrics=compute_metrics(predictions).headline(),
-        init_from=started_from, teachers=tuple(teachers),
+        id="",
+        model=spec.name,
+        family=spec.family,
+        reference=spec.reference,
+        classes=tuple(data.classes),
+        input=spec.input,
+        config=cfg,
+        seed=cfg.seed,
+        data=DataProvenance(
+            source=Path(data.source).name,
+            fingerprint=data.fingerprint,
+            label_source=data.label_source,
+            split_method=data.split_method,
+            split_sizes=data.split_sizes(),
+            classes=tuple(data.classes),
+        ),
+        versions=library_versions(),
+        git_commit=git_commit(),
+        created_at=_now(),
+        started_at=started,
+        device=result.device,
+        device_name=_device_name(result.device),
+        train_time_s=result.train_time_s,
+        best_epoch=result.best_epoch,
+        stop_reason=result.stop_reason,
+        history=tuple(result.history),
+        parameters=count_parameters(model),
+        test_metrics=compute_metrics(predictions).headline(),
+        init_from=started_from,
+        teachers=tuple(teachers),
         efficiency=efficiency(model, spec.input) if measure_efficiency else None,
     )
     return save_checkpoint(saved, meta, predictions, root=root)

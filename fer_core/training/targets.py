@@ -42,13 +42,19 @@ def training_targets(data: FerData, cfg: TrainConfig, teacher_probs: torch.Tenso
     if teacher_probs is None:
         return base
     if teacher_probs.shape != base.shape:
-        raise TeacherError(f"teacher predictions {tuple(teacher_probs.shape)} do not match the training split {tuple(base.shape)}")
+        raise TeacherError(
+            f"teacher predictions {tuple(teacher_probs.shape)} do not match the training split {tuple(base.shape)}"
+        )
     return (1.0 - cfg.teacher_weight) * base + cfg.teacher_weight * teacher_probs.float()
 
 
-def teacher_probabilities(teachers: tuple[str, ...] | list[str], data: FerData, root: Path | None = None,
-                          device: str | torch.device = "cpu", should_stop: Callable[[], bool] | None = None,
-                          ) -> tuple[torch.Tensor, list[CheckpointRef]]:
+def teacher_probabilities(
+    teachers: tuple[str, ...] | list[str],
+    data: FerData,
+    root: Path | None = None,
+    device: str | torch.device = "cpu",
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[torch.Tensor, list[CheckpointRef]]:
     """Mean probability of the teachers on every training face, and what each teacher was (for meta.json).
 
     A teacher must predict the same classes and must have been trained on the same data (equal
@@ -66,8 +72,10 @@ def teacher_probabilities(teachers: tuple[str, ...] | list[str], data: FerData, 
         if meta.classes != tuple(data.classes):
             raise TeacherError(f"teacher {meta.id} predicts {list(meta.classes)}, this run trains {list(data.classes)}")
         if meta.data.fingerprint != data.fingerprint:
-            raise TeacherError(f"teacher {meta.id} was trained on data {meta.data.fingerprint}, this run uses "
-                               f"{data.fingerprint}: its predictions could leak validation or test faces")
+            raise TeacherError(
+                f"teacher {meta.id} was trained on data {meta.data.fingerprint}, this run uses "
+                f"{data.fingerprint}: its predictions could leak validation or test faces"
+            )
         cache_file = _teacher_cache_file(path, meta, data)
         probs = _read_cached(cache_file, (len(images), len(data.classes)))
         if probs is None:
@@ -80,16 +88,18 @@ def teacher_probabilities(teachers: tuple[str, ...] | list[str], data: FerData, 
             probs = torch.cat(chunks)
             _write_cache(cache_file, probs)
         total = probs if total is None else total + probs
-        provenance.append(CheckpointRef(id=meta.id, model=meta.model, data_fingerprint=meta.data.fingerprint,
-                                        test_accuracy=meta.accuracy))
+        provenance.append(
+            CheckpointRef(id=meta.id, model=meta.model, data_fingerprint=meta.data.fingerprint, test_accuracy=meta.accuracy)
+        )
     if total is None:
         raise TeacherError("distillation needs at least one teacher")
     return total / len(teachers), provenance
 
 
 def _teacher_cache_file(path: Path, meta: CheckpointMeta, data: FerData) -> Path:
-    key = "|".join([CACHE_VERSION, file_digest(path / WEIGHTS_FILE), json.dumps(asdict(meta.input), sort_keys=True),
-                    data.fingerprint])
+    key = "|".join(
+        [CACHE_VERSION, file_digest(path / WEIGHTS_FILE), json.dumps(asdict(meta.input), sort_keys=True), data.fingerprint]
+    )
     return default_cache_dir() / "teachers" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.safetensors"
 
 
