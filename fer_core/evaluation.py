@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -71,18 +71,10 @@ def reliability_curve(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> 
 
 
 @dataclass(frozen=True)
-class Metrics:
-    """Everything the Evaluate views show about one set of predictions."""
+class Metrics(TestMetrics):
+    """Everything the Evaluate views show about one set of predictions: the headline figures stored in
+    meta.json, and the curves and tables drawn from them."""
 
-    n: int
-    accuracy: float
-    loss: float
-    macro_f1: float
-    weighted_f1: float
-    top2_accuracy: float
-    ece: float
-    micro_auc: float
-    per_class_accuracy: dict[str, float]
     confusion_matrix: list[list[int]]
     confusion_matrix_normalized: list[list[float]]
     classification_report: dict[str, Any]  # scikit-learn's, per class and averaged
@@ -91,17 +83,7 @@ class Metrics:
 
     def headline(self) -> TestMetrics:
         """The few numbers stored in meta.json and shown in leaderboards."""
-        return TestMetrics(
-            n=self.n,
-            accuracy=self.accuracy,
-            loss=self.loss,
-            macro_f1=self.macro_f1,
-            weighted_f1=self.weighted_f1,
-            top2_accuracy=self.top2_accuracy,
-            ece=self.ece,
-            micro_auc=self.micro_auc,
-            per_class_accuracy=self.per_class_accuracy,
-        )
+        return TestMetrics(**{f.name: getattr(self, f.name) for f in fields(TestMetrics)})
 
 
 def compute_metrics(predictions: Predictions) -> Metrics:

@@ -55,52 +55,13 @@ def test_data_summary(kaggle_zip):
 
 def test_train_evaluate_checkpoints_predict(kaggle_zip, tmp_path, grace_hopper):
     store = tmp_path / "ck"
-    trained = json.loads(
-        cli(
-            "train",
-            "--model",
-            "keras_cnn",
-            "--data",
-            kaggle_zip,
-            "--preset",
-            "quick",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "8",
-            "--device",
-            "cpu",
-            "--checkpoints",
-            store,
-            "--no-efficiency",
-            "--json",
-        ).stdout
-    )
+    quick = ["train", "--model", "keras_cnn", "--data", kaggle_zip, "--preset", "quick", "--epochs", "1"]
+    quick += ["--batch-size", "8", "--device", "cpu", "--no-efficiency"]
+    trained = json.loads(cli(*quick, "--checkpoints", store, "--json").stdout)
     cid = trained["checkpoint"]
     assert (store / cid / "model.safetensors").is_file()
     students = tmp_path / "students"  # teachers given as folders of another store
-    distilled = cli(
-        "train",
-        "--model",
-        "keras_cnn",
-        "--data",
-        kaggle_zip,
-        "--preset",
-        "quick",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--device",
-        "cpu",
-        "--checkpoints",
-        students,
-        "--no-efficiency",
-        "--init-from",
-        store / cid,
-        "--teachers",
-        store / cid,
-    ).stdout
+    distilled = cli(*quick, "--checkpoints", students, "--init-from", store / cid, "--teachers", store / cid).stdout
     assert "1 teacher(s) predicting the training faces" in distilled and "epoch 1/1  train loss" in distilled
     [student] = list_checkpoints(students)
     assert student.meta.init_from.id == cid and student.meta.teachers[0].id == cid
