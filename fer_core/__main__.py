@@ -129,6 +129,7 @@ def _train_config(args):
 def cmd_train(args) -> None:
     from tqdm import tqdm
 
+    from .atomic import write_text_atomically
     from .models import get_spec
     from .store import read_meta
     from .training import Callbacks, TrainConfig, TrainingCancelled
@@ -145,7 +146,7 @@ def cmd_train(args) -> None:
         get_spec(cfg.model)
         job_dir = Path(args.job_dir) if args.job_dir else default_runs_root() / f"cli-{cfg.model}-{os.getpid()}"
         job_dir.mkdir(parents=True, exist_ok=True)
-        (job_dir / "config.json").write_text(json.dumps(cfg.to_dict()), encoding="utf-8")
+        write_text_atomically(job_dir / "config.json", json.dumps(cfg.to_dict()))
     reporter = JobReporter(job_dir, cfg.device)
     reporter.set_status("running", "loading data")
     bar = None if args.json or args.job_dir else tqdm(unit="batch", leave=False, dynamic_ncols=True)

@@ -143,33 +143,10 @@ class CheckpointMeta:
         return self.test_metrics.accuracy
 
     def to_json(self) -> dict[str, Any]:
-        """The meta.json object (derived facts written too, for readers of the plain file)."""
-        out: dict[str, Any] = dict(self.extra)
-        for f in fields(self):
-            if f.name == "extra":
-                continue
-            value = getattr(self, f.name)
-            if f.name == "config":
-                value = value.to_dict()
-            elif f.name == "history":
-                value = [e.to_dict() for e in value]
-            elif f.name == "teachers":
-                if not value:
-                    continue
-                value = [asdict(t) for t in value]
-            elif f.name in ("init_from", "efficiency") and value is None:
-                continue
-            elif f.name == "card" and not value:
-                continue
-            elif hasattr(value, "__dataclass_fields__"):
-                value = asdict(value)
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[f.name] = value
-        out["data"]["classes"] = list(self.data.classes)
-        out["epochs_run"] = self.epochs_run
-        out["stopped_early"] = self.stopped_early
-        return out
+        """The meta.json object: optional facts a run does not have are left out, derived facts written too (for
+        readers of the plain file), and keys of other versions kept."""
+        facts = {k: v for k, v in asdict(self).items() if k != "extra" and v not in (None, "", ())}
+        return {**self.extra, **facts, "epochs_run": self.epochs_run, "stopped_early": self.stopped_early}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> CheckpointMeta:

@@ -170,7 +170,7 @@ def meta_json(meta: CheckpointMeta) -> str:
     lines = []
     for key in sorted(obj):
         value = obj[key]
-        if key == "history" and isinstance(value, list) and value:
+        if key == "history" and isinstance(value, (list, tuple)) and value:
             body = "[\n" + ",\n".join("    " + json.dumps(row, sort_keys=True) for row in value) + "\n  ]"
         else:
             body = json.dumps(value, indent=2, sort_keys=True).replace("\n", "\n  ")
