@@ -94,8 +94,8 @@ if not path:
 else:
     overview = state.dataset_overview(path)
     summary = overview.summary
-    st.caption(f"`{path}` · {summary['split_method']} · fingerprint `{summary['fingerprint']}`")
-    counts = pd.DataFrame([{"split": s, "class": c, "faces": n} for s, d in summary["counts"].items() for c, n in d.items()])
+    st.caption(f"`{path}` · {summary.split_method} · fingerprint `{summary.fingerprint}`")
+    counts = pd.DataFrame([{"split": s, "class": c, "faces": n} for s, d in summary.counts.items() for c, n in d.items()])
     st.altair_chart(
         alt.Chart(counts)
         .mark_bar()
@@ -111,9 +111,9 @@ else:
     )
     st.markdown("**Known flaws of this data** (measured here and reported, never fixed):")
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Duplicate groups", summary["duplicate_groups"], help=f"{summary['duplicate_extra_copies']} extra copies")
-    c2.metric("Train/test leakage groups", summary["groups_across_train_and_eval"])
-    c3.metric("Conflicting labels", summary["groups_with_conflicting_labels"])
-    c4.metric("Blank images", summary["blank_images"])
+    c1.metric("Duplicate groups", summary.duplicate_groups, help=f"{summary.duplicate_extra_copies} extra copies")
+    c2.metric("Train/test leakage groups", summary.groups_across_train_and_eval)
+    c3.metric("Conflicting labels", summary.groups_with_conflicting_labels)
+    c4.metric("Blank images", summary.blank_images)
     for cls, faces in overview.samples.items():
         st.image([charts.upscale(f, 72) for f in faces], caption=[cls] + [""] * (len(faces) - 1), width=72)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import shutil
 import subprocess
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -51,11 +52,17 @@ def nvidia_gpus() -> list[str]:
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
-def describe_devices() -> dict:
+@dataclass(frozen=True)
+class DeviceChoices:
+    cuda_devices: list[str]  # NVIDIA GPU names, in cuda:N order
+    choices: list[str]  # what a run may ask for
+
+
+def describe_devices() -> DeviceChoices:
     """What the sidebar offers: 'auto', 'cpu', one 'cuda:N' per NVIDIA GPU, 'mps' on Apple silicon."""
     gpus = nvidia_gpus()
     apple_silicon = platform.system() == "Darwin" and platform.machine() == "arm64"
-    return {
-        "cuda_devices": gpus,
-        "choices": ["auto", "cpu"] + [f"cuda:{i}" for i in range(len(gpus))] + (["mps"] if apple_silicon else []),
-    }
+    return DeviceChoices(
+        cuda_devices=gpus,
+        choices=["auto", "cpu"] + [f"cuda:{i}" for i in range(len(gpus))] + (["mps"] if apple_silicon else []),
+    )

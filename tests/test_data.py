@@ -258,19 +258,19 @@ def test_summary_finds_duplicates_leakage_conflicts_and_blanks(tmp_path):
 def test_dataset_overview_is_cached_and_read_back_without_torch(kaggle_zip, tmp_path):
     """The Overview's dataset section comes from a cache file in a new process without importing torch."""
     first = dataset_overview(kaggle_zip, cache_dir=tmp_path)
-    assert first.summary == summarize(load_dataset(kaggle_zip, cache_dir=tmp_path)).to_dict()
+    assert first.summary == summarize(load_dataset(kaggle_zip, cache_dir=tmp_path))
     assert set(first.samples) == set(FER2013_CLASSES)
     assert all(f.dtype == np.uint8 and f.shape[1:] == (48, 48) and 1 <= len(f) <= 8 for f in first.samples.values())
     assert len(list(tmp_path.glob("*.overview-*.safetensors"))) == 1
     code = (
         "import sys, json; from pathlib import Path; from fer_core.data import dataset_overview; "
         f"o = dataset_overview({str(kaggle_zip)!r}, cache_dir=Path({str(tmp_path)!r})); "
-        "print(json.dumps([o.summary, {c: f.tolist() for c, f in o.samples.items()}, 'torch' in sys.modules]))"
+        "print(json.dumps([o.summary.to_dict(), {c: f.tolist() for c, f in o.samples.items()}, 'torch' in sys.modules]))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     summary, samples, imported_torch = json.loads(out.stdout)
-    assert summary == json.loads(json.dumps(first.summary)) and not imported_torch
+    assert summary == json.loads(json.dumps(first.summary.to_dict())) and not imported_torch
     assert {c: np.array(f, np.uint8).tolist() for c, f in samples.items()} == {c: f.tolist() for c, f in first.samples.items()}
 
 

@@ -21,8 +21,8 @@ def test_each_nvidia_gpu_becomes_a_cuda_choice(tmp_path, monkeypatch):
     fake_nvidia_smi(tmp_path, 'echo "NVIDIA H100 80GB HBM3"; echo "NVIDIA A10"')
     monkeypatch.setenv("PATH", str(tmp_path))
     info = describe_devices()
-    assert info["cuda_devices"] == ["NVIDIA H100 80GB HBM3", "NVIDIA A10"]
-    assert info["choices"][:4] == ["auto", "cpu", "cuda:0", "cuda:1"]
+    assert info.cuda_devices == ["NVIDIA H100 80GB HBM3", "NVIDIA A10"]
+    assert info.choices[:4] == ["auto", "cpu", "cuda:0", "cuda:1"]
 
 
 @pytest.mark.skipif(platform.system() == "Windows", reason="shell-script stand-in for nvidia-smi")
@@ -32,7 +32,7 @@ def test_a_failing_or_missing_nvidia_smi_means_no_gpu(tmp_path, monkeypatch):
     assert nvidia_gpus() == []
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert nvidia_gpus() == []
-    assert describe_devices()["choices"][:2] == ["auto", "cpu"]
+    assert describe_devices().choices[:2] == ["auto", "cpu"]
 
 
 def test_resolve_device_validates_what_the_sidebar_offered():

@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from fer_core.data import AUGMENT_PRESETS, LABEL_SOURCES, DataError
-from fer_core.devices import describe_devices
+from fer_core.devices import DeviceChoices, describe_devices
 from fer_core.models import get_spec, list_models
 from fer_core.records import CheckpointMeta
 from fer_core.training import BALANCING, OPTIMIZERS, PRESETS, make_config, preset_for
@@ -29,7 +29,7 @@ def _validate_dataset(path: str) -> str | None:
 
 
 @st.cache_resource(show_spinner=False)
-def _devices() -> dict:
+def _devices() -> DeviceChoices:
     return describe_devices()
 
 
@@ -37,7 +37,7 @@ def render() -> None:
     with st.sidebar:
         st.header("Train a model")
         info = _devices()
-        gpu = ", ".join(info["cuda_devices"]) if info["cuda_devices"] else "no NVIDIA GPU: training runs on the CPU"
+        gpu = ", ".join(info.cuda_devices) if info.cuda_devices else "no NVIDIA GPU: training runs on the CPU"
         st.caption(f"Device: {gpu}")
         names = [s.name for s in list_models()]
         model = st.selectbox("Architecture", names, index=names.index("keras_cnn"), key="train_model")
@@ -57,7 +57,7 @@ def render() -> None:
             key=f"train_preset-{model}-{pretrained}",
             help="the family's recipe is preselected",
         )
-        recipe = PRESETS[preset]
+        recipe = make_config(model, preset)  # the recipe as a TrainConfig: the form starts from its values
         labels = st.selectbox(
             "Labels",
             LABEL_SOURCES,
@@ -71,18 +71,16 @@ def render() -> None:
                 help="FER2013 as the Kaggle zip or folder, fer2013.csv, or any ImageFolder root",
             )
             c1, c2 = st.columns(2)
-            epochs = c1.number_input("Epochs", 1, 1000, recipe["epochs"], key=f"train_epochs-{preset}")
-            batch = c2.number_input("Batch size", 8, 1024, recipe["batch_size"], step=8, key=f"train_batch-{preset}")
-            lr = c1.number_input("Learning rate", 1e-6, 1.0, float(recipe["lr"]), format="%.5f", key=f"train_lr-{preset}")
-            optimizer = c2.selectbox(
-                "Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(recipe["optimizer"]), key=f"train_opt-{preset}"
-            )
+            epochs = c1.number_input("Epochs", 1, 1000, recipe.epochs, key=f"train_epochs-{preset}")
+            batch = c2.number_input("Batch size", 8, 1024, recipe.batch_size, step=8, key=f"train_batch-{preset}")
+            lr = c1.number_input("Learning rate", 1e-6, 1.0, recipe.lr, format="%.5f", key=f"train_lr-{preset}")
+            optimizer = c2.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(recipe.optimizer), key=f"train_opt-{preset}")
             augment = c1.selectbox(
-                "Augmentation", AUGMENT_PRESETS, index=AUGMENT_PRESETS.index(recipe["augment"]), key=f"train_aug-{preset}"
+                "Augmentation", AUGMENT_PRESETS, index=AUGMENT_PRESETS.index(recipe.augment), key=f"train_aug-{preset}"
             )
             balance = c2.selectbox("Balancing", BALANCING)
             device = c1.selectbox(
-                "Device", info["choices"], key="train_device", help="auto: the first CUDA GPU, else Apple MPS, else the CPU"
+                "Device", info.choices, key="train_device", help="auto: the first CUDA GPU, else Apple MPS, else the CPU"
             )
             with st.expander("Start from a checkpoint, distil"):
                 fresh = "fresh weights"

@@ -15,6 +15,7 @@ from ..atomic import write_atomically
 from .choices import DataError
 from .disk_cache import dataset_cache_key, default_cache_dir
 from .ferplus import find_ferplus_dir
+from .summary import DatasetSummary
 
 if TYPE_CHECKING:
     from .dataset import FerData
@@ -24,7 +25,7 @@ OVERVIEW_VERSION = "1"  # bump when DatasetSummary or the sampling changes: olde
 
 @dataclass(frozen=True)
 class DatasetOverview:
-    summary: dict  # DatasetSummary.to_dict()
+    summary: DatasetSummary
     samples: dict[str, np.ndarray]  # class -> (n, 48, 48) uint8 faces from the training split
 
 
@@ -58,7 +59,7 @@ def dataset_overview(
     from .summary import summarize
 
     data = load_dataset(path, labels=labels, cache_dir=cache_dir)
-    overview = DatasetOverview(summarize(data).to_dict(), sample_faces(data, per_class, seed))
+    overview = DatasetOverview(summarize(data), sample_faces(data, per_class, seed))
     try:
         _save(cache_file, overview)
     except OSError:
@@ -70,7 +71,7 @@ def _save(path: Path, overview: DatasetOverview) -> None:
     from safetensors.numpy import save_file
 
     tensors = {f"samples/{c}": np.ascontiguousarray(faces) for c, faces in overview.samples.items()}
-    meta = {"summary": json.dumps(overview.summary), "classes": json.dumps(list(overview.samples))}
+    meta = {"summary": json.dumps(overview.summary.to_dict()), "classes": json.dumps(list(overview.samples))}
     write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
@@ -81,6 +82,6 @@ def _load(path: Path) -> DatasetOverview | None:
         with safe_open(str(path), framework="numpy") as f:
             meta = f.metadata()
             samples = {c: f.get_tensor(f"samples/{c}") for c in json.loads(meta["classes"])}
-        return DatasetOverview(json.loads(meta["summary"]), samples)
+        return DatasetOverview(DatasetSummary.from_dict(json.loads(meta["summary"])), samples)
     except Exception:  # a stale or damaged cache file is recomputed, never trusted
         return None

@@ -8,10 +8,12 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .dataset import SPLITS, FerData
+if TYPE_CHECKING:  # DatasetSummary is read back from the overview cache before torch is imported
+    from .dataset import FerData
 
 BLANK_STD = 2.0
 
@@ -42,8 +44,20 @@ class DatasetSummary:
     resized_images: int
     examples: tuple[DuplicateGroup, ...]  # a few groups to show
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DatasetSummary:
+        """The inverse of to_dict (JSON turns tuples into lists)."""
+        return cls(
+            **{
+                **d,
+                "classes": tuple(d["classes"]),
+                "blank_names": tuple(d["blank_names"]),
+                "examples": tuple(DuplicateGroup(**{k: tuple(v) for k, v in g.items()}) for g in d["examples"]),
+            }
+        )
 
 
 def find_duplicate_groups(data: FerData) -> list[list[int]]:
@@ -66,6 +80,8 @@ def find_blank_images(data: FerData) -> np.ndarray:
 
 
 def summarize(data: FerData, max_examples: int = 5) -> DatasetSummary:
+    from .dataset import SPLITS
+
     split = data.split.numpy()
     labels = data.labels.numpy()
     counts = {
