@@ -65,6 +65,11 @@ class RunState:
     best_epoch: int = 0
     best_state: dict[str, torch.Tensor] | None = None
     elapsed_s: float = 0.0  # training time of the finished epochs
+    epoch_started: float = 0.0  # time.perf_counter() when the running epoch began
+
+    def elapsed_now(self) -> float:
+        """Training time so far, the running epoch included (what a time budget is spent against)."""
+        return self.elapsed_s + time.perf_counter() - self.epoch_started
 
 
 @dataclass
@@ -283,19 +288,18 @@ def fit(
     cb = callbacks or Callbacks()
     torch.manual_seed(cfg.seed)
     faces = training_faces(data, spec, cfg, device, targets)
-    run = RunState()
-    epoch_started = time.perf_counter()
+    run = RunState(epoch_started=time.perf_counter())
     budget_s = cfg.time_budget_min * 60 if cfg.time_budget_min else None
-    spent = (lambda: (run.elapsed_s + time.perf_counter() - epoch_started) / budget_s) if budget_s else None
+    spent = (lambda: run.elapsed_now() / budget_s) if budget_s else None
     trainer = make_trainer(model, spec, cfg, device, faces.steps, spent)
     generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
     if state_file is not None and state_file.is_file():
-        run = _load_state(state_file, trainer, generator)
+        _load_state(state_file, trainer, generator, run)
     x_val, y_val = data.take("val")
     for epoch in range(run.epoch + 1, cfg.epochs + 1):
-        epoch_started = time.perf_counter()
+        run.epoch_started = time.perf_counter()
         train_loss, train_acc = train_one_epoch(trainer, faces, spec, cfg, epoch, generator, cb)
-        train_time = time.perf_counter() - epoch_started
+        train_time = time.perf_counter() - run.epoch_started
         val_loss, val_acc = evaluate(model, x_val, y_val, spec, device, trainer.channels_last)
         lr = trainer.optimizer.param_groups[0]["lr"]
         metric = -val_loss if cfg.select_by == "val_loss" else val_acc
@@ -304,7 +308,7 @@ def fit(
         if improved:
             run.best_metric, run.best_epoch = metric, epoch
             run.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
-        epoch_time = time.perf_counter() - epoch_started
+        epoch_time = time.perf_counter() - run.epoch_started
         run.elapsed_s += epoch_time
         stats = EpochStats(
             epoch=epoch,
@@ -365,7 +369,8 @@ def _save_state(path: Path, run: RunState, trainer: Trainer, generator: torch.Ge
     write_atomically(path, lambda tmp: torch.save(state, tmp))
 
 
-def _load_state(path: Path, trainer: Trainer, generator: torch.Generator) -> RunState:
+def _load_state(path: Path, trainer: Trainer, generator: torch.Generator, run: RunState) -> None:
+    """Restore the trainer, the generator and `run` (in place: the time budget's clock reads it) from `path`."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     trainer.model.load_state_dict(state["model"])
     trainer.optimizer.load_state_dict(state["optimizer"])
@@ -375,11 +380,6 @@ def _load_state(path: Path, trainer: Trainer, generator: torch.Generator) -> Run
     trainer.scaler.load_state_dict(state["scaler"])
     generator.set_state(state["generator"])
     torch.set_rng_state(state["torch_rng"])
-    return RunState(
-        state["epoch"],
-        [EpochStats.from_dict(e) for e in state["history"]],
-        state["best_metric"],
-        state["best_epoch"],
-        state["best_state"],
-        state["elapsed_s"],
-    )
+    run.epoch, run.best_metric, run.best_epoch = state["epoch"], state["best_metric"], state["best_epoch"]
+    run.history = [EpochStats.from_dict(e) for e in state["history"]]
+    run.best_state, run.elapsed_s = state["best_state"], state["elapsed_s"]

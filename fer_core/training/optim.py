@@ -36,7 +36,7 @@ def cosine_factor(step: int, warmup_steps: int, progress: float) -> float:
     """Linear warm-up over `warmup_steps`, then cosine decay over `progress` in [0, 1]."""
     if step < warmup_steps:
         return (step + 1) / warmup_steps
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, progress))))
 
 
 @dataclass
