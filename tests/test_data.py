@@ -24,6 +24,7 @@ from fer_core.data import (
     to_model_input,
 )
 from fer_core.input_spec import InputSpec
+from fer_core.store import list_checkpoints
 
 from .conftest import FER2013_ZIP, FERPLUS_DIR, REPO, encode, kaggle_entries, synthetic_face
 
@@ -208,7 +209,7 @@ def test_keeping_every_class_keeps_the_data_and_its_fingerprint(kaggle_zip, ferp
     """Evaluation reloads data with a checkpoint's classes: the same classes must give the same fingerprint, FER+
     soft labels included (renormalising them changed float bits, and with them the fingerprint)."""
     for data in (load_dataset(kaggle_zip), load_dataset(kaggle_zip, labels="ferplus", ferplus_dir=ferplus_dir)):
-        assert data.with_classes(list(data.classes)).fingerprint == data.fingerprint
+        assert data.with_classes(list(data.classes)) is data
         assert (
             load_dataset(kaggle_zip, labels=data.label_source, ferplus_dir=ferplus_dir, classes=list(data.classes)).fingerprint
             == data.fingerprint
@@ -335,3 +336,7 @@ def test_real_ferplus_labels():
     sizes = data.split_sizes()
     assert 24000 < sizes["train"] < 28709 and 3000 < sizes["test"] < 3589
     assert torch.bincount(data.labels, minlength=8)[FERPLUS_CLASSES.index("contempt")] > 0
+    # the shipped FER+ checkpoint was trained on exactly this data; asking for its classes must not change it
+    shipped = next(c.meta for c in list_checkpoints(REPO / "checkpoints") if c.meta and c.meta.data.label_source == "ferplus")
+    again = load_dataset(FER2013_ZIP, labels="ferplus", ferplus_dir=FERPLUS_DIR, classes=shipped.classes)
+    assert data.fingerprint == again.fingerprint == shipped.data.fingerprint

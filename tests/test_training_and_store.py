@@ -108,7 +108,9 @@ def test_reloaded_checkpoint_reproduces_stored_predictions(tiny_checkpoints, kag
         fresh, stored = clf.evaluate(data, "test"), load_predictions(info.path)
         assert np.array_equal(fresh.labels, stored.labels) and fresh.names == stored.names
         assert np.array_equal(fresh.predicted, stored.predicted)
-        assert np.allclose(fresh.probs, stored.probs, atol=1e-5)
+        # float32 arithmetic in another memory layout leaves ~1e-8; predictions of the unrounded float32 weights
+        # differed from these by ~1e-5 even for these 2-epoch models
+        assert np.allclose(fresh.probs, stored.probs, rtol=0, atol=1e-6)
         # and the API on raw arrays agrees with the dataset path
         faces = data.take("test")[0][:, 0].numpy()
         assert np.allclose(clf.predict_proba(faces), fresh.probs, atol=1e-6)
