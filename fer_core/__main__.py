@@ -342,24 +342,26 @@ def _measure(root: Path | None) -> None:
 
 def _rederive(data_path: str, root: Path | None) -> None:
     """Every checkpoint's stored test predictions and metrics, recomputed from its weights as saved (on the CPU,
-    as the app and bench/accuracy.py run them); prints each change of accuracy."""
+    as the app and bench/accuracy.py run them); prints each change. Every checkpoint's data is checked first:
+    one trained on other data stops the command before anything is rewritten."""
     from .classifier import load_checkpoint
     from .evaluation import compute_metrics
     from .store import list_checkpoints, replace_test_predictions
 
+    jobs = []
     for info in list_checkpoints(root):
-        if info.meta is None:
-            continue
-        data = _training_data(data_path, info.meta)
-        if data.fingerprint != info.meta.data.fingerprint:
-            raise CliError(f"{info.id} was trained on other data ({info.meta.data.fingerprint}); nothing rewritten")
-        predictions = load_checkpoint(info.id, root).evaluate(data, info.meta.test_split)
+        if info.meta is not None:
+            data = _training_data(data_path, info.meta)
+            if data.fingerprint != info.meta.data.fingerprint:
+                raise CliError(f"{info.id} was trained on other data ({info.meta.data.fingerprint}); nothing rewritten")
+            jobs.append((info.id, info.meta, data))
+    for cid, meta, data in jobs:
+        predictions = load_checkpoint(cid, root).evaluate(data, meta.test_split)
         metrics = compute_metrics(predictions).headline()
-        replace_test_predictions(info.id, predictions, metrics, root)
-        before = info.meta.test_metrics
+        replace_test_predictions(cid, predictions, metrics, root)
         print(
-            f"{info.id:<44} accuracy {before.accuracy:.4f} -> {metrics.accuracy:.4f}  "
-            f"macro F1 {before.macro_f1:.4f} -> {metrics.macro_f1:.4f}",
+            f"{cid:<44} accuracy {meta.test_metrics.accuracy:.4f} -> {metrics.accuracy:.4f}  "
+            f"macro F1 {meta.test_metrics.macro_f1:.4f} -> {metrics.macro_f1:.4f}",
             file=sys.stderr,
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -134,3 +135,29 @@ def test_data_on_real_fer2013():
     assert "28709" in out.replace(",", "") or "7215" in out
     summary = json.loads(cli("data", FER2013_ZIP, "--json").stdout)
     assert summary["split_sizes"] == {"train": 28709, "val": 3589, "test": 3589}
+
+
+def test_rederive_recomputes_stored_predictions_from_the_saved_weights(tiny_checkpoints, kaggle_zip, fer2013_csv, tmp_path):
+    from dataclasses import replace
+
+    import numpy as np
+
+    from fer_core.evaluation import compute_metrics
+    from fer_core.store import read_meta, replace_test_predictions
+
+    store = tmp_path / "store"
+    shutil.copytree(tiny_checkpoints, store)
+    info = list_checkpoints(store)[0]
+    good = load_predictions(info.path)
+    wrong = replace(good, probs=np.roll(good.probs, 1, axis=1))  # stored figures that do not match the weights
+    replace_test_predictions(info.id, wrong, compute_metrics(wrong).headline(), store)
+    before = read_meta(info.path)
+    stored = {c.id: (c.path / "predictions.safetensors").read_bytes() for c in list_checkpoints(store)}
+    refused = cli("checkpoints", "--checkpoints", store, "--rederive", fer2013_csv, check=False)  # other pixels
+    assert refused.returncode == 1 and "other data" in refused.stderr and read_meta(info.path) == before
+    assert {c.id: (c.path / "predictions.safetensors").read_bytes() for c in list_checkpoints(store)} == stored
+    out = cli("checkpoints", "--checkpoints", store, "--rederive", kaggle_zip)
+    again = load_predictions(info.path)
+    assert np.allclose(again.probs, good.probs, rtol=0, atol=1e-6) and again.names == good.names
+    assert read_meta(info.path).test_metrics == compute_metrics(again).headline()
+    assert f"{info.id}" in out.stderr and f"accuracy {before.test_metrics.accuracy:.4f} -> " in out.stderr
