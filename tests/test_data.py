@@ -15,6 +15,7 @@ from fer_core.data import (
     FER2013_CLASSES,
     FERPLUS_CLASSES,
     DataError,
+    DatasetSummary,
     augment_batch,
     build_augmentation,
     dataset_overview,
@@ -254,6 +255,7 @@ def test_summary_finds_duplicates_leakage_conflicts_and_blanks(tmp_path):
     assert s.groups_across_train_and_eval == 1 and s.groups_with_conflicting_labels == 1
     assert s.blank_images == 1 and s.blank_names == ("train/sad/Training_4.png",)
     assert s.counts["train"]["sad"] == 2
+    assert DatasetSummary.from_dict(json.loads(json.dumps(s.to_dict()))) == s  # what the Overview's cache reads back
 
 
 def test_dataset_overview_is_cached_and_read_back_without_torch(kaggle_zip, tmp_path):
