@@ -13,6 +13,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from fer_core.evaluation import evaluate_ensemble
 from fer_core.store import list_checkpoints, load_predictions
 
 from .conftest import REPO
@@ -144,6 +145,9 @@ def test_evaluate_renders(app_env):
     stored = load_predictions(shown.path)
     wrong = int((stored.predicted != stored.labels).sum())
     assert any(c.value.startswith(f"{wrong} misclassified faces match") for c in at.caption)
+    infos = list_checkpoints(app_env)  # the Ensemble tab: every member by default, figures from fer_core
+    expected = evaluate_ensemble({c.id: load_predictions(c.path) for c in infos}).metrics.accuracy
+    assert next(m for m in at.metric if m.label == "ensemble accuracy").value == f"{expected:.2%}"
     next(b for b in at.button if b.label.startswith("Compute t-SNE")).click().run()
     assert not at.exception, [e.message for e in at.exception]
     assert any("Hover a point" in c.value for c in at.caption)
