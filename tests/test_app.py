@@ -148,6 +148,10 @@ def test_evaluate_renders(app_env):
     infos = list_checkpoints(app_env)  # the Ensemble tab: every member by default, figures from fer_core
     expected = evaluate_ensemble({c.id: load_predictions(c.path) for c in infos}).metrics.accuracy
     assert next(m for m in at.metric if m.label == "ensemble accuracy").value == f"{expected:.2%}"
+    other = infos[1]  # choosing another model shows its own mistakes
+    at.selectbox(key="one").set_value(other.id).run()
+    wrong = int((load_predictions(other.path).predicted != load_predictions(other.path).labels).sum())
+    assert any(c.value.startswith(f"{wrong} misclassified faces match") for c in at.caption)
     next(b for b in at.button if b.label.startswith("Compute t-SNE")).click().run()
     assert not at.exception, [e.message for e in at.exception]
     assert any("Hover a point" in c.value for c in at.caption)
