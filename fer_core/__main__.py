@@ -231,7 +231,7 @@ def _training_data(path: str, meta: CheckpointMeta) -> FerData:
 
     data = load_dataset(
         path, labels=meta.data.label_source, classes=meta.classes, val_fraction=meta.config.val_fraction, seed=meta.seed
-    )
+    ).with_train_fraction(meta.config.train_fraction)
     if data.fingerprint != meta.data.fingerprint:
         print(
             f"note: data fingerprint {data.fingerprint} differs from the training data's {meta.data.fingerprint}", file=sys.stderr
@@ -458,6 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DATA",
         help="recompute every checkpoint's stored test predictions and metrics from its saved weights on this data",
     )
+    from .studies.cli import add_parser as add_study_parser
+
+    add_study_parser(sub)
     return parser
 
 
@@ -468,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     from .faces import PhotoError
     from .models import PretrainedUnavailable
     from .store import CheckpointError
+    from .studies.spec import StudyError
     from .training import TrainingDiverged
     from .training.jobs import JobBusy
 
@@ -479,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         PhotoError,
         CheckpointError,
         PretrainedUnavailable,
+        StudyError,
         TrainingDiverged,
         JobBusy,
         ValueError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import dataclass, fields, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -301,7 +301,7 @@ def efficiency(model: nn.Module, spec: InputSpec, batch: int = 256) -> Efficienc
         threads=torch.get_num_threads(),
         measured_on=platform.platform(),
         processor=platform.processor() or "unknown",
-        measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
 
 

@@ -97,6 +97,18 @@ class CheckpointRef:
 
 
 @dataclass(frozen=True)
+class StudyTrial:
+    """What a checkpoint was within a study: the study run, its trial, the point of the axes and the seed."""
+
+    study_id: str
+    study: str  # the study file's name
+    profile: str
+    trial: str
+    point: dict[str, Any]  # axis -> value
+    seed: int
+
+
+@dataclass(frozen=True)
 class CheckpointMeta:
     """meta.json: everything needed to rebuild, judge and reproduce a trained model."""
 
@@ -127,6 +139,7 @@ class CheckpointMeta:
     teachers: tuple[CheckpointRef, ...] = ()
     efficiency: Efficiency | None = None
     card: str = ""
+    study: StudyTrial | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # keys of other versions, kept as they were
 
     @property
@@ -183,6 +196,7 @@ class CheckpointMeta:
             teachers=tuple(CheckpointRef(**t) for t in d.get("teachers") or ()),
             efficiency=Efficiency(**d["efficiency"]) if d.get("efficiency") else None,
             card=d.get("card") or "",
+            study=StudyTrial(**d["study"]) if d.get("study") else None,
             extra={k: v for k, v in d.items() if k not in known | derived},
         )
 

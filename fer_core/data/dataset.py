@@ -56,6 +56,32 @@ class FerData:
         idx = self.indices(split)
         return self.images[idx], self.labels[idx]
 
+    def with_train_fraction(self, fraction: float, seed: int = 0) -> FerData:
+        """A stratified, seeded share of the training faces (every class keeps its share); validation and
+        test stay whole, so results stay comparable. The subset has its own fingerprint."""
+        if not 0.0 < fraction <= 1.0:
+            raise DataError(f"train_fraction must be in (0, 1], not {fraction}")
+        if fraction == 1.0:
+            return self
+        generator = torch.Generator().manual_seed(seed)
+        keep = torch.ones(len(self), dtype=torch.bool)
+        for ci in range(len(self.classes)):
+            members = self.indices("train", self.classes[ci])
+            dropped = members[torch.randperm(len(members), generator=generator)][max(1, round(fraction * len(members))) :]
+            keep[dropped] = False
+        names = tuple(n for n, k in zip(self.names, keep.tolist(), strict=True) if k)
+        soft = self.soft_labels[keep] if self.soft_labels is not None else None
+        return replace(
+            self,
+            images=self.images[keep],
+            labels=self.labels[keep],
+            split=self.split[keep],
+            names=names,
+            soft_labels=soft,
+            split_method=f"{self.split_method}; {fraction:g} of the training faces (stratified, seed {seed})",
+            fingerprint="",
+        )
+
     def with_classes(self, keep: list[str] | tuple[str, ...]) -> FerData:
         """Drop the faces of every class not in `keep` (e.g. the 6-class protocol without disgust)."""
         unknown = [c for c in keep if c not in self.classes]

@@ -49,6 +49,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     val_fraction: float = 0.1  # for datasets without an official validation split
+    train_fraction: float = 1.0  # a stratified share of the training faces (studies' quick profiles)
 
     def __post_init__(self) -> None:
         checks = [
@@ -68,6 +69,8 @@ class TrainConfig:
             raise ValueError("a time budget needs a positive number of minutes and the cosine scheduler")
         if self.init_from and self.pretrained:
             raise ValueError("init_from and pretrained are alternatives: start from a checkpoint or from ImageNet")
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise ValueError("train_fraction must be in (0, 1]")
         if not 0.0 < self.teacher_weight <= 1.0:
             raise ValueError("teacher_weight must be in (0, 1]")
         if self.soft_labels and self.labels != "ferplus":

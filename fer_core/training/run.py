@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from ..devices import resolve_device
 from ..evaluation import compute_metrics, efficiency
 from ..inference import predict_logits
 from ..models import count_parameters, get_spec
-from ..records import CheckpointMeta, CheckpointRef, DataProvenance, Predictions
+from ..records import CheckpointMeta, CheckpointRef, DataProvenance, Predictions, StudyTrial
 from ..store import half_precision, load_weights, read_meta, resolve_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .loop import Callbacks, fit
@@ -59,7 +59,7 @@ def git_commit() -> str | None:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _start_from(model: torch.nn.Module, cfg: TrainConfig, data: FerData, root: Path | None) -> CheckpointRef:
@@ -86,6 +86,8 @@ def train_and_save(
     callbacks: Callbacks | None = None,
     state_file: Path | None = None,
     measure_efficiency: bool = True,
+    study: StudyTrial | None = None,
+    checkpoint_id: str | None = None,
 ) -> Path:
     """Train, evaluate on the test split and write a checkpoint; returns its directory.
 
@@ -95,6 +97,7 @@ def train_and_save(
     started = _now()
     if data is None:
         data = load_dataset(cfg.data, labels=cfg.labels, classes=cfg.classes, val_fraction=cfg.val_fraction, seed=cfg.seed)
+        data = data.with_train_fraction(cfg.train_fraction)
     spec = get_spec(cfg.model)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -154,5 +157,6 @@ def train_and_save(
         init_from=started_from,
         teachers=tuple(teachers),
         efficiency=efficiency(model, spec.input) if measure_efficiency else None,
+        study=study,
     )
-    return save_checkpoint(saved, meta, predictions, root=root)
+    return save_checkpoint(saved, meta, predictions, root=root, checkpoint_id=checkpoint_id)

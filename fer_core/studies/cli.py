@@ -1,0 +1,182 @@
+"""`python -m fer_core study run|resume|status|report|validate`: the studies from a terminal; --json everywhere."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .report import StudyReport
+
+
+def _emit(args: argparse.Namespace, obj: Any, text: str) -> None:
+    print(json.dumps(obj, indent=2, default=str) if args.json else text)
+
+
+def _paths(args: argparse.Namespace) -> tuple[Path | None, Path | None]:
+    return (Path(args.checkpoints) if args.checkpoints else None), (Path(args.runs) if args.runs else None)
+
+
+def cmd_validate(args: argparse.Namespace) -> None:
+    from .spec import load_study
+
+    rows = []
+    for file in args.files:
+        spec = load_study(file)
+        rows.append(
+            {"file": file, "name": spec.name, "trials": {profile: len(spec.trials(profile)) for profile in spec.profiles}}
+        )
+    _emit(args, rows, "\n".join(f"{r['file']}: ok, trials per profile {r['trials']}" for r in rows))
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from .runner import run_study
+    from .spec import load_study
+
+    spec = load_study(args.file)
+    checkpoints, runs = _paths(args)
+    study_id, _ = run_study(
+        Path(args.file), spec, args.profile, str(args.data), args.device, args.address, checkpoints, runs, args.storage
+    )
+    _report(args, study_id, checkpoints, runs)
+
+
+def cmd_resume(args: argparse.Namespace) -> None:
+    from .runner import resume_study
+
+    checkpoints, runs = _paths(args)
+    resume_study(args.study_id, checkpoints, runs)
+    _report(args, args.study_id, checkpoints, runs)
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    from .runs import list_runs, read_trials, study_dir
+
+    _, runs = _paths(args)
+    rows = []
+    for info in list_runs(runs):
+        if args.study_id and info.study_id != args.study_id:
+            continue
+        trials = read_trials(study_dir(info.study_id, runs))
+        counts = {s: sum(t.state == s for t in trials.values()) for s in ("queued", "running", "done", "failed")}
+        rows.append({**asdict(info), "trials": counts})
+    _emit(args, rows, "\n".join(f"{r['study_id']:<48} {r['state']:<9} {r['trials']}" for r in rows) or "no studies yet")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    checkpoints, runs = _paths(args)
+    _report(args, args.study_id, checkpoints, runs)
+
+
+def _report(args: argparse.Namespace, study_id: str, checkpoints: Path | None, runs: Path | None) -> None:
+    from .report import study_report
+
+    report = study_report(study_id, checkpoints, runs)
+    if getattr(args, "csv", False):
+        print(report_csv(report), end="")
+    else:
+        _emit(args, asdict(report), report_text(report))
+
+
+def report_text(r: StudyReport) -> str:
+    lines = [
+        f"study {r.study_id} ({r.study}, profile {r.profile}); baseline {r.baseline}",
+        f"{'point':<44} {'seeds':>5} {'accuracy':>9} {'± std':>7} {'95% CI':>17} {'macro F1':>9} {'p (Holm)':>9}",
+    ]
+    for p in r.points:
+        mark = "baseline" if p.baseline else (f"{p.p_holm:.3g}" + (" *" if p.significant else "") if p.p_holm is not None else "")
+        lines.append(
+            f"{json.dumps(p.point):<44} {p.seeds:>5} {p.accuracy_mean:>9.4f} {p.accuracy_std:>7.4f} "
+            f"[{p.accuracy_ci.low:.4f}, {p.accuracy_ci.high:.4f}] {p.macro_f1_mean:>9.4f} {mark:>9}"
+        )
+    lines += [f"failed {s.trial} {json.dumps(s.point)} seed {s.seed}: {s.error}" for s in r.failed]
+    lines += [f"not finished: {', '.join(r.unfinished)} (python -m fer_core study resume {r.study_id})"] if r.unfinished else []
+    lines.append("* significant at 5% after Holm's correction (McNemar on the same test faces, seed-averaged probabilities)")
+    return "\n".join(lines)
+
+
+def report_csv(r: StudyReport) -> str:
+    """One row per trial, with its point's figures beside it."""
+    points = {json.dumps(p.point, sort_keys=True): p for p in r.points}
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        [
+            "study_id",
+            "trial",
+            *r.axes,
+            "seed",
+            "checkpoint",
+            "accuracy",
+            "accuracy_ci_low",
+            "accuracy_ci_high",
+            "macro_f1",
+            "point_accuracy_mean",
+            "point_accuracy_std",
+            "p_value",
+            "p_holm",
+            "train_time_s",
+            "device",
+        ]
+    )
+    for t in r.trials:
+        p = points[json.dumps(t.point, sort_keys=True)]
+        writer.writerow(
+            [
+                r.study_id,
+                t.trial,
+                *[t.point.get(a) for a in r.axes],
+                t.seed,
+                t.checkpoint,
+                t.accuracy,
+                t.accuracy_ci.low,
+                t.accuracy_ci.high,
+                t.macro_f1,
+                p.accuracy_mean,
+                p.accuracy_std,
+                p.p_value,
+                p.p_holm,
+                t.train_time_s,
+                t.device,
+            ]
+        )
+    return out.getvalue()
+
+
+def add_parser(sub: Any) -> None:
+    """The `study` command and its actions, on the CLI's subparsers."""
+    study = sub.add_parser(
+        "study",
+        help="run, resume, follow and report studies (studies/*.toml)",
+        description="run, resume, follow and report studies (studies/*.toml)",
+    )
+    actions = study.add_subparsers(dest="action", required=True, parser_class=type(study))
+
+    def action(name: str, func: Any, help_text: str) -> argparse.ArgumentParser:
+        p = actions.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.add_argument("--checkpoints", help="checkpoint folder (default: the repository's checkpoints/)")
+        p.add_argument("--runs", help="where study runs keep their status (default: runs/studies)")
+        p.set_defaults(func=func)
+        return p
+
+    p = action("validate", cmd_validate, "check study files without running anything")
+    p.add_argument("files", nargs="+")
+    p = action("run", cmd_run, "run every trial of a study on Ray Tune, then print its report")
+    p.add_argument("file")
+    p.add_argument("--profile", default="quick", help="a profile of the file (quick: minutes on a CPU; full: a GPU)")
+    p.add_argument("--data", required=True, help="FER2013 as the Kaggle zip or folder, or fer2013.csv")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--address", help="an existing Ray cluster ('auto' or ray://host:port); default: a local instance")
+    p.add_argument("--storage", help="with --address: Ray Tune's storage, a path or URI every node of the cluster reaches")
+    p = action("resume", cmd_resume, "run the trials of an interrupted study that have no checkpoint yet")
+    p.add_argument("study_id")
+    p = action("status", cmd_status, "studies and their trials' states")
+    p.add_argument("study_id", nargs="?")
+    p = action("report", cmd_report, "per point and trial: accuracy with 95%% intervals, significance against the baseline")
+    p.add_argument("study_id")
+    p.add_argument("--csv", action="store_true", help="one row per trial")

@@ -1,0 +1,109 @@
+"""A study run on disk: what the driver, its trials (in Ray's workers), the CLI and the app read and write.
+
+    runs/studies/<study id>/study.toml         the study file as it was run (resume reads it back)
+    runs/studies/<study id>/run.json           profile, data, device, address, state, started_at
+    runs/studies/<study id>/trials/<trial>.json  queued | running (epoch, val acc) | done (checkpoint) | failed (reason)
+
+Every file is written atomically; a trial writes only its own file, so trials never contend. Torch- and Ray-free.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from ..atomic import write_text_atomically
+from ..training.jobs import default_runs_root
+from .spec import StudySpec, parse_study
+
+TrialState = Literal["queued", "running", "done", "failed"]
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    study_id: str
+    profile: str
+    data: str
+    device: str
+    address: str | None  # a Ray cluster, or None for a local instance
+    storage: str | None  # Ray Tune's storage (on a cluster: a path or URI every node reaches); None: the run's folder
+    state: str  # running, finished, failed (some trials failed), cancelled
+    started_at: str
+
+
+@dataclass(frozen=True)
+class TrialStatus:
+    trial: str
+    state: TrialState
+    point: dict[str, Any]
+    seed: int
+    epoch: int = 0
+    val_acc: float | None = None
+    checkpoint: str | None = None
+    error: str | None = None
+
+
+def studies_root() -> Path:
+    return default_runs_root() / "studies"
+
+
+def study_dir(study_id: str, root: Path | None = None) -> Path:
+    """A run's folder (absolute: its trials write to it from Ray's workers, in other working folders)."""
+    if not _ID.match(study_id) or ".." in study_id:
+        raise ValueError(f"invalid study id {study_id!r}")
+    return ((root or studies_root()) / study_id).resolve()
+
+
+def new_study_id(spec: StudySpec, profile: str) -> str:
+    return f"{spec.name}-{profile}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def write_run(directory: Path, info: RunInfo) -> None:
+    write_text_atomically(directory / "run.json", json.dumps(asdict(info), indent=1))
+
+
+def read_run(directory: Path) -> RunInfo:
+    try:
+        return RunInfo(**json.loads((directory / "run.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError) as exc:
+        raise ValueError(f"{directory.name}: not a study run ({exc})") from None
+
+
+def read_spec(directory: Path) -> StudySpec:
+    return parse_study((directory / "study.toml").read_text(encoding="utf-8"), f"{directory.name}/study.toml")
+
+
+def write_trial(directory: Path, status: TrialStatus) -> None:
+    write_text_atomically(directory / "trials" / f"{status.trial}.json", json.dumps(asdict(status)))
+
+
+def read_trials(directory: Path) -> dict[str, TrialStatus]:
+    """Every trial's last written status, by trial id; an unreadable file counts as not started."""
+    out = {}
+    for file in sorted((directory / "trials").glob("*.json")):
+        try:
+            status = TrialStatus(**json.loads(file.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            continue
+        out[status.trial] = status
+    return out
+
+
+def list_runs(root: Path | None = None) -> list[RunInfo]:
+    base = root or studies_root()
+    runs = []
+    for d in sorted(base.glob("*/run.json")) if base.is_dir() else []:
+        try:
+            runs.append(read_run(d.parent))
+        except ValueError:
+            continue
+    return sorted(runs, key=lambda r: r.started_at, reverse=True)

@@ -1,0 +1,230 @@
+"""Studies: bad files refused with one line naming the field; trials on a local Ray instance (shared by these tests)
+land ordinary checkpoints and a report with intervals; failures are recorded; a killed driver resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fer_core.store import list_checkpoints, load_predictions
+from fer_core.studies.report import accuracy_interval, holm, study_report
+from fer_core.studies.runner import resume_study, run_study
+from fer_core.studies.runs import read_trials, study_dir
+from fer_core.studies.spec import StudyError, load_study, parse_study
+
+from .conftest import REPO
+
+GOOD = """
+name = "optimizers"
+seeds = 2
+[base]
+model = "keras_cnn"
+batch_size = 8
+augment = "none"
+warmup_epochs = 0
+[axes]
+optimizer = ["adam", "sgd"]
+[budget]
+epochs = 30
+[profiles.quick]
+epochs = 1
+[profiles.full]
+"""
+
+
+def test_a_study_file_becomes_validated_trials():
+    spec = parse_study(GOOD, "good.toml")
+    trials = spec.trials("quick", data="d.zip", device="cpu")
+    assert [t.id for t in trials] == ["p00-s0", "p00-s1", "p01-s0", "p01-s1"]
+    assert [(t.point["optimizer"], t.seed) for t in trials] == [("adam", 0), ("adam", 1), ("sgd", 0), ("sgd", 1)]
+    assert {t.config.epochs for t in trials} == {1} and {t.config.epochs for t in spec.trials("full")} == {30}
+    assert all(
+        t.config.optimizer == t.point["optimizer"] and t.config.seed == t.seed and t.config.data == "d.zip" for t in trials
+    )
+    assert spec.baseline == {"optimizer": "adam"}
+    timed = parse_study(GOOD.replace("epochs = 30", "minutes = 5"), "timed.toml")
+    assert {t.config.time_budget_min for t in timed.trials("full")} == {5} and timed.trials("full")[0].config.epochs == 1000
+
+
+def test_the_shipped_study_files_validate():
+    files = sorted((REPO / "studies").glob("*.toml"))
+    assert {f.stem for f in files} >= {"keras_variants", "optimizer_lr", "augment_balance", "architectures"}
+    for file in files:
+        spec = load_study(file)
+        assert spec.name == file.stem and {"quick", "full"} <= set(spec.profiles)
+        assert all(t.config.train_fraction < 1 for t in spec.trials("quick"))
+
+
+def test_trials_start_from_each_models_recipe():
+    spec = parse_study(
+        GOOD.replace('model = "keras_cnn"\n', "").replace('optimizer = ["adam", "sgd"]', 'model = ["keras_cnn", "vgg_fer"]'),
+        "models.toml",
+    )
+    by_model = {t.config.model: t.config for t in spec.trials("full")}
+    assert by_model["vgg_fer"].optimizer == "sgd" and by_model["keras_cnn"].optimizer == "adam"  # presets.PRESETS
+    assert by_model["vgg_fer"].batch_size == by_model["keras_cnn"].batch_size == 8  # the study's base over both
+
+
+def test_random_search_draws_points_and_keeps_the_baseline():
+    text = GOOD.replace('optimizer = ["adam", "sgd"]', 'optimizer = ["adam", "sgd", "rmsprop", "adamw"]\nlr = [0.1, 0.01, 0.001]')
+    spec = parse_study(text + '[search]\nkind = "random"\nsamples = 4\n', "random.toml")
+    points = spec.points("quick")
+    assert len(points) == 4 and points[0] == spec.baseline == {"optimizer": "adam", "lr": 0.1}
+    assert points == spec.points("quick") and len({json.dumps(p) for p in points}) == 4
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("[axes]", "[axes]\nbogus = [1]"), "good.toml: axes.bogus: not a TrainConfig field"),
+        (('model = "keras_cnn"', 'model = "resnet99"'), "good.toml: base.model: unknown model 'resnet99'"),
+        (('optimizer = ["adam", "sgd"]', 'optimizer = ["adam", "lion"]'), "axes.optimizer = 'lion': optimizer must be one of"),
+        (('optimizer = ["adam", "sgd"]', "optimizer = []"), "good.toml: axes.optimizer: must be a non-empty list"),
+        (("epochs = 30", "minutes = 5\n[axes2]"), "good.toml: axes2: unknown key"),
+        (("[axes]", '[axes]\nscheduler = ["step"]'), "a time budget needs"),
+        (("[base]", "[base]\nseed = 3"), "good.toml: base.seed: set by the run or the budget"),
+        (('name = "optimizers"', 'name = "../up"'), "good.toml: name: letters, digits"),
+        (("seeds = 2", 'seeds = 2\nbaseline = { optimizer = "rmsprop" }'), "baseline.optimizer: 'rmsprop' is not a value"),
+        (("[profiles.quick]", "[profiles.quick]\nwarp = 9"), "good.toml: profiles.quick.warp: unknown"),
+        (("[profiles.full]", '[profiles.full]\n[search]\nkind = "random"'), "search.samples: a random search needs"),
+        (("[profiles.full]", '[profiles.full]\n[search]\nkind = "bayes"'), "search.kind: one of grid, random"),
+        (("seeds = 2", "seeds = 0"), "good.toml: seeds: a positive number"),
+        (('model = "keras_cnn"', 'model = "keras_cnn'), "good.toml: not valid TOML"),
+    ],
+    ids=[
+        "unknown-field",
+        "unknown-model",
+        "invalid-value",
+        "empty-axis",
+        "unknown-key",
+        "budget-with-step",
+        "run-field",
+        "bad-name",
+        "baseline",
+        "profile-key",
+        "random-samples",
+        "search-kind",
+        "seeds",
+        "toml",
+    ],
+)
+def test_a_bad_study_file_is_refused_with_one_line_naming_the_field(change, message):
+    old, new = change
+    text = GOOD.replace("epochs = 30", "minutes = 5") if "a time budget" in message else GOOD
+    with pytest.raises(StudyError) as info:
+        parse_study(text.replace(old, new, 1), "good.toml")
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_holm_and_bootstrap_intervals():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5]) == [0.5]
+    correct = np.array([1.0] * 70 + [0.0] * 30)
+    ci = accuracy_interval(correct)
+    assert ci.low < 0.7 < ci.high and 0.55 < ci.low and ci.high < 0.85
+    assert accuracy_interval(np.ones(10)).low == 1.0
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """One local Ray instance for the tests of this module (starting one costs seconds)."""
+    import ray
+
+    from fer_core.studies.runner import start_ray
+
+    start_ray()
+    yield
+    ray.shutdown()
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "study.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_quick_study_lands_checkpoints_and_a_report(ray_local, kaggle_zip, tmp_path):
+    spec = parse_study(GOOD, "good.toml")
+    store, runs = tmp_path / "store", tmp_path / "runs"
+    study_id, info = run_study(_write(tmp_path, GOOD), spec, "quick", str(kaggle_zip), "cpu", None, store, runs)
+    assert info.state == "finished"
+    trials = [c for c in list_checkpoints(store) if c.meta and c.meta.study and c.meta.study.study_id == study_id]
+    assert sorted(c.meta.study.trial for c in trials) == ["p00-s0", "p00-s1", "p01-s0", "p01-s1"]
+    assert all(c.meta.config.optimizer == c.meta.study.point["optimizer"] and c.meta.seed == c.meta.study.seed for c in trials)
+    report = study_report(study_id, store, runs)
+    assert [p.seeds for p in report.points] == [2, 2] and not report.failed and not report.unfinished
+    baseline = next(p for p in report.points if p.baseline)
+    other = next(p for p in report.points if not p.baseline)
+    assert baseline.point == {"optimizer": "adam"} and baseline.p_value is None and 0 <= other.p_holm <= 1
+    for point in report.points:
+        members = [t for t in report.trials if t.point == point.point]
+        assert point.accuracy_mean == pytest.approx(np.mean([t.accuracy for t in members]))
+        assert point.accuracy_ci.low <= point.accuracy_mean <= point.accuracy_ci.high
+    for t in report.trials:
+        stored = load_predictions(store / t.checkpoint)
+        assert t.accuracy == pytest.approx(stored.accuracy) and t.accuracy_ci.low <= t.accuracy <= t.accuracy_ci.high
+
+
+def test_failed_trials_are_recorded_and_the_others_finish(ray_local, kaggle_zip, tmp_path):
+    text = (
+        GOOD.replace("seeds = 2", "seeds = 1")
+        .replace('optimizer = ["adam", "sgd"]', 'lr = [0.001, 1e12]\ninit_from = ["", "no-such-checkpoint"]')
+        .replace('augment = "none"', 'augment = "none"\noptimizer = "sgd"')
+    )
+    spec = parse_study(text, "fails.toml")
+    store, runs = tmp_path / "store", tmp_path / "runs"
+    study_id, info = run_study(_write(tmp_path, text), spec, "quick", str(kaggle_zip), "cpu", None, store, runs)
+    statuses = read_trials(study_dir(study_id, runs))
+    assert info.state == "failed" and [s.state for s in statuses.values()] == ["done", "failed", "failed", "failed"]
+    assert "TrainingDiverged" in statuses["p02-s0"].error  # lr 1e12 from fresh weights
+    assert "no-such-checkpoint" in statuses["p01-s0"].error and "no-such-checkpoint" in statuses["p03-s0"].error
+    assert [c.meta.study.trial for c in list_checkpoints(store)] == ["p00-s0"]  # failures leave no checkpoint
+    report = study_report(study_id, store, runs)
+    assert [t.trial for t in report.trials] == ["p00-s0"] and len(report.failed) == 3
+
+
+def test_a_killed_driver_resumes_and_reruns_only_the_missing_trials(ray_local, kaggle_zip, tmp_path):
+    store, runs = tmp_path / "store", tmp_path / "runs"
+    text = GOOD.replace("[profiles.quick]\nepochs = 1", "[profiles.quick]\nepochs = 3")
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fer_core",
+            "study",
+            "run",
+            str(_write(tmp_path, text)),
+            "--data",
+            str(kaggle_zip),
+            "--device",
+            "cpu",
+            "--checkpoints",
+            str(store),
+            "--runs",
+            str(runs),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and not any(list_checkpoints(store)):
+        time.sleep(0.5)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray instance it started
+    driver.wait()
+    first = {c.id: c.path.joinpath("model.safetensors").stat().st_mtime_ns for c in list_checkpoints(store)}
+    assert 1 <= len(first) < 4, "the driver should die with trials left"
+    [study_id] = [d.name for d in runs.iterdir()]
+    info = resume_study(study_id, store, runs)
+    after = {c.id: c.path.joinpath("model.safetensors").stat().st_mtime_ns for c in list_checkpoints(store)}
+    assert info.state == "finished" and len(after) == 4
+    assert all(after[cid] == mtime for cid, mtime in first.items())  # finished trials were not trained again
