@@ -228,3 +228,35 @@ def test_a_killed_driver_resumes_and_reruns_only_the_missing_trials(ray_local, k
     after = {c.id: c.path.joinpath("model.safetensors").stat().st_mtime_ns for c in list_checkpoints(store)}
     assert info.state == "finished" and len(after) == 4
     assert all(after[cid] == mtime for cid, mtime in first.items())  # finished trials were not trained again
+
+
+def test_the_studies_page_launches_follows_and_reports(monkeypatch, kaggle_zip, tmp_path):
+    from fer_core.studies import spec as study_spec
+    from fer_core.studies.runs import list_runs
+
+    from .test_app import run_page
+
+    store, runs = tmp_path / "store", tmp_path / "runs"
+    monkeypatch.setenv("FER_CHECKPOINTS", str(store))
+    monkeypatch.setenv("FER_RUNS", str(runs))
+    monkeypatch.setenv("FER_DATA", str(kaggle_zip))
+    monkeypatch.chdir(REPO)
+    tiny = _write(tmp_path, GOOD.replace('name = "optimizers"', 'name = "tiny"'))
+    monkeypatch.setattr(study_spec, "shipped_studies", lambda: [tiny])
+    at = run_page("app_pages/studies.py")
+    assert any("No study has run yet" in i.value for i in at.info)
+    next(b for b in at.button if b.label == "Launch").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    [launched] = list_runs(runs / "studies")
+    assert launched.study_id.startswith("tiny-quick-") and launched.pid
+    deadline = time.time() + 300
+    while time.time() < deadline and list_runs(runs / "studies")[0].state in ("starting", "running"):
+        time.sleep(1)
+    assert list_runs(runs / "studies")[0].state == "finished", (
+        study_dir(launched.study_id, runs / "studies") / "log.txt"
+    ).read_text()
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    trials, results = at.dataframe[0].value, at.dataframe[1].value
+    assert list(trials["state"]) == ["done"] * 4 and set(results["point"]) == {'{"optimizer": "adam"}', '{"optimizer": "sgd"}'}
+    assert "baseline" in set(results["p (Holm)"]) and any("Baseline" in c.value for c in at.caption)

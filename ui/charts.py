@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING
@@ -144,6 +145,35 @@ def reliability_chart(bins: list[ReliabilityBin]) -> alt.Chart:
         .encode(x="confidence", y="accuracy")
     )
     return (bars + ideal).properties(height=260)
+
+
+def points_with_intervals(points: list[dict]) -> alt.Chart:
+    """A study's points: mean accuracy over seeds (dots) with the bootstrap 95% interval (bars); baseline in orange."""
+    rows = [
+        {
+            "point": json.dumps(p["point"]),
+            "accuracy": p["accuracy_mean"],
+            "low": p["accuracy_ci"]["low"],
+            "high": p["accuracy_ci"]["high"],
+            "baseline": p["baseline"],
+        }
+        for p in points
+    ]
+    base = alt.Chart(pd.DataFrame(rows)).encode(y=alt.Y("point:N", sort="-x", title=None, axis=alt.Axis(labelLimit=420)))
+    bars = base.mark_rule(strokeWidth=2).encode(
+        x=alt.X("low:Q", title="PrivateTest accuracy", axis=alt.Axis(format="%"), scale=alt.Scale(zero=False)), x2="high:Q"
+    )
+    dots = base.mark_point(filled=True, size=80).encode(
+        x="accuracy:Q",
+        color=alt.condition("datum.baseline", alt.value("#e4572e"), alt.value("#1f77b4")),
+        tooltip=[
+            "point",
+            alt.Tooltip("accuracy:Q", format=".2%"),
+            alt.Tooltip("low:Q", format=".2%"),
+            alt.Tooltip("high:Q", format=".2%"),
+        ],
+    )
+    return (bars + dots).properties(height=32 * len(rows) + 40)
 
 
 def draw_faces(rgb: np.ndarray, boxes: list[tuple[int, int, int, int]], detected: list[bool]) -> np.ndarray:

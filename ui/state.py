@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from fer_core.evaluation import Metrics, Mistake
     from fer_core.explain import Attribution, FaceEmbedding
     from fer_core.predict import PhotoPrediction
+    from fer_core.studies.report import StudyReport
 
 
 def store_root() -> Path:
@@ -224,3 +225,18 @@ def embedding(checkpoint_id: str, n: int, signature: tuple) -> FaceEmbedding:
     if data is None:
         raise ValueError("the test faces are needed for the embedding: FER2013 was not found (set FER_DATA)")
     return embed_test_faces(clf, data, n)
+
+
+@st.cache_data(show_spinner="Computing the study's intervals and tests…", max_entries=16)
+def _study_report(study_id: str, signature: tuple) -> StudyReport:
+    from fer_core.studies.report import study_report
+
+    return study_report(study_id, store_root())
+
+
+def study_report(study_id: str) -> StudyReport:
+    """A study's report, recomputed when a checkpoint or a trial's status changes."""
+    from fer_core.studies.runs import study_dir
+
+    trials = tuple((f.name, f.stat().st_mtime_ns) for f in sorted((study_dir(study_id) / "trials").glob("*.json")))
+    return _study_report(study_id, (store_signature(), trials))

@@ -40,7 +40,16 @@ def cmd_run(args: argparse.Namespace) -> None:
     spec = load_study(args.file)
     checkpoints, runs = _paths(args)
     study_id, _ = run_study(
-        Path(args.file), spec, args.profile, str(args.data), args.device, args.address, checkpoints, runs, args.storage
+        Path(args.file),
+        spec,
+        args.profile,
+        str(args.data),
+        args.device,
+        args.address,
+        checkpoints,
+        runs,
+        args.storage,
+        args.study_id,
     )
     _report(args, study_id, checkpoints, runs)
 
@@ -51,6 +60,13 @@ def cmd_resume(args: argparse.Namespace) -> None:
     checkpoints, runs = _paths(args)
     resume_study(args.study_id, checkpoints, runs)
     _report(args, args.study_id, checkpoints, runs)
+
+
+def cmd_cancel(args: argparse.Namespace) -> None:
+    from .runs import cancel_study
+
+    info = cancel_study(args.study_id, _paths(args)[1])
+    _emit(args, asdict(info), f"{info.study_id} cancelled")
 
 
 def cmd_status(args: argparse.Namespace) -> None:
@@ -173,7 +189,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--address", help="an existing Ray cluster ('auto' or ray://host:port); default: a local instance")
     p.add_argument("--storage", help="with --address: Ray Tune's storage, a path or URI every node of the cluster reaches")
+    p.add_argument("--study-id", help=argparse.SUPPRESS)  # chosen by a background launch (runs.start_study)
     p = action("resume", cmd_resume, "run the trials of an interrupted study that have no checkpoint yet")
+    p.add_argument("study_id")
+    p = action("cancel", cmd_cancel, "stop a running study; its unfinished trials are marked cancelled")
     p.add_argument("study_id")
     p = action("status", cmd_status, "studies and their trials' states")
     p.add_argument("study_id", nargs="?")

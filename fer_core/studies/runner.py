@@ -169,6 +169,7 @@ def run_study(
     checkpoints: Path | None = None,
     runs_root: Path | None = None,
     storage: str | None = None,
+    study_id: str | None = None,
 ) -> tuple[str, RunInfo]:
     """Start a study run: a new id, the study file copied beside its status files, then every trial."""
     spec.profile(profile)
@@ -176,11 +177,12 @@ def run_study(
     if not source.exists():
         raise StudyError(f"--data {data}: no such file or folder")
     data = str(source.resolve())  # trials run in Ray's workers, in other folders
-    study_id = new_study_id(spec, profile)
+    study_id = study_id or new_study_id(spec, profile)  # given by start_study, which made the folder
     directory = study_dir(study_id, runs_root)
-    (directory / "trials").mkdir(parents=True)
-    shutil.copyfile(spec_path, directory / "study.toml")
-    info = RunInfo(study_id, profile, data, device, address, storage, "running", now())
+    (directory / "trials").mkdir(parents=True, exist_ok=True)
+    if not (directory / "study.toml").is_file():
+        shutil.copyfile(spec_path, directory / "study.toml")
+    info = RunInfo(study_id, profile, data, device, address, storage, "running", now(), os.getpid())
     write_run(directory, info)
     return study_id, execute(study_id, directory, spec, info, (checkpoints or default_root()).resolve())
 
@@ -188,6 +190,6 @@ def run_study(
 def resume_study(study_id: str, checkpoints: Path | None = None, runs_root: Path | None = None) -> RunInfo:
     """Run the trials of an interrupted study that have no checkpoint yet (a killed driver, a reboot)."""
     directory = study_dir(study_id, runs_root)
-    info = replace(read_run(directory), state="running")
+    info = replace(read_run(directory), state="running", pid=os.getpid())
     write_run(directory, info)
     return execute(study_id, directory, read_spec(directory), info, (checkpoints or default_root()).resolve())

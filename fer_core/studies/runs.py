@@ -1,7 +1,7 @@
 """A study run on disk: what the driver, its trials (in Ray's workers), the CLI and the app read and write.
 
     runs/studies/<study id>/study.toml         the study file as it was run (resume reads it back)
-    runs/studies/<study id>/run.json           profile, data, device, address, state, started_at
+    runs/studies/<study id>/run.json           profile, data, device, address, state, started_at, the driver's pid
     runs/studies/<study id>/trials/<trial>.json  queued | running (epoch, val acc) | done (checkpoint) | failed (reason)
 
 Every file is written atomically; a trial writes only its own file, so trials never contend. Torch- and Ray-free.
@@ -10,8 +10,13 @@ Every file is written atomically; a trial writes only its own file, so trials ne
 from __future__ import annotations
 
 import json
+import os
 import re
-from dataclasses import asdict, dataclass
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +25,7 @@ from ..atomic import write_text_atomically
 from ..training.jobs import default_runs_root
 from .spec import StudySpec, parse_study
 
-TrialState = Literal["queued", "running", "done", "failed"]
+TrialState = Literal["queued", "running", "done", "failed", "cancelled"]
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -32,8 +37,9 @@ class RunInfo:
     device: str
     address: str | None  # a Ray cluster, or None for a local instance
     storage: str | None  # Ray Tune's storage (on a cluster: a path or URI every node reaches); None: the run's folder
-    state: str  # running, finished, failed (some trials failed), cancelled
+    state: str  # starting, running, finished, failed (some trials failed), cancelled
     started_at: str
+    pid: int | None = None  # the driver process
 
 
 @dataclass(frozen=True)
@@ -107,3 +113,69 @@ def list_runs(root: Path | None = None) -> list[RunInfo]:
         except ValueError:
             continue
     return sorted(runs, key=lambda r: r.started_at, reverse=True)
+
+
+def start_study(
+    spec_path: Path,
+    spec: StudySpec,
+    profile: str,
+    data: str,
+    device: str = "auto",
+    checkpoints: Path | None = None,
+    runs_root: Path | None = None,
+) -> str:
+    """Run a study in a background process (`fer_core study run`); returns its id at once (the app's Launch)."""
+    spec.profile(profile)
+    study_id = new_study_id(spec, profile)
+    directory = study_dir(study_id, runs_root)
+    (directory / "trials").mkdir(parents=True)
+    shutil.copyfile(spec_path, directory / "study.toml")
+    cmd = [
+        sys.executable,
+        "-m",
+        "fer_core",
+        "study",
+        "run",
+        str(spec_path),
+        "--profile",
+        profile,
+        "--data",
+        data,
+        "--device",
+        device,
+        "--study-id",
+        study_id,
+        "--runs",
+        str(directory.parent),
+    ]
+    if checkpoints is not None:
+        cmd += ["--checkpoints", str(checkpoints)]
+    with (directory / "log.txt").open("wb") as log:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+    write_run(directory, RunInfo(study_id, profile, data, device, None, None, "starting", now(), proc.pid))
+    return study_id
+
+
+def cancel_study(study_id: str, runs_root: Path | None = None) -> RunInfo:
+    """Stop a running study: its driver and the trials it runs (their partial runs write nothing), every unfinished
+    trial marked cancelled."""
+    directory = study_dir(study_id, runs_root)
+    info = read_run(directory)
+    if info.pid and info.state in ("starting", "running"):
+        try:
+            os.killpg(info.pid, signal.SIGTERM)  # the driver's session: Ray's processes end with it
+        except ProcessLookupError:
+            pass
+    for status in read_trials(directory).values():
+        if status.state in ("queued", "running"):
+            write_trial(directory, replace(status, state="cancelled"))
+    cancelled = replace(info, state="cancelled")
+    write_run(directory, cancelled)
+    return cancelled

@@ -225,6 +225,14 @@ def parse_study(text: str, source: str = "<study>") -> StudySpec:
     return spec
 
 
+SHIPPED = Path(__file__).resolve().parents[2] / "studies"
+
+
+def shipped_studies() -> list[Path]:
+    """The study files that ship with the repository (studies/*.toml)."""
+    return sorted(SHIPPED.glob("*.toml"))
+
+
 def load_study(path: str | Path) -> StudySpec:
     path = Path(path)
     try:

@@ -1,0 +1,128 @@
+"""Studies: launch a study file in the background, follow its trials live, compare its points with intervals."""
+
+import json
+from dataclasses import asdict
+
+import pandas as pd
+import streamlit as st
+
+from fer_core.studies.runs import cancel_study, list_runs, read_trials, start_study, study_dir
+from fer_core.studies.spec import StudyError, load_study, shipped_studies
+from ui import charts, state
+
+st.title("Studies")
+st.markdown(
+    "A study trains every point of its axes with several seeds (a file in `studies/`, format in "
+    "`fer_core/studies/spec.py`) on Ray Tune, and reports each point with a 95% interval and its significance "
+    "against the baseline. Every finished trial is an ordinary checkpoint: Overview, Evaluate and Explain list it."
+)
+
+with st.form("launch_study"):
+    files = {path.stem: path for path in shipped_studies()}
+    c1, c2 = st.columns([3, 1])
+    name = c1.selectbox("Study", list(files), key="study_file")
+    profile = c2.selectbox("Profile", ["quick", "full"], help="quick: minutes on a CPU with a share of the faces")
+    data = st.text_input("Dataset", value=state.default_dataset_path(), key="study_data")
+    launched = st.form_submit_button("Launch", type="primary")
+if launched:
+    try:
+        spec = load_study(files[name])
+        if not data.strip():
+            raise StudyError("give the path of FER2013 (Kaggle .zip or folder, or fer2013.csv)")
+        st.session_state["study_id"] = start_study(files[name], spec, profile, data.strip(), checkpoints=state.store_root())
+        st.toast(f"Study {name} ({profile}) started in the background")
+    except (StudyError, OSError) as exc:
+        st.error(f"Cannot launch: {exc}")
+
+runs = list_runs()
+if not runs:
+    st.info("No study has run yet: launch one above, or `python -m fer_core study run studies/keras_variants.toml`.")
+    st.stop()
+ids = [r.study_id for r in runs]
+chosen = st.session_state.get("study_id")
+study_id = st.selectbox("Study run", ids, index=ids.index(chosen) if chosen in ids else 0, key="study_run")
+
+
+@st.fragment(run_every=2)
+def progress(study_id: str) -> None:
+    """The run's trials as their status files say, refreshed every 2 s without rerunning the page."""
+    info = next(r for r in list_runs() if r.study_id == study_id)
+    trials = read_trials(study_dir(study_id))
+    counts = {s: sum(t.state == s for t in trials.values()) for s in ("queued", "running", "done", "failed", "cancelled")}
+    st.markdown(
+        f"**{info.state}** · profile {info.profile} · started {info.started_at} · "
+        + " · ".join(f"{n} {s}" for s, n in counts.items() if n)
+    )
+    if trials:
+        rows = [
+            {
+                "trial": t.trial,
+                "point": json.dumps(t.point),
+                "seed": t.seed,
+                "state": t.state,
+                "epoch": t.epoch,
+                "val acc": t.val_acc,
+                "checkpoint": t.checkpoint,
+                "error": t.error,
+            }
+            for t in trials.values()
+        ]
+        st.dataframe(
+            pd.DataFrame(rows),
+            hide_index=True,
+            width="stretch",
+            column_config={"val acc": st.column_config.NumberColumn(format="percent")},
+        )
+    if info.state in ("starting", "running") and st.button("Cancel study", key=f"cancel-{study_id}"):
+        cancel_study(study_id)
+        st.info("Cancelled: the driver and its trials are stopping; finished trials keep their checkpoints.")
+
+
+progress(study_id)
+
+report = state.study_report(study_id)
+if not report.points:
+    st.caption("Results appear here as trials finish.")
+    st.stop()
+st.subheader("Results (PrivateTest)")
+st.caption(
+    f"Baseline {json.dumps(report.baseline)}; * significant at 5% after Holm's correction (McNemar on the same "
+    "test faces, each point's seed-averaged probabilities). Intervals: bootstrap 95% over the test faces."
+)
+table = pd.DataFrame(
+    [
+        {
+            "point": json.dumps(p.point),
+            "seeds": p.seeds,
+            "accuracy": p.accuracy_mean,
+            "± std": p.accuracy_std,
+            "95% CI": f"{p.accuracy_ci.low:.2%} – {p.accuracy_ci.high:.2%}",
+            "macro F1": p.macro_f1_mean,
+            "p (Holm)": "baseline" if p.baseline else (f"{p.p_holm:.3g}" + (" *" if p.significant else "")),
+        }
+        for p in report.points
+    ]
+)
+st.dataframe(
+    table,
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "accuracy": st.column_config.NumberColumn(format="percent"),
+        "± std": st.column_config.NumberColumn(format="%.4f"),
+        "macro F1": st.column_config.NumberColumn(format="%.3f"),
+    },
+)
+st.altair_chart(charts.points_with_intervals([asdict(p) for p in report.points]), width="stretch")
+for failed in report.failed:
+    st.warning(f"Trial {failed.trial} {json.dumps(failed.point)} seed {failed.seed} failed: {failed.error}")
+
+shown = st.multiselect(
+    "Learning curves of trials", [t.checkpoint for t in report.trials], default=[t.checkpoint for t in report.trials[:4]]
+)
+metas = state.metas()
+if shown:
+    c1, c2 = st.columns(2)
+    c1.altair_chart(charts.training_curves({cid: metas[cid].history for cid in shown if cid in metas}, "loss"), width="stretch")
+    c2.altair_chart(charts.training_curves({cid: metas[cid].history for cid in shown if cid in metas}, "acc"), width="stretch")
+    st.caption("Each trial is a checkpoint: pick it on **Evaluate** for its confusion matrix, mistakes and calibration.")
