@@ -123,6 +123,9 @@ def _train_config(args):
         init_from=args.init_from,
         teachers=tuple(_csv_list(args.teachers) or ()) or None,
         teacher_weight=args.teacher_weight,
+        activation=args.activation,
+        norm=args.norm,
+        dropout=args.dropout,
     )
 
 
@@ -370,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .data import AUGMENT_PRESETS, LABEL_SOURCES
     from .faces import DEFAULT_DETECTOR, DETECTORS
     from .input_spec import TTA_MODES
+    from .models import ACTIVATIONS, NORMS
     from .training import BALANCING, COMPILE_MODES, OPTIMIZERS, PRESETS, SCHEDULERS
 
     parser = _Parser(prog="python -m fer_core", description=__doc__)
@@ -415,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
         "store, or folders)",
     )
     p.add_argument("--teacher-weight", type=float, metavar="W", help="share of the teachers in each target (default 0.5)")
+    p.add_argument("--activation", choices=ACTIVATIONS, help="custom FER CNNs only (default relu)")
+    p.add_argument("--norm", choices=NORMS, help="custom FER CNNs only: batch (default), group or none")
+    p.add_argument("--dropout", type=float, help="custom FER CNNs only: every dropout layer's rate")
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--mixup", type=float, help="mixup alpha")

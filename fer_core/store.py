@@ -126,7 +126,7 @@ def load_weights(path: Path, meta: CheckpointMeta) -> nn.Module:
     """Build the registered architecture and load the safetensors weights into it, strictly."""
     from safetensors.torch import load_file
 
-    model = get_spec(meta.model).build(len(meta.classes))
+    model = get_spec(meta.model).build(len(meta.classes), **meta.config.architecture())
     file = path / WEIGHTS_FILE
     try:
         state = load_file(str(file))

@@ -56,7 +56,7 @@ def test_a_study_file_becomes_validated_trials():
 
 def test_the_shipped_study_files_validate():
     files = sorted((REPO / "studies").glob("*.toml"))
-    assert {f.stem for f in files} >= {"keras_variants", "optimizer_lr", "augment_balance", "architectures"}
+    assert {f.stem for f in files} >= {"keras_variants", "optimizer_lr", "augment_balance", "architectures", "activation_norm"}
     for file in files:
         spec = load_study(file)
         assert spec.name == file.stem and {"quick", "full"} <= set(spec.profiles)

@@ -580,3 +580,31 @@ def test_teacher_predictions_are_cached_by_weights_and_data(tiny_checkpoints, ka
     monkeypatch.setattr(targets, "predict_logits", logits)
     assert torch.allclose(teacher_probabilities([teacher], data)[0], first)
     assert cached.read_bytes() != b"damaged"  # and written again
+
+
+def test_ablation_knobs_are_trained_recorded_and_reloaded(kaggle_zip, tmp_path):
+    """activation, norm and dropout of a custom CNN land in meta.json and rebuild the same network on load."""
+    cfg = make_config(
+        "keras_cnn",
+        "quick",
+        data=str(kaggle_zip),
+        epochs=1,
+        batch_size=8,
+        device="cpu",
+        activation="gelu",
+        norm="group",
+        dropout=0.1,
+    )
+    path = train_and_save(cfg, root=tmp_path, measure_efficiency=False)
+    meta = read_meta(path)
+    assert (meta.config.activation, meta.config.norm, meta.config.dropout) == ("gelu", "group", 0.1)
+    clf = load_checkpoint(path)
+    kinds = {type(m).__name__ for m in clf.model.modules()}
+    assert {"GELU", "GroupNorm"} <= kinds and not {"ReLU", "BatchNorm2d"} & kinds
+    assert all(m.p == 0.1 for m in clf.model.modules() if isinstance(m, torch.nn.Dropout))
+    fresh = clf.evaluate(load_dataset(kaggle_zip), "test")
+    assert np.allclose(fresh.probs, load_predictions(path).probs, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="takes no activation"):
+        get_spec("resnet18").build(7, activation="elu")
+    with pytest.raises(ValueError, match="activation must be one of"):
+        TrainConfig(model="keras_cnn", activation="tanh")

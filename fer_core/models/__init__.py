@@ -2,6 +2,8 @@
 
 from . import catalog  # noqa: F401  (registration side effect)
 from .registry import (
+    ACTIVATIONS,
+    NORMS,
     ModelSpec,
     PretrainedUnavailable,
     build_model,
@@ -13,6 +15,8 @@ from .registry import (
 )
 
 __all__ = [
+    "ACTIVATIONS",
+    "NORMS",
     "ModelSpec",
     "PretrainedUnavailable",
     "build_model",

@@ -35,6 +35,7 @@ def _custom(
             description=description,
             preset=preset,
             options=tuple(options.items()),
+            ablations=True,
         )
     )
 

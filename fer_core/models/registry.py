@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from torch import nn
 
 
+# The ablation knobs of the FER studies, taken by the custom CNNs (custom.Style); the defaults are the published nets.
+ACTIVATIONS = ("relu", "elu", "leaky_relu", "gelu", "silu")
+NORMS = ("batch", "group", "none")
+
+
 class PretrainedUnavailable(RuntimeError):
     """ImageNet weights could not be obtained (offline, or a bad local file)."""
 
@@ -33,13 +38,26 @@ class ModelSpec:
     supports_pretrained: bool = False
     head: str = "classifier"  # dotted name of the classification head: what stays trainable with a frozen backbone
     options: tuple[tuple[str, Any], ...] = ()  # keyword arguments for the builder (the variants of a family)
+    ablations: bool = False  # takes activation, norm and dropout (custom.Style)
 
-    def build(self, num_classes: int, pretrained: bool | str = False) -> nn.Module:
+    def build(
+        self,
+        num_classes: int,
+        pretrained: bool | str = False,
+        activation: str = "relu",
+        norm: str = "batch",
+        dropout: float | None = None,
+    ) -> nn.Module:
         if pretrained and not self.supports_pretrained:
             raise ValueError(f"{self.name} has no ImageNet weights (only torchvision families do)")
+        knobs = (activation, norm, dropout) != ("relu", "batch", None)
+        if knobs and not self.ablations:
+            raise ValueError(f"{self.name} takes no activation, norm or dropout options (the custom FER CNNs do)")
         module, function = self.builder.split(":")
         builder = getattr(importlib.import_module(f"{__package__}.{module}"), function)
         kwargs = dict(self.options) | ({"pretrained": pretrained} if self.supports_pretrained else {})
+        if knobs:
+            kwargs["style"] = importlib.import_module(f"{__package__}.custom").Style(activation, norm, dropout)
         model = builder(num_classes, **kwargs)
         model.get_submodule(self.gradcam_layer)  # fail at build time, not in the Explain page
         model.get_submodule(self.head)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from ..models.registry import ACTIVATIONS, NORMS
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULERS = ("none", "step", "exponential", "cosine", "plateau")
@@ -50,6 +53,9 @@ class TrainConfig:
     device: str = "auto"
     val_fraction: float = 0.1  # for datasets without an official validation split
     train_fraction: float = 1.0  # a stratified share of the training faces (studies' quick profiles)
+    activation: str = "relu"  # ablation knobs of the custom FER CNNs (models.custom.Style); torchvision families
+    norm: str = "batch"  # refuse anything but these defaults
+    dropout: float | None = None  # every dropout layer's rate; None: the architecture's own
 
     def __post_init__(self) -> None:
         checks = [
@@ -59,6 +65,8 @@ class TrainConfig:
             (self.select_by, SELECT_BY, "select_by"),
             (self.labels, ("fer2013", "ferplus"), "labels"),
             (self.compile, COMPILE_MODES, "compile"),
+            (self.activation, ACTIVATIONS, "activation"),
+            (self.norm, NORMS, "norm"),
         ]
         for value, allowed, name in checks:
             if value not in allowed:
@@ -69,12 +77,18 @@ class TrainConfig:
             raise ValueError("a time budget needs a positive number of minutes and the cosine scheduler")
         if self.init_from and self.pretrained:
             raise ValueError("init_from and pretrained are alternatives: start from a checkpoint or from ImageNet")
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise ValueError("dropout must be in [0, 1)")
         if not 0.0 < self.train_fraction <= 1.0:
             raise ValueError("train_fraction must be in (0, 1]")
         if not 0.0 < self.teacher_weight <= 1.0:
             raise ValueError("teacher_weight must be in (0, 1]")
         if self.soft_labels and self.labels != "ferplus":
             raise ValueError("soft labels exist only for FER+ (labels='ferplus')")
+
+    def architecture(self) -> dict[str, Any]:
+        """What the model is built with besides its registry entry (ModelSpec.build's knobs)."""
+        return {"activation": self.activation, "norm": self.norm, "dropout": self.dropout}
 
     def to_dict(self) -> dict:
         d = asdict(self)

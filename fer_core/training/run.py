@@ -101,7 +101,7 @@ def train_and_save(
     spec = get_spec(cfg.model)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    model = spec.build(len(data.classes), pretrained=cfg.pretrained)
+    model = spec.build(len(data.classes), pretrained=cfg.pretrained, **cfg.architecture())
     started_from = _start_from(model, cfg, data, root) if cfg.init_from else None
     targets, teachers = None, list[CheckpointRef]()
     if cfg.teachers:
