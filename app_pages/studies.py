@@ -75,7 +75,10 @@ def progress(study_id: str) -> None:
         )
     if info.state in ("starting", "running") and st.button("Cancel study", key=f"cancel-{study_id}"):
         cancel_study(study_id)
-        st.info("Cancelled: the driver and its trials are stopping; finished trials keep their checkpoints.")
+        st.info(
+            "Cancelling: running trials stop after their current batch, queued ones never start; finished trials "
+            "keep their checkpoints."
+        )
 
 
 progress(study_id)

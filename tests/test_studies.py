@@ -260,3 +260,25 @@ def test_the_studies_page_launches_follows_and_reports(monkeypatch, kaggle_zip, 
     trials, results = at.dataframe[0].value, at.dataframe[1].value
     assert list(trials["state"]) == ["done"] * 4 and set(results["point"]) == {'{"optimizer": "adam"}', '{"optimizer": "sgd"}'}
     assert "baseline" in set(results["p (Holm)"]) and any("Baseline" in c.value for c in at.caption)
+
+
+def test_cancel_stops_a_background_study_and_keeps_finished_trials(kaggle_zip, tmp_path):
+    from fer_core.studies.runs import cancel_study, list_runs, start_study
+    from fer_core.training.jobs import pid_alive
+
+    store, runs = tmp_path / "store", tmp_path / "runs" / "studies"
+    text = GOOD.replace("[profiles.quick]\nepochs = 1", "[profiles.quick]\nepochs = 200")  # far longer than the test
+    path = _write(tmp_path, text)
+    study_id = start_study(path, parse_study(text, "long.toml"), "quick", str(kaggle_zip), "cpu", store, runs)
+    deadline = time.time() + 240
+    while time.time() < deadline and not any(t.state == "running" for t in read_trials(study_dir(study_id, runs)).values()):
+        time.sleep(0.5)
+    info = cancel_study(study_id, runs)
+    while time.time() < deadline and list_runs(runs)[0].state != "cancelled":  # the driver stops its trials
+        time.sleep(0.5)
+    statuses = read_trials(study_dir(study_id, runs))
+    assert list_runs(runs)[0].state == "cancelled" and {s.state for s in statuses.values()} == {"cancelled"}
+    assert not list_checkpoints(store)  # a cancelled trial writes nothing
+    while time.time() < deadline and pid_alive(info.pid):
+        time.sleep(0.5)
+    assert not pid_alive(info.pid)

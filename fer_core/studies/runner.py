@@ -20,7 +20,19 @@ from typing import Any
 from ..records import StudyTrial
 from ..store import checkpoint_dir, default_root
 from ..training.config import TrainConfig
-from .runs import RunInfo, TrialStatus, new_study_id, now, read_run, read_spec, read_trials, study_dir, write_run, write_trial
+from .runs import (
+    RunInfo,
+    TrialStatus,
+    cancel_requested,
+    new_study_id,
+    now,
+    read_run,
+    read_spec,
+    read_trials,
+    study_dir,
+    write_run,
+    write_trial,
+)
 from .spec import StudyError, StudySpec, Trial
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,13 +60,16 @@ def _run_trial(config: dict[str, Any]) -> None:
     """One trial inside a Ray worker: train, write the checkpoint, keep the trial's status file current."""
     from ray import tune
 
-    from ..training import Callbacks, train_and_save
+    from ..training import Callbacks, TrainingCancelled, train_and_save
 
     config = config["trial"]
     directory, root = Path(config["dir"]), Path(config["checkpoints"])
     cfg = TrainConfig.from_dict(config["config"])
     study = StudyTrial(**config["study"])
     status = TrialStatus(study.trial, "running", study.point, study.seed)
+    if cancel_requested(directory):
+        write_trial(directory, replace(status, state="cancelled"))
+        return
     write_trial(directory, status)
 
     def on_epoch(stats: Any) -> None:
@@ -67,11 +82,14 @@ def _run_trial(config: dict[str, Any]) -> None:
         path = train_and_save(
             cfg,
             root=root,
-            callbacks=Callbacks(on_epoch=on_epoch),
+            callbacks=Callbacks(on_epoch=on_epoch, should_stop=lambda: cancel_requested(directory)),
             measure_efficiency=False,
             study=study,
             checkpoint_id=config["checkpoint_id"],
         )
+    except TrainingCancelled:
+        write_trial(directory, replace(status, state="cancelled"))
+        return
     except BaseException as exc:
         write_trial(directory, replace(status, state="failed", error=f"{type(exc).__name__}: {exc}"))
         raise
@@ -154,7 +172,11 @@ def execute(study_id: str, directory: Path, spec: StudySpec, info: RunInfo, root
                 ray.shutdown()
     statuses = read_trials(directory)
     failed = [t.id for t in trials if statuses.get(t.id) is None or statuses[t.id].state != "done"]
-    final = replace(info, state="failed" if failed else "finished")
+    if cancel_requested(directory):
+        for status in statuses.values():
+            if status.state in ("queued", "running"):
+                write_trial(directory, replace(status, state="cancelled"))
+    final = replace(info, state="cancelled" if cancel_requested(directory) else "failed" if failed else "finished")
     write_run(directory, final)
     return final
 

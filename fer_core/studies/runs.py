@@ -3,6 +3,8 @@
     runs/studies/<study id>/study.toml         the study file as it was run (resume reads it back)
     runs/studies/<study id>/run.json           profile, data, device, address, state, started_at, the driver's pid
     runs/studies/<study id>/trials/<trial>.json  queued | running (epoch, val acc) | done (checkpoint) | failed (reason)
+                                                 | cancelled
+    runs/studies/<study id>/cancel             asks the trials to stop between batches
 
 Every file is written atomically; a trial writes only its own file, so trials never contend. Torch- and Ray-free.
 """
@@ -10,10 +12,8 @@ Every file is written atomically; a trial writes only its own file, so trials ne
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, replace
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..atomic import write_text_atomically
-from ..training.jobs import default_runs_root
+from ..training.jobs import default_runs_root, pid_alive
 from .spec import StudySpec, parse_study
 
 TrialState = Literal["queued", "running", "done", "failed", "cancelled"]
@@ -163,16 +163,18 @@ def start_study(
     return study_id
 
 
+def cancel_requested(directory: Path) -> bool:
+    return (directory / "cancel").exists()
+
+
 def cancel_study(study_id: str, runs_root: Path | None = None) -> RunInfo:
-    """Stop a running study: its driver and the trials it runs (their partial runs write nothing), every unfinished
-    trial marked cancelled."""
+    """Ask a study to stop: its trials see the flag between batches and end without a checkpoint, queued trials
+    never start, finished ones keep theirs. A run whose driver is gone is marked cancelled at once."""
     directory = study_dir(study_id, runs_root)
     info = read_run(directory)
-    if info.pid and info.state in ("starting", "running"):
-        try:
-            os.killpg(info.pid, signal.SIGTERM)  # the driver's session: Ray's processes end with it
-        except ProcessLookupError:
-            pass
+    (directory / "cancel").touch()
+    if info.state in ("starting", "running") and pid_alive(info.pid):
+        return info  # the driver writes "cancelled" once its trials have stopped
     for status in read_trials(directory).values():
         if status.state in ("queued", "running"):
             write_trial(directory, replace(status, state="cancelled"))

@@ -54,7 +54,7 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def _pid_alive(pid: int | None) -> bool:
+def pid_alive(pid: int | None) -> bool:
     if not pid:
         return False
     try:
@@ -158,7 +158,7 @@ def read_job(job_dir: Path) -> JobStatus:
     status = _read_json(job_dir / "status.json")
     state = status.get("state", "failed")
     message = status.get("message", "")
-    if state == "running" and not _pid_alive(status.get("pid")):
+    if state == "running" and not pid_alive(status.get("pid")):
         state, message = "failed", "the training process ended unexpectedly (killed or crashed); earlier checkpoints are intact"
     epochs = []
     progress = job_dir / "progress.jsonl"
