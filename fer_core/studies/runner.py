@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..records import StudyTrial
+from ..records import EpochStats, StudyTrial
 from ..store import checkpoint_dir, default_root
 from ..training.config import TrainConfig
 from .runs import (
@@ -72,7 +72,7 @@ def _run_trial(config: dict[str, Any]) -> None:
         return
     write_trial(directory, status)
 
-    def on_epoch(stats: Any) -> None:
+    def on_epoch(stats: EpochStats) -> None:
         nonlocal status
         status = replace(status, epoch=stats.epoch, val_acc=stats.val_acc)
         write_trial(directory, status)

@@ -14,15 +14,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from ..atomic import write_text_atomically
-from ..training.jobs import default_runs_root, pid_alive
+from ..training.jobs import default_runs_root, pid_alive, start_background
 from .spec import StudySpec, parse_study
 
 TrialState = Literal["queued", "running", "done", "failed", "cancelled"]
@@ -131,9 +129,6 @@ def start_study(
     (directory / "trials").mkdir(parents=True)
     shutil.copyfile(spec_path, directory / "study.toml")
     cmd = [
-        sys.executable,
-        "-m",
-        "fer_core",
         "study",
         "run",
         str(spec_path),
@@ -150,16 +145,8 @@ def start_study(
     ]
     if checkpoints is not None:
         cmd += ["--checkpoints", str(checkpoints)]
-    with (directory / "log.txt").open("wb") as log:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            cwd=Path(__file__).resolve().parents[2],
-        )
-    write_run(directory, RunInfo(study_id, profile, data, device, None, None, "starting", now(), proc.pid))
+    pid = start_background(cmd, directory / "log.txt")
+    write_run(directory, RunInfo(study_id, profile, data, device, None, None, "starting", now(), pid))
     return study_id
 
 

@@ -239,32 +239,29 @@ def start_job(cfg: TrainConfig, root: Path | None = None, checkpoints: Path | No
         job_dir.mkdir()
         _write_json(job_dir / "config.json", cfg.to_dict())
         _write_json(job_dir / "status.json", {"state": "starting", "pid": None, "started_at": _now(), "message": ""})
-        cmd = [
-            sys.executable,
-            "-m",
-            "fer_core",
-            "train",
-            "--config-json",
-            str(job_dir / "config.json"),
-            "--job-dir",
-            str(job_dir),
-        ]
+        cmd = ["train", "--config-json", str(job_dir / "config.json"), "--job-dir", str(job_dir)]
         if checkpoints is not None:
             cmd += ["--checkpoints", str(checkpoints)]
-        with (job_dir / "log.txt").open("wb") as log:
-            proc = subprocess.Popen(
-                cmd,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                cwd=Path(__file__).resolve().parents[2],
-            )
-        _write_json(job_dir / "status.json", {"state": "running", "pid": proc.pid, "started_at": _now(), "message": "starting"})
+        pid = start_background(cmd, job_dir / "log.txt")
+        _write_json(job_dir / "status.json", {"state": "running", "pid": pid, "started_at": _now(), "message": "starting"})
     except BaseException:
         lock.unlink(missing_ok=True)
         raise
     return job_id
+
+
+def start_background(cli_args: list[str], log: Path) -> int:
+    """`python -m fer_core <cli_args>` in its own session (it outlives the app's reruns), output to `log`; its pid."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fer_core", *cli_args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+    return proc.pid
 
 
 def cancel_job(job_id: str, root: Path | None = None) -> None:
