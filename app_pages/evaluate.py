@@ -35,7 +35,8 @@ tab_one, tab_two, tab_all, tab_ens, tab_emb, tab_runs = st.tabs(
 )
 
 with tab_one:
-    cid = st.selectbox("Model", ids, key="one")
+    linked = st.query_params.get("model")  # a link from another page (a study's trial) opens on that model
+    cid = st.selectbox("Model", ids, index=ids.index(linked) if linked in ids else 0, key="one")
     meta = meta_of[cid]
     m = state.metrics(cid)
     if meta.card:

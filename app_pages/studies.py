@@ -8,6 +8,7 @@ import streamlit as st
 
 from fer_core.studies.runs import cancel_study, list_runs, read_trials, start_study, study_dir
 from fer_core.studies.spec import StudyError, load_study, shipped_studies
+from fer_core.training.jobs import JobBusy
 from ui import charts, state
 
 st.title("Studies")
@@ -31,6 +32,8 @@ if launched:
             raise StudyError("give the path of FER2013 (Kaggle .zip or folder, or fer2013.csv)")
         st.session_state["study_id"] = start_study(files[name], spec, profile, data.strip(), checkpoints=state.store_root())
         st.toast(f"Study {name} ({profile}) started in the background")
+    except JobBusy as exc:
+        st.warning(str(exc))
     except (StudyError, OSError) as exc:
         st.error(f"Cannot launch: {exc}")
 
@@ -128,4 +131,5 @@ if shown:
     c1, c2 = st.columns(2)
     c1.altair_chart(charts.training_curves({cid: metas[cid].history for cid in shown if cid in metas}, "loss"), width="stretch")
     c2.altair_chart(charts.training_curves({cid: metas[cid].history for cid in shown if cid in metas}, "acc"), width="stretch")
-    st.caption("Each trial is a checkpoint: pick it on **Evaluate** for its confusion matrix, mistakes and calibration.")
+    for cid in shown:
+        st.page_link("app_pages/evaluate.py", label=f"Evaluate {cid}", icon=":material/analytics:", query_params={"model": cid})

@@ -52,6 +52,15 @@ def nvidia_gpus() -> list[str]:
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
+def physical_device(name: str) -> str:
+    """The device a name means, without torch ('auto' -> cuda:0, mps or cpu; 'cuda' -> cuda:0): what a lock is on."""
+    name = (name or "auto").lower()
+    if name == "auto":
+        apple_silicon = platform.system() == "Darwin" and platform.machine() == "arm64"
+        return "cuda:0" if nvidia_gpus() else "mps" if apple_silicon else "cpu"
+    return "cuda:0" if name == "cuda" else name
+
+
 @dataclass(frozen=True)
 class DeviceChoices:
     cuda_devices: list[str]  # NVIDIA GPU names, in cuda:N order

@@ -282,3 +282,26 @@ def test_cancel_stops_a_background_study_and_keeps_finished_trials(kaggle_zip, t
     while time.time() < deadline and pid_alive(info.pid):
         time.sleep(0.5)
     assert not pid_alive(info.pid)
+
+
+def test_a_study_and_a_training_job_never_share_a_device(kaggle_zip, tmp_path, monkeypatch):
+    from fer_core.studies.runs import start_study
+    from fer_core.training import make_config
+    from fer_core.training.jobs import DeviceHolder, JobBusy, acquire_device, cancel_job, read_job, release_device, start_job
+
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("FER_RUNS", str(runs))
+    acquire_device("auto", DeviceHolder("study demo", "study", os.getpid()))  # this process stands in for a driver
+    quick = make_config("keras_cnn", "quick", data=str(kaggle_zip), epochs=500, batch_size=4, device="cpu")
+    with pytest.raises(JobBusy, match="study demo is already running on device 'cpu'"):  # 'auto' is the CPU here
+        start_job(quick)
+    release_device("auto", "study demo")
+    job = start_job(quick)
+    try:
+        with pytest.raises(JobBusy, match=f"{job} is already running on device 'cpu'"):
+            start_study(_write(tmp_path, GOOD), parse_study(GOOD), "quick", str(kaggle_zip), "cpu", tmp_path / "s", runs)
+    finally:
+        cancel_job(job)
+        deadline = time.time() + 120
+        while time.time() < deadline and read_job(runs / job).state in ("starting", "running"):
+            time.sleep(0.5)

@@ -20,6 +20,7 @@ from typing import Any
 from ..records import EpochStats, StudyTrial
 from ..store import checkpoint_dir, default_root
 from ..training.config import TrainConfig
+from ..training.jobs import DeviceHolder, acquire_device, release_device
 from .runs import (
     RunInfo,
     TrialStatus,
@@ -162,6 +163,10 @@ def execute(study_id: str, directory: Path, spec: StudySpec, info: RunInfo, root
     for trial in pending:
         write_trial(directory, TrialStatus(trial.id, "queued", trial.point, trial.seed))
     if pending:
+        # A local study takes its device like a sidebar job does: one of them at a time (a cluster is Ray's to share).
+        name = f"study {study_id}"
+        if info.address is None:
+            acquire_device(info.device, DeviceHolder(name, "study", os.getpid()))
         started = start_ray(info.address)
         try:
             _tune(study_id, directory, spec, info, root, pending)
@@ -170,6 +175,7 @@ def execute(study_id: str, directory: Path, spec: StudySpec, info: RunInfo, root
                 import ray
 
                 ray.shutdown()
+            release_device(info.device, name)
     statuses = read_trials(directory)
     failed = [t.id for t in trials if statuses.get(t.id) is None or statuses[t.id].state != "done"]
     if cancel_requested(directory):

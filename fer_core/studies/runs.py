@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..atomic import write_text_atomically
-from ..training.jobs import default_runs_root, pid_alive, start_background
+from ..training.jobs import JobBusy, default_runs_root, device_holder, pid_alive, start_background
 from .spec import StudySpec, parse_study
 
 TrialState = Literal["queued", "running", "done", "failed", "cancelled"]
@@ -124,6 +124,9 @@ def start_study(
 ) -> str:
     """Run a study in a background process (`fer_core study run`); returns its id at once (the app's Launch)."""
     spec.profile(profile)
+    holder = device_holder(device)
+    if holder is not None:  # refused now, with who holds the device, rather than failing in the background
+        raise JobBusy(f"{holder.name} is already running on device '{device}': wait for it or cancel it")
     study_id = new_study_id(spec, profile)
     directory = study_dir(study_id, runs_root)
     (directory / "trials").mkdir(parents=True)

@@ -6,7 +6,7 @@
     runs/<job>/batch.json      the latest batch (epoch, batch, batches, loss), rewritten about once a second
     runs/<job>/cancel          created by the UI to ask the process to stop between batches
     runs/<job>/state.pt        resume state after the last finished epoch
-    runs/lock-<device>         held by the running job: one job per device
+    runs/lock-<device>         who holds the device (a job, or a study's driver): one at a time per device
 
 A browser refresh or a second tab re-attaches by reading the same files; a killed process is
 detected by its pid and reported as failed.
@@ -19,12 +19,13 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..atomic import write_text_atomically
+from ..devices import physical_device
 from ..records import EpochStats
 from .config import TrainConfig
 
@@ -198,34 +199,76 @@ def list_jobs(root: Path | None = None) -> list[JobStatus]:
     return sorted(jobs, key=lambda j: j.started_at, reverse=True)
 
 
+@dataclass(frozen=True)
+class DeviceHolder:
+    """Who holds a device: a training job (its id; the job's files say whether it runs) or a study's driver (its pid)."""
+
+    name: str  # a job id, or "study <study id>"
+    kind: str  # "job" or "study"
+    pid: int | None = None
+
+
+def _lock_path(root: Path, device: str) -> Path:
+    return root / f"lock-{_device_key(physical_device(device))}"
+
+
+def _read_holder(lock: Path) -> DeviceHolder | None:
+    try:
+        text = lock.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    try:
+        return DeviceHolder(**json.loads(text))
+    except (ValueError, TypeError):
+        return DeviceHolder(text, "job") if text else None  # a lock written before studies existed: a job id
+
+
+def _holds(root: Path, holder: DeviceHolder) -> bool:
+    if holder.kind == "study":
+        return pid_alive(holder.pid)
+    job_dir = root / holder.name
+    return job_dir.is_dir() and (read_job(job_dir).running or not (job_dir / "status.json").exists())
+
+
+def device_holder(device: str = "auto", root: Path | None = None) -> DeviceHolder | None:
+    """The job or study running on `device` now, or None."""
+    root = Path(root or default_runs_root())
+    holder = _read_holder(_lock_path(root, device))
+    return holder if holder is not None and _holds(root, holder) else None
+
+
 def active_job(device: str = "auto", root: Path | None = None) -> JobStatus | None:
     root = Path(root or default_runs_root())
-    lock = root / f"lock-{_device_key(device)}"
-    job_id = lock.read_text(encoding="utf-8").strip() if lock.exists() else ""
-    if not job_id or not (root / job_id).is_dir():
-        return None
-    job = read_job(root / job_id)
-    return job if job.running else None
+    holder = device_holder(device, root)
+    return read_job(root / holder.name) if holder is not None and holder.kind == "job" else None
 
 
-def _acquire_lock(root: Path, device: str, job_id: str) -> Path:
-    lock = root / f"lock-{_device_key(device)}"
+def acquire_device(device: str, holder: DeviceHolder, root: Path | None = None) -> Path:
+    """Take `device` for a job or a study; JobBusy, naming who holds it, when another one runs there."""
+    root = Path(root or default_runs_root())
+    root.mkdir(parents=True, exist_ok=True)
+    lock = _lock_path(root, device)
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
-            holder = lock.read_text(encoding="utf-8").strip() if lock.exists() else ""
-            job = read_job(root / holder) if holder and (root / holder).is_dir() else None
-            if job is not None and (job.running or not (root / holder / "status.json").exists()):
-                raise JobBusy(
-                    f"training job {holder} ({job.model}) is already running on device '{device}': wait for it or cancel it"
-                ) from None
+            current = _read_holder(lock)
+            if current is not None and _holds(root, current):
+                what = f"training job {current.name}" if current.kind == "job" else current.name
+                raise JobBusy(f"{what} is already running on device '{device}': wait for it or cancel it") from None
             lock.unlink(missing_ok=True)  # stale: its process is gone
             continue
         with os.fdopen(fd, "w") as f:
-            f.write(job_id)
+            f.write(json.dumps(asdict(holder)))
         return lock
-    raise JobBusy(f"could not take the training lock for device '{device}'")
+    raise JobBusy(f"could not take the lock of device '{device}'")
+
+
+def release_device(device: str, name: str, root: Path | None = None) -> None:
+    lock = _lock_path(Path(root or default_runs_root()), device)
+    holder = _read_holder(lock)
+    if holder is not None and holder.name == name:
+        lock.unlink(missing_ok=True)
 
 
 def start_job(cfg: TrainConfig, root: Path | None = None, checkpoints: Path | None = None) -> str:
@@ -234,7 +277,7 @@ def start_job(cfg: TrainConfig, root: Path | None = None, checkpoints: Path | No
     root.mkdir(parents=True, exist_ok=True)
     job_id = f"{cfg.model}-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
     job_dir = root / job_id
-    lock = _acquire_lock(root, cfg.device, job_id)
+    lock = acquire_device(cfg.device, DeviceHolder(job_id, "job"), root)
     try:
         job_dir.mkdir()
         _write_json(job_dir / "config.json", cfg.to_dict())
@@ -279,7 +322,7 @@ class JobReporter:
 
     def __init__(self, job_dir: Path, device: str) -> None:
         self.dir = job_dir
-        self.lock = job_dir.parent / f"lock-{_device_key(device)}"
+        self.device = device
         self.t0 = time.time()
         self._last_batch_write = 0.0
         status = _read_json(job_dir / "status.json")
@@ -292,8 +335,7 @@ class JobReporter:
         )
 
     def release(self) -> None:
-        if self.lock.exists() and self.lock.read_text(encoding="utf-8").strip() == self.dir.name:
-            self.lock.unlink(missing_ok=True)
+        release_device(self.device, self.dir.name, self.dir.parent)
 
     def on_epoch(self, stats: EpochStats) -> None:
         with (self.dir / "progress.jsonl").open("a", encoding="utf-8") as f:
