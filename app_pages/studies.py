@@ -6,8 +6,9 @@ from dataclasses import asdict
 import pandas as pd
 import streamlit as st
 
-from fer_core.studies.runs import cancel_study, list_runs, read_trials, start_study, study_dir
-from fer_core.studies.spec import StudyError, load_study, shipped_studies
+from fer_core.models import list_models
+from fer_core.studies.runs import cancel_study, list_runs, read_trials, save_composed, start_study, study_dir
+from fer_core.studies.spec import STUDY_FIELDS, StudyError, compose_study, load_study, shipped_studies
 from fer_core.training.jobs import JobBusy
 from ui import charts, state
 
@@ -36,6 +37,33 @@ if launched:
         st.warning(str(exc))
     except (StudyError, OSError) as exc:
         st.error(f"Cannot launch: {exc}")
+
+with st.expander("Compose a study"), st.form("compose_study"):
+    c1, c2 = st.columns(2)
+    composed_name = c1.text_input("Name", "my_study", help="letters, digits, - and _")
+    models = c2.multiselect("Models (an axis when several)", [m.name for m in list_models()], default=["keras_cnn"])
+    c1, c2 = st.columns(2)
+    axis = c1.selectbox("Axis", ["(none)", *STUDY_FIELDS], help="a TrainConfig field to vary")
+    values = c2.text_input("Its values, comma-separated", "adam, sgd")
+    c1, c2, c3, c4 = st.columns(4)
+    seeds = c1.number_input("Seeds", 1, 10, 2)
+    epochs = c2.number_input("Epochs", 1, 1000, 3)
+    fraction = c3.slider("Quick: share of training faces", 0.05, 1.0, 0.1, 0.05)
+    composed_profile = c4.selectbox("Profile", ["quick", "full"], key="composed_profile")
+    if st.form_submit_button("Launch composed study"):
+        try:
+            text = compose_study(
+                composed_name, models, None if axis == "(none)" else axis, values, int(seeds), int(epochs), float(fraction)
+            )
+            path = save_composed(composed_name, text)
+            st.session_state["study_id"] = start_study(
+                path, load_study(path), composed_profile, data.strip(), checkpoints=state.store_root()
+            )
+            st.toast(f"Study {composed_name} started in the background")
+        except JobBusy as exc:
+            st.warning(str(exc))
+        except (StudyError, OSError) as exc:
+            st.error(f"Cannot launch: {exc}")
 
 runs = list_runs()
 if not runs:

@@ -73,6 +73,21 @@ def test_trials_start_from_each_models_recipe():
     assert by_model["vgg_fer"].batch_size == by_model["keras_cnn"].batch_size == 8  # the study's base over both
 
 
+def test_a_study_composed_in_the_app_is_a_valid_file():
+    from fer_core.studies.spec import compose_study
+
+    text = compose_study("mine", ["keras_cnn", "keras_cnn_wide"], "lr", "0.01, 0.001", 2, 5, 0.2)
+    spec = parse_study(text, "mine.toml")
+    assert spec.axes == {"model": ("keras_cnn", "keras_cnn_wide"), "lr": (0.01, 0.001)} and spec.seeds == 2
+    quick = spec.trials("quick")
+    assert len(quick) == 8 and {t.config.train_fraction for t in quick} == {0.2} and {t.config.epochs for t in quick} == {5}
+    assert {t.config.train_fraction for t in spec.trials("full")} == {1.0}
+    one = parse_study(compose_study("one", ["vgg_fer"], "augment", "none, strong", 1, 3, 0.1))
+    assert one.base == {"model": "vgg_fer"} and one.axes == {"augment": ("none", "strong")}
+    with pytest.raises(StudyError, match="optimizer must be one of"):
+        compose_study("bad", ["keras_cnn"], "optimizer", "adam, lion", 1, 3, 0.1)
+
+
 def test_random_search_draws_points_and_keeps_the_baseline():
     text = GOOD.replace('optimizer = ["adam", "sgd"]', 'optimizer = ["adam", "sgd", "rmsprop", "adamw"]\nlr = [0.1, 0.01, 0.001]')
     spec = parse_study(text + '[search]\nkind = "random"\nsamples = 4\n', "random.toml")

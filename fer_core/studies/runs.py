@@ -113,6 +113,13 @@ def list_runs(root: Path | None = None) -> list[RunInfo]:
     return sorted(runs, key=lambda r: r.started_at, reverse=True)
 
 
+def save_composed(name: str, text: str, root: Path | None = None) -> Path:
+    """Keep a study composed in the app as a file (runs/studies/composed/NAME.toml): it can be rerun from the CLI."""
+    path = (root or studies_root()) / "composed" / f"{name}.toml"
+    write_text_atomically(path, text)
+    return path
+
+
 def start_study(
     spec_path: Path,
     spec: StudySpec,

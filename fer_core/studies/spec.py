@@ -25,6 +25,7 @@ A bad file is refused with one line that names the file and the field.
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import re
 import tomllib
@@ -40,6 +41,23 @@ SEARCHES = ("grid", "random")
 PROFILE_FIELDS = ("train_fraction", "epochs", "minutes", "seeds", "samples")
 # Fields a study sets itself: every trial's seed, data and device come from the run, not from the file.
 RUN_FIELDS = ("seed", "data", "device", "epochs", "time_budget_min", "train_fraction")
+# The fields the Studies page offers as an axis (any TrainConfig field works in a file).
+STUDY_FIELDS = (
+    "optimizer",
+    "lr",
+    "batch_size",
+    "weight_decay",
+    "scheduler",
+    "augment",
+    "balance",
+    "label_smoothing",
+    "mixup_alpha",
+    "activation",
+    "norm",
+    "dropout",
+    "soft_labels",
+    "labels",
+)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
@@ -223,6 +241,36 @@ def parse_study(text: str, source: str = "<study>") -> StudySpec:
     for profile in spec.profiles:
         spec.trials(profile)  # every trial's TrainConfig must be valid before anything starts
     return spec
+
+
+def _value(token: str) -> Any:
+    """A value typed into a form: a number, true/false, or text."""
+    for kind in (int, float):
+        try:
+            return kind(token)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(token.lower(), token)
+
+
+def compose_study(
+    name: str, models: list[str], axis: str | None, values: str, seeds: int, epochs: int, train_fraction: float
+) -> str:
+    """A study file's text from the Studies page's form: the models (an axis when several), one more TrainConfig field
+    with comma-separated values, and a budget; `quick` trains on `train_fraction` of the faces, `full` on all.
+    Validated like any file (StudyError names the field)."""
+    axes: dict[str, list[Any]] = {}
+    if len(models) > 1:
+        axes["model"] = list(models)
+    if axis:
+        axes[axis] = [_value(v.strip()) for v in values.split(",") if v.strip()]
+    lines = [f"name = {json.dumps(name)}", f"seeds = {seeds}", "[base]"]
+    lines += [f"model = {json.dumps(models[0])}"] if len(models) == 1 else []
+    lines += ["[axes]", *(f"{k} = {json.dumps(v)}" for k, v in axes.items()), "[budget]", f"epochs = {epochs}"]
+    lines += ["[profiles.quick]", f"train_fraction = {train_fraction}", "[profiles.full]"]
+    text = "\n".join(lines) + "\n"
+    parse_study(text, f"{name}.toml")
+    return text
 
 
 SHIPPED = Path(__file__).resolve().parents[2] / "studies"
