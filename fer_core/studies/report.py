@@ -118,23 +118,14 @@ def _key(point: dict[str, Any]) -> str:
     return json.dumps(point, sort_keys=True)  # tuples of the file and lists of meta.json give the same key
 
 
-def study_report(study_id: str, checkpoints: Path | None = None, runs_root: Path | None = None) -> StudyReport:
-    directory = study_dir(study_id, runs_root)
-    info, spec = read_run(directory), read_spec(directory)
-    found = [
-        (i.meta, i.path)
-        for i in list_checkpoints(checkpoints or default_root())
-        if i.meta is not None and i.meta.study is not None and i.meta.study.study_id == study_id
-    ]
-    found.sort(key=lambda item: item[0].study.trial if item[0].study else "")
-    predictions = {meta.id: load_predictions(path) for meta, path in found}
-    trials = [_trial(meta, predictions[meta.id]) for meta, _ in found]
+def _points(trials: list[TrialResult], predictions: dict[str, Predictions], baseline: dict[str, Any]) -> list[PointResult]:
+    """Group trials by point; each point against the baseline (McNemar on seed-averaged predictions, Holm)."""
     groups: dict[str, list[TrialResult]] = {}
     for t in trials:
         groups.setdefault(_key(t.point), []).append(t)
-    labels = next(iter(predictions.values())).labels if predictions else np.empty(0)
+    labels = next(iter(predictions.values())).labels
     mean_probs = {k: np.mean([predictions[t.checkpoint].probs for t in ts], axis=0) for k, ts in groups.items()}
-    base = _key(spec.baseline)
+    base = _key(baseline)
     compared = [k for k in groups if k != base and base in groups]
     raw_p = {k: mcnemar(mean_probs[k].argmax(1), mean_probs[base].argmax(1), labels).p_value for k in compared}
     adjusted = dict(zip(compared, holm([raw_p[k] for k in compared]), strict=True))
@@ -157,15 +148,33 @@ def study_report(study_id: str, checkpoints: Path | None = None, runs_root: Path
                 significant=adjusted.get(key, 1.0) < 0.05,
             )
         )
-    statuses = read_trials(directory)
-    done = {t.trial for t in trials}
+    return sorted(points, key=lambda p: -p.accuracy_mean)
+
+
+def study_report(study_id: str, checkpoints: Path | None = None, runs_root: Path | None = None) -> StudyReport:
+    """The report of a study run from its trials' checkpoints in the store and its status files."""
+    directory = study_dir(study_id, runs_root)
+    info, spec = read_run(directory), read_spec(directory)
+    found = sorted(
+        (
+            (i.meta, i.path)
+            for i in list_checkpoints(checkpoints or default_root())
+            if i.meta is not None and i.meta.study is not None and i.meta.study.study_id == study_id
+        ),
+        key=lambda item: item[0].id,
+    )
+    predictions = {meta.id: load_predictions(path) for meta, path in found}
+    if len({p.names for p in predictions.values()}) > 1:
+        raise ValueError(f"the trials of {study_id} were tested on different faces: no paired comparison is possible")
+    trials = [_trial(meta, predictions[meta.id]) for meta, _ in found]
+    statuses, done = read_trials(directory), {t.trial for t in trials}
     return StudyReport(
         study_id=study_id,
         study=spec.name,
         profile=info.profile,
         axes={k: list(v) for k, v in spec.axes.items()},
         baseline=spec.baseline,
-        points=sorted(points, key=lambda p: -p.accuracy_mean),
+        points=_points(trials, predictions, spec.baseline) if trials else [],
         trials=trials,
         failed=[s for s in statuses.values() if s.state == "failed" and s.trial not in done],
         unfinished=[s.trial for s in statuses.values() if s.state in ("queued", "running") and s.trial not in done],
