@@ -79,7 +79,9 @@ def progress(study_id: str) -> None:
     """The run's trials as their status files say, refreshed every 2 s without rerunning the page."""
     info = next(r for r in list_runs() if r.study_id == study_id)
     trials = read_trials(study_dir(study_id))
-    counts = {s: sum(t.state == s for t in trials.values()) for s in ("queued", "running", "done", "failed", "cancelled")}
+    counts = {
+        s: sum(t.state == s for t in trials.values()) for s in ("queued", "running", "done", "failed", "stopped", "cancelled")
+    }
     st.markdown(
         f"**{info.state}** · profile {info.profile} · started {info.started_at} · "
         + " · ".join(f"{n} {s}" for s, n in counts.items() if n)
@@ -149,7 +151,7 @@ st.dataframe(
 )
 st.altair_chart(charts.points_with_intervals([asdict(p) for p in report.points]), width="stretch")
 for failed in report.failed:
-    st.warning(f"Trial {failed.trial} {json.dumps(failed.point)} seed {failed.seed} failed: {failed.error}")
+    st.warning(f"Trial {failed.trial} {json.dumps(failed.point)} seed {failed.seed} {failed.state}: {failed.error}")
 
 shown = st.multiselect(
     "Learning curves of trials", [t.checkpoint for t in report.trials], default=[t.checkpoint for t in report.trials[:4]]

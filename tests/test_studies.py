@@ -206,6 +206,29 @@ def test_failed_trials_are_recorded_and_the_others_finish(ray_local, kaggle_zip,
     assert [t.trial for t in report.trials] == ["p00-s0"] and len(report.failed) == 3
 
 
+def test_asha_stops_a_trial_that_trails_and_the_study_still_finishes(ray_local, kaggle_zip, tmp_path):
+    """One trial at a time, ASHA on validation loss (continuous: no ties). On these 7 validation faces lr 3e-3 overfits
+    at once (validation loss 2.19 at epoch 2) while lr 1e-9 barely moves (1.96): the first sets the rung, the second
+    trails there and is stopped, leaves no checkpoint, and resume does not rerun it."""
+    text = (
+        GOOD.replace("seeds = 2", "seeds = 1")
+        .replace('optimizer = ["adam", "sgd"]', "lr = [1e-9, 0.003]")
+        .replace('augment = "none"', 'augment = "none"\nselect_by = "val_loss"')
+        .replace(
+            "[profiles.quick]\nepochs = 1",
+            '[profiles.quick]\nepochs = 6\n[search]\nearly_stop = "asha"\ngrace_epochs = 2\nconcurrent = 1',
+        )
+    )
+    spec = parse_study(text, "asha.toml")
+    store, runs = tmp_path / "store", tmp_path / "runs"
+    study_id, info = run_study(_write(tmp_path, text), spec, "quick", str(kaggle_zip), "cpu", None, store, runs)
+    statuses = read_trials(study_dir(study_id, runs))
+    assert info.state == "finished" and statuses["p00-s0"].state == "done" and statuses["p00-s0"].epoch == 6
+    assert statuses["p01-s0"].state == "stopped" and statuses["p01-s0"].epoch == 2
+    assert [c.meta.study.trial for c in list_checkpoints(store)] == ["p00-s0"]
+    assert resume_study(study_id, store, runs).state == "finished" and len(list_checkpoints(store)) == 1
+
+
 def test_a_killed_driver_resumes_and_reruns_only_the_missing_trials(ray_local, kaggle_zip, tmp_path):
     store, runs = tmp_path / "store", tmp_path / "runs"
     text = GOOD.replace("[profiles.quick]\nepochs = 1", "[profiles.quick]\nepochs = 3")

@@ -78,7 +78,7 @@ def cmd_status(args: argparse.Namespace) -> None:
         if args.study_id and info.study_id != args.study_id:
             continue
         trials = read_trials(study_dir(info.study_id, runs))
-        counts = {s: sum(t.state == s for t in trials.values()) for s in ("queued", "running", "done", "failed")}
+        counts = {s: sum(t.state == s for t in trials.values()) for s in ("queued", "running", "done", "failed", "stopped")}
         rows.append({**asdict(info), "trials": counts})
     _emit(args, rows, "\n".join(f"{r['study_id']:<48} {r['state']:<9} {r['trials']}" for r in rows) or "no studies yet")
 
@@ -109,7 +109,7 @@ def report_text(r: StudyReport) -> str:
             f"{json.dumps(p.point):<44} {p.seeds:>5} {p.accuracy_mean:>9.4f} {p.accuracy_std:>7.4f} "
             f"[{p.accuracy_ci.low:.4f}, {p.accuracy_ci.high:.4f}] {p.macro_f1_mean:>9.4f} {mark:>9}"
         )
-    lines += [f"failed {s.trial} {json.dumps(s.point)} seed {s.seed}: {s.error}" for s in r.failed]
+    lines += [f"{s.state} {s.trial} {json.dumps(s.point)} seed {s.seed}: {s.error}" for s in r.failed]
     lines += [f"not finished: {', '.join(r.unfinished)} (python -m fer_core study resume {r.study_id})"] if r.unfinished else []
     lines.append("* significant at 5% after Holm's correction (McNemar on the same test faces, seed-averaged probabilities)")
     return "\n".join(lines)

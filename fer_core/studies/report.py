@@ -70,7 +70,7 @@ class StudyReport:
     baseline: dict[str, Any]
     points: list[PointResult]
     trials: list[TrialResult]
-    failed: list[TrialStatus]
+    failed: list[TrialStatus]  # failed, or stopped early by ASHA (their error says which)
     unfinished: list[str]  # trials neither done nor failed (queued or running)
 
 
@@ -176,6 +176,6 @@ def study_report(study_id: str, checkpoints: Path | None = None, runs_root: Path
         baseline=spec.baseline,
         points=_points(trials, predictions, spec.baseline) if trials else [],
         trials=trials,
-        failed=[s for s in statuses.values() if s.state == "failed" and s.trial not in done],
+        failed=[s for s in statuses.values() if s.state in ("failed", "stopped") and s.trial not in done],
         unfinished=[s.trial for s in statuses.values() if s.state in ("queued", "running") and s.trial not in done],
     )

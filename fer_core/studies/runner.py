@@ -77,7 +77,7 @@ def _run_trial(config: dict[str, Any]) -> None:
         nonlocal status
         status = replace(status, epoch=stats.epoch, val_acc=stats.val_acc)
         write_trial(directory, status)
-        tune.report({"epoch": stats.epoch, "val_acc": stats.val_acc})
+        tune.report({"epoch": stats.epoch, "val_acc": stats.val_acc, "val_loss": stats.val_loss})
 
     try:
         path = train_and_save(
@@ -91,6 +91,9 @@ def _run_trial(config: dict[str, Any]) -> None:
     except TrainingCancelled:
         write_trial(directory, replace(status, state="cancelled"))
         return
+    except SystemExit:  # how Tune ends a trial its scheduler stops (ASHA), from inside tune.report
+        write_trial(directory, replace(status, state="stopped", error=f"stopped by ASHA after epoch {status.epoch}"))
+        raise
     except BaseException as exc:
         write_trial(directory, replace(status, state="failed", error=f"{type(exc).__name__}: {exc}"))
         raise
@@ -106,15 +109,36 @@ def _checkpoint_id(study_id: str, trial: Trial) -> str:
     return f"{study_id}-{trial.id}"
 
 
-def _pending(study_id: str, trials: list[Trial], root: Path) -> list[Trial]:
-    """Trials without a checkpoint in the store: what a (resumed) run still has to train."""
-    return [t for t in trials if not (checkpoint_dir(_checkpoint_id(study_id, t), root) / "meta.json").is_file()]
+def _pending(study_id: str, trials: list[Trial], root: Path, directory: Path) -> list[Trial]:
+    """Trials without a checkpoint in the store that ASHA did not stop: what a (resumed) run still has to train."""
+    statuses = read_trials(directory)
+    return [
+        t
+        for t in trials
+        if not (checkpoint_dir(_checkpoint_id(study_id, t), root) / "meta.json").is_file()
+        and (statuses.get(t.id) is None or statuses[t.id].state != "stopped")
+    ]
 
 
 def _gpus_per_trial() -> float:
     import ray
 
     return 0.25 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+
+
+def _scheduler(spec: StudySpec, pending: list[Trial]) -> Any:
+    """ASHA on the metric the trials select on, when the study asks for early stopping; else Tune's FIFO."""
+    if spec.early_stop != "asha":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    cfg = pending[0].config
+    metric, mode = ("val_loss", "min") if cfg.select_by == "val_loss" else ("val_acc", "max")
+    # max_t beyond the last epoch: Tune stops a trial that reaches max_t at its last report, before it saves
+    epochs = max(t.config.epochs for t in pending) + 1
+    return ASHAScheduler(
+        time_attr="training_iteration", metric=metric, mode=mode, max_t=epochs, grace_period=spec.grace_epochs, reduction_factor=2
+    )
 
 
 def _tune(study_id: str, directory: Path, spec: StudySpec, info: RunInfo, root: Path, pending: list[Trial]) -> None:
@@ -142,7 +166,13 @@ def _tune(study_id: str, directory: Path, spec: StudySpec, info: RunInfo, root: 
     tuner = tune.Tuner(
         tune.with_resources(_run_trial, {"cpu": 1, "gpu": _gpus_per_trial()}),
         param_space={"trial": tune.grid_search(param)},
-        tune_config=tune.TuneConfig(num_samples=1, trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
+        tune_config=tune.TuneConfig(
+            num_samples=1,
+            trial_name_creator=_trial_name,
+            trial_dirname_creator=_trial_name,
+            scheduler=_scheduler(spec, pending),
+            max_concurrent_trials=spec.concurrent,
+        ),
         run_config=tune.RunConfig(name=study_id, storage_path=storage, verbose=0),
     )
     by_id = {t.id: t for t in pending}
@@ -150,16 +180,18 @@ def _tune(study_id: str, directory: Path, spec: StudySpec, info: RunInfo, root: 
         grid = tuner.fit()  # returns normally when trials fail: record those a trial could not
     for result in (grid[i] for i in range(len(grid))):
         trial = by_id[(result.config or {})["trial"]["study"]["trial"]]
-        status = read_trials(directory).get(trial.id)
-        if result.error is not None and (status is None or status.state != "failed"):
+        status = read_trials(directory).get(trial.id) or TrialStatus(trial.id, "queued", trial.point, trial.seed)
+        if result.error is not None and status.state != "failed":
             reason = str(result.error).strip().splitlines()[-1][:300]  # a worker killed before it could say
-            write_trial(directory, TrialStatus(trial.id, "failed", trial.point, trial.seed, error=reason))
+            write_trial(directory, replace(status, state="failed", error=reason))
+        elif result.error is None and status.state == "running":  # ASHA ended it: it trails the others
+            write_trial(directory, replace(status, state="stopped", error=f"stopped by ASHA after epoch {status.epoch}"))
 
 
 def execute(study_id: str, directory: Path, spec: StudySpec, info: RunInfo, root: Path) -> RunInfo:
     """Train every pending trial of a study run on Ray Tune; returns the run's final state."""
     trials = spec.trials(info.profile, data=info.data, device=info.device)
-    pending = _pending(study_id, trials, root)
+    pending = _pending(study_id, trials, root, directory)
     for trial in pending:
         write_trial(directory, TrialStatus(trial.id, "queued", trial.point, trial.seed))
     if pending:
@@ -177,7 +209,7 @@ def execute(study_id: str, directory: Path, spec: StudySpec, info: RunInfo, root
                 ray.shutdown()
             release_device(info.device, name)
     statuses = read_trials(directory)
-    failed = [t.id for t in trials if statuses.get(t.id) is None or statuses[t.id].state != "done"]
+    failed = [t.id for t in trials if statuses.get(t.id) is None or statuses[t.id].state not in ("done", "stopped")]
     if cancel_requested(directory):
         for status in statuses.values():
             if status.state in ("queued", "running"):

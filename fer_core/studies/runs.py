@@ -3,7 +3,7 @@
     runs/studies/<study id>/study.toml         the study file as it was run (resume reads it back)
     runs/studies/<study id>/run.json           profile, data, device, address, state, started_at, the driver's pid
     runs/studies/<study id>/trials/<trial>.json  queued | running (epoch, val acc) | done (checkpoint) | failed (reason)
-                                                 | cancelled
+                                                 | stopped (by ASHA) | cancelled
     runs/studies/<study id>/cancel             asks the trials to stop between batches
 
 Every file is written atomically; a trial writes only its own file, so trials never contend. Torch- and Ray-free.
@@ -23,7 +23,7 @@ from ..atomic import write_text_atomically
 from ..training.jobs import JobBusy, default_runs_root, device_holder, pid_alive, start_background
 from .spec import StudySpec, parse_study
 
-TrialState = Literal["queued", "running", "done", "failed", "cancelled"]
+TrialState = Literal["queued", "running", "done", "failed", "stopped", "cancelled"]
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 

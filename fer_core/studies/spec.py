@@ -12,7 +12,10 @@
     optimizer = ["adam", "sgd"]
     [budget]                                 # per trial: epochs = N, or minutes = M (cosine over time)
     epochs = 30
-    [search]                                 # kind = "grid" (every point) or "random" (samples points)
+    [search]                                 # kind = "grid" (every point) or "random" (samples points);
+                                             # early_stop = "asha" stops trials that trail the others at
+                                             # epochs grace_epochs, 2 x grace_epochs, ... (on select_by);
+                                             # concurrent = N runs at most N trials at once
     kind = "grid"
     [profiles.quick]                         # overrides: train_fraction, epochs or minutes, seeds, samples
     train_fraction = 0.1
@@ -95,6 +98,9 @@ class StudySpec:
     minutes: float | None
     search: str
     samples: int | None
+    early_stop: str | None  # "asha" or None
+    grace_epochs: int  # ASHA's first rung: every trial trains at least this many epochs
+    concurrent: int | None  # at most this many trials at once (None: as many as the resources allow)
     profiles: dict[str, Profile]
     baseline: dict[str, Any]
     source: str  # the file it came from
@@ -220,6 +226,14 @@ def parse_study(text: str, source: str = "<study>") -> StudySpec:
         raise StudyError(f"{source}: search.kind: one of {', '.join(SEARCHES)}, not {kind!r}")
     if kind == "random" and not isinstance(search.get("samples"), int):
         raise StudyError(f"{source}: search.samples: a random search needs a number of points")
+    unknown = sorted(set(search) - {"kind", "samples", "early_stop", "grace_epochs", "concurrent"})
+    if unknown:
+        raise StudyError(f"{source}: search.{unknown[0]}: unknown")
+    if search.get("early_stop") not in (None, "asha"):
+        raise StudyError(f'{source}: search.early_stop: only "asha" (asynchronous successive halving)')
+    for key in ("grace_epochs", "concurrent"):
+        if key in search and (not isinstance(search[key], int) or search[key] < 1):
+            raise StudyError(f"{source}: search.{key}: a positive whole number")
     baseline = {k: axes[k][0] for k in axes} | dict(raw.get("baseline", {}))
     for key, value in baseline.items():
         if key not in axes or value not in axes[key]:
@@ -234,6 +248,9 @@ def parse_study(text: str, source: str = "<study>") -> StudySpec:
         minutes=budget.get("minutes"),
         search=kind,
         samples=search.get("samples"),
+        early_stop=search.get("early_stop"),
+        grace_epochs=search.get("grace_epochs", 2),
+        concurrent=search.get("concurrent"),
         profiles=_profiles(source, dict(raw.get("profiles", {}))),
         baseline=baseline,
         source=source,
