@@ -1,7 +1,6 @@
 """Studies: launch a study file in the background, follow its trials live, compare its points with intervals."""
 
 import json
-from dataclasses import asdict
 
 import pandas as pd
 import streamlit as st
@@ -149,7 +148,7 @@ st.dataframe(
         "macro F1": st.column_config.NumberColumn(format="%.3f"),
     },
 )
-st.altair_chart(charts.points_with_intervals([asdict(p) for p in report.points]), width="stretch")
+st.altair_chart(charts.points_with_intervals(report.points), width="stretch")
 for failed in report.failed:
     st.warning(f"Trial {failed.trial} {json.dumps(failed.point)} seed {failed.seed} {failed.state}: {failed.error}")
 

@@ -48,6 +48,14 @@ def timed_study(text: str, data: str, root: Path) -> float:
     return time.perf_counter() - t
 
 
+def timed_direct(text: str, data: str, root: Path) -> float:
+    """Seconds to train a study's trials one after the other in this process (no Ray)."""
+    t = time.perf_counter()
+    for trial in parse_study(text).trials("bench", data=data, device="cpu"):
+        train_and_save(trial.config, root=root / "direct", measure_efficiency=False)
+    return time.perf_counter() - t
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True)
@@ -64,13 +72,11 @@ def main() -> int:
     ray.shutdown()
     print(f"local Ray instance: started in {startup:.1f} s")
 
+    data = str(Path(args.data).resolve())
     one = STUDY.format(seeds=1, fraction=args.fraction, epochs=args.epochs)
-    [trial] = parse_study(one).trials("bench", data=str(Path(args.data).resolve()), device="cpu")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # what a trial gets on Ray: one CPU
-    t = time.perf_counter()
-    train_and_save(trial.config, root=root / "direct", measure_efficiency=False)
-    direct = time.perf_counter() - t
+    direct = timed_direct(one, data, root)
     on_ray = timed_study(one, args.data, root)
     print(
         f"one trial: directly {direct:.1f} s, on Ray {on_ray:.1f} s (Ray's start included): overhead "
@@ -79,10 +85,7 @@ def main() -> int:
 
     torch.set_num_threads(threads)
     two = STUDY.format(seeds=2, fraction=args.fraction, epochs=args.epochs)
-    t = time.perf_counter()
-    for trial in parse_study(two).trials("bench", data=str(Path(args.data).resolve()), device="cpu"):
-        train_and_save(trial.config, root=root / "sequence", measure_efficiency=False)
-    sequence = time.perf_counter() - t
+    sequence = timed_direct(two, data, root)
     together = timed_study(two, args.data, root)
     print(
         f"two trials: one after the other with {threads} threads {sequence:.1f} s, at once on Ray {together:.1f} s: "

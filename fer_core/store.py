@@ -142,11 +142,12 @@ def load_weights(path: Path, meta: CheckpointMeta) -> nn.Module:
     return model.eval()
 
 
-def load_predictions(path: Path) -> Predictions:
-    """The test-set predictions stored with a checkpoint (numpy arrays, classes from its meta.json)."""
+def load_predictions(path: Path, meta: CheckpointMeta | None = None) -> Predictions:
+    """The test-set predictions stored with a checkpoint (numpy arrays); the classes come from its meta.json, read
+    here unless the caller already holds it."""
     from safetensors.numpy import load_file
 
-    classes = read_meta(path).classes
+    classes = (meta or read_meta(path)).classes
     file = path / PREDICTIONS_FILE
     try:
         with safe_open(str(file), framework="numpy") as f:

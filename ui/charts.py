@@ -15,6 +15,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from fer_core.evaluation import ReliabilityBin, RocCurve
     from fer_core.records import EpochStats
+    from fer_core.studies.report import PointResult
 
 
 def probability_grid(per_model: dict[str, dict[str, float]]) -> alt.Chart:
@@ -147,15 +148,15 @@ def reliability_chart(bins: list[ReliabilityBin]) -> alt.Chart:
     return (bars + ideal).properties(height=260)
 
 
-def points_with_intervals(points: list[dict]) -> alt.Chart:
+def points_with_intervals(points: list[PointResult]) -> alt.Chart:
     """A study's points: mean accuracy over seeds (dots) with the bootstrap 95% interval (bars); baseline in orange."""
     rows = [
         {
-            "point": json.dumps(p["point"]),
-            "accuracy": p["accuracy_mean"],
-            "low": p["accuracy_ci"]["low"],
-            "high": p["accuracy_ci"]["high"],
-            "baseline": p["baseline"],
+            "point": json.dumps(p.point),
+            "accuracy": p.accuracy_mean,
+            "low": p.accuracy_ci.low,
+            "high": p.accuracy_ci.high,
+            "baseline": p.baseline,
         }
         for p in points
     ]

@@ -95,7 +95,7 @@ def _signature_of(checkpoint_id: str) -> tuple:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _predictions(checkpoint_id: str, signature: tuple) -> Predictions:
-    return load_predictions(store_root() / checkpoint_id)
+    return load_predictions(store_root() / checkpoint_id, metas().get(checkpoint_id))
 
 
 def predictions(checkpoint_id: str) -> Predictions:

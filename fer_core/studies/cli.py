@@ -66,7 +66,8 @@ def cmd_cancel(args: argparse.Namespace) -> None:
     from .runs import cancel_study
 
     info = cancel_study(args.study_id, _paths(args)[1])
-    _emit(args, asdict(info), f"{info.study_id} cancelled")
+    text = "cancelled" if info.state == "cancelled" else "cancel requested: its trials stop after their current batch"
+    _emit(args, asdict(info), f"{info.study_id}: {text}")
 
 
 def cmd_status(args: argparse.Namespace) -> None:

@@ -163,7 +163,7 @@ def study_report(study_id: str, checkpoints: Path | None = None, runs_root: Path
         ),
         key=lambda item: item[0].id,
     )
-    predictions = {meta.id: load_predictions(path) for meta, path in found}
+    predictions = {meta.id: load_predictions(path, meta) for meta, path in found}
     if len({p.names for p in predictions.values()}) > 1:
         raise ValueError(f"the trials of {study_id} were tested on different faces: no paired comparison is possible")
     trials = [_trial(meta, predictions[meta.id]) for meta, _ in found]

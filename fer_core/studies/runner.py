@@ -178,9 +178,10 @@ def _tune(study_id: str, directory: Path, spec: StudySpec, info: RunInfo, root: 
     by_id = {t.id: t for t in pending}
     with contextlib.redirect_stdout(sys.stderr):  # Ray Tune's progress tables; stdout stays the report (--json)
         grid = tuner.fit()  # returns normally when trials fail: record those a trial could not
+    statuses = read_trials(directory)  # each trial wrote its own file; the driver only fills in what one could not
     for result in (grid[i] for i in range(len(grid))):
         trial = by_id[(result.config or {})["trial"]["study"]["trial"]]
-        status = read_trials(directory).get(trial.id) or TrialStatus(trial.id, "queued", trial.point, trial.seed)
+        status = statuses.get(trial.id) or TrialStatus(trial.id, "queued", trial.point, trial.seed)
         if result.error is not None and status.state != "failed":
             reason = str(result.error).strip().splitlines()[-1][:300]  # a worker killed before it could say
             write_trial(directory, replace(status, state="failed", error=reason))
