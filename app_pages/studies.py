@@ -76,7 +76,10 @@ study_id = st.selectbox("Study run", ids, index=ids.index(chosen) if chosen in i
 @st.fragment(run_every=2)
 def progress(study_id: str) -> None:
     """The run's trials as their status files say, refreshed every 2 s without rerunning the page."""
-    info = next(r for r in list_runs() if r.study_id == study_id)
+    info = next((r for r in list_runs() if r.study_id == study_id), None)
+    if info is None:
+        st.warning(f"The run {study_id} is gone (its folder was removed).")
+        return
     trials = read_trials(study_dir(study_id))
     counts = {
         s: sum(t.state == s for t in trials.values()) for s in ("queued", "running", "done", "failed", "stopped", "cancelled")
@@ -115,7 +118,11 @@ def progress(study_id: str) -> None:
 
 progress(study_id)
 
-report = state.study_report(study_id)
+try:
+    report = state.study_report(study_id)
+except (ValueError, OSError) as exc:  # a damaged run folder or trials tested on other faces: say so, keep serving
+    st.error(f"No report for {study_id}: {exc}")
+    st.stop()
 if not report.points:
     st.caption("Results appear here as trials finish.")
     st.stop()
