@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -60,7 +61,7 @@ def test_the_shipped_study_files_validate():
     for file in files:
         spec = load_study(file)
         assert spec.name == file.stem and {"quick", "full"} <= set(spec.profiles)
-        assert all(t.config.train_fraction < 1 for t in spec.trials("quick"))
+        assert spec.profiles["quick"].train_fraction < 1 and spec.trial_ids("quick")
 
 
 def test_trials_start_from_each_models_recipe():
@@ -96,6 +97,60 @@ def test_random_search_draws_points_and_keeps_the_baseline():
     assert points == spec.points("quick") and len({json.dumps(p) for p in points}) == 4
 
 
+TPE = (
+    GOOD.replace("seeds = 2", 'seeds = 1\nbaseline = { optimizer = "adam", lr = 0.001 }').replace(
+        'optimizer = ["adam", "sgd"]', 'optimizer = ["adam", "sgd"]\nlr = { low = 1e-4, high = 1e-1, log = true }'
+    )
+    + '[search]\nkind = "tpe"\nsamples = 3\n'
+)
+
+
+def test_ranges_are_sampled_within_bounds_by_random_and_left_to_tpe():
+    spec = parse_study(TPE.replace('"tpe"', '"random"').replace("samples = 3", "samples = 6"), "ranges.toml")
+    points = spec.points("quick")
+    assert points[0] == spec.baseline and len(points) == 6 and points == spec.points("quick")
+    assert all(1e-4 <= p["lr"] <= 1e-1 and p["optimizer"] in ("adam", "sgd") for p in points)
+    assert len({p["lr"] for p in points}) == 6  # drawn on a log scale: not all at the top decade
+    assert sum(p["lr"] < 1e-2 for p in points[1:]) >= 1
+    tpe = parse_study(TPE, "tpe.toml")
+    assert tpe.trial_ids("quick") == ["t00", "t01", "t02"] and tpe.search == "tpe"
+    assert tpe.trial("t00", tpe.baseline, 0, "quick").config.lr == 0.001
+    with pytest.raises(StudyError, match="chooses its points while it runs"):
+        tpe.points("quick")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("tpe", "grid"), 'axes.lr: a range needs search kind "random" or "tpe"'),
+        (("seeds = 1", "seeds = 2"), "tpe.toml: seeds: a TPE search trains each point it chooses once"),
+        (("[profiles.quick]", "[profiles.quick]\nseeds = 3"), "profiles.quick.seeds: a TPE search trains each point"),
+        (("samples = 3\n", ""), "search.samples: a tpe search needs a number of points"),
+        (("low = 1e-4", "low = 0.5"), "axes.lr: a range needs numbers low < high, not 0.5 and 0.1"),
+        (("low = 1e-4", "low = 0"), "axes.lr: a log range needs low > 0"),
+        (("log = true", "step = 2"), "axes.lr: a range is { low = A, high = B, log = true|false }"),
+        ((", lr = 0.001", ""), "tpe.toml: baseline.lr: a range axis needs its baseline value"),
+        (("lr = 0.001 }", "lr = 0.5 }"), "baseline.lr: 0.5 is not a value of axes.lr"),
+    ],
+    ids=[
+        "range-in-grid",
+        "tpe-seeds",
+        "tpe-profile-seeds",
+        "tpe-samples",
+        "range-order",
+        "log-zero",
+        "range-key",
+        "range-baseline",
+        "baseline-outside",
+    ],
+)
+def test_a_bad_search_is_refused_with_one_line_naming_the_field(change, message):
+    old, new = change
+    with pytest.raises(StudyError) as info:
+        parse_study(TPE.replace(old, new, 1), "tpe.toml")
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -110,7 +165,7 @@ def test_random_search_draws_points_and_keeps_the_baseline():
         (("seeds = 2", 'seeds = 2\nbaseline = { optimizer = "rmsprop" }'), "baseline.optimizer: 'rmsprop' is not a value"),
         (("[profiles.quick]", "[profiles.quick]\nwarp = 9"), "good.toml: profiles.quick.warp: unknown"),
         (("[profiles.full]", '[profiles.full]\n[search]\nkind = "random"'), "search.samples: a random search needs"),
-        (("[profiles.full]", '[profiles.full]\n[search]\nkind = "bayes"'), "search.kind: one of grid, random"),
+        (("[profiles.full]", '[profiles.full]\n[search]\nkind = "bayes"'), "search.kind: one of grid, random, tpe"),
         (("seeds = 2", "seeds = 0"), "good.toml: seeds: a positive number"),
         (('model = "keras_cnn"', 'model = "keras_cnn'), "good.toml: not valid TOML"),
     ],
@@ -227,6 +282,31 @@ def test_asha_stops_a_trial_that_trails_and_the_study_still_finishes(ray_local, 
     assert statuses["p01-s0"].state == "stopped" and statuses["p01-s0"].epoch == 2
     assert [c.meta.study.trial for c in list_checkpoints(store)] == ["p00-s0"]
     assert resume_study(study_id, store, runs).state == "finished" and len(list_checkpoints(store)) == 1
+
+
+def test_a_tpe_search_trains_the_baseline_then_its_own_points_and_resumes_from_them(ray_local, kaggle_zip, tmp_path):
+    store, runs = tmp_path / "store", tmp_path / "runs"
+    spec = parse_study(TPE, "tpe.toml")
+    study_id, info = run_study(_write(tmp_path, TPE), spec, "quick", str(kaggle_zip), "cpu", None, store, runs)
+    by_trial = {c.meta.study.trial: c for c in list_checkpoints(store)}
+    assert info.state == "finished" and sorted(by_trial) == ["t00", "t01", "t02"]
+    assert by_trial["t00"].meta.study.point == spec.baseline  # the searcher's first point
+    for c in by_trial.values():
+        point = c.meta.study.point
+        assert 1e-4 <= point["lr"] <= 1e-1 and point["optimizer"] in ("adam", "sgd")
+        assert c.meta.config.lr == point["lr"] and c.meta.config.optimizer == point["optimizer"]
+    assert len({c.meta.study.point["lr"] for c in by_trial.values()}) == 3
+    report = study_report(study_id, store, runs)
+    assert len(report.points) == 3 and sum(p.baseline for p in report.points) == 1
+    assert all(p.p_holm is not None for p in report.points if not p.baseline)
+    # A lost trial: resume trains only it, at a new point chosen knowing the two that finished
+    kept = {t: by_trial[t].path.joinpath("model.safetensors").stat().st_mtime_ns for t in ("t00", "t01")}
+    lost = by_trial["t02"].meta.study.point
+    shutil.rmtree(by_trial["t02"].path)
+    assert resume_study(study_id, store, runs).state == "finished"
+    again = {c.meta.study.trial: c for c in list_checkpoints(store)}
+    assert sorted(again) == ["t00", "t01", "t02"] and again["t02"].meta.study.point != lost
+    assert all(again[t].path.joinpath("model.safetensors").stat().st_mtime_ns == kept[t] for t in kept)
 
 
 def test_a_killed_driver_resumes_and_reruns_only_the_missing_trials(ray_local, kaggle_zip, tmp_path):

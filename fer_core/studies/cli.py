@@ -28,7 +28,7 @@ def cmd_validate(args: argparse.Namespace) -> None:
     for file in args.files:
         spec = load_study(file)
         rows.append(
-            {"file": file, "name": spec.name, "trials": {profile: len(spec.trials(profile)) for profile in spec.profiles}}
+            {"file": file, "name": spec.name, "trials": {profile: len(spec.trial_ids(profile)) for profile in spec.profiles}}
         )
     _emit(args, rows, "\n".join(f"{r['file']}: ok, trials per profile {r['trials']}" for r in rows))
 

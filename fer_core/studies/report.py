@@ -20,6 +20,7 @@ from ..evaluation import mcnemar
 from ..records import CheckpointMeta, Predictions
 from ..store import default_root, list_checkpoints, load_predictions
 from .runs import TrialStatus, read_run, read_spec, read_trials, study_dir
+from .spec import Range
 
 CONFIDENCE = 0.95
 RESAMPLES = 2000
@@ -66,7 +67,7 @@ class StudyReport:
     study_id: str
     study: str
     profile: str
-    axes: dict[str, list[Any]]
+    axes: dict[str, list[Any] | Range]  # the values of a listed axis, or a range
     baseline: dict[str, Any]
     points: list[PointResult]
     trials: list[TrialResult]
@@ -172,7 +173,7 @@ def study_report(study_id: str, checkpoints: Path | None = None, runs_root: Path
         study_id=study_id,
         study=spec.name,
         profile=info.profile,
-        axes={k: list(v) for k, v in spec.axes.items()},
+        axes={k: v if isinstance(v, Range) else list(v) for k, v in spec.axes.items()},
         baseline=spec.baseline,
         points=_points(trials, predictions, spec.baseline) if trials else [],
         trials=trials,

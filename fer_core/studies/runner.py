@@ -10,6 +10,8 @@ failed with its reason and the study goes on. Resuming a study reruns only the t
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import shutil
 import sys
@@ -18,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..records import EpochStats, StudyTrial
-from ..store import checkpoint_dir, default_root
-from ..training.config import TrainConfig
+from ..store import checkpoint_dir, default_root, read_meta
 from ..training.jobs import DeviceHolder, acquire_device, release_device
 from .runs import (
     RunInfo,
@@ -34,7 +35,7 @@ from .runs import (
     write_run,
     write_trial,
 )
-from .spec import StudyError, StudySpec, Trial
+from .spec import Range, StudyError, StudySpec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,30 +64,38 @@ def _run_trial(config: dict[str, Any]) -> None:
 
     from ..training import Callbacks, TrainingCancelled, train_and_save
 
-    config = config["trial"]
-    directory, root = Path(config["dir"]), Path(config["checkpoints"])
-    cfg = TrainConfig.from_dict(config["config"])
-    study = StudyTrial(**config["study"])
-    status = TrialStatus(study.trial, "running", study.point, study.seed)
+    run = config["run"]
+    directory, root = Path(run["dir"]), Path(run["checkpoints"])
+    spec = read_spec(directory)
+    if "trial" in config:  # grid or random: the trial was fixed before the run
+        trial_id, point, seed = config["trial"]["id"], config["trial"]["point"], config["trial"]["seed"]
+    else:  # TPE: the point Optuna chose, under the name _trial_name gave it
+        trial_id, point, seed = tune.get_context().get_trial_name(), _decode(spec, config["point"]), 0
+    trial = spec.trial(trial_id, point, seed, run["profile"], run["data"], run["device"])
+    study = StudyTrial(
+        study_id=run["study_id"], study=spec.name, profile=run["profile"], trial=trial.id, point=trial.point, seed=trial.seed
+    )
+    status = TrialStatus(trial.id, "running", trial.point, trial.seed)
     if cancel_requested(directory):
         write_trial(directory, replace(status, state="cancelled"))
         return
     write_trial(directory, status)
+    best = _Objective(trial.config.select_by)
 
     def on_epoch(stats: EpochStats) -> None:
         nonlocal status
         status = replace(status, epoch=stats.epoch, val_acc=stats.val_acc)
         write_trial(directory, status)
-        tune.report({"epoch": stats.epoch, "val_acc": stats.val_acc, "val_loss": stats.val_loss})
+        tune.report({"epoch": stats.epoch, "val_acc": stats.val_acc, "val_loss": stats.val_loss, OBJECTIVE: best(stats)})
 
     try:
         path = train_and_save(
-            cfg,
+            trial.config,
             root=root,
             callbacks=Callbacks(on_epoch=on_epoch, should_stop=lambda: cancel_requested(directory)),
             measure_efficiency=False,
             study=study,
-            checkpoint_id=config["checkpoint_id"],
+            checkpoint_id=_checkpoint_id(run["study_id"], trial.id),
         )
     except TrainingCancelled:
         write_trial(directory, replace(status, state="cancelled"))
@@ -100,23 +109,42 @@ def _run_trial(config: dict[str, Any]) -> None:
     write_trial(directory, replace(status, state="done", checkpoint=path.name))
 
 
+OBJECTIVE = "objective"  # what a TPE search maximises: the best validation accuracy so far (or -the lowest loss)
+
+
+class _Objective:
+    """The checkpoint's own selection rule as one number to maximise: the best epoch's value so far."""
+
+    def __init__(self, select_by: str) -> None:
+        self.select_by, self.best = select_by, -math.inf
+
+    def __call__(self, stats: EpochStats) -> float:
+        value = -stats.val_loss if self.select_by == "val_loss" else stats.val_acc
+        self.best = max(self.best, value)
+        return self.best
+
+
 def _trial_name(trial: Any) -> str:
-    """Ray's name for a trial: the study's trial id (Ray would spell out the whole config)."""
-    return str(trial.config["trial"]["study"]["trial"])
+    """Ray's name for a trial: the study's trial id (Ray would spell out the whole config). A TPE search's trials
+    take the run's pending ids in the order Tune creates them (its experiment tag starts with that count)."""
+    config = trial.config
+    if "trial" in config:
+        return str(config["trial"]["id"])
+    return str(config["run"]["ids"][int(trial.experiment_tag.split("_")[0]) - 1])
 
 
-def _checkpoint_id(study_id: str, trial: Trial) -> str:
-    return f"{study_id}-{trial.id}"
+def _checkpoint_id(study_id: str, trial_id: str) -> str:
+    return f"{study_id}-{trial_id}"
 
 
-def _pending(study_id: str, trials: list[Trial], root: Path, directory: Path) -> list[Trial]:
+def _pending(study_id: str, trial_ids: list[str], root: Path, directory: Path) -> list[str]:
     """Trials without a checkpoint in the store that ASHA did not stop: what a (resumed) run still has to train."""
     statuses = read_trials(directory)
     return [
-        t
-        for t in trials
-        if not (checkpoint_dir(_checkpoint_id(study_id, t), root) / "meta.json").is_file()
-        and (statuses.get(t.id) is None or statuses[t.id].state != "stopped")
+        i
+        for i in trial_ids
+        if not (checkpoint_dir(_checkpoint_id(study_id, i), root) / "meta.json").is_file()
+        and (statuses.get(i) is None or statuses[i].state != "stopped")
     ]
 
 
@@ -126,62 +154,112 @@ def _gpus_per_trial() -> float:
     return 0.25 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
 
 
-def _scheduler(spec: StudySpec, pending: list[Trial]) -> Any:
+def _scheduler(spec: StudySpec, profile: str) -> Any:
     """ASHA on the metric the trials select on, when the study asks for early stopping; else Tune's FIFO."""
     if spec.early_stop != "asha":
         return None
     from ray.tune.schedulers import ASHAScheduler
 
-    cfg = pending[0].config
+    cfg = spec.trial("baseline", spec.baseline, 0, profile).config  # every trial of a profile has its budget
     metric, mode = ("val_loss", "min") if cfg.select_by == "val_loss" else ("val_acc", "max")
     # max_t beyond the last epoch: Tune stops a trial that reaches max_t at its last report, before it saves
-    epochs = max(t.config.epochs for t in pending) + 1
-    return ASHAScheduler(
-        time_attr="training_iteration", metric=metric, mode=mode, max_t=epochs, grace_period=spec.grace_epochs, reduction_factor=2
-    )
+    epochs = cfg.epochs + 1
+    return ASHAScheduler(metric=metric, mode=mode, max_t=epochs, grace_period=spec.grace_epochs, reduction_factor=2)
 
 
-def _tune(study_id: str, directory: Path, spec: StudySpec, info: RunInfo, root: Path, pending: list[Trial]) -> None:
-    """The pending trials on Ray Tune, each in a worker with one CPU (and a share of a GPU when there is one)."""
+def _tpe(spec: StudySpec, directory: Path, root: Path, study_id: str) -> Any:
+    """Optuna's TPE sampler through Ray Tune's OptunaSearch, told what the finished trials of this run found (a
+    resumed run goes on from them); the baseline is the first point it tries when it has not been trained yet."""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    space: dict[str, Any] = {}
+    for key, axis in spec.axes.items():
+        if isinstance(axis, Range) and axis.integer:
+            space[f"point/{key}"] = optuna.distributions.IntDistribution(int(axis.low), int(axis.high), log=axis.log)
+        elif isinstance(axis, Range):
+            space[f"point/{key}"] = optuna.distributions.FloatDistribution(axis.low, axis.high, log=axis.log)
+        else:
+            space[f"point/{key}"] = optuna.distributions.CategoricalDistribution(list(range(len(axis))))
+    finished = _finished_points(spec, directory, root, study_id)
+    start = [] if any(point == spec.baseline for point, _ in finished) else [_encode(spec, spec.baseline)]
+    searcher = OptunaSearch(space, metric=OBJECTIVE, mode="max", points_to_evaluate=start, seed=0)
+    for point, value in finished:
+        searcher.add_evaluated_point(_encode(spec, point), value)
+    return searcher
+
+
+def _finished_points(spec: StudySpec, directory: Path, root: Path, study_id: str) -> list[tuple[dict[str, Any], float]]:
+    """(point, objective) of each trial of this run that saved a checkpoint."""
+    out = []
+    for status in read_trials(directory).values():
+        path = checkpoint_dir(_checkpoint_id(study_id, status.trial), root)
+        if status.state == "done" and (path / "meta.json").is_file():
+            meta = read_meta(path)
+            objective = _Objective(meta.config.select_by)
+            out.append((status.point, max(objective(stats) for stats in meta.history)))
+    return out
+
+
+def _encode(spec: StudySpec, point: dict[str, Any]) -> dict[str, Any]:
+    """A point as the search space spells it: a listed axis by the index of its value."""
+    out = {}
+    for key, axis in spec.axes.items():
+        listed = None if isinstance(axis, Range) else [json.dumps(v) for v in axis]
+        out[f"point/{key}"] = point[key] if listed is None else listed.index(json.dumps(point[key]))
+    return out
+
+
+def _decode(spec: StudySpec, point: dict[str, Any]) -> dict[str, Any]:
+    """The point a TPE trial trains: a listed axis's value from its index."""
+    out = {}
+    for key, value in point.items():
+        axis = spec.axes[key]
+        out[key] = value if isinstance(axis, Range) else axis[value]
+    return out
+
+
+def _tune(study_id: str, directory: Path, spec: StudySpec, info: RunInfo, root: Path, pending: list[str]) -> None:
+    """The pending trials on Ray Tune, each in a worker with one CPU (and a share of a GPU when there is one): the
+    fixed trials of a grid or random search, or as many TPE trials as are pending."""
     from ray import tune
 
-    param = [
-        {
-            "dir": str(directory),
-            "checkpoints": str(root),
-            "config": t.config.to_dict(),
-            "checkpoint_id": _checkpoint_id(study_id, t),
-            "study": {
-                "study_id": study_id,
-                "study": spec.name,
-                "profile": info.profile,
-                "trial": t.id,
-                "point": t.point,
-                "seed": t.seed,
-            },
-        }
-        for t in pending
-    ]
+    run = {
+        "dir": str(directory),
+        "checkpoints": str(root),
+        "study_id": study_id,
+        "profile": info.profile,
+        "data": info.data,
+        "device": info.device,
+        "ids": pending,
+    }
+    if spec.search == "tpe":
+        param_space: dict[str, Any] = {"run": run}
+        searcher, samples = _tpe(spec, directory, root, study_id), len(pending)
+    else:
+        trials = {t.id: t for t in spec.trials(info.profile)}
+        fixed = [{"id": i, "point": trials[i].point, "seed": trials[i].seed} for i in pending]
+        param_space, searcher, samples = {"run": run, "trial": tune.grid_search(fixed)}, None, 1
     storage = info.storage or str((directory / "ray").resolve())  # a cluster needs storage every node reaches
     tuner = tune.Tuner(
         tune.with_resources(_run_trial, {"cpu": 1, "gpu": _gpus_per_trial()}),
-        param_space={"trial": tune.grid_search(param)},
+        param_space=param_space,
         tune_config=tune.TuneConfig(
-            num_samples=1,
+            num_samples=samples,
+            search_alg=searcher,
             trial_name_creator=_trial_name,
             trial_dirname_creator=_trial_name,
-            scheduler=_scheduler(spec, pending),
+            scheduler=_scheduler(spec, info.profile),
             max_concurrent_trials=spec.concurrent,
         ),
         run_config=tune.RunConfig(name=study_id, storage_path=storage, verbose=0),
     )
-    by_id = {t.id: t for t in pending}
     with contextlib.redirect_stdout(sys.stderr):  # Ray Tune's progress tables; stdout stays the report (--json)
         grid = tuner.fit()  # returns normally when trials fail: record those a trial could not
     statuses = read_trials(directory)  # each trial wrote its own file; the driver only fills in what one could not
     for result in (grid[i] for i in range(len(grid))):
-        trial = by_id[(result.config or {})["trial"]["study"]["trial"]]
-        status = statuses.get(trial.id) or TrialStatus(trial.id, "queued", trial.point, trial.seed)
+        trial_id = str(result.path).rstrip("/").rsplit("/", 1)[-1]  # the trial's folder: _trial_name
+        status = statuses.get(trial_id) or TrialStatus(trial_id, "queued", {}, 0)
         if result.error is not None and status.state != "failed":
             reason = str(result.error).strip().splitlines()[-1][:300]  # a worker killed before it could say
             write_trial(directory, replace(status, state="failed", error=reason))
@@ -191,10 +269,13 @@ def _tune(study_id: str, directory: Path, spec: StudySpec, info: RunInfo, root: 
 
 def execute(study_id: str, directory: Path, spec: StudySpec, info: RunInfo, root: Path) -> RunInfo:
     """Train every pending trial of a study run on Ray Tune; returns the run's final state."""
-    trials = spec.trials(info.profile, data=info.data, device=info.device)
-    pending = _pending(study_id, trials, root, directory)
-    for trial in pending:
-        write_trial(directory, TrialStatus(trial.id, "queued", trial.point, trial.seed))
+    if spec.search == "tpe":
+        planned = {i: TrialStatus(i, "queued", {}, 0) for i in spec.trial_ids(info.profile)}  # points chosen as it runs
+    else:
+        planned = {t.id: TrialStatus(t.id, "queued", t.point, t.seed) for t in spec.trials(info.profile)}
+    pending = _pending(study_id, list(planned), root, directory)
+    for trial_id in pending:
+        write_trial(directory, planned[trial_id])
     if pending:
         # A local study takes its device like a sidebar job does: one of them at a time (a cluster is Ray's to share).
         name = f"study {study_id}"
@@ -210,7 +291,7 @@ def execute(study_id: str, directory: Path, spec: StudySpec, info: RunInfo, root
                 ray.shutdown()
             release_device(info.device, name)
     statuses = read_trials(directory)
-    failed = [t.id for t in trials if statuses.get(t.id) is None or statuses[t.id].state not in ("done", "stopped")]
+    failed = [i for i in planned if statuses.get(i) is None or statuses[i].state not in ("done", "stopped")]
     if cancel_requested(directory):
         for status in statuses.values():
             if status.state in ("queued", "running"):

@@ -8,11 +8,13 @@
     [base]                                   # TrainConfig fields shared by every trial (model included), over
                                              # each model's own recipe (fer_core.training.presets)
     model = "keras_cnn"
-    [axes]                                   # TrainConfig fields (or model) -> the values to try
-    optimizer = ["adam", "sgd"]
+    [axes]                                   # TrainConfig fields (or model) -> the values to try, or (random
+    optimizer = ["adam", "sgd"]              # and TPE searches) a range: { low = 1e-4, high = 1e-2, log = true }
     [budget]                                 # per trial: epochs = N, or minutes = M (cosine over time)
     epochs = 30
-    [search]                                 # kind = "grid" (every point) or "random" (samples points);
+    [search]                                 # kind = "grid" (every point), "random" (samples points) or "tpe"
+                                             # (samples points, each chosen by Optuna's TPE from the trials
+                                             # before it, through Ray Tune; one seed each; baseline first);
                                              # early_stop = "asha" stops trials that trail the others at
                                              # epochs grace_epochs, 2 x grace_epochs, ... (on select_by);
                                              # concurrent = N runs at most N trials at once
@@ -29,9 +31,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import random
 import re
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -40,7 +44,7 @@ from ..models import get_spec
 from ..training.config import TrainConfig
 from ..training.presets import make_config
 
-SEARCHES = ("grid", "random")
+SEARCHES = ("grid", "random", "tpe")
 PROFILE_FIELDS = ("train_fraction", "epochs", "minutes", "seeds", "samples")
 # Fields a study sets itself: every trial's seed, data and device come from the run, not from the file.
 RUN_FIELDS = ("seed", "data", "device", "epochs", "time_budget_min", "train_fraction")
@@ -80,6 +84,33 @@ class Profile:
 
 
 @dataclass(frozen=True)
+class Range:
+    """An axis searched over an interval by random and TPE searches: log-uniform when `log`, whole numbers when both
+    ends are whole."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    @property
+    def integer(self) -> bool:
+        return isinstance(self.low, int) and isinstance(self.high, int)
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool) and self.low <= value <= self.high
+
+    def sample(self, rng: random.Random) -> float:
+        """A value drawn like Ray Tune's (log)uniform / randint would, rounded to 3 significant digits (readable)."""
+        ends = (math.log(self.low), math.log(self.high)) if self.log else (self.low, self.high)
+        value = rng.uniform(*ends)
+        value = math.exp(value) if self.log else value
+        return min(max(round(value), int(self.low)), int(self.high)) if self.integer else float(f"{value:.3g}")
+
+
+Axis = tuple[Any, ...] | Range
+
+
+@dataclass(frozen=True)
 class Trial:
     id: str  # "p03-s1": point 3, seed 1 (stable: a resumed study recognises its finished trials)
     point: dict[str, Any]  # axis -> value
@@ -92,7 +123,7 @@ class StudySpec:
     name: str
     description: str
     base: dict[str, Any]
-    axes: dict[str, tuple[Any, ...]]
+    axes: dict[str, Axis]
     seeds: int
     epochs: int | None
     minutes: float | None
@@ -105,15 +136,36 @@ class StudySpec:
     baseline: dict[str, Any]
     source: str  # the file it came from
 
+    def samples_of(self, profile: str) -> int | None:
+        return self.profile(profile).samples or self.samples
+
     def points(self, profile: str) -> list[dict[str, Any]]:
         """The points of the axes the study trains: all of them (grid), or `samples` drawn with seed 0 (random);
-        the baseline is always among them."""
-        grid = [dict(zip(self.axes, values, strict=True)) for values in itertools.product(*self.axes.values())]
-        samples = self.profile(profile).samples or self.samples
+        the baseline is always among them. A TPE search chooses its points while it runs."""
+        if self.search == "tpe":
+            raise StudyError(f"{self.source}: a TPE search chooses its points while it runs")
+        samples = self.samples_of(profile)
+        listed = {k: axis for k, axis in self.axes.items() if not isinstance(axis, Range)}
+        if len(listed) < len(self.axes):
+            assert samples is not None  # parse_study: ranges only with a number of samples
+            rng, points = random.Random(0), [self.baseline]
+            for _ in range(100 * samples):  # draws until `samples` distinct points (a small integer range may have fewer)
+                point = {k: axis.sample(rng) if isinstance(axis, Range) else rng.choice(axis) for k, axis in self.axes.items()}
+                points += [point] if point not in points else []
+                if len(points) == samples:
+                    break
+            return points
+        grid = _grid(listed)
         if self.search == "grid" or samples is None or samples >= len(grid):
             return grid
         others = [p for p in grid if p != self.baseline]
         return [self.baseline, *random.Random(0).sample(others, samples - 1)]
+
+    def trial_ids(self, profile: str) -> list[str]:
+        """Every trial's id; a TPE search's ids ("t00", "t01", ...) take its points in the order Tune starts them."""
+        if self.search == "tpe":
+            return [f"t{i:02d}" for i in range(self.samples_of(profile) or 0)]
+        return [t.id for t in self.trials(profile)]
 
     def profile(self, name: str) -> Profile:
         if name not in self.profiles:
@@ -121,26 +173,40 @@ class StudySpec:
         return self.profiles[name]
 
     def trials(self, profile: str, data: str = "", device: str = "auto") -> list[Trial]:
-        """Every trial of a profile, each with its validated TrainConfig."""
+        """Every trial of a grid or random search, each with its validated TrainConfig."""
+        seeds = self.profile(profile).seeds or self.seeds
+        return [
+            self.trial(f"p{p:02d}-s{seed}", point, seed, profile, data, device)
+            for p, point in enumerate(self.points(profile))
+            for seed in range(seeds)
+        ]
+
+    def trial(self, trial_id: str, point: dict[str, Any], seed: int, profile: str, data: str = "", device: str = "auto") -> Trial:
+        """One trial: the model's recipe, then the study's base, the point and the profile's budget over it."""
         prof = self.profile(profile)
         minutes = prof.minutes if prof.minutes is not None else (None if prof.epochs is not None else self.minutes)
-        epochs = prof.epochs if prof.epochs is not None else (self.epochs or 1000)
-        seeds = prof.seeds or self.seeds
-        out = []
-        for p, point in enumerate(self.points(profile)):
-            for seed in range(seeds):
-                settings = {
-                    **self.base,
-                    **point,
-                    "seed": seed,
-                    "data": data,
-                    "device": device,
-                    "epochs": epochs,
-                    "time_budget_min": minutes,
-                    "train_fraction": prof.train_fraction,
-                }
-                out.append(Trial(f"p{p:02d}-s{seed}", point, seed, _config(self.source, settings, point)))
-        return out
+        settings = {
+            **self.base,
+            **point,
+            "seed": seed,
+            "data": data,
+            "device": device,
+            "epochs": prof.epochs if prof.epochs is not None else (self.epochs or 1000),
+            "time_budget_min": minutes,
+            "train_fraction": prof.train_fraction,
+        }
+        return Trial(trial_id, point, seed, _config(self.source, settings, point))
+
+    def check(self) -> None:
+        """Every combination of axis values (a range's two ends) makes a valid TrainConfig in every profile."""
+        corners = {k: (axis.low, axis.high) if isinstance(axis, Range) else axis for k, axis in self.axes.items()}
+        for profile in self.profiles:
+            for point in _grid(corners):
+                self.trial("check", point, 0, profile)
+
+
+def _grid(axes: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
 
 
 def _config(source: str, settings: dict[str, Any], point: dict[str, Any]) -> TrainConfig:
@@ -159,8 +225,10 @@ def _field(source: str, where: str, name: str) -> None:
         raise StudyError(f"{source}: {where}.{name}: {hint}")
 
 
-def _models(source: str, base: dict[str, Any], axes: dict[str, tuple[Any, ...]]) -> None:
-    for where, value in [("base.model", base.get("model"))] + [("axes.model", v) for v in axes.get("model", ())]:
+def _models(source: str, base: dict[str, Any], axes: dict[str, Axis]) -> None:
+    models = axes.get("model", ())
+    assert isinstance(models, tuple)  # _axis: the model axis is a list
+    for where, value in [("base.model", base.get("model"))] + [("axes.model", v) for v in models]:
         if value is None:
             continue
         try:
@@ -204,15 +272,7 @@ def parse_study(text: str, source: str = "<study>") -> StudySpec:
     for key in base:
         if key != "model":
             _field(source, "base", key)
-    axes: dict[str, tuple[Any, ...]] = {}
-    for key, values in axes_raw.items():
-        if key != "model":
-            _field(source, "axes", key)
-        if not isinstance(values, list) or not values:
-            raise StudyError(f"{source}: axes.{key}: must be a non-empty list of values")
-        if len(set(map(repr, values))) != len(values):
-            raise StudyError(f"{source}: axes.{key}: a value is listed twice")
-        axes[key] = tuple(tuple(v) if isinstance(v, list) else v for v in values)
+    axes = {key: _axis(source, key, values) for key, values in axes_raw.items()}
     _models(source, base, axes)
     seeds = raw.get("seeds", 1)
     if not isinstance(seeds, int) or seeds < 1:
@@ -224,8 +284,11 @@ def parse_study(text: str, source: str = "<study>") -> StudySpec:
     kind = search.get("kind", "grid")
     if kind not in SEARCHES:
         raise StudyError(f"{source}: search.kind: one of {', '.join(SEARCHES)}, not {kind!r}")
-    if kind == "random" and not isinstance(search.get("samples"), int):
-        raise StudyError(f"{source}: search.samples: a random search needs a number of points")
+    if kind != "grid" and not isinstance(search.get("samples"), int):
+        raise StudyError(f"{source}: search.samples: a {kind} search needs a number of points")
+    ranged = next((k for k, axis in axes.items() if isinstance(axis, Range)), None)
+    if kind == "grid" and ranged:
+        raise StudyError(f'{source}: axes.{ranged}: a range needs search kind "random" or "tpe" (a grid lists values)')
     unknown = sorted(set(search) - {"kind", "samples", "early_stop", "grace_epochs", "concurrent"})
     if unknown:
         raise StudyError(f"{source}: search.{unknown[0]}: unknown")
@@ -234,10 +297,7 @@ def parse_study(text: str, source: str = "<study>") -> StudySpec:
     for key in ("grace_epochs", "concurrent"):
         if key in search and (not isinstance(search[key], int) or search[key] < 1):
             raise StudyError(f"{source}: search.{key}: a positive whole number")
-    baseline = {k: axes[k][0] for k in axes} | dict(raw.get("baseline", {}))
-    for key, value in baseline.items():
-        if key not in axes or value not in axes[key]:
-            raise StudyError(f"{source}: baseline.{key}: {value!r} is not a value of axes.{key}")
+    baseline = _baseline(source, axes, dict(raw.get("baseline", {})))
     spec = StudySpec(
         name=name,
         description=str(raw.get("description", "")),
@@ -255,9 +315,51 @@ def parse_study(text: str, source: str = "<study>") -> StudySpec:
         baseline=baseline,
         source=source,
     )
-    for profile in spec.profiles:
-        spec.trials(profile)  # every trial's TrainConfig must be valid before anything starts
+    if kind == "tpe":
+        for name, profile in spec.profiles.items():
+            if (profile.seeds or seeds) > 1:
+                where = f"profiles.{name}.seeds" if profile.seeds else "seeds"
+                raise StudyError(f"{source}: {where}: a TPE search trains each point it chooses once (repeat its best in a grid)")
+    spec.check()  # every trial's TrainConfig must be valid before anything starts
     return spec
+
+
+def _axis(source: str, key: str, values: Any) -> Axis:
+    """A list of values, or a range table {low, high, log}."""
+    if key != "model":
+        _field(source, "axes", key)
+    if isinstance(values, dict) and key != "model":
+        return _range(source, key, values)
+    if not isinstance(values, list) or not values:
+        raise StudyError(f"{source}: axes.{key}: must be a non-empty list of values or a range {{ low, high, log }}")
+    if len(set(map(repr, values))) != len(values):
+        raise StudyError(f"{source}: axes.{key}: a value is listed twice")
+    return tuple(tuple(v) if isinstance(v, list) else v for v in values)
+
+
+def _range(source: str, key: str, values: dict[str, Any]) -> Range:
+    ends = (values.get("low"), values.get("high"))
+    log = values.get("log", False)
+    if set(values) - {"low", "high", "log"} or not isinstance(log, bool):
+        raise StudyError(f"{source}: axes.{key}: a range is {{ low = A, high = B, log = true|false }}")
+    match ends:
+        case (int() | float() as low, int() | float() as high) if low < high and not {type(low), type(high)} & {bool}:
+            if log and low <= 0:
+                raise StudyError(f"{source}: axes.{key}: a log range needs low > 0")
+            return Range(low, high, log)
+    raise StudyError(f"{source}: axes.{key}: a range needs numbers low < high, not {ends[0]!r} and {ends[1]!r}")
+
+
+def _baseline(source: str, axes: dict[str, Axis], given: dict[str, Any]) -> dict[str, Any]:
+    """The first value of every listed axis, overridden by the file's; a range axis needs its baseline value."""
+    baseline = {k: axis[0] for k, axis in axes.items() if not isinstance(axis, Range)} | given
+    for key in axes:
+        if key not in baseline:
+            raise StudyError(f"{source}: baseline.{key}: a range axis needs its baseline value")
+    for key, value in baseline.items():
+        if key not in axes or value not in axes[key]:
+            raise StudyError(f"{source}: baseline.{key}: {value!r} is not a value of axes.{key}")
+    return baseline
 
 
 def _value(token: str) -> Any:
