@@ -1,13 +1,12 @@
 """Studies: launch a study file in the background, follow its trials live, compare its points with intervals."""
 
-import json
-
 import pandas as pd
 import streamlit as st
 
 from fer_core.models import list_models
+from fer_core.studies.report import point_label
 from fer_core.studies.runs import cancel_study, list_runs, read_trials, save_composed, start_study, study_dir
-from fer_core.studies.spec import STUDY_FIELDS, StudyError, compose_study, load_study, shipped_studies
+from fer_core.studies.spec import STUDY_FIELDS, Range, StudyError, compose_study, load_study, shipped_studies
 from fer_core.training.jobs import JobBusy
 from ui import charts, state
 
@@ -92,7 +91,7 @@ def progress(study_id: str) -> None:
         rows = [
             {
                 "trial": t.trial,
-                "point": json.dumps(t.point),
+                "point": point_label(t.point) or "(chosen when it starts)",
                 "seed": t.seed,
                 "state": t.state,
                 "epoch": t.epoch,
@@ -128,13 +127,13 @@ if not report.points:
     st.stop()
 st.subheader("Results (PrivateTest)")
 st.caption(
-    f"Baseline {json.dumps(report.baseline)}; * significant at 5% after Holm's correction (McNemar on the same "
+    f"Baseline {point_label(report.baseline)}; * significant at 5% after Holm's correction (McNemar on the same "
     "test faces, each point's seed-averaged probabilities). Intervals: bootstrap 95% over the test faces."
 )
 table = pd.DataFrame(
     [
         {
-            "point": json.dumps(p.point),
+            "point": point_label(p.point),
             "seeds": p.seeds,
             "accuracy": p.accuracy_mean,
             "± std": p.accuracy_std,
@@ -156,8 +155,11 @@ st.dataframe(
     },
 )
 st.altair_chart(charts.points_with_intervals(report.points), width="stretch")
+ranges = {axis: values for axis, values in report.axes.items() if isinstance(values, Range)}
+for column, (axis, axis_range) in zip(st.columns(len(ranges)) if ranges else [], ranges.items(), strict=True):
+    column.altair_chart(charts.accuracy_along(report.points, axis, axis_range), width="stretch")
 for failed in report.failed:
-    st.warning(f"Trial {failed.trial} {json.dumps(failed.point)} seed {failed.seed} {failed.state}: {failed.error}")
+    st.warning(f"Trial {failed.trial} ({point_label(failed.point)}) seed {failed.seed} {failed.state}: {failed.error}")
 
 shown = st.multiselect(
     "Learning curves of trials", [t.checkpoint for t in report.trials], default=[t.checkpoint for t in report.trials[:4]]

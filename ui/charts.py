@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING
@@ -16,6 +15,7 @@ if TYPE_CHECKING:
     from fer_core.evaluation import ReliabilityBin, RocCurve
     from fer_core.records import EpochStats
     from fer_core.studies.report import PointResult
+    from fer_core.studies.spec import Range
 
 
 def probability_grid(per_model: dict[str, dict[str, float]]) -> alt.Chart:
@@ -150,9 +150,11 @@ def reliability_chart(bins: list[ReliabilityBin]) -> alt.Chart:
 
 def points_with_intervals(points: list[PointResult]) -> alt.Chart:
     """A study's points: mean accuracy over seeds (dots) with the bootstrap 95% interval (bars); baseline in orange."""
+    from fer_core.studies.report import point_label
+
     rows = [
         {
-            "point": json.dumps(p.point),
+            "point": point_label(p.point),
             "accuracy": p.accuracy_mean,
             "low": p.accuracy_ci.low,
             "high": p.accuracy_ci.high,
@@ -175,6 +177,35 @@ def points_with_intervals(points: list[PointResult]) -> alt.Chart:
         ],
     )
     return (bars + dots).properties(height=32 * len(rows) + 40)
+
+
+def accuracy_along(points: list[PointResult], axis: str, axis_range: Range) -> alt.Chart:
+    """A searched range: each point's accuracy (interval bars) against its value of `axis`, on a log scale when the
+    range is; where along the range the good points lie."""
+    from fer_core.studies.report import point_label
+
+    rows = [
+        {
+            axis: p.point[axis],
+            "accuracy": p.accuracy_mean,
+            "low": p.accuracy_ci.low,
+            "high": p.accuracy_ci.high,
+            "baseline": p.baseline,
+            "point": point_label(p.point),
+        }
+        for p in points
+    ]
+    x = alt.X(f"{axis}:Q", scale=alt.Scale(type="log" if axis_range.log else "linear", domain=[axis_range.low, axis_range.high]))
+    base = alt.Chart(pd.DataFrame(rows)).encode(x=x)
+    bars = base.mark_rule(strokeWidth=2, opacity=0.5).encode(
+        y=alt.Y("low:Q", title="PrivateTest accuracy", axis=alt.Axis(format="%"), scale=alt.Scale(zero=False)), y2="high:Q"
+    )
+    dots = base.mark_point(filled=True, size=70).encode(
+        y="accuracy:Q",
+        color=alt.condition("datum.baseline", alt.value("#e4572e"), alt.value("#1f77b4")),
+        tooltip=["point", alt.Tooltip("accuracy:Q", format=".2%")],
+    )
+    return (bars + dots).properties(height=260, title=axis)
 
 
 def draw_faces(rgb: np.ndarray, boxes: list[tuple[int, int, int, int]], detected: list[bool]) -> np.ndarray:

@@ -75,6 +75,13 @@ class StudyReport:
     unfinished: list[str]  # trials neither done nor failed (queued or running)
 
 
+def point_label(point: dict[str, Any]) -> str:
+    """A point as people read it: `optimizer=adam, lr=0.00235` (a searched float to 3 significant digits)."""
+    return ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={json.dumps(v)}".replace('"', "") for k, v in point.items()
+    )
+
+
 def accuracy_interval(correct: np.ndarray) -> Interval:
     """Bootstrap (percentile) 95% interval of the mean of per-face correctness (scipy.stats.bootstrap)."""
     if len(correct) < 2 or np.all(correct == correct[0]):

@@ -251,6 +251,7 @@ def _tune(study_id: str, directory: Path, spec: StudySpec, info: RunInfo, root: 
             trial_dirname_creator=_trial_name,
             scheduler=_scheduler(spec, info.profile),
             max_concurrent_trials=spec.concurrent,
+            reuse_actors=True,  # a worker trains trial after trial: Python, torch and fer_core start once per CPU
         ),
         run_config=tune.RunConfig(name=study_id, storage_path=storage, verbose=0),
     )
