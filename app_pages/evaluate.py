@@ -30,6 +30,37 @@ def model_panel(cid: str, key: str) -> None:
     st.altair_chart(charts.per_class_bars({cid: m.per_class_accuracy}), width="stretch")
 
 
+def downloads(cid: str) -> None:
+    """The checkpoint as a zip, and its ONNX export (made, and checked, when asked for)."""
+    c1, c2 = st.columns(2)
+    c1.download_button(
+        "Download checkpoint (.zip)",
+        data=lambda: state.checkpoint_package(cid),
+        file_name=f"{cid}.zip",
+        mime="application/zip",
+        on_click="ignore",
+        icon=":material/download:",
+        help="weights (safetensors), meta.json, stored test predictions and the model card",
+    )
+    ready = st.session_state.get("onnx_export")
+    if ready is None or ready[0] != cid:
+        if not c2.button("Export to ONNX", key=f"onnx-{cid}", help="ONNX + sidecar, checked against PyTorch on test faces"):
+            return
+        try:
+            ready = st.session_state["onnx_export"] = (cid, state.onnx_package(cid))
+        except (ValueError, OSError) as exc:  # ExportError, DataError: say why, keep serving
+            c2.error(f"Cannot export {cid}: {exc}")
+            return
+    c2.download_button(
+        "Download ONNX + sidecar (.zip)",
+        data=ready[1],
+        file_name=f"{cid}-onnx.zip",
+        mime="application/zip",
+        on_click="ignore",
+        icon=":material/download:",
+    )
+
+
 tab_one, tab_two, tab_all, tab_ens, tab_emb, tab_runs = st.tabs(
     ["One model", "Two models", "All models", "Ensemble", "Embedding", "Runs"]
 )
@@ -42,6 +73,7 @@ with tab_one:
     if meta.card:
         st.info(meta.card)
     model_panel(cid, "one")
+    downloads(cid)
     st.markdown("**Classification report**")
     st.dataframe(pd.DataFrame(m.classification_report).T.style.format("{:.3f}"), width="stretch")
     left, right = st.columns(2)

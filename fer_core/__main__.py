@@ -229,12 +229,10 @@ def _metrics_text(title: str, m: TestMetrics) -> str:
 
 
 def _training_data(path: str, meta: CheckpointMeta) -> FerData:
-    """The dataset at `path` with a checkpoint's label source, classes and split options."""
-    from .data import load_dataset
+    """The dataset at `path` as the checkpoint saw it; a note when it is not the same data."""
+    from .classifier import dataset_for
 
-    data = load_dataset(
-        path, labels=meta.data.label_source, classes=meta.classes, val_fraction=meta.config.val_fraction, seed=meta.seed
-    ).with_train_fraction(meta.config.train_fraction)
+    data = dataset_for(meta, path)
     if data.fingerprint != meta.data.fingerprint:
         print(
             f"note: data fingerprint {data.fingerprint} differs from the training data's {meta.data.fingerprint}", file=sys.stderr
@@ -287,7 +285,7 @@ def cmd_predict(args) -> None:
     ids = _csv_list(args.models) if args.models and not args.all else [c.id for c in list_checkpoints(root) if c.ok]
     if not ids:
         raise CliError("no trained checkpoints found; train one with `python -m fer_core train`")
-    classifiers = [load_checkpoint(i, root) for i in ids]
+    classifiers = [load_checkpoint(i, root, backend=args.backend) for i in ids]
     results = [predict_photo(classifiers, p, detector=args.detector, name=p) for p in args.images]
     if args.json:
         print(json.dumps({"images": [r.to_json() for r in results]}, indent=2))
@@ -304,6 +302,23 @@ def cmd_predict(args) -> None:
                     print(f"    {cid:<40} {p.label:<9} {p.probabilities[p.label]:.2f}")
     if results and all(r.error for r in results):
         raise SystemExit(1)
+
+
+# ---------------------------------------------------------------- export
+def cmd_export(args) -> None:
+    from .export import SIDECAR, export_checkpoint
+
+    root = Path(args.checkpoints) if args.checkpoints else None
+    sidecar = export_checkpoint(args.checkpoint, Path(args.out), args.format, args.quantize, args.data, root)
+    p, lines = sidecar.parity, [f"wrote {Path(args.out) / sidecar.file} and its sidecar {SIDECAR} ({sidecar.format})"]
+    lines.append(f"parity with PyTorch on {p.faces} {p.source}: max |diff| {p.max_abs_diff:.2e}, same class {p.agreement:.1%}")
+    if sidecar.int8:
+        q = sidecar.int8
+        lines.append(
+            f"int8 on {q.test_faces} test faces: {q.int8_accuracy:.2%} (float {q.float_accuracy:.2%}, "
+            f"{100 * (q.int8_accuracy - q.float_accuracy):+.2f} points); calibrated on {q.calibration_faces} training faces"
+        )
+    _emit(args, asdict(sidecar), "\n".join(lines))
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -370,7 +385,9 @@ def _rederive(data_path: str, root: Path | None) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .classifier import BACKENDS
     from .data import AUGMENT_PRESETS, LABEL_SOURCES
+    from .export import FORMATS
     from .faces import DEFAULT_DETECTOR, DETECTORS
     from .input_spec import TTA_MODES
     from .models import ACTIVATIONS, NORMS
@@ -454,6 +471,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", help="comma-separated checkpoint ids")
     p.add_argument("--all", action="store_true", help="every checkpoint (the default)")
     p.add_argument("--detector", choices=list(DETECTORS), default=DEFAULT_DETECTOR)
+    p.add_argument("--backend", choices=BACKENDS, default="torch", help="onnxruntime: exported once, parity-checked")
+    p.add_argument("--checkpoints")
+
+    p = command("export", cmd_export, "a checkpoint as ONNX or TorchScript with a sidecar, parity-checked on real faces")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint id in the --checkpoints store, or a folder")
+    p.add_argument("--format", choices=FORMATS, default="onnx")
+    p.add_argument("--quantize", choices=["int8"], help="static int8 (ONNX), calibrated on training faces")
+    p.add_argument("--out", required=True, help="a folder that does not exist yet")
+    p.add_argument("--data", help="FER2013 for the parity faces (default: where it usually is, or $FER_DATA)")
     p.add_argument("--checkpoints")
 
     p = command("checkpoints", cmd_checkpoints, "list trained checkpoints with key metrics")

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import FerData, to_model_input
+from .data import FerData, load_dataset, to_model_input
 from .data.preprocess import center_crop
 from .inference import predict_logits
 from .input_spec import TTA_MODES, InputSpec
@@ -20,8 +20,9 @@ from .store import load_weights, read_meta, resolve_checkpoint
 class FerClassifier:
     """A trained model plus its classes and input recipe; what notebooks, the CLI and the app use."""
 
-    def __init__(self, model: nn.Module, meta: CheckpointMeta, path: Path | None = None) -> None:
+    def __init__(self, model: nn.Module, meta: CheckpointMeta, path: Path | None = None, backend: str = "torch") -> None:
         self.model = model.eval()
+        self.backend = backend  # "torch", or "onnxruntime" (export.OrtModule: predictions only, no gradients)
         self.meta = meta
         self.path = path
         self.id: str = meta.id or (path.name if path else meta.model)
@@ -34,7 +35,8 @@ class FerClassifier:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        weight = next(self.model.parameters(), None)  # ONNX Runtime's module holds none: it runs on the CPU
+        return weight.device if weight is not None else torch.device("cpu")
 
     def logits(self, faces: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """The model's logits for uint8 faces (N,1,H,W), on the CPU."""
@@ -99,10 +101,30 @@ def _tta_views(batch: torch.Tensor, spec: InputSpec, tta: str) -> list[torch.Ten
     return views + [v.flip(-1) for v in views]
 
 
-def load_checkpoint(id_or_path: str | Path, root: Path | None = None, device: str | torch.device = "cpu") -> FerClassifier:
-    """Load a trained model by checkpoint id (from the store) or by a checkpoint directory path."""
+def dataset_for(meta: CheckpointMeta, path: str | Path) -> FerData:
+    """The dataset at `path` with a checkpoint's label source, classes and split options (its fingerprint tells
+    whether it is the data the checkpoint was trained on)."""
+    return load_dataset(
+        path, labels=meta.data.label_source, classes=meta.classes, val_fraction=meta.config.val_fraction, seed=meta.seed
+    ).with_train_fraction(meta.config.train_fraction)
+
+
+BACKENDS = ("torch", "onnxruntime")
+
+
+def load_checkpoint(
+    id_or_path: str | Path, root: Path | None = None, device: str | torch.device = "cpu", backend: str = "torch"
+) -> FerClassifier:
+    """Load a trained model by checkpoint id (from the store) or by a checkpoint directory path. `backend=
+    "onnxruntime"` runs it on ONNX Runtime (CPU), exported once and parity-checked (fer_core.export)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     path = resolve_checkpoint(id_or_path, root)
     meta = read_meta(path)
+    if backend == "onnxruntime":
+        from .export import onnxruntime_model  # imports this module: loaded on first use
+
+        return FerClassifier(onnxruntime_model(path, meta), meta, path, backend)
     # channels_last: oneDNN's faster convolution layout on CPUs (and tensor cores on GPUs); see bench/RESULTS.md.
     model = load_weights(path, meta).to(device).to(memory_format=torch.channels_last)
     return FerClassifier(model, meta, path)

@@ -52,8 +52,9 @@ def _target(clf: FerClassifier, x: torch.Tensor, target: str | None) -> tuple[in
 
 
 def _prepare(clf: FerClassifier, face: np.ndarray) -> torch.Tensor:
-    device = next(clf.model.parameters()).device
-    return to_model_input(_face_tensor(face).to(device), clf.input)
+    if clf.backend != "torch":
+        raise ValueError(f"explanations need the model's gradients: load {clf.id} with backend='torch', not {clf.backend}")
+    return to_model_input(_face_tensor(face).to(clf.device), clf.input)
 
 
 def grad_cam(clf: FerClassifier, face: np.ndarray, target: str | None = None) -> Attribution:

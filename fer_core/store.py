@@ -7,12 +7,14 @@ checkpoints/<id>/predictions.safetensors  test-set probabilities of the float16 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import shutil
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -275,3 +277,17 @@ def delete_checkpoint(checkpoint_id: str, root: Path | None = None) -> None:
     trash = path.with_name(f".tmp-deleting-{checkpoint_id}")
     os.rename(path, trash)  # disappears from listings at once, even if removal is slow
     shutil.rmtree(trash, ignore_errors=True)
+
+
+def package_checkpoint(checkpoint_id: str, root: Path | None = None) -> bytes:
+    """A checkpoint as one zip to download: weights, meta.json, stored predictions and the model card as Markdown."""
+    path = checkpoint_dir(checkpoint_id, root)
+    meta = read_meta(path)
+    card = f"# {meta.id}\n\n{meta.model} trained on {meta.data.label_source} ({len(meta.classes)} classes).\n"
+    card += f"PrivateTest accuracy {meta.test_metrics.accuracy:.2%}, macro F1 {meta.test_metrics.macro_f1:.3f}.\n\n{meta.card}\n"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as zf:  # safetensors do not compress
+        for name in (WEIGHTS_FILE, META_FILE, PREDICTIONS_FILE):
+            zf.write(path / name, f"{meta.id}/{name}")
+        zf.writestr(f"{meta.id}/MODEL_CARD.md", card)
+    return buffer.getvalue()

@@ -216,3 +216,32 @@ def test_training_from_the_sidebar_lands_a_checkpoint(monkeypatch, tmp_path, kag
     second = next((c for c in list_checkpoints(store) if c.id != first), None)
     assert second is not None, "the distillation job did not write a checkpoint"
     assert second.meta.init_from.id == first and [t.id for t in second.meta.teachers] == [first]
+
+
+def test_evaluate_downloads_a_checkpoint_and_its_onnx_export(app_env):
+    import io
+    import zipfile
+
+    from fer_core.export import Sidecar
+
+    at = run_page("app_pages/evaluate.py")
+    cid = at.selectbox(key="one").value
+    downloads = [e for e in at.get("download_button") if "checkpoint" in e.proto.label]
+    assert downloads, "no checkpoint download on Evaluate"
+    at.button(key=f"onnx-{cid}").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    [onnx] = [e for e in at.get("download_button") if "ONNX" in e.proto.label]
+    from ui import state
+
+    with zipfile.ZipFile(io.BytesIO(state.onnx_package(cid))) as zf:  # the bytes the button serves (cached)
+        names = sorted(zf.namelist())
+        sidecar = Sidecar.from_json(zf.read(f"{cid}-onnx/model.json").decode(), "zip")
+    assert names == [f"{cid}-onnx/model.json", f"{cid}-onnx/model.onnx"] and sidecar.checkpoint_id == cid
+    assert sidecar.parity.max_abs_diff <= 1e-4
+    with zipfile.ZipFile(io.BytesIO(state.checkpoint_package(cid))) as zf:
+        assert {n.split("/")[1] for n in zf.namelist()} == {
+            "model.safetensors",
+            "meta.json",
+            "predictions.safetensors",
+            "MODEL_CARD.md",
+        }

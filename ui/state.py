@@ -14,7 +14,7 @@ import streamlit as st
 
 from fer_core.leaderboard import LeaderboardRow, leaderboard_row
 from fer_core.records import CheckpointMeta, Predictions
-from fer_core.store import CheckpointInfo, default_root, list_checkpoints, load_predictions
+from fer_core.store import CheckpointInfo, default_root, list_checkpoints, load_predictions, package_checkpoint
 
 # Modules that import torch are imported inside the functions that need them: the Overview's
 # leaderboard is drawn from meta.json files before torch (seconds on a small CPU) is loaded.
@@ -91,6 +91,23 @@ def classifier(checkpoint_id: str) -> FerClassifier:
 
 def _signature_of(checkpoint_id: str) -> tuple:
     return next((s for s in store_signature() if s[0] == checkpoint_id), (checkpoint_id, 0))
+
+
+def checkpoint_package(checkpoint_id: str) -> bytes:
+    """The checkpoint as a zip (weights, meta.json, predictions, card): made when the download is clicked."""
+    return package_checkpoint(checkpoint_id, store_root())
+
+
+@st.cache_data(show_spinner="Exporting to ONNX and checking it against PyTorch on test faces…", max_entries=8)
+def _onnx_package(checkpoint_id: str, data: str, signature: tuple) -> bytes:
+    from fer_core.export import export_zip
+
+    return export_zip(checkpoint_id, store_root(), data or None)
+
+
+def onnx_package(checkpoint_id: str) -> bytes:
+    """The ONNX export and its sidecar as a zip (parity-checked on the default dataset's test faces); cached."""
+    return _onnx_package(checkpoint_id, default_dataset_path(), _signature_of(checkpoint_id))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
