@@ -5,7 +5,15 @@ import streamlit as st
 
 from fer_core.models import list_models
 from fer_core.studies.report import point_label
-from fer_core.studies.runs import cancel_study, list_runs, read_trials, save_composed, start_study, study_dir
+from fer_core.studies.runs import (
+    cancel_study,
+    list_runs,
+    read_trials,
+    resume_in_background,
+    save_composed,
+    start_study,
+    study_dir,
+)
 from fer_core.studies.spec import STUDY_FIELDS, Range, StudyError, compose_study, load_study, shipped_studies
 from fer_core.training.jobs import JobBusy
 from ui import charts, state
@@ -107,6 +115,15 @@ def progress(study_id: str) -> None:
             width="stretch",
             column_config={"val acc": st.column_config.NumberColumn(format="percent")},
         )
+    if info.error:
+        st.error(f"The run failed: {info.error}")
+    if info.state == "interrupted":
+        st.warning("This run's driver is gone (killed, or the machine restarted). Resume trains only its unfinished trials.")
+        if st.button("Resume study", key=f"resume-{study_id}"):
+            try:
+                resume_in_background(study_id, state.store_root())
+            except (JobBusy, ValueError) as exc:
+                st.warning(str(exc))
     if info.state in ("starting", "running") and st.button("Cancel study", key=f"cancel-{study_id}"):
         cancel_study(study_id)
         st.info(

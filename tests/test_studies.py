@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import pytest
 from fer_core.store import list_checkpoints, load_predictions
 from fer_core.studies.report import accuracy_interval, holm, study_report
 from fer_core.studies.runner import resume_study, run_study
-from fer_core.studies.runs import read_trials, study_dir
+from fer_core.studies.runs import read_run, read_trials, study_dir, write_run
 from fer_core.studies.spec import StudyError, load_study, parse_study
 
 from .conftest import REPO
@@ -309,6 +310,18 @@ def test_a_tpe_search_trains_the_baseline_then_its_own_points_and_resumes_from_t
     assert all(again[t].path.joinpath("model.safetensors").stat().st_mtime_ns == kept[t] for t in kept)
 
 
+def test_a_run_that_cannot_start_fails_at_once_and_says_why(kaggle_zip, tmp_path):
+    from ui.launch import free_port
+
+    runs = tmp_path / "runs"
+    spec = parse_study(GOOD, "good.toml")
+    t = time.monotonic()
+    with pytest.raises(StudyError, match="nothing answers there"):
+        run_study(_write(tmp_path, GOOD), spec, "quick", str(kaggle_zip), "cpu", f"127.0.0.1:{free_port()}", tmp_path, runs)
+    [info] = [read_run(d) for d in runs.iterdir()]
+    assert time.monotonic() - t < 30 and info.state == "failed" and "nothing answers there" in info.error
+
+
 def test_a_killed_driver_resumes_and_reruns_only_the_missing_trials(ray_local, kaggle_zip, tmp_path):
     store, runs = tmp_path / "store", tmp_path / "runs"
     text = GOOD.replace("[profiles.quick]\nepochs = 1", "[profiles.quick]\nepochs = 3")
@@ -342,6 +355,7 @@ def test_a_killed_driver_resumes_and_reruns_only_the_missing_trials(ray_local, k
     first = {c.id: c.path.joinpath("model.safetensors").stat().st_mtime_ns for c in list_checkpoints(store)}
     assert 1 <= len(first) < 4, "the driver should die with trials left"
     [study_id] = [d.name for d in runs.iterdir()]
+    assert read_run(study_dir(study_id, runs)).state == "interrupted"  # its driver is gone
     info = resume_study(study_id, store, runs)
     after = {c.id: c.path.joinpath("model.safetensors").stat().st_mtime_ns for c in list_checkpoints(store)}
     assert info.state == "finished" and len(after) == 4
@@ -376,8 +390,17 @@ def test_the_studies_page_launches_follows_and_reports(monkeypatch, kaggle_zip, 
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     trials, results = at.dataframe[0].value, at.dataframe[1].value
-    assert list(trials["state"]) == ["done"] * 4 and set(results["point"]) == {'{"optimizer": "adam"}', '{"optimizer": "sgd"}'}
+    assert list(trials["state"]) == ["done"] * 4 and set(results["point"]) == {"optimizer=adam", "optimizer=sgd"}
     assert "baseline" in set(results["p (Holm)"]) and any("Baseline" in c.value for c in at.caption)
+    # A run whose driver died: the page says so and offers to resume it
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    directory = study_dir("tiny-quick-dead", runs / "studies")
+    shutil.copytree(study_dir(launched.study_id, runs / "studies"), directory)
+    write_run(directory, replace(read_run(directory), study_id="tiny-quick-dead", state="running", pid=dead.pid))
+    at.run()
+    at.selectbox(key="study_run").set_value("tiny-quick-dead").run()
+    assert any("driver is gone" in w.value for w in at.warning) and any(b.label == "Resume study" for b in at.button)
 
 
 def test_cancel_stops_a_background_study_and_keeps_finished_trials(kaggle_zip, tmp_path):

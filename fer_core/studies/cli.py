@@ -81,7 +81,14 @@ def cmd_status(args: argparse.Namespace) -> None:
         trials = read_trials(study_dir(info.study_id, runs))
         counts = {s: sum(t.state == s for t in trials.values()) for s in ("queued", "running", "done", "failed", "stopped")}
         rows.append({**asdict(info), "trials": counts})
-    _emit(args, rows, "\n".join(f"{r['study_id']:<48} {r['state']:<9} {r['trials']}" for r in rows) or "no studies yet")
+    resume = "driver gone: `python -m fer_core study resume {}` trains the rest"
+    lines = [
+        f"{r['study_id']:<48} {r['state']:<11} {r['trials']}"
+        + (f"\n    {r['error']}" if r["error"] else "")
+        + (f"\n    {resume.format(r['study_id'])}" if r["state"] == "interrupted" else "")
+        for r in rows
+    ]
+    _emit(args, rows, "\n".join(lines) or "no studies yet")
 
 
 def cmd_report(args: argparse.Namespace) -> None:

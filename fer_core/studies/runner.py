@@ -14,6 +14,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -38,6 +39,10 @@ from .runs import (
 from .spec import Range, StudyError, StudySpec
 
 REPO = Path(__file__).resolve().parents[2]
+TOKEN_HINT = (
+    " A cluster started with `ray start` (Ray 2.59 and later) asks for its token: set RAY_AUTH_MODE=token, with the"
+    " head node's ~/.ray/auth_token on this machine or its content in RAY_AUTH_TOKEN"
+)
 
 
 def start_ray(address: str | None = None) -> bool:
@@ -47,15 +52,37 @@ def start_ray(address: str | None = None) -> bool:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
+    if address:
+        _check_reachable(address)
     if ray.is_initialized():
+        connected = ray.get_runtime_context().gcs_address
+        if address and ":" in address and not address.endswith(connected):
+            raise StudyError(f"--address {address}: this process is already connected to Ray at {connected}")
         return False
     env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}}
     with contextlib.redirect_stdout(sys.stderr):
         if address:
-            ray.init(address=address, runtime_env=env, log_to_driver=False, configure_logging=False)
+            try:
+                ray.init(address=address, runtime_env=env, log_to_driver=False, configure_logging=False)
+            except ConnectionError as exc:
+                token = "" if "Could not find" in str(exc) else TOKEN_HINT
+                raise StudyError(f"--address {address}: {str(exc).rstrip('.')}.{token}") from None
         else:
             ray.init(include_dashboard=False, runtime_env=env, log_to_driver=False, configure_logging=False)
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, not minutes, when nothing listens at a host:port address (ray.init retries for long)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto": Ray finds the cluster started on this machine, or says there is none
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise StudyError(
+            f"--address {address}: nothing answers there ({exc}); is the head started (`ray start --head`)?"
+        ) from None
 
 
 def _run_trial(config: dict[str, Any]) -> None:
@@ -327,12 +354,22 @@ def run_study(
         shutil.copyfile(spec_path, directory / "study.toml")
     info = RunInfo(study_id, profile, data, device, address, storage, "running", now(), os.getpid())
     write_run(directory, info)
-    return study_id, execute(study_id, directory, spec, info, (checkpoints or default_root()).resolve())
+    return study_id, _execute_or_record(study_id, directory, spec, info, (checkpoints or default_root()).resolve())
 
 
 def resume_study(study_id: str, checkpoints: Path | None = None, runs_root: Path | None = None) -> RunInfo:
     """Run the trials of an interrupted study that have no checkpoint yet (a killed driver, a reboot)."""
     directory = study_dir(study_id, runs_root)
-    info = replace(read_run(directory), state="running", pid=os.getpid())
+    (directory / "cancel").unlink(missing_ok=True)  # resuming is asking it to go on
+    info = replace(read_run(directory), state="running", pid=os.getpid(), error=None)
     write_run(directory, info)
-    return execute(study_id, directory, read_spec(directory), info, (checkpoints or default_root()).resolve())
+    return _execute_or_record(study_id, directory, read_spec(directory), info, (checkpoints or default_root()).resolve())
+
+
+def _execute_or_record(study_id: str, directory: Path, spec: StudySpec, info: RunInfo, root: Path) -> RunInfo:
+    """execute(), and a run that fails as a whole says why in run.json (the CLI and the page show it)."""
+    try:
+        return execute(study_id, directory, spec, info, root)
+    except Exception as exc:
+        write_run(directory, replace(info, state="failed", error=f"{type(exc).__name__}: {exc}"[:500]))
+        raise

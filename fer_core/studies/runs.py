@@ -35,9 +35,11 @@ class RunInfo:
     device: str
     address: str | None  # a Ray cluster, or None for a local instance
     storage: str | None  # Ray Tune's storage (on a cluster: a path or URI every node reaches); None: the run's folder
-    state: str  # starting, running, finished, failed (some trials failed), cancelled
+    state: str  # starting, running, finished, failed (some trials failed, or the run itself: `error`), cancelled,
+    # interrupted (read back while its driver is gone: `study resume` goes on)
     started_at: str
     pid: int | None = None  # the driver process
+    error: str | None = None  # why the run itself failed (no cluster at --address, ...)
 
 
 @dataclass(frozen=True)
@@ -76,10 +78,12 @@ def write_run(directory: Path, info: RunInfo) -> None:
 
 
 def read_run(directory: Path) -> RunInfo:
+    """A run as its driver last wrote it; "interrupted" when it says starting or running but its driver is gone."""
     try:
-        return RunInfo(**json.loads((directory / "run.json").read_text(encoding="utf-8")))
+        info = RunInfo(**json.loads((directory / "run.json").read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError) as exc:
         raise ValueError(f"{directory.name}: not a study run ({exc})") from None
+    return replace(info, state="interrupted") if info.state in ("starting", "running") and not pid_alive(info.pid) else info
 
 
 def read_spec(directory: Path) -> StudySpec:
@@ -160,6 +164,22 @@ def start_study(
     return study_id
 
 
+def resume_in_background(study_id: str, checkpoints: Path | None = None, runs_root: Path | None = None) -> RunInfo:
+    """Resume an interrupted run in a background process (`fer_core study resume`): the app's Resume."""
+    directory = study_dir(study_id, runs_root)
+    info = read_run(directory)
+    if info.state != "interrupted":
+        raise ValueError(f"{study_id} is {info.state}: only a run whose driver is gone is resumed")
+    holder = device_holder(info.device)
+    if holder is not None:
+        raise JobBusy(f"{holder.name} is already running on device '{info.device}': wait for it or cancel it")
+    cmd = ["study", "resume", study_id, "--runs", str(directory.parent)]
+    cmd += ["--checkpoints", str(checkpoints)] if checkpoints is not None else []
+    starting = replace(info, state="starting", pid=start_background(cmd, directory / "log.txt"), error=None)
+    write_run(directory, starting)
+    return starting
+
+
 def cancel_requested(directory: Path) -> bool:
     return (directory / "cancel").exists()
 
@@ -170,8 +190,8 @@ def cancel_study(study_id: str, runs_root: Path | None = None) -> RunInfo:
     directory = study_dir(study_id, runs_root)
     info = read_run(directory)
     (directory / "cancel").touch()
-    if info.state in ("starting", "running") and pid_alive(info.pid):
-        return info  # the driver writes "cancelled" once its trials have stopped
+    if info.state in ("starting", "running"):
+        return info  # the driver is alive (read_run): it writes "cancelled" once its trials have stopped
     for status in read_trials(directory).values():
         if status.state in ("queued", "running"):
             write_trial(directory, replace(status, state="cancelled"))
