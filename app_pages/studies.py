@@ -95,6 +95,15 @@ def progress(study_id: str) -> None:
         f"**{info.state}** · profile {info.profile} · started {info.started_at} · "
         + " · ".join(f"{n} {s}" for s, n in counts.items() if n)
     )
+    if info.error:
+        st.error(f"The run failed: {info.error}")
+    if info.state == "interrupted":
+        st.warning("This run's driver is gone (killed, or the machine restarted). Resume trains only its unfinished trials.")
+        if st.button("Resume study", key=f"resume-{study_id}"):
+            try:
+                resume_in_background(study_id, state.store_root())
+            except (JobBusy, ValueError) as exc:
+                st.warning(str(exc))
     if trials:
         rows = [
             {
@@ -115,15 +124,6 @@ def progress(study_id: str) -> None:
             width="stretch",
             column_config={"val acc": st.column_config.NumberColumn(format="percent")},
         )
-    if info.error:
-        st.error(f"The run failed: {info.error}")
-    if info.state == "interrupted":
-        st.warning("This run's driver is gone (killed, or the machine restarted). Resume trains only its unfinished trials.")
-        if st.button("Resume study", key=f"resume-{study_id}"):
-            try:
-                resume_in_background(study_id, state.store_root())
-            except (JobBusy, ValueError) as exc:
-                st.warning(str(exc))
     if info.state in ("starting", "running") and st.button("Cancel study", key=f"cancel-{study_id}"):
         cancel_study(study_id)
         st.info(

@@ -132,6 +132,8 @@ def test_ranges_are_sampled_within_bounds_by_random_and_left_to_tpe():
         (("log = true", "step = 2"), "axes.lr: a range is { low = A, high = B, log = true|false }"),
         ((", lr = 0.001", ""), "tpe.toml: baseline.lr: a range axis needs its baseline value"),
         (("lr = 0.001 }", "lr = 0.5 }"), "baseline.lr: 0.5 is not a value of axes.lr"),
+        (("samples = 3\n", 'samples = 3\nearly_stop = "asha"\ngrace_epochs = 5\n'), "profiles.quick: ASHA's grace_epochs 5"),
+        (("[profiles.quick]", "[profiles.quick]\ngrace_epochs = 0"), "profiles.quick.grace_epochs: a positive whole number"),
     ],
     ids=[
         "range-in-grid",
@@ -143,6 +145,8 @@ def test_ranges_are_sampled_within_bounds_by_random_and_left_to_tpe():
         "range-key",
         "range-baseline",
         "baseline-outside",
+        "asha-grace",
+        "profile-grace",
     ],
 )
 def test_a_bad_search_is_refused_with_one_line_naming_the_field(change, message):

@@ -191,7 +191,7 @@ def _scheduler(spec: StudySpec, profile: str) -> Any:
     metric, mode = ("val_loss", "min") if cfg.select_by == "val_loss" else ("val_acc", "max")
     # max_t beyond the last epoch: Tune stops a trial that reaches max_t at its last report, before it saves
     epochs = cfg.epochs + 1
-    return ASHAScheduler(metric=metric, mode=mode, max_t=epochs, grace_period=spec.grace_epochs, reduction_factor=2)
+    return ASHAScheduler(metric=metric, mode=mode, max_t=epochs, grace_period=spec.grace_of(profile), reduction_factor=2)
 
 
 def _tpe(spec: StudySpec, directory: Path, root: Path, study_id: str) -> Any:

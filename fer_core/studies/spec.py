@@ -19,7 +19,8 @@
                                              # epochs grace_epochs, 2 x grace_epochs, ... (on select_by);
                                              # concurrent = N runs at most N trials at once
     kind = "grid"
-    [profiles.quick]                         # overrides: train_fraction, epochs or minutes, seeds, samples
+    [profiles.quick]                         # overrides: train_fraction, epochs or minutes, seeds, samples,
+                                             # grace_epochs
     train_fraction = 0.1
     epochs = 2
     [profiles.full]
@@ -45,7 +46,7 @@ from ..training.config import TrainConfig
 from ..training.presets import make_config
 
 SEARCHES = ("grid", "random", "tpe")
-PROFILE_FIELDS = ("train_fraction", "epochs", "minutes", "seeds", "samples")
+PROFILE_FIELDS = ("train_fraction", "epochs", "minutes", "seeds", "samples", "grace_epochs")
 # Fields a study sets itself: every trial's seed, data and device come from the run, not from the file.
 RUN_FIELDS = ("seed", "data", "device", "epochs", "time_budget_min", "train_fraction")
 # The fields the Studies page offers as an axis (any TrainConfig field works in a file).
@@ -81,6 +82,7 @@ class Profile:
     minutes: float | None = None
     seeds: int | None = None
     samples: int | None = None
+    grace_epochs: int | None = None  # ASHA's first rung for this profile's budget
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,9 @@ class StudySpec:
 
     def samples_of(self, profile: str) -> int | None:
         return self.profile(profile).samples or self.samples
+
+    def grace_of(self, profile: str) -> int:
+        return self.profile(profile).grace_epochs or self.grace_epochs
 
     def points(self, profile: str) -> list[dict[str, Any]]:
         """The points of the axes the study trains: all of them (grid), or `samples` drawn with seed 0 (random);
@@ -248,6 +253,10 @@ def _profiles(source: str, raw: dict[str, Any]) -> dict[str, Profile]:
         if unknown:
             raise StudyError(f"{source}: profiles.{name}.{unknown[0]}: unknown (allowed: {', '.join(PROFILE_FIELDS)})")
         profile = Profile(**values)
+        for key in ("epochs", "seeds", "samples", "grace_epochs"):
+            value = getattr(profile, key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise StudyError(f"{source}: profiles.{name}.{key}: a positive whole number, not {value!r}")
         if profile.epochs is not None and profile.minutes is not None:
             raise StudyError(f"{source}: profiles.{name}: give epochs or minutes, not both")
         if not 0.0 < profile.train_fraction <= 1.0:
@@ -320,8 +329,22 @@ def parse_study(text: str, source: str = "<study>") -> StudySpec:
             if (profile.seeds or seeds) > 1:
                 where = f"profiles.{name}.seeds" if profile.seeds else "seeds"
                 raise StudyError(f"{source}: {where}: a TPE search trains each point it chooses once (repeat its best in a grid)")
+    _check_asha(spec)
     spec.check()  # every trial's TrainConfig must be valid before anything starts
     return spec
+
+
+def _check_asha(spec: StudySpec) -> None:
+    """ASHA's first rung must come before a trial's last epoch, in every profile with an epoch budget."""
+    if spec.early_stop != "asha":
+        return
+    for name, profile in spec.profiles.items():
+        epochs = profile.epochs or (None if profile.minutes or spec.minutes else spec.epochs)
+        if epochs is not None and spec.grace_of(name) >= epochs:
+            raise StudyError(
+                f"{spec.source}: profiles.{name}: ASHA's grace_epochs {spec.grace_of(name)} is not below its {epochs} "
+                f"epochs, so it could stop nothing (set profiles.{name}.grace_epochs)"
+            )
 
 
 def _axis(source: str, key: str, values: Any) -> Axis:
