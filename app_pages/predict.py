@@ -18,6 +18,28 @@ detector = c2.selectbox(
     index=list(DETECTORS).index(DEFAULT_DETECTOR),
     help="MTCNN is the default: fewer false faces on logos and clothing than the Haar cascade",
 )
+backends = state.predict_backends(chosen)
+faster = [cid for cid, backend in backends.items() if backend == "onnxruntime"]
+with st.expander(f"Backends: ONNX Runtime for {len(faster)} of {len(chosen)} models" if chosen else "Backends"):
+    st.caption(
+        "Each model runs on ONNX Runtime where this machine measured it faster than PyTorch, else on PyTorch. "
+        "Measuring exports each model to ONNX once (checked against PyTorch on test faces) and times both."
+    )
+    if faster:
+        st.caption("On ONNX Runtime: " + ", ".join(faster))
+    if st.button("Measure the selected models", key="measure_backends"):
+        try:
+            with st.spinner("Exporting and timing each model…"):
+                speeds = state.measure_backends(chosen)
+            st.dataframe(
+                [
+                    {"model": cid, "PyTorch ms": s.torch_ms, "ONNX Runtime ms": s.onnxruntime_ms, "runs on": s.faster}
+                    for cid, s in speeds.items()
+                ],
+                hide_index=True,
+            )
+        except (ValueError, OSError) as exc:  # ExportError, DataError (no test faces to check against)
+            st.error(f"Cannot measure: {exc}")
 uploads = st.file_uploader("Photos", type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"], accept_multiple_files=True)
 snapshot = st.camera_input("…or take a snapshot")
 

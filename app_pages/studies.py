@@ -122,7 +122,10 @@ def progress(study_id: str) -> None:
             pd.DataFrame(rows),
             hide_index=True,
             width="stretch",
-            column_config={"val acc": st.column_config.NumberColumn(format="percent")},
+            column_config={
+                "point": st.column_config.TextColumn(width="large"),
+                "val acc": st.column_config.NumberColumn(format="percent"),
+            },
         )
     if info.state in ("starting", "running") and st.button("Cancel study", key=f"cancel-{study_id}"):
         cancel_study(study_id)
@@ -166,6 +169,7 @@ st.dataframe(
     hide_index=True,
     width="stretch",
     column_config={
+        "point": st.column_config.TextColumn(width="large"),
         "accuracy": st.column_config.NumberColumn(format="percent"),
         "± std": st.column_config.NumberColumn(format="%.4f"),
         "macro F1": st.column_config.NumberColumn(format="%.3f"),
@@ -175,8 +179,14 @@ st.altair_chart(charts.points_with_intervals(report.points), width="stretch")
 ranges = {axis: values for axis, values in report.axes.items() if isinstance(values, Range)}
 for column, (axis, axis_range) in zip(st.columns(len(ranges)) if ranges else [], ranges.items(), strict=True):
     column.altair_chart(charts.accuracy_along(report.points, axis, axis_range), width="stretch")
-for failed in report.failed:
-    st.warning(f"Trial {failed.trial} ({point_label(failed.point)}) seed {failed.seed} {failed.state}: {failed.error}")
+for failed in (t for t in report.failed if t.state == "failed"):
+    st.warning(f"Trial {failed.trial} ({point_label(failed.point)}) seed {failed.seed} failed: {failed.error}")
+stopped = [t for t in report.failed if t.state == "stopped"]
+if stopped:
+    st.caption(
+        "Stopped early by ASHA, trailing the others at a rung (no checkpoint): "
+        + "; ".join(f"{t.trial} after epoch {t.epoch} ({point_label(t.point)})" for t in stopped)
+    )
 
 shown = st.multiselect(
     "Learning curves of trials", [t.checkpoint for t in report.trials], default=[t.checkpoint for t in report.trials[:4]]

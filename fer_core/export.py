@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import platform
 import shutil
 import tempfile
 import warnings
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .atomic import write_text_atomically
 from .classifier import FerClassifier, dataset_for, load_checkpoint
 from .data import to_model_input
 from .data.choices import find_default_dataset
@@ -417,14 +419,64 @@ def load_export(folder: str | Path) -> tuple[OrtModule, Sidecar]:
     return module, sidecar
 
 
+def _cached_export(path: Path, meta: CheckpointMeta, cache: Path | None) -> Path:
+    """Where a checkpoint's ONNX Runtime export lives in the cache, keyed by its weights (a retrained id misses)."""
+    return (cache or default_cache_dir()) / "onnx" / f"{meta.id}-{_sha256(path / WEIGHTS_FILE)[:16]}"
+
+
 def onnxruntime_model(path: Path, meta: CheckpointMeta, cache: Path | None = None) -> OrtModule:
-    """The checkpoint's network on ONNX Runtime: exported once (parity-checked) into the cache, keyed by its weights."""
-    weights = _sha256(path / WEIGHTS_FILE)[:16]
-    folder = (cache or default_cache_dir()) / "onnx" / f"{meta.id}-{weights}"
+    """The checkpoint's network on ONNX Runtime: exported once (parity-checked) into the cache."""
+    folder = _cached_export(path, meta, cache)
     if not (folder / SIDECAR).is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
-        export_checkpoint(path, folder)
+        try:
+            export_checkpoint(path, folder)
+        except (ExportError, OSError):
+            if not (folder / SIDECAR).is_file():  # not another process that exported it first
+                raise
     module, sidecar = load_export(folder)
     if sidecar.classes != meta.classes:
         raise ExportError(f"{folder}: exported with classes {list(sidecar.classes)}, not the checkpoint's")
     return module
+
+
+@dataclass(frozen=True)
+class BackendSpeed:
+    """Batch-1 latency of the network on each backend, measured on the same machine one after the other."""
+
+    torch_ms: float
+    onnxruntime_ms: float
+    measured_on: str
+
+    @property
+    def faster(self) -> str:
+        return "onnxruntime" if self.onnxruntime_ms < self.torch_ms else "torch"
+
+
+SPEED = "speed.json"
+
+
+def measure_backends(path: Path, meta: CheckpointMeta, cache: Path | None = None) -> BackendSpeed:
+    """Export the checkpoint for ONNX Runtime if needed, time both backends here, and keep the figures with the
+    export: what `faster_backend` decides by."""
+    from .evaluation import measure_speed
+
+    ort = onnxruntime_model(path, meta, cache)
+    model = load_checkpoint(path).model
+    speed = BackendSpeed(
+        torch_ms=measure_speed(model, meta.input, repeats=50)[0],
+        onnxruntime_ms=measure_speed(ort, meta.input, repeats=50)[0],
+        measured_on=platform.platform(),
+    )
+    write_text_atomically(_cached_export(path, meta, cache) / SPEED, json.dumps(asdict(speed)))
+    return speed
+
+
+def faster_backend(path: Path, meta: CheckpointMeta, cache: Path | None = None) -> str:
+    """ "onnxruntime" where this machine measured it faster for this checkpoint (measure_backends), else "torch"."""
+    file = _cached_export(path, meta, cache) / SPEED
+    try:
+        speed = BackendSpeed(**json.loads(file.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return "torch"
+    return speed.faster if speed.measured_on == platform.platform() else "torch"

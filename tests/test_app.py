@@ -245,3 +245,19 @@ def test_evaluate_downloads_a_checkpoint_and_its_onnx_export(app_env):
             "predictions.safetensors",
             "MODEL_CARD.md",
         }
+
+
+def test_predict_runs_each_model_on_the_backend_measured_faster(app_env, grace_hopper):
+    at = run_page("app_pages/predict.py")
+    at.button(key="measure_backends").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    measured = at.dataframe[0].value
+    assert set(measured["model"]) == {c.id for c in list_checkpoints(app_env)}
+    assert set(measured["runs on"]) <= {"torch", "onnxruntime"} and (measured["PyTorch ms"] > 0).all()
+    at.file_uploader[0].set_value([("hopper.jpg", grace_hopper.read_bytes(), "image/jpeg")])
+    at.run()
+    assert not at.exception
+    faster = int((measured["runs on"] == "onnxruntime").sum())
+    assert any(e.label.startswith(f"Backends: ONNX Runtime for {faster} of") for e in at.expander)
+    grid = chart_data(at)[0]
+    assert set(grid["model"]) >= set(measured["model"])

@@ -211,3 +211,21 @@ def test_a_tampered_export_is_refused_at_load(tamper, message, tiny_checkpoints,
         target.unlink()
     with pytest.raises(ExportError, match=message):
         load_export(out)
+
+
+def test_predict_backends_are_decided_by_a_measurement_on_this_machine(
+    tiny_checkpoints, keras, kaggle_zip, tmp_path, monkeypatch
+):
+    from fer_core.export import SPEED, _cached_export, faster_backend, measure_backends
+    from fer_core.store import read_meta
+
+    monkeypatch.setenv("FER_DATA", str(kaggle_zip))
+    path = tiny_checkpoints / keras
+    meta = read_meta(path)
+    assert faster_backend(path, meta, tmp_path) == "torch"  # nothing measured yet: PyTorch, and no export is made
+    assert not (tmp_path / "onnx").exists()
+    speed = measure_backends(path, meta, tmp_path)
+    assert speed.torch_ms > 0 and speed.onnxruntime_ms > 0
+    assert faster_backend(path, meta, tmp_path) == speed.faster
+    (_cached_export(path, meta, tmp_path) / SPEED).write_text("{garbage")
+    assert faster_backend(path, meta, tmp_path) == "torch"

@@ -162,7 +162,8 @@ def points_with_intervals(points: list[PointResult]) -> alt.Chart:
         }
         for p in points
     ]
-    base = alt.Chart(pd.DataFrame(rows)).encode(y=alt.Y("point:N", sort="-x", title=None, axis=alt.Axis(labelLimit=420)))
+    axis = alt.Axis(labelLimit=280, labelOverlap=False)  # Vega would hide labels it thinks collide; the tooltip has all
+    base = alt.Chart(pd.DataFrame(rows)).encode(y=alt.Y("point:N", sort="-x", title=None, axis=axis))
     bars = base.mark_rule(strokeWidth=2).encode(
         x=alt.X("low:Q", title="PrivateTest accuracy", axis=alt.Axis(format="%"), scale=alt.Scale(zero=False)), x2="high:Q"
     )
@@ -176,7 +177,7 @@ def points_with_intervals(points: list[PointResult]) -> alt.Chart:
             alt.Tooltip("high:Q", format=".2%"),
         ],
     )
-    return (bars + dots).properties(height=32 * len(rows) + 40)
+    return (bars + dots).properties(height=36 * len(rows) + 40)
 
 
 def accuracy_along(points: list[PointResult], axis: str, axis_range: Range) -> alt.Chart:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from fer_core.data import DatasetOverview, FerData
     from fer_core.evaluation import Metrics, Mistake
     from fer_core.explain import Attribution, FaceEmbedding
+    from fer_core.export import BackendSpeed
     from fer_core.predict import PhotoPrediction
     from fer_core.studies.report import StudyReport
 
@@ -79,14 +80,38 @@ def leaderboard() -> list[LeaderboardRow]:
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=64)
-def _classifier(checkpoint_id: str, signature: tuple) -> FerClassifier:
+def _classifier(checkpoint_id: str, signature: tuple, backend: str = "torch") -> FerClassifier:
     from fer_core.classifier import load_checkpoint
 
-    return load_checkpoint(checkpoint_id, root=store_root())
+    return load_checkpoint(checkpoint_id, root=store_root(), backend=backend)
 
 
-def classifier(checkpoint_id: str) -> FerClassifier:
-    return _classifier(checkpoint_id, _signature_of(checkpoint_id))
+def classifier(checkpoint_id: str, backend: str = "torch") -> FerClassifier:
+    return _classifier(checkpoint_id, _signature_of(checkpoint_id), backend)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _faster_backend(checkpoint_id: str, signature: tuple, measured: float) -> str:
+    from fer_core.export import faster_backend
+
+    return faster_backend(store_root() / checkpoint_id, metas()[checkpoint_id])
+
+
+def predict_backends(checkpoint_ids: list[str]) -> dict[str, str]:
+    """Each model's backend for Predict: ONNX Runtime where this machine measured it faster (measure_backends)."""
+    measured = st.session_state.get("backends_measured_at", 0.0)  # a new measurement refreshes the cache
+    return {cid: _faster_backend(cid, _signature_of(cid), measured) for cid in checkpoint_ids}
+
+
+def measure_backends(checkpoint_ids: list[str]) -> dict[str, BackendSpeed]:
+    """Export (parity-checked) and time PyTorch against ONNX Runtime for each model, on this machine."""
+    import time
+
+    from fer_core.export import measure_backends as measure
+
+    speeds = {cid: measure(store_root() / cid, metas()[cid]) for cid in checkpoint_ids}
+    st.session_state["backends_measured_at"] = time.time()
+    return speeds
 
 
 def _signature_of(checkpoint_id: str) -> tuple:
@@ -222,15 +247,18 @@ def feature_grid(checkpoint_id: str, face: np.ndarray, layer: str, max_maps: int
 
 # Each entry holds the decoded photo: 32 keeps the cache under ~100 MB for 720p photos.
 @st.cache_data(show_spinner="Finding faces and predicting…", max_entries=32)
-def photo_prediction(data: bytes, checkpoint_ids: tuple[str, ...], detector: str, name: str, signature: tuple) -> PhotoPrediction:
-    """Cached per (file bytes, models, detector): reruns of the page do not predict again."""
+def photo_prediction(
+    data: bytes, models: tuple[tuple[str, str], ...], detector: str, name: str, signature: tuple
+) -> PhotoPrediction:
+    """Cached per (file bytes, models and their backends, detector): reruns of the page do not predict again."""
     from fer_core.predict import predict_photo
 
-    return predict_photo([classifier(i) for i in checkpoint_ids], data, detector=detector, name=name)
+    return predict_photo([classifier(cid, backend) for cid, backend in models], data, detector=detector, name=name)
 
 
 def predict(data: bytes, checkpoint_ids: list[str], detector: str, name: str) -> PhotoPrediction:
-    return photo_prediction(data, tuple(checkpoint_ids), detector, name, store_signature())
+    models = tuple(predict_backends(checkpoint_ids).items())
+    return photo_prediction(data, models, detector, name, store_signature())
 
 
 @st.cache_data(show_spinner="Computing penultimate-layer features and t-SNE…", max_entries=16)

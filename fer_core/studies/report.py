@@ -104,12 +104,13 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted.tolist()
 
 
-def _trial(meta: CheckpointMeta, predictions: Predictions) -> TrialResult:
+def _trial(meta: CheckpointMeta, predictions: Predictions, axes: list[str]) -> TrialResult:
     assert meta.study is not None
     correct = (predictions.predicted == predictions.labels).astype(float)
+    point = meta.study.point
     return TrialResult(
         trial=meta.study.trial,
-        point=meta.study.point,
+        point={k: point[k] for k in sorted(point, key=lambda k: axes.index(k) if k in axes else len(axes))},  # file order
         seed=meta.study.seed,
         checkpoint=meta.id,
         accuracy=meta.test_metrics.accuracy,
@@ -174,7 +175,7 @@ def study_report(study_id: str, checkpoints: Path | None = None, runs_root: Path
     predictions = {meta.id: load_predictions(path, meta) for meta, path in found}
     if len({p.names for p in predictions.values()}) > 1:
         raise ValueError(f"the trials of {study_id} were tested on different faces: no paired comparison is possible")
-    trials = [_trial(meta, predictions[meta.id]) for meta, _ in found]
+    trials = [_trial(meta, predictions[meta.id], list(spec.axes)) for meta, _ in found]
     statuses, done = read_trials(directory), {t.trial for t in trials}
     return StudyReport(
         study_id=study_id,
