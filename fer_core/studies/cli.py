@@ -107,17 +107,20 @@ def _report(args: argparse.Namespace, study_id: str, checkpoints: Path | None, r
 
 
 def report_text(r: StudyReport) -> str:
+    from .report import point_label
+
+    width = max([len(point_label(p.point)) for p in r.points] + [20])
     lines = [
-        f"study {r.study_id} ({r.study}, profile {r.profile}); baseline {r.baseline}",
-        f"{'point':<44} {'seeds':>5} {'accuracy':>9} {'± std':>7} {'95% CI':>17} {'macro F1':>9} {'p (Holm)':>9}",
+        f"study {r.study_id} ({r.study}, profile {r.profile}); baseline {point_label(r.baseline)}",
+        f"{'point':<{width}} {'seeds':>5} {'accuracy':>9} {'± std':>7} {'95% CI':>17} {'macro F1':>9} {'p (Holm)':>9}",
     ]
     for p in r.points:
         mark = "baseline" if p.baseline else (f"{p.p_holm:.3g}" + (" *" if p.significant else "") if p.p_holm is not None else "")
         lines.append(
-            f"{json.dumps(p.point):<44} {p.seeds:>5} {p.accuracy_mean:>9.4f} {p.accuracy_std:>7.4f} "
+            f"{point_label(p.point):<{width}} {p.seeds:>5} {p.accuracy_mean:>9.4f} {p.accuracy_std:>7.4f} "
             f"[{p.accuracy_ci.low:.4f}, {p.accuracy_ci.high:.4f}] {p.macro_f1_mean:>9.4f} {mark:>9}"
         )
-    lines += [f"{s.state} {s.trial} {json.dumps(s.point)} seed {s.seed}: {s.error}" for s in r.failed]
+    lines += [f"{s.state} {s.trial} ({point_label(s.point)}) seed {s.seed}: {s.error}" for s in r.failed]
     lines += [f"not finished: {', '.join(r.unfinished)} (python -m fer_core study resume {r.study_id})"] if r.unfinished else []
     lines.append("* significant at 5% after Holm's correction (McNemar on the same test faces, seed-averaged probabilities)")
     return "\n".join(lines)
