@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -33,6 +34,7 @@ from .classifier import FerClassifier, dataset_for, load_checkpoint
 from .data import to_model_input
 from .data.choices import find_default_dataset
 from .data.disk_cache import default_cache_dir
+from .faces import PhotoError, crop_face, find_faces, load_photo
 from .inference import predict_logits
 from .input_spec import MEAN, STD, InputSpec
 from .records import CheckpointMeta
@@ -217,8 +219,10 @@ class _Faces:
 def _faces(meta: CheckpointMeta, data: str | Path | None, with_training: bool) -> _Faces:
     """The test faces (FER2013's PrivateTest) of the checkpoint's own dataset, and training faces to calibrate on."""
     path = Path(data) if data else find_default_dataset()
+    if path is None and with_training:
+        raise ExportError("int8 is calibrated on training faces: give --data (FER2013's Kaggle .zip, folder or fer2013.csv)")
     if path is None:
-        raise ExportError("an export is checked on real faces: give --data (FER2013's Kaggle .zip, folder or fer2013.csv)")
+        return _Faces(_sample_photo_faces(), np.empty(0, np.int64), SAMPLE_SOURCE, None)
     dataset = dataset_for(meta, path)
     images, labels = dataset.take("test")
     calibration = None
@@ -227,6 +231,30 @@ def _faces(meta: CheckpointMeta, data: str | Path | None, with_training: bool) -
         pick = np.random.default_rng(0).choice(len(train), min(CALIBRATION_FACES, len(train)), replace=False)
         calibration = train[torch.as_tensor(np.sort(pick))]
     return _Faces(images, labels.numpy(), f"test faces of {path.name}", calibration)
+
+
+SAMPLE_SOURCE = "crops of the face in matplotlib's sample photo grace_hopper.jpg (no FER2013 found)"
+
+
+def _sample_photo_faces() -> torch.Tensor:
+    """Real faces without a dataset: the face in a photo every install has (matplotlib's sample data), cropped with
+    other margins and offsets and mirrored, as a detector's crops of one person would vary."""
+    try:
+        import matplotlib.cbook
+
+        photo = load_photo(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    except (ImportError, OSError, PhotoError) as exc:
+        raise ExportError(f"an export is checked on real faces: give --data (FER2013) ({exc})") from None
+    gray = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
+    x, y, w, h = find_faces(photo)[0].box
+    crops = [
+        crop_face(gray, (x + dx * w // 20, y + dy * h // 20, w, h), margin)
+        for margin in (0.0, 0.1, 0.2, 0.3)
+        for dx in (-1, 0, 1)
+        for dy in (-1, 0, 1)
+    ]
+    faces = np.stack(crops + [np.ascontiguousarray(c[:, ::-1]) for c in crops])
+    return torch.from_numpy(faces)[:, None]
 
 
 def _write_model(clf: FerClassifier, fmt: str, file: Path) -> None:
@@ -468,13 +496,18 @@ def measure_backends(path: Path, meta: CheckpointMeta, cache: Path | None = None
         onnxruntime_ms=measure_speed(ort, meta.input, repeats=50)[0],
         measured_on=platform.platform(),
     )
-    write_text_atomically(_cached_export(path, meta, cache) / SPEED, json.dumps(asdict(speed)))
+    write_text_atomically(speed_file(path, meta, cache), json.dumps(asdict(speed)))
     return speed
 
 
+def speed_file(path: Path, meta: CheckpointMeta, cache: Path | None = None) -> Path:
+    """Where measure_backends keeps a checkpoint's figures (beside its cached export)."""
+    return _cached_export(path, meta, cache) / SPEED
+
+
 def faster_backend(path: Path, meta: CheckpointMeta, cache: Path | None = None) -> str:
-    """ "onnxruntime" where this machine measured it faster for this checkpoint (measure_backends), else "torch"."""
-    file = _cached_export(path, meta, cache) / SPEED
+    """The backend this machine measured faster for this checkpoint (measure_backends); "torch" when unmeasured."""
+    file = speed_file(path, meta, cache)
     try:
         speed = BackendSpeed(**json.loads(file.read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):

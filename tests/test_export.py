@@ -1,4 +1,4 @@
-"""Export: every registered family to ONNX with parity, TorchScript, int8 with its accuracy change, the ONNX Runtime
+"""Export: every registered architecture to ONNX with parity, TorchScript, int8 with its accuracy change, the ONNX Runtime
 backend, the README's onnxruntime-only example, and every bad input the issue lists."""
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from fer_core.store import CheckpointError, list_checkpoints
 
 from .conftest import REPO
 
-ONE_PER_FAMILY = list({m.family: m.name for m in reversed(list_models())}.values())
-
 
 def _checkpoint(root: Path, kaggle_zip: Path, model: str) -> str:
     from fer_core.training import make_config, train_and_save
@@ -41,8 +39,8 @@ def keras(tiny_checkpoints) -> str:
     return next(c.id for c in list_checkpoints(tiny_checkpoints) if c.meta and c.meta.model == "keras_cnn")
 
 
-@pytest.mark.parametrize("model", ONE_PER_FAMILY + ["vgg_fer"])
-def test_every_family_exports_to_onnx_with_parity(model, kaggle_zip, tmp_path):
+@pytest.mark.parametrize("model", [m.name for m in list_models()])
+def test_every_registered_architecture_exports_to_onnx_with_parity(model, kaggle_zip, tmp_path):
     root = tmp_path / "store"
     cid = _checkpoint(root, kaggle_zip, model)
     sidecar = export_checkpoint(cid, tmp_path / "out", data=kaggle_zip, root=root)
@@ -154,11 +152,20 @@ def test_bad_targets_and_checkpoints_are_refused(tiny_checkpoints, keras, kaggle
     assert "read-only" in export(tmp_path / "ro")
     monkeypatch.undo()
     monkeypatch.setattr(ex, "find_default_dataset", lambda: None)
-    with pytest.raises(ExportError, match="checked on real faces: give --data"):
-        export_checkpoint(keras, tmp_path / "nodata", root=tiny_checkpoints)
+    with pytest.raises(ExportError, match="int8 is calibrated on training faces: give --data"):
+        export_checkpoint(keras, tmp_path / "nodata", quantize="int8", root=tiny_checkpoints)
     with pytest.raises(ExportError, match="--quantize int8 is for ONNX"):
         export_checkpoint(keras, tmp_path / "q", "torchscript", "int8", data=kaggle_zip, root=tiny_checkpoints)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exists", "file"]  # nothing half-written
+
+
+def test_without_a_dataset_parity_runs_on_a_real_face_that_every_install_has(tiny_checkpoints, keras, tmp_path, monkeypatch):
+    import fer_core.export as ex
+
+    monkeypatch.setattr(ex, "find_default_dataset", lambda: None)
+    sidecar = export_checkpoint(keras, tmp_path / "out", root=tiny_checkpoints)
+    assert sidecar.parity.source == ex.SAMPLE_SOURCE and sidecar.parity.faces == 72
+    assert sidecar.parity.max_abs_diff <= 1e-4 and sidecar.parity.agreement == 1.0
 
 
 def test_an_architecture_that_does_not_export_and_a_full_disk_leave_nothing(
@@ -216,7 +223,7 @@ def test_a_tampered_export_is_refused_at_load(tamper, message, tiny_checkpoints,
 def test_predict_backends_are_decided_by_a_measurement_on_this_machine(
     tiny_checkpoints, keras, kaggle_zip, tmp_path, monkeypatch
 ):
-    from fer_core.export import SPEED, _cached_export, faster_backend, measure_backends
+    from fer_core.export import faster_backend, measure_backends, speed_file
     from fer_core.store import read_meta
 
     monkeypatch.setenv("FER_DATA", str(kaggle_zip))
@@ -227,5 +234,5 @@ def test_predict_backends_are_decided_by_a_measurement_on_this_machine(
     speed = measure_backends(path, meta, tmp_path)
     assert speed.torch_ms > 0 and speed.onnxruntime_ms > 0
     assert faster_backend(path, meta, tmp_path) == speed.faster
-    (_cached_export(path, meta, tmp_path) / SPEED).write_text("{garbage")
+    speed_file(path, meta, tmp_path).write_text("{garbage")
     assert faster_backend(path, meta, tmp_path) == "torch"

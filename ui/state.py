@@ -91,7 +91,14 @@ def classifier(checkpoint_id: str, backend: str = "torch") -> FerClassifier:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _faster_backend(checkpoint_id: str, signature: tuple, measured: float) -> str:
+def _speed_file(checkpoint_id: str, signature: tuple) -> Path:
+    from fer_core.export import speed_file
+
+    return speed_file(store_root() / checkpoint_id, metas()[checkpoint_id])  # hashes the weights: once per checkpoint
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _faster_backend(checkpoint_id: str, signature: tuple, measured_ns: int) -> str:
     from fer_core.export import faster_backend
 
     return faster_backend(store_root() / checkpoint_id, metas()[checkpoint_id])
@@ -99,19 +106,19 @@ def _faster_backend(checkpoint_id: str, signature: tuple, measured: float) -> st
 
 def predict_backends(checkpoint_ids: list[str]) -> dict[str, str]:
     """Each model's backend for Predict: ONNX Runtime where this machine measured it faster (measure_backends)."""
-    measured = st.session_state.get("backends_measured_at", 0.0)  # a new measurement refreshes the cache
-    return {cid: _faster_backend(cid, _signature_of(cid), measured) for cid in checkpoint_ids}
+    out = {}
+    for cid in checkpoint_ids:
+        signature = _signature_of(cid)
+        file = _speed_file(cid, signature)
+        out[cid] = _faster_backend(cid, signature, file.stat().st_mtime_ns if file.exists() else 0)  # new figures: new key
+    return out
 
 
 def measure_backends(checkpoint_ids: list[str]) -> dict[str, BackendSpeed]:
     """Export (parity-checked) and time PyTorch against ONNX Runtime for each model, on this machine."""
-    import time
-
     from fer_core.export import measure_backends as measure
 
-    speeds = {cid: measure(store_root() / cid, metas()[cid]) for cid in checkpoint_ids}
-    st.session_state["backends_measured_at"] = time.time()
-    return speeds
+    return {cid: measure(store_root() / cid, metas()[cid]) for cid in checkpoint_ids}
 
 
 def _signature_of(checkpoint_id: str) -> tuple:
