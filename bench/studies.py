@@ -3,11 +3,12 @@
     python -m bench.studies --data ../shared/data/fer2013/fer2013.zip [--epochs 4] [--fraction 0.1]
 
 1. Startup of the local Ray instance (start_ray + shutdown).
-2. Overhead: one trial as a one-trial study on Ray against the same TrainConfig trained directly in this process
-   with the same single thread (target <= 5% on a 2-minute trial): Ray's start, its worker's start (Python, torch,
-   fer_core) and its shutdown, paid once per study run.
-3. The same per trial in a study of three trials run one at a time: a worker trains trial after trial (Tune's
-   reuse_actors), so what is left is Tune's own per-trial cost.
+2. Overhead: one trial as a one-trial study (`fer_core study run`, Ray's start and stop included) against the same
+   TrainConfig trained by `fer_core train`, each a fresh process with one thread (target <= 5% on a 2-minute
+   trial). Fresh processes on both sides: a trial trained inside this process ran 12-18% slower than the same trial
+   in a Ray worker (measured), which would hide Ray's cost.
+3. The same per trial in a study of three trials run one at a time against three `fer_core train`: a worker trains
+   trial after trial (Tune's reuse_actors), so Ray's start and the worker's imports are paid once.
 4. Two trials at once (one CPU each) against the same two trained one after the other with every thread of this
    machine: on two compute-bound cores expect about 1x.
 """
@@ -15,15 +16,18 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from fer_core.studies.runner import run_study, start_ray
+from fer_core.studies.runner import start_ray
 from fer_core.studies.spec import parse_study
-from fer_core.training import train_and_save
 
 from .harness import machine
 
@@ -43,22 +47,37 @@ epochs = {epochs}
 """
 
 
+def _cli(args: list[str], threads: int) -> float:
+    """Seconds of `python -m fer_core ARGS` in a fresh process with `threads` threads."""
+    t = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "fer_core", *args],
+        env={**os.environ, "OMP_NUM_THREADS": str(threads)},
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - t
+
+
 def timed_study(text: str, data: str, root: Path) -> float:
+    """Seconds of `fer_core study run` of a study file (a local Ray instance started and stopped by it)."""
     path = root / f"study-{time.monotonic_ns()}.toml"
     path.write_text(text)
-    t = time.perf_counter()
-    _, info = run_study(path, parse_study(text, path.name), "bench", data, "cpu", None, root / "ck", root / "runs")
-    if info.state != "finished":
-        raise RuntimeError(f"the benchmark study ended {info.state}: see {root / 'runs'}")
-    return time.perf_counter() - t
+    ck, runs = str(root / "ck"), str(root / "runs")
+    return _cli(
+        ["study", "run", str(path), "--profile", "bench", "--data", data, "--device", "cpu", "--checkpoints", ck, "--runs", runs],
+        1,
+    )
 
 
-def timed_direct(text: str, data: str, root: Path) -> float:
-    """Seconds to train a study's trials one after the other in this process (no Ray)."""
-    t = time.perf_counter()
+def timed_direct(text: str, data: str, root: Path, threads: int) -> float:
+    """Seconds of `fer_core train` of each of a study's trials, one after the other (no Ray)."""
+    total = 0.0
     for trial in parse_study(text).trials("bench", data=data, device="cpu"):
-        train_and_save(trial.config, root=root / "direct", measure_efficiency=False)
-    return time.perf_counter() - t
+        config = root / f"config-{time.monotonic_ns()}.json"
+        config.write_text(json.dumps(trial.config.to_dict()))
+        total += _cli(["train", "--config-json", str(config), "--checkpoints", str(root / "direct"), "--no-efficiency"], threads)
+    return total
 
 
 def main() -> int:
@@ -79,20 +98,18 @@ def main() -> int:
 
     data = str(Path(args.data).resolve())
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # what a trial gets on Ray: one CPU
     for seeds, what in ((1, "one trial"), (3, "three trials one at a time")):
         study = STUDY.format(seeds=seeds, fraction=args.fraction, epochs=args.epochs, concurrent=1)
-        direct = timed_direct(study, data, root)
-        on_ray = timed_study(study, args.data, root)
+        direct = timed_direct(study, data, root, 1)  # what a trial gets on Ray: one CPU
+        on_ray = timed_study(study, data, root)
         print(
             f"{what}: directly {direct:.1f} s, on Ray {on_ray:.1f} s (Ray's start and stop included): overhead "
             f"{on_ray / direct - 1:+.1%}, {(on_ray - direct) / seeds:.1f} s per trial (target <= 5% on a 2-minute trial)"
         )
 
-    torch.set_num_threads(threads)
     two = STUDY.format(seeds=2, fraction=args.fraction, epochs=args.epochs, concurrent=2)
-    sequence = timed_direct(two, data, root)
-    together = timed_study(two, args.data, root)
+    sequence = timed_direct(two, data, root, threads)
+    together = timed_study(two, data, root)
     print(
         f"two trials: one after the other with {threads} threads {sequence:.1f} s, at once on Ray {together:.1f} s: "
         f"{sequence / together:.2f}x"
