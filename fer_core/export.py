@@ -11,7 +11,6 @@ onnxruntime.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -33,7 +32,7 @@ from .atomic import write_text_atomically
 from .classifier import FerClassifier, dataset_for, load_checkpoint
 from .data import to_model_input
 from .data.choices import find_default_dataset
-from .data.disk_cache import default_cache_dir
+from .data.disk_cache import default_cache_dir, file_digest
 from .faces import PhotoError, crop_face, find_faces, load_photo
 from .inference import predict_logits
 from .input_spec import MEAN, STD, InputSpec
@@ -166,7 +165,6 @@ def export_checkpoint(
     out = Path(out)
     _check_target(out)
     clf = load_checkpoint(checkpoint, root)
-    clf.model.float()
     faces = _faces(clf.meta, data, with_training=quantize is not None)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
@@ -174,6 +172,11 @@ def export_checkpoint(
         _write_model(clf, fmt, file)
         int8 = _quantize(clf, file, faces) if quantize else None
         parity = _parity(clf, file, faces, fmt)
+        if quantize is None and parity.max_abs_diff > PARITY_TOLERANCE:
+            raise ExportError(
+                f"{clf.meta.model}: the {fmt} export differs from PyTorch by up to {parity.max_abs_diff:.2e} in "
+                f"probability (tolerance {PARITY_TOLERANCE:g}); nothing was written"
+            )
         sidecar = _sidecar(clf, fmt, file, parity, quantize, int8)
         (tmp / SIDECAR).write_text(sidecar.to_json(), encoding="utf-8")
         umask = os.umask(0)
@@ -314,14 +317,11 @@ def _quantize(clf: FerClassifier, file: Path, faces: _Faces) -> Int8Accuracy:
 
     assert faces.training is not None
     spec = clf.input
+    batches = iter([{"input": to_model_input(b, spec).numpy()} for b in faces.training.split(64)])
 
     class Calibration(CalibrationDataReader):
-        def __init__(self) -> None:
-            batches = faces.training.split(64) if faces.training is not None else ()
-            self.batches = iter([{"input": to_model_input(b, spec).numpy()} for b in batches])
-
         def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self.batches, None)
+            return next(batches, None)
 
     float_accuracy = _accuracy(OrtModule(file), faces, spec)
     prepared, quantized = file.with_suffix(".prep.onnx"), file.with_suffix(".int8.onnx")
@@ -369,16 +369,11 @@ def _sidecar(
     import onnx
     import onnxruntime
 
-    if quantize is None and parity.max_abs_diff > PARITY_TOLERANCE:
-        raise ExportError(
-            f"{clf.meta.model}: the {fmt} export differs from PyTorch by up to {parity.max_abs_diff:.2e} in probability "
-            f"(tolerance {PARITY_TOLERANCE:g}); nothing was written"
-        )
     spec = clf.input
     return Sidecar(
         format=fmt,
         file=file.name,
-        sha256=_sha256(file),
+        sha256=file_digest(file),
         checkpoint_id=clf.meta.id,
         model=clf.meta.model,
         classes=clf.classes,
@@ -388,21 +383,8 @@ def _sidecar(
         card=clf.meta.card,
         quantized=quantize,
         int8=int8,
-        versions={
-            "torch": torch.__version__,
-            "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__,
-            "opset": str(OPSET),
-        },
+        versions={"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
     )
-
-
-def _sha256(file: Path) -> str:
-    digest = hashlib.sha256()
-    with open(file, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class OrtModule(nn.Module):
@@ -435,7 +417,7 @@ def load_export(folder: str | Path) -> tuple[OrtModule, Sidecar]:
         raise ExportError(f"{folder}: a {sidecar.format} export; ONNX Runtime runs ONNX exports only")
     file = folder / sidecar.file
     try:
-        digest = _sha256(file)
+        digest = file_digest(file)
     except OSError as exc:
         raise ExportError(f"{file}: cannot read it ({exc})") from None
     if digest != sidecar.sha256:
@@ -449,12 +431,15 @@ def load_export(folder: str | Path) -> tuple[OrtModule, Sidecar]:
 
 def _cached_export(path: Path, meta: CheckpointMeta, cache: Path | None) -> Path:
     """Where a checkpoint's ONNX Runtime export lives in the cache, keyed by its weights (a retrained id misses)."""
-    return (cache or default_cache_dir()) / "onnx" / f"{meta.id}-{_sha256(path / WEIGHTS_FILE)[:16]}"
+    return (cache or default_cache_dir()) / "onnx" / f"{meta.id}-{file_digest(path / WEIGHTS_FILE)[:16]}"
 
 
 def onnxruntime_model(path: Path, meta: CheckpointMeta, cache: Path | None = None) -> OrtModule:
     """The checkpoint's network on ONNX Runtime: exported once (parity-checked) into the cache."""
-    folder = _cached_export(path, meta, cache)
+    return _exported(path, meta, _cached_export(path, meta, cache))
+
+
+def _exported(path: Path, meta: CheckpointMeta, folder: Path) -> OrtModule:
     if not (folder / SIDECAR).is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -489,14 +474,15 @@ def measure_backends(path: Path, meta: CheckpointMeta, cache: Path | None = None
     export: what `faster_backend` decides by."""
     from .evaluation import measure_speed
 
-    ort = onnxruntime_model(path, meta, cache)
+    folder = _cached_export(path, meta, cache)  # hashes the weights: once
+    ort = _exported(path, meta, folder)
     model = load_checkpoint(path).model
     speed = BackendSpeed(
         torch_ms=measure_speed(model, meta.input, repeats=50)[0],
         onnxruntime_ms=measure_speed(ort, meta.input, repeats=50)[0],
         measured_on=platform.platform(),
     )
-    write_text_atomically(speed_file(path, meta, cache), json.dumps(asdict(speed)))
+    write_text_atomically(folder / SPEED, json.dumps(asdict(speed)))
     return speed
 
 

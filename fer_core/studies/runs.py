@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..atomic import write_text_atomically
-from ..training.jobs import JobBusy, default_runs_root, device_holder, pid_alive, start_background
+from ..training.jobs import default_runs_root, pid_alive, refuse_if_busy, start_background
 from .spec import StudySpec, parse_study
 
 TrialState = Literal["queued", "running", "done", "failed", "stopped", "cancelled"]
@@ -135,9 +135,7 @@ def start_study(
 ) -> str:
     """Run a study in a background process (`fer_core study run`); returns its id at once (the app's Launch)."""
     spec.profile(profile)
-    holder = device_holder(device)
-    if holder is not None:  # refused now, with who holds the device, rather than failing in the background
-        raise JobBusy(f"{holder.name} is already running on device '{device}': wait for it or cancel it")
+    refuse_if_busy(device)  # now, rather than failing in the background
     study_id = new_study_id(spec, profile)
     directory = study_dir(study_id, runs_root)
     (directory / "trials").mkdir(parents=True)
@@ -170,9 +168,7 @@ def resume_in_background(study_id: str, checkpoints: Path | None = None, runs_ro
     info = read_run(directory)
     if info.state != "interrupted":
         raise ValueError(f"{study_id} is {info.state}: only a run whose driver is gone is resumed")
-    holder = device_holder(info.device)
-    if holder is not None:
-        raise JobBusy(f"{holder.name} is already running on device '{info.device}': wait for it or cancel it")
+    refuse_if_busy(info.device)
     cmd = ["study", "resume", study_id, "--runs", str(directory.parent)]
     cmd += ["--checkpoints", str(checkpoints)] if checkpoints is not None else []
     starting = replace(info, state="starting", pid=start_background(cmd, directory / "log.txt"), error=None)

@@ -243,6 +243,18 @@ def active_job(device: str = "auto", root: Path | None = None) -> JobStatus | No
     return read_job(root / holder.name) if holder is not None and holder.kind == "job" else None
 
 
+def _busy(device: str, holder: DeviceHolder) -> JobBusy:
+    what = f"training job {holder.name}" if holder.kind == "job" else holder.name
+    return JobBusy(f"{what} is already running on device '{device}': wait for it or cancel it")
+
+
+def refuse_if_busy(device: str, root: Path | None = None) -> None:
+    """JobBusy, naming who holds `device`, when a job or study runs there now: refused before anything starts."""
+    holder = device_holder(device, root)
+    if holder is not None:
+        raise _busy(device, holder)
+
+
 def acquire_device(device: str, holder: DeviceHolder, root: Path | None = None) -> Path:
     """Take `device` for a job or a study; JobBusy, naming who holds it, when another one runs there."""
     root = Path(root or default_runs_root())
@@ -254,8 +266,7 @@ def acquire_device(device: str, holder: DeviceHolder, root: Path | None = None) 
         except FileExistsError:
             current = _read_holder(lock)
             if current is not None and _holds(root, current):
-                what = f"training job {current.name}" if current.kind == "job" else current.name
-                raise JobBusy(f"{what} is already running on device '{device}': wait for it or cancel it") from None
+                raise _busy(device, current) from None
             lock.unlink(missing_ok=True)  # stale: its process is gone
             continue
         with os.fdopen(fd, "w") as f:
