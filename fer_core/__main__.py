@@ -285,6 +285,8 @@ def cmd_predict(args) -> None:
     ids = _csv_list(args.models) if args.models and not args.all else [c.id for c in list_checkpoints(root) if c.ok]
     if not ids:
         raise CliError("no trained checkpoints found; train one with `python -m fer_core train`")
+    if args.backend == "onnxruntime":  # the first use exports each model: seconds each, not a silent wait
+        print("ONNX Runtime: a model not yet exported is exported once into the cache and checked first", file=sys.stderr)
     classifiers = [load_checkpoint(i, root, backend=args.backend) for i in ids]
     results = [predict_photo(classifiers, p, detector=args.detector, name=p) for p in args.images]
     if args.json:
