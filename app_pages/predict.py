@@ -1,17 +1,28 @@
-"""Predict: photos or a webcam snapshot -> faces -> every selected model side by side, plus their ensemble."""
+"""Predict: photos, a webcam snapshot, the live camera or a video file -> faces -> every selected model side by
+side, plus their ensemble."""
 
 import streamlit as st
 
 from fer_core.faces import DEFAULT_DETECTOR, DETECTORS
+from fer_core.video import default_live_models
 from ui import charts, state
 
 st.title("Predict")
 
 good = state.require_checkpoints()
 
+MODES = ("Photos", "Live", "Video file")
+mode = st.segmented_control("Input", MODES, default="Photos", key="predict_mode") or "Photos"
 ids = [c.id for c in good]
+moving = mode != "Photos"  # the live stream and videos default to the fastest models: every frame runs them all
 c1, c2 = st.columns([3, 1])
-chosen = c1.multiselect("Models", ids, default=ids, help="All shipped checkpoints are selected by default")
+chosen = c1.multiselect(
+    "Models",
+    ids,
+    default=default_live_models(state.metas().values()) if moving else ids,
+    key=f"predict_models_{mode}",
+    help="Moving pictures: the three fastest models of one class list by default; photos: every checkpoint",
+)
 detector = c2.selectbox(
     "Face detector",
     list(DETECTORS),
@@ -40,15 +51,25 @@ with st.expander(f"Backends: ONNX Runtime for {len(faster)} of {len(chosen)} mod
             )
         except (ValueError, OSError) as exc:  # ExportError, DataError (no test faces to check against)
             st.error(f"Cannot measure: {exc}")
+if not chosen:
+    st.warning("Select at least one model.")
+    st.stop()
+if mode == "Live":
+    from ui import live
+
+    live.render(chosen, detector)
+    st.stop()
+if mode == "Video file":
+    from ui import video
+
+    video.render(chosen, detector)
+    st.stop()
 uploads = st.file_uploader("Photos", type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"], accept_multiple_files=True)
 snapshot = st.camera_input("…or take a snapshot")
 
 inputs = [(f.name, f.getvalue()) for f in uploads or []]
 if snapshot is not None:
     inputs.append(("camera snapshot", snapshot.getvalue()))
-if not chosen:
-    st.warning("Select at least one model.")
-    st.stop()
 if not inputs:
     st.caption("Upload photos (PNG, JPEG, WebP, BMP, GIF, TIFF) or take a snapshot to see every model's prediction.")
     st.stop()

@@ -306,6 +306,48 @@ def cmd_predict(args) -> None:
         raise SystemExit(1)
 
 
+# ---------------------------------------------------------------- video
+def cmd_video(args) -> None:
+    from .classifier import load_checkpoint
+    from .store import list_checkpoints
+    from .video import default_live_models, process_video, write_outputs
+
+    root = Path(args.checkpoints) if args.checkpoints else None
+    good = [c for c in list_checkpoints(root) if c.ok and c.meta is not None]
+    if args.all:
+        ids = [c.id for c in good]
+    else:
+        ids = _csv_list(args.models) or default_live_models(c.meta for c in good if c.meta is not None)
+    if not ids:
+        raise CliError("no trained checkpoints found; train one with `python -m fer_core train`")
+    classifiers = [load_checkpoint(i, root, backend=args.backend) for i in ids]
+
+    def progress(frames: int, fraction: float | None) -> None:
+        share = f" ({fraction:.0%} of the video)" if fraction is not None else ""
+        print(f"\r{frames} frames processed{share}", end="", file=sys.stderr, flush=True)
+
+    result = process_video(
+        args.video, classifiers, args.every, Path(args.out) if args.out else None, args.detector, args.detection_side, progress
+    )
+    print(file=sys.stderr)
+    write_outputs(result, Path(args.csv) if args.csv else None)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+        return
+    info = result.info
+    print(
+        f"{result.source}: {info.width}x{info.height}, {info.duration_s or 0:.1f} s; {len(result.frames)} frames processed "
+        f"(every {result.every}), {len({f.number for fr in result.frames for f in fr.faces})} face(s), models: {', '.join(ids)}"
+    )
+    if result.stopped:
+        print(f"stopped early: {result.stopped}")
+    for share in result.summary():
+        print(f"  face {share.face}  {share.model:<40} {share.label:<9} {share.share:6.1%}")
+    for path in (args.out, args.csv):
+        if path:
+            print(f"wrote {path}")
+
+
 # ---------------------------------------------------------------- export
 def cmd_export(args) -> None:
     from .export import SIDECAR, export_checkpoint
@@ -394,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .input_spec import TTA_MODES
     from .models import ACTIVATIONS, NORMS
     from .training import BALANCING, COMPILE_MODES, OPTIMIZERS, PRESETS, SCHEDULERS
+    from .video.recognizer import VIDEO_DETECTION_SIDE
 
     parser = _Parser(prog="python -m fer_core", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -474,6 +517,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every checkpoint (the default)")
     p.add_argument("--detector", choices=list(DETECTORS), default=DEFAULT_DETECTOR)
     p.add_argument("--backend", choices=BACKENDS, default="torch", help="onnxruntime: exported once, parity-checked")
+    p.add_argument("--checkpoints")
+
+    p = command("video", cmd_video, "faces, numbered across frames, and each model's expression for every Nth frame of a video")
+    p.add_argument("video", help="mp4, webm, mov, avi or mkv (anything FFmpeg decodes)")
+    p.add_argument("--models", help="comma-separated checkpoint ids (default: the three fastest of one class list)")
+    p.add_argument("--all", action="store_true", help="every checkpoint")
+    p.add_argument("--every", type=int, default=1, help="process every Nth frame (default 1: all)")
+    p.add_argument("--out", help="write the processed frames, annotated, to this mp4 (H.264)")
+    p.add_argument("--csv", help="write one row per frame, face and model (and the ensemble) to this CSV")
+    p.add_argument("--detector", choices=list(DETECTORS), default=DEFAULT_DETECTOR)
+    p.add_argument(
+        "--detection-side", type=int, default=VIDEO_DETECTION_SIDE, help="frames are searched for faces at this size (px)"
+    )
+    p.add_argument("--backend", choices=BACKENDS, default="torch")
     p.add_argument("--checkpoints")
 
     p = command("export", cmd_export, "a checkpoint as ONNX or TorchScript with a sidecar, parity-checked on real faces")

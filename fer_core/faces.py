@@ -19,6 +19,7 @@ MAX_PIXELS = 100_000_000  # 10k x 10k; larger images (or files claiming to be) a
 # Detection runs on a copy downscaled to this longest side: MTCNN's smallest face (20 px) is then 40 px in a
 # 1280 px photo, below what a 48x48 expression model can use anyway, and detection costs ~4x less than at 1280.
 DETECTION_SIDE = 640
+MIN_FACE = 20  # px in the downscaled copy: MTCNN's own default
 DECODE_SIDE = 2560  # huge JPEGs are decoded at reduced size, still sharp enough for the face crops
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL's decompression-bomb guard stays on, at our limit
 
@@ -113,7 +114,7 @@ class MtcnnDetector:
         from facenet_pytorch import MTCNN
 
         self.min_confidence = min_confidence
-        self.mtcnn = MTCNN(keep_all=True, device=torch.device("cpu"), min_face_size=20)
+        self.mtcnn = MTCNN(keep_all=True, device=torch.device("cpu"), min_face_size=MIN_FACE)
         # channels_last weights make its convolutions and max pooling take oneDNN's faster paths, with the same
         # boxes (measured in bench/RESULTS.md, "Inference").
         for net in (self.mtcnn.pnet, self.mtcnn.rnet, self.mtcnn.onet):
@@ -168,11 +169,27 @@ def crop_face(gray: np.ndarray, box: Box, margin: float = 0.15) -> np.ndarray:
     )
 
 
-def find_faces(rgb: np.ndarray, detector: str | FaceDetector = DEFAULT_DETECTOR, margin: float = 0.15) -> list[Face]:
-    """Every face in an RGB photo, largest first; a centred square crop when none is found."""
+def detect_faces(
+    rgb: np.ndarray, detector: str | FaceDetector = DEFAULT_DETECTOR, margin: float = 0.15, side: int = DETECTION_SIDE
+) -> list[Face]:
+    """The faces a detector finds in an RGB image, largest first, run on a copy downscaled to `side` pixels
+    (the smallest face found is then MIN_FACE * longest side / `side`); none found: an empty list."""
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     H, W = gray.shape
+    det = get_detector(detector) if isinstance(detector, str) else detector
+    scale = min(1.0, side / max(H, W))
+    small = cv2.resize(rgb, (int(W * scale), int(H * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else rgb
+    boxes = [(round(x / scale), round(y / scale), round(w / scale), round(h / scale)) for x, y, w, h in det.detect(small)]
+    boxes = [b for b in boxes if b[2] > 0 and b[3] > 0]
+    boxes.sort(key=lambda b: b[2] * b[3], reverse=True)
+    return [Face(b, True, crop_face(gray, b, margin)) for b in boxes]
+
+
+def find_faces(rgb: np.ndarray, detector: str | FaceDetector = DEFAULT_DETECTOR, margin: float = 0.15) -> list[Face]:
+    """Every face in an RGB photo, largest first; a centred square crop when none is found."""
+    H, W = rgb.shape[:2]
     if max(H, W) <= 2 * IMAGE_SIZE:
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         return [
             Face(
                 (0, 0, W, H),
@@ -181,14 +198,10 @@ def find_faces(rgb: np.ndarray, detector: str | FaceDetector = DEFAULT_DETECTOR,
                 "small image used whole as the face (no detection)",
             )
         ]
-    det = get_detector(detector) if isinstance(detector, str) else detector
-    scale = min(1.0, DETECTION_SIDE / max(H, W))
-    small = cv2.resize(rgb, (int(W * scale), int(H * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else rgb
-    boxes = [(round(x / scale), round(y / scale), round(w / scale), round(h / scale)) for x, y, w, h in det.detect(small)]
-    boxes = [b for b in boxes if b[2] > 0 and b[3] > 0]
-    boxes.sort(key=lambda b: b[2] * b[3], reverse=True)
-    if not boxes:
-        side = min(H, W)
-        box = ((W - side) // 2, (H - side) // 2, side, side)
-        return [Face(box, False, crop_face(gray, box, margin=0.0), "no face detected: the centred square is used")]
-    return [Face(b, True, crop_face(gray, b, margin)) for b in boxes]
+    faces = detect_faces(rgb, detector, margin)
+    if faces:
+        return faces
+    side = min(H, W)
+    box = ((W - side) // 2, (H - side) // 2, side, side)
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return [Face(box, False, crop_face(gray, box, margin=0.0), "no face detected: the centred square is used")]

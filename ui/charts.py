@@ -11,11 +11,14 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from fer_core.drawing import DETECTED, FALLBACK, draw_boxes
+
 if TYPE_CHECKING:
     from fer_core.evaluation import ReliabilityBin, RocCurve
     from fer_core.records import EpochStats
     from fer_core.studies.report import PointResult
     from fer_core.studies.spec import Range
+    from fer_core.video import ExpressionShare, TimelinePoint
 
 
 def probability_grid(per_model: dict[str, dict[str, float]]) -> alt.Chart:
@@ -209,16 +212,46 @@ def accuracy_along(points: list[PointResult], axis: str, axis_range: Range) -> a
     return (bars + dots).properties(height=260, title=axis)
 
 
+def probability_timeline(points: Sequence[TimelinePoint], window_s: float | None = None) -> alt.Chart:
+    """Each face's class probabilities over time, one small chart per face; `window_s`: only the last seconds."""
+    frame = pd.DataFrame([asdict(p) for p in points])
+    end = float(frame["time_s"].max())
+    x_scale = alt.Scale(domain=[max(0.0, end - window_s), max(end, window_s)]) if window_s else alt.Scale(zero=False)
+    lines = (
+        alt.Chart(frame)
+        .mark_line(strokeWidth=2, interpolate="monotone")
+        .encode(
+            x=alt.X("time_s:Q", title="seconds", scale=x_scale),
+            y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title=None),
+            color=alt.Color("label:N", title="expression"),
+            tooltip=["face", "label", alt.Tooltip("time_s:Q", format=".1f"), alt.Tooltip("probability:Q", format=".0%")],
+        )
+        .properties(height=140)
+    )
+    return lines.facet(row=alt.Row("face:N", title="face"))
+
+
+def expression_shares(shares: Sequence[ExpressionShare]) -> alt.Chart:
+    """Share of time in each expression per face (rows) and model (bars)."""
+    frame = pd.DataFrame([asdict(s) for s in shares])
+    return (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("share:Q", stack="normalize", axis=alt.Axis(format="%"), title="share of the time the face was seen"),
+            y=alt.Y("model:N", title=None, axis=alt.Axis(labelLimit=320)),
+            color=alt.Color("label:N", title="expression"),
+            tooltip=["face", "model", "label", alt.Tooltip("share:Q", format=".0%")],
+        )
+        .properties(height=alt.Step(22))
+        .facet(row=alt.Row("face:N", title="face"))
+    )
+
+
 def draw_faces(rgb: np.ndarray, boxes: list[tuple[int, int, int, int]], detected: list[bool]) -> np.ndarray:
     """The photo with numbered face boxes (green: detected, orange: fallback crop)."""
-    out = rgb.copy()
-    thickness = max(2, int(round(max(out.shape[:2]) / 400)))
-    for n, ((x, y, w, h), ok) in enumerate(zip(boxes, detected, strict=True), 1):
-        color = (40, 200, 60) if ok else (255, 150, 0)
-        cv2.rectangle(out, (x, y), (x + w, y + h), color, thickness)
-        scale = max(0.6, w / 150)
-        cv2.putText(out, str(n), (x + 4, max(0, y) + int(28 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness)
-    return out
+    titles = [str(n) for n in range(1, len(boxes) + 1)]
+    return draw_boxes(rgb, boxes, titles, [DETECTED if ok else FALLBACK for ok in detected])
 
 
 def upscale(face: np.ndarray, size: int = 144) -> np.ndarray:

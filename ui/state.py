@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from fer_core.export import BackendSpeed
     from fer_core.predict import PhotoPrediction
     from fer_core.studies.report import StudyReport
+    from fer_core.video import LiveRecognizer
 
 
 def store_root() -> Path:
@@ -261,6 +262,24 @@ def photo_prediction(
     from fer_core.predict import predict_photo
 
     return predict_photo([classifier(cid, backend) for cid, backend in models], data, detector=detector, name=name)
+
+
+def predict_classifiers(checkpoint_ids: list[str]) -> list[FerClassifier]:
+    """The chosen models, each on its faster backend (predict_backends)."""
+    return [classifier(cid, backend) for cid, backend in predict_backends(checkpoint_ids).items()]
+
+
+def live_recognizer(checkpoint_ids: list[str], detector: str) -> LiveRecognizer:
+    """This browser session's recognizer for the live stream: its face numbers and timeline are its own, and it
+    starts afresh when the models or the detector change."""
+    from fer_core.video import LiveRecognizer
+
+    key = (tuple(predict_backends(checkpoint_ids).items()), detector, store_signature())
+    held = st.session_state.get("live_recognizer")
+    if held is None or held[0] != key:
+        held = (key, LiveRecognizer(predict_classifiers(checkpoint_ids), detector))
+        st.session_state["live_recognizer"] = held
+    return held[1]
 
 
 def predict(data: bytes, checkpoint_ids: list[str], detector: str, name: str) -> PhotoPrediction:

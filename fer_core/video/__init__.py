@@ -1,0 +1,38 @@
+"""Expression recognition on moving pictures: live streams (live.py) and video files (files.py), sharing one
+frame step (recognizer.py: detect, crop, predict in batches, number the faces with tracking.py)."""
+
+from .files import (
+    VIDEO_TYPES,
+    ExpressionShare,
+    FrameResult,
+    VideoError,
+    VideoInfo,
+    VideoResult,
+    probe_video,
+    process_video,
+    write_outputs,
+)
+from .live import LiveRecognizer, LiveStatus, default_live_models
+from .recognizer import VIDEO_DETECTION_SIDE, FrameRecognizer, TimelinePoint, TrackedFace, annotate
+from .tracking import FaceTracker
+
+__all__ = [
+    "VIDEO_DETECTION_SIDE",
+    "VIDEO_TYPES",
+    "ExpressionShare",
+    "FaceTracker",
+    "FrameRecognizer",
+    "FrameResult",
+    "LiveRecognizer",
+    "LiveStatus",
+    "TimelinePoint",
+    "TrackedFace",
+    "VideoError",
+    "VideoInfo",
+    "VideoResult",
+    "annotate",
+    "default_live_models",
+    "process_video",
+    "probe_video",
+    "write_outputs",
+]

@@ -1,0 +1,91 @@
+"""A live stream's recognizer: one frame in, the annotated frame out, plus what the page shows beside the video
+(each face's recent class probabilities, frames per second, latency). Called from the streaming thread while
+the page reads `status()` from its own; nothing here knows about WebRTC."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..classifier import FerClassifier
+from ..faces import DEFAULT_DETECTOR
+from ..records import CheckpointMeta
+from .recognizer import VIDEO_DETECTION_SIDE, FrameRecognizer, TimelinePoint, TrackedFace, annotate, timeline
+
+WINDOW_S = 30.0  # how far back the timeline reaches
+RATE_WINDOW_S = 2.0  # frames per second are counted over this much recent time
+
+
+def default_live_models(metas: Iterable[CheckpointMeta], n: int = 3) -> list[str]:
+    """The `n` fastest checkpoints (measured CPU latency) of the most common class list, so their mean exists."""
+    groups: dict[tuple[str, ...], list[CheckpointMeta]] = {}
+    for meta in metas:
+        groups.setdefault(meta.classes, []).append(meta)
+    if not groups:
+        return []
+    largest = max(groups.values(), key=len)
+    largest.sort(key=lambda m: m.efficiency.latency_ms_b1 if m.efficiency else float("inf"))
+    return [m.id for m in largest[:n]]
+
+
+@dataclass(frozen=True)
+class LiveStatus:
+    frames: int  # processed so far
+    fps: float  # processed frames per second, recently
+    latency_p50_ms: float  # frame in -> annotated frame out, recently
+    latency_p95_ms: float
+    since_last_frame_s: float  # inf before the first frame: a stalled stream shows here
+    timeline: list[TimelinePoint]  # the last WINDOW_S seconds, times since the stream's first frame
+
+
+class LiveRecognizer:
+    """Thread-safe: `process` from the stream's thread, `status` from the page's."""
+
+    def __init__(
+        self, classifiers: list[FerClassifier], detector: str = DEFAULT_DETECTOR, detection_side: int = VIDEO_DETECTION_SIDE
+    ) -> None:
+        self.recognizer = FrameRecognizer(classifiers, detector, detection_side)
+        self._process_lock = threading.Lock()  # frames one at a time: the tracker needs them in order
+        self._state_lock = threading.Lock()
+        self._start: float | None = None
+        self._frames = 0
+        self._history: deque[tuple[float, list[TrackedFace]]] = deque()
+        self._done: deque[tuple[float, float]] = deque(maxlen=300)  # (finished at, latency ms)
+
+    def process(self, rgb: np.ndarray) -> np.ndarray:
+        """The frame annotated with every face's number, label and confidence."""
+        received = time.perf_counter()
+        with self._process_lock:
+            faces = self.recognizer.recognize([rgb])[0]
+        out = annotate(rgb, faces)
+        finished = time.perf_counter()
+        with self._state_lock:
+            if self._start is None:
+                self._start = received
+            self._frames += 1
+            self._history.append((received - self._start, faces))
+            while self._history and self._history[0][0] < received - self._start - WINDOW_S:
+                self._history.popleft()
+            self._done.append((finished, (finished - received) * 1000))
+        return out
+
+    def status(self) -> LiveStatus:
+        with self._state_lock:
+            history, done, frames = list(self._history), list(self._done), self._frames
+        now = time.perf_counter()
+        recent = [(t, ms) for t, ms in done if t >= now - RATE_WINDOW_S]
+        span = now - recent[0][0] if len(recent) > 1 else 0.0
+        latencies = np.array([ms for _, ms in recent]) if recent else np.zeros(1)
+        return LiveStatus(
+            frames=frames,
+            fps=(len(recent) - 1) / span if span > 0 else 0.0,
+            latency_p50_ms=float(np.percentile(latencies, 50)),
+            latency_p95_ms=float(np.percentile(latencies, 95)),
+            since_last_frame_s=now - done[-1][0] if done else float("inf"),
+            timeline=timeline(history),
+        )

@@ -1,0 +1,95 @@
+"""Predict's Live mode: the browser's camera over WebRTC (streamlit-webrtc, the only module that imports it),
+each frame through fer_core.video.LiveRecognizer, and the timeline, rate and latency beside the video."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import av
+import streamlit as st
+from streamlit_webrtc import WebRtcMode, webrtc_streamer
+
+from fer_core.video import LiveRecognizer
+from fer_core.video.live import WINDOW_S
+
+from . import charts, state
+
+ICE_SERVERS_ENV = "FER_ICE_SERVERS"
+STALL_S = 3.0  # no frame for this long while playing: the stream is said to have stopped
+
+
+def ice_servers() -> tuple[list[dict], str | None]:
+    """ICE servers from $FER_ICE_SERVERS (JSON, as RTCPeerConnection takes them), and an error for a bad value.
+
+    None by default: on localhost the browser and the server connect directly, and nothing reaches out to a
+    public STUN server (which stalls the connection by seconds on a machine without internet).
+    """
+    raw = os.environ.get(ICE_SERVERS_ENV, "").strip()
+    if not raw:
+        return [], None
+    try:
+        servers = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return [], f"${ICE_SERVERS_ENV} is not JSON ({exc}); using no ICE server"
+    if not isinstance(servers, list) or not all(isinstance(s, dict) and "urls" in s for s in servers):
+        return [], f'${ICE_SERVERS_ENV} must be a JSON list like [{{"urls": ["stun:host:3478"]}}]; using no ICE server'
+    return servers, None
+
+
+def render(checkpoint_ids: list[str], detector: str) -> None:
+    recognizer = state.live_recognizer(checkpoint_ids, detector)
+
+    def on_frame(frame: av.VideoFrame) -> av.VideoFrame:  # the stream's thread; older frames are dropped, not queued
+        return av.VideoFrame.from_ndarray(recognizer.process(frame.to_ndarray(format="rgb24")), format="rgb24")
+
+    servers, problem = ice_servers()
+    if problem:
+        st.warning(problem)
+    video_col, status_col = st.columns([3, 2])
+    with video_col:
+        ctx = webrtc_streamer(
+            key="live",
+            mode=WebRtcMode.SENDRECV,
+            rtc_configuration={"iceServers": servers},
+            media_stream_constraints={"video": {"width": 640, "height": 480}, "audio": False},
+            video_frame_callback=on_frame,
+            async_processing=True,
+        )
+        st.caption(
+            "Press START and allow the camera. Each frame goes through the chosen models and comes back annotated; "
+            "when they fall behind, frames are skipped, never queued. If the camera is refused or the connection "
+            "fails, take a snapshot under Photos instead."
+        )
+    with status_col:
+        _status(recognizer, ctx.state.playing, ctx.state.signalling)
+
+
+def _status(recognizer: LiveRecognizer, playing: bool, signalling: bool) -> None:
+    @st.fragment(run_every=1.0 if playing or signalling else None)
+    def draw() -> None:
+        status = recognizer.status()
+        if not playing:
+            if signalling:
+                st.info("Connecting to the camera… If nothing happens, check the browser's camera permission.")
+            elif status.frames:
+                st.caption(f"Stopped after {status.frames} frames.")
+            else:
+                st.caption("Not streaming.")
+        elif not status.frames:
+            st.info("Connected; waiting for the first frame…")
+        elif status.since_last_frame_s > STALL_S:
+            st.warning(
+                f"No frame for {status.since_last_frame_s:.0f} s: the connection or the camera stopped. "
+                "Press STOP and START again, or use a snapshot under Photos."
+            )
+        c1, c2, c3 = st.columns(3)
+        c1.metric("frames / s", f"{status.fps:.1f}")
+        c2.metric("latency p50", f"{status.latency_p50_ms:.0f} ms")
+        c3.metric("latency p95", f"{status.latency_p95_ms:.0f} ms")
+        if status.timeline:
+            st.altair_chart(charts.probability_timeline(status.timeline, WINDOW_S), width="stretch")
+        elif status.frames:
+            st.caption("No face in the last 30 s.")
+
+    draw()
