@@ -34,6 +34,25 @@ def write_y4m(photo: Path, path: Path, frames: int = 30) -> Path:
     return path
 
 
+def launch_with_fake_camera(playwright, video: Path):
+    """Headless Chromium whose webcam plays `video` (Y4M), with no network beyond localhost."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={video}",
+        ],
+    )
+
+
 @pytest.fixture()
 def server(tiny_checkpoints, kaggle_zip, tmp_path):
     env = {"FER_CHECKPOINTS": str(tiny_checkpoints), "FER_DATA": str(kaggle_zip), "FER_RUNS": str(tmp_path / "runs")}
@@ -48,21 +67,7 @@ def test_browser_predict_camera_explain_evaluate(server, tiny_checkpoints, grace
     video = write_y4m(grace_hopper, tmp_path / "face.y4m")
     ids = [c.id for c in list_checkpoints(tiny_checkpoints)]
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-video-capture={video}",
-            ],
-        )
+        browser = launch_with_fake_camera(p, video)
         context = browser.new_context(viewport={"width": 1280, "height": 800}, permissions=["camera"])
         page = context.new_page()
         page.set_default_timeout(120_000)
@@ -120,3 +125,90 @@ def test_refresh_reattaches_to_the_running_job_and_cancel_works(tiny_checkpoints
         expect(page.get_by_text("keras_cnn was cancelled; nothing was saved.")).to_be_visible()
         browser.close()
     assert read_job(runs / job_id).state == "cancelled" and not (tmp_path / "ck").exists()
+
+
+# Keeps the camera's stream where the test can stop it, as a camera unplugged mid-stream would.
+KEEP_CAMERA = """(() => { const md = navigator.mediaDevices; if (!md) return; const open = md.getUserMedia.bind(md);
+  md.getUserMedia = async (c) => (window.__camera = await open(c)); })()"""
+# No ICE candidate reaches either peer, so they never connect: what a remote browser without a TURN server sees.
+NO_CANDIDATES = """(() => { const P = RTCPeerConnection.prototype;
+  const strip = (d) => d && new RTCSessionDescription({type: d.type,
+    sdp: d.sdp.split('\\r\\n').filter((l) => !l.startsWith('a=candidate')).join('\\r\\n')});
+  const local = Object.getOwnPropertyDescriptor(P, 'localDescription');
+  Object.defineProperty(P, 'localDescription', {get() { return strip(local.get.call(this)); }});
+  const setRemote = P.setRemoteDescription;
+  P.setRemoteDescription = function (d) { return setRemote.call(this, strip(d)); };
+  P.addIceCandidate = () => Promise.resolve();
+  Object.defineProperty(P, 'onicecandidate', {set(f) {}, get() { return null; }});
+  const listen = P.addEventListener;
+  P.addEventListener = function (t, f, o) { if (t !== 'icecandidate') return listen.call(this, t, f, o); }; })()"""
+
+
+def test_browser_live_camera_and_video_file(server, tiny_checkpoints, grace_hopper, tmp_path):
+    """Live: the fake camera streams over WebRTC on localhost with no ICE server, annotated frames come back, the
+    rate and the timeline fill in; a camera that stops and a connection that never forms are said so. Video file:
+    upload, process, the per-frame CSV and the annotated mp4 download."""
+    import csv
+
+    import av
+    from playwright.sync_api import expect, sync_playwright
+
+    from .video_fixtures import face_frames, write_video
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    camera = write_y4m(grace_hopper, tmp_path / "face.y4m")
+    clip = write_video(face_frames(grace_hopper, 20, (320, 240), faces=2), tmp_path / "two-faces.mp4")
+    models = len(list_checkpoints(tiny_checkpoints))
+    with sync_playwright() as p:
+        browser = launch_with_fake_camera(p, camera)
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"], accept_downloads=True)
+        context.add_init_script(KEEP_CAMERA)
+        page = context.new_page()
+        page.set_default_timeout(120_000)
+        expect.set_options(timeout=120_000)
+        page.goto(f"{server}/predict")
+        page.get_by_text("Live", exact=True).click()
+        streamer = page.frame_locator("iframe[title*=webrtc]")
+        streamer.get_by_role("button", name="START").click()
+        expect(page.get_by_text("Face 1, last 30 s")).to_be_visible()  # the timeline has data
+        expect(page.get_by_test_id("stMetricValue").first).not_to_have_text("0.0")  # frames per second
+        video = streamer.locator("video")
+        expect(video).to_have_js_property("readyState", 4)  # annotated frames are arriving and playing
+        assert video.evaluate("v => v.videoWidth") == 640
+        expect(page.get_by_test_id("stVegaLiteChart").first).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "predict_live.png"))
+        component = next(f for f in page.frames if "webrtc" in f.url)
+        component.evaluate("() => window.__camera.getTracks().forEach((t) => t.stop())")
+        expect(page.get_by_text("the connection or the camera stopped")).to_be_visible()
+        streamer.get_by_role("button", name="STOP").click()
+        expect(page.get_by_text("Stopped after")).to_be_visible()
+
+        unreachable = browser.new_context(permissions=["camera"])
+        unreachable.add_init_script(NO_CANDIDATES)
+        other = unreachable.new_page()
+        other.goto(f"{server}/predict")
+        other.get_by_text("Live", exact=True).click()
+        other.frame_locator("iframe[title*=webrtc]").get_by_role("button", name="START").click()
+        expect(other.get_by_text("No connection after")).to_be_visible()
+        unreachable.close()
+
+        page.get_by_text("Video file", exact=True).click()
+        page.locator("input[type=file]").first.set_input_files(str(clip))
+        expect(page.get_by_text("two-faces.mp4")).to_be_visible()
+        page.get_by_role("spinbutton", name="Process every Nth frame").fill("4")
+        page.get_by_role("spinbutton", name="Process every Nth frame").press("Enter")
+        page.get_by_role("button", name="Process", exact=True).click()
+        expect(page.get_by_text("5 frames processed (every 4) · 2 face(s)")).to_be_visible()
+        with page.expect_download() as table:
+            page.get_by_role("button", name="Per-frame predictions (.csv)").click()
+        rows = list(csv.DictReader(Path(table.value.path()).read_text().splitlines()))
+        assert len(rows) == 5 * 2 * (models + 1)  # frames x faces x (models + ensemble)
+        assert {r["frame"] for r in rows} == {"0", "4", "8", "12", "16"} and {r["face"] for r in rows} == {"1", "2"}
+        with page.expect_download() as annotated:
+            page.get_by_role("button", name="Annotated video (.mp4)").click()
+        with av.open(annotated.value.path()) as container:
+            assert sum(1 for _ in container.decode(video=0)) == 5
+        expect(page.get_by_text("Face 2", exact=True)).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "predict_video.png"))
+        assert page.locator("text=Traceback").count() == 0
+        browser.close()

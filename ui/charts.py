@@ -212,39 +212,42 @@ def accuracy_along(points: list[PointResult], axis: str, axis_range: Range) -> a
     return (bars + dots).properties(height=260, title=axis)
 
 
-def probability_timeline(points: Sequence[TimelinePoint], window_s: float | None = None) -> alt.Chart:
-    """Each face's class probabilities over time, one small chart per face; `window_s`: only the last seconds."""
+def expression_color(classes: Sequence[str]) -> alt.Color:
+    """One colour per class, the same in every chart that is given the same class list."""
+    return alt.Color("label:N", title="expression", scale=alt.Scale(domain=list(classes), scheme="tableau10"), sort=list(classes))
+
+
+def probability_timeline(points: Sequence[TimelinePoint], classes: Sequence[str], window_s: float | None = None) -> alt.Chart:
+    """One face's class probabilities over time; `window_s`: only the last seconds, the axis scrolling with them."""
     frame = pd.DataFrame([asdict(p) for p in points])
     end = float(frame["time_s"].max())
     x_scale = alt.Scale(domain=[max(0.0, end - window_s), max(end, window_s)]) if window_s else alt.Scale(zero=False)
-    lines = (
+    return (
         alt.Chart(frame)
-        .mark_line(strokeWidth=2, interpolate="monotone")
+        .mark_line(strokeWidth=2, interpolate="monotone", clip=True)
         .encode(
             x=alt.X("time_s:Q", title="seconds", scale=x_scale),
             y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title=None),
-            color=alt.Color("label:N", title="expression"),
-            tooltip=["face", "label", alt.Tooltip("time_s:Q", format=".1f"), alt.Tooltip("probability:Q", format=".0%")],
+            color=expression_color(classes),
+            tooltip=["label", alt.Tooltip("time_s:Q", format=".1f"), alt.Tooltip("probability:Q", format=".0%")],
         )
-        .properties(height=140)
+        .properties(height=190)  # the legend of eight classes fits
     )
-    return lines.facet(row=alt.Row("face:N", title="face"))
 
 
-def expression_shares(shares: Sequence[ExpressionShare]) -> alt.Chart:
-    """Share of time in each expression per face (rows) and model (bars)."""
-    frame = pd.DataFrame([asdict(s) for s in shares])
+def expression_shares(shares: Sequence[ExpressionShare], classes: Sequence[str], models: Sequence[str]) -> alt.Chart:
+    """One face's share of time in each expression, a bar per model (and the ensemble), in `models` order."""
     return (
-        alt.Chart(frame)
+        alt.Chart(pd.DataFrame([asdict(s) | {"label_order": list(classes).index(s.label)} for s in shares]))
         .mark_bar()
         .encode(
             x=alt.X("share:Q", stack="normalize", axis=alt.Axis(format="%"), title="share of the time the face was seen"),
-            y=alt.Y("model:N", title=None, axis=alt.Axis(labelLimit=320)),
-            color=alt.Color("label:N", title="expression"),
-            tooltip=["face", "model", "label", alt.Tooltip("share:Q", format=".0%")],
+            y=alt.Y("model:N", title=None, axis=alt.Axis(labelLimit=320), sort=list(models)),
+            color=expression_color(classes),
+            order=alt.Order("label_order:Q"),
+            tooltip=["model", "label", alt.Tooltip("share:Q", format=".0%")],
         )
-        .properties(height=alt.Step(22))
-        .facet(row=alt.Row("face:N", title="face"))
+        .properties(height=alt.Step(24))
     )
 
 

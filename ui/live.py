@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import av
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from fer_core.video import LiveRecognizer
-from fer_core.video.live import WINDOW_S
+from fer_core.video.live import RATE_WINDOW_S, WINDOW_S
 
 from . import charts, state
 
 ICE_SERVERS_ENV = "FER_ICE_SERVERS"
-STALL_S = 3.0  # no frame for this long while playing: the stream is said to have stopped
+MAX_TIMELINES = 4  # faces with a timeline beside the video (the most recently numbered are left out)
+STALL_S = 3.0
+CONNECT_TIMEOUT_S = 15.0  # signalling without a stream this long: the connection is said to have failed
+CONNECTING_SINCE = "live_connecting_since"  # no frame for this long while playing: the stream is said to have stopped
 
 
 def ice_servers() -> tuple[list[dict], str | None]:
@@ -37,6 +41,12 @@ def ice_servers() -> tuple[list[dict], str | None]:
     return servers, None
 
 
+REFUSED = (
+    "Camera refused, or no connection? Allow the camera in the browser's site settings and press START again, or "
+    "take a snapshot under Photos."
+)
+
+
 def render(checkpoint_ids: list[str], detector: str) -> None:
     recognizer = state.live_recognizer(checkpoint_ids, detector)
 
@@ -55,23 +65,33 @@ def render(checkpoint_ids: list[str], detector: str) -> None:
             media_stream_constraints={"video": {"width": 640, "height": 480}, "audio": False},
             video_frame_callback=on_frame,
             async_processing=True,
+            translations={"device_access_denied": REFUSED, "device_not_available": REFUSED},
         )
         st.caption(
             "Press START and allow the camera. Each frame goes through the chosen models and comes back annotated; "
-            "when they fall behind, frames are skipped, never queued. If the camera is refused or the connection "
-            "fails, take a snapshot under Photos instead."
+            "when they fall behind, frames are skipped, never queued. " + REFUSED
         )
     with status_col:
         _status(recognizer, ctx.state.playing, ctx.state.signalling)
 
 
 def _status(recognizer: LiveRecognizer, playing: bool, signalling: bool) -> None:
+    if not signalling or playing:
+        st.session_state.pop(CONNECTING_SINCE, None)
+
     @st.fragment(run_every=1.0 if playing or signalling else None)
     def draw() -> None:
         status = recognizer.status()
         if not playing:
             if signalling:
-                st.info("Connecting to the camera… If nothing happens, check the browser's camera permission.")
+                waited = time.monotonic() - st.session_state.setdefault(CONNECTING_SINCE, time.monotonic())
+                if waited < CONNECT_TIMEOUT_S:
+                    st.info("Connecting… Allow the camera if the browser asks.")
+                else:
+                    st.error(
+                        f"No connection after {waited:.0f} s. From another machine the browser needs HTTPS and, across "
+                        f"networks, an ICE server (${ICE_SERVERS_ENV}, see the README). Take a snapshot under Photos instead."
+                    )
             elif status.frames:
                 st.caption(f"Stopped after {status.frames} frames.")
             else:
@@ -81,15 +101,24 @@ def _status(recognizer: LiveRecognizer, playing: bool, signalling: bool) -> None
         elif status.since_last_frame_s > STALL_S:
             st.warning(
                 f"No frame for {status.since_last_frame_s:.0f} s: the connection or the camera stopped. "
-                "Press STOP and START again, or use a snapshot under Photos."
+                "Press STOP and START again, or take a snapshot under Photos."
             )
-        c1, c2, c3 = st.columns(3)
-        c1.metric("frames / s", f"{status.fps:.1f}")
-        c2.metric("latency p50", f"{status.latency_p50_ms:.0f} ms")
-        c3.metric("latency p95", f"{status.latency_p95_ms:.0f} ms")
-        if status.timeline:
-            st.altair_chart(charts.probability_timeline(status.timeline, WINDOW_S), width="stretch")
-        elif status.frames:
+        if not status.frames:
+            return
+        rate, latency = st.columns(2)
+        rate.metric("frames / s", f"{status.fps:.1f}", help=f"frames processed per second, over the last {RATE_WINDOW_S:.0f} s")
+        latency.metric(
+            "latency p50 / p95",
+            f"{status.latency_p50_ms:.0f} / {status.latency_p95_ms:.0f} ms",
+            help="from a frame's arrival on the server to its annotated copy (detection, every model, drawing)",
+        )
+        faces = sorted({p.face for p in status.timeline})
+        for face in faces[:MAX_TIMELINES]:
+            st.caption(f"Face {face}, last {WINDOW_S:.0f} s")
+            points = [p for p in status.timeline if p.face == face]
+            classes = list(dict.fromkeys(p.label for p in points))
+            st.altair_chart(charts.probability_timeline(points, classes, WINDOW_S), width="stretch")
+        if status.frames and not faces:
             st.caption("No face in the last 30 s.")
 
     draw()

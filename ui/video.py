@@ -9,11 +9,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from fer_core.video import VIDEO_TYPES, VideoError, VideoResult, process_video
+from fer_core.video import ENSEMBLE, VIDEO_TYPES, VideoError, VideoResult, process_video
 
 from . import charts, state
 
 RESULT_KEY = "video_result"
+MAX_FACES_SHOWN = 4  # a crowd: the first faces' charts, the others on request
 
 
 def render(checkpoint_ids: list[str], detector: str) -> None:
@@ -43,7 +44,8 @@ def _process(
     data: bytes, name: str, checkpoint_ids: list[str], detector: str, every: int, cancel_col
 ) -> tuple[VideoResult, bytes] | None:
     """Runs in this script: Cancel reruns the page, which stops it; the temporary folder goes with it."""
-    cancel_col.button("Cancel")
+    cancel_slot = cancel_col.empty()
+    cancel_slot.button("Cancel")
     bar = st.progress(0.0, text="Decoding…")
 
     def progress(frames: int, fraction: float | None) -> None:
@@ -56,33 +58,46 @@ def _process(
             result = process_video(source, state.predict_classifiers(checkpoint_ids), every, out, detector, on_progress=progress)
         except VideoError as exc:
             bar.empty()
+            cancel_slot.empty()
             st.error(f"{name}: {exc}")
             return None
         result.source = name
         bar.empty()
+        cancel_slot.empty()
         return result, out.read_bytes() if out.exists() else b""
 
 
 def _show(result: VideoResult, annotated: bytes) -> None:
     info = result.info
     faces = sorted({f.number for frame in result.frames for f in frame.faces})
-    st.markdown(
-        f"**{result.source}**: {info.width}x{info.height}, {info.duration_s or 0:.1f} s · {len(result.frames)} frames "
+    video_col, side_col = st.columns([3, 2])
+    if annotated:
+        video_col.video(annotated, format="video/mp4")
+    side_col.markdown(
+        f"**{result.source}**  \n{info.width}x{info.height}, {info.duration_s or 0:.1f} s · {len(result.frames)} frames "
         f"processed (every {result.every}) · {len(faces)} face(s)"
     )
     if result.stopped:
-        st.warning(f"Processing stopped early: {result.stopped}. The results cover the frames before it.")
-    if annotated:
-        st.video(annotated, format="video/mp4")
+        side_col.warning(f"Processing stopped early: {result.stopped}. The results cover the frames before it.")
     stem = Path(result.source).stem
-    d1, d2, d3 = st.columns(3)
-    d1.download_button("Annotated video (.mp4)", annotated, f"{stem}-annotated.mp4", "video/mp4", disabled=not annotated)
-    d2.download_button("Per-frame predictions (.csv)", result.to_csv(), f"{stem}-frames.csv", "text/csv")
-    d3.download_button("Per-frame predictions (.json)", json.dumps(result.to_json()), f"{stem}-frames.json", "application/json")
+    side_col.download_button(
+        "Annotated video (.mp4)", annotated, f"{stem}-annotated.mp4", "video/mp4", disabled=not annotated, on_click="ignore"
+    )
+    side_col.download_button("Per-frame predictions (.csv)", result.to_csv(), f"{stem}-frames.csv", "text/csv", on_click="ignore")
+    as_json = json.dumps(result.to_json())
+    name = f"{stem}-frames.json"
+    side_col.download_button("Per-frame predictions (.json)", as_json, name, "application/json", on_click="ignore")
+    side_col.caption("One row per frame, face and model (and the ensemble): frame index, time, face number, box, probabilities.")
     if not faces:
         st.info("No face was found in the processed frames.")
         return
-    st.subheader("Each face over time")
-    st.altair_chart(charts.probability_timeline(result.timeline()), width="stretch")
-    st.subheader("Share of time in each expression")
-    st.altair_chart(charts.expression_shares(result.summary()), width="stretch")
+    points, shares = result.timeline(), result.summary()
+    if len(faces) > MAX_FACES_SHOWN:
+        faces = st.multiselect("Faces to show", faces, default=faces[:MAX_FACES_SHOWN])
+    for face in faces:
+        st.subheader(f"Face {face}")
+        st.caption("Class probabilities over time (the ensemble's when several models share classes)")
+        st.altair_chart(charts.probability_timeline([p for p in points if p.face == face], result.classes), width="stretch")
+        st.caption("Share of the time the face was seen, per model")
+        face_shares = [s for s in shares if s.face == face]
+        st.altair_chart(charts.expression_shares(face_shares, result.classes, [ENSEMBLE, *result.models]), width="stretch")

@@ -2,6 +2,7 @@
 frame step (recognizer.py: detect, crop, predict in batches, number the faces with tracking.py)."""
 
 from .files import (
+    ENSEMBLE,
     VIDEO_TYPES,
     ExpressionShare,
     FrameResult,
@@ -17,6 +18,7 @@ from .recognizer import VIDEO_DETECTION_SIDE, FrameRecognizer, TimelinePoint, Tr
 from .tracking import FaceTracker
 
 __all__ = [
+    "ENSEMBLE",
     "VIDEO_DETECTION_SIDE",
     "VIDEO_TYPES",
     "ExpressionShare",

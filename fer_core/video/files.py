@@ -71,6 +71,12 @@ class VideoResult:
     frames: list[FrameResult] = field(default_factory=list)
     stopped: str | None = None  # why processing ended before the video did (damaged data, cancelled)
 
+    @property
+    def classes(self) -> list[str]:
+        """Every class some model predicts, in the models' order (FER+ adds contempt after FER2013's seven)."""
+        predictions = (p for f in self.frames for face in f.faces for p in face.predictions.values())
+        return list(dict.fromkeys(c for p in predictions for c in p.probabilities))
+
     def timeline(self) -> list[TimelinePoint]:
         return timeline((f.time_s, f.faces) for f in self.frames)
 
@@ -106,11 +112,7 @@ class VideoResult:
 
     def to_csv(self) -> str:
         """One row per frame, face and model (and the ensemble), with a probability column per class."""
-        classes: dict[str, None] = {}
-        for f in self.frames:
-            for face in f.faces:
-                for p in face.predictions.values():
-                    classes.update(dict.fromkeys(p.probabilities))
+        classes = self.classes
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["frame", "time_s", "face", "x", "y", "w", "h", "model", "label", "confidence", *classes])
