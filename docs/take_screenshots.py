@@ -1,7 +1,8 @@
 """Retake the README screenshots with the shipped checkpoints: `python -m docs.take_screenshots`.
 
 Starts `streamlit run app.py` on a free port, drives headless Chromium through the four pages with one photo
-(Grace Hopper, shipped with matplotlib: nothing is downloaded) and writes 1280-pixel-wide PNGs to docs/screenshots/.
+(Grace Hopper, shipped with matplotlib: nothing is downloaded), also as the fake webcam of Predict's Live mode,
+and writes 1280-pixel-wide PNGs to docs/screenshots/.
 With FER2013 found (../shared/data, data/ or $FER_DATA) the Overview and Evaluate pages show it too; the
 sidebar shows no training runs (an empty FER_RUNS folder).
 """
@@ -14,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from bench.harness import sample_photo
-from ui.launch import REPO, running_app
+from ui.launch import REPO, fake_camera_args, running_app, write_y4m
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 VIEWPORT = {"width": 1280, "height": 900}
@@ -30,8 +31,9 @@ def take(out: Path) -> list[Path]:
     shots = []
     runs = tempfile.mkdtemp()  # no job history from this machine in the sidebar
     with running_app({"FER_RUNS": runs}) as (_, url), sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport=VIEWPORT)
+        camera = write_y4m(photo, photo.with_suffix(".y4m"))
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=fake_camera_args(camera))
+        page = browser.new_context(viewport=VIEWPORT, permissions=["camera"]).new_page()
         page.set_default_timeout(300_000)
         expect.set_options(timeout=300_000)
 
@@ -54,6 +56,16 @@ def take(out: Path) -> list[Path]:
         page.set_viewport_size(TALL)  # the photo and its probability grid in one shot
         page.get_by_role("heading", name=photo.name).evaluate("e => e.scrollIntoView()")
         shot("predict")
+
+        page.set_viewport_size(VIEWPORT)
+        page.get_by_text("Live", exact=True).click()
+        page.frame_locator("iframe[title*=webrtc]").get_by_role("button", name="START").click()
+        expect(page.get_by_test_id("stVegaLiteChart").first).to_be_visible()
+        page.wait_for_timeout(8000)  # some seconds of timeline
+        shot("predict_live")
+        page.frame_locator("iframe[title*=webrtc]").get_by_role("button", name="STOP").click()
+        page.get_by_text("Photos", exact=True).click()
+        page.set_viewport_size(TALL)
 
         page.get_by_role("link", name="Explain").click()
         expect(page.get_by_text("Feature maps")).to_be_visible()

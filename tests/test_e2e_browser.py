@@ -9,11 +9,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import cv2
 import pytest
 
 from fer_core.store import list_checkpoints
-from ui.launch import running_app
+from ui.launch import fake_camera_args, running_app, write_y4m
 
 from .conftest import REPO
 
@@ -23,34 +22,8 @@ ARTIFACTS = REPO / "test-artifacts"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
 
 
-def write_y4m(photo: Path, path: Path, frames: int = 30) -> Path:
-    """A Y4M video (text header + raw YUV 4:2:0 frames) of one photo, for Chromium's fake webcam."""
-    bgr = cv2.resize(cv2.imread(str(photo)), (640, 480))
-    yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).tobytes()
-    with path.open("wb") as f:
-        f.write(b"YUV4MPEG2 W640 H480 F30:1 Ip A1:1 C420jpeg\n")
-        for _ in range(frames):
-            f.write(b"FRAME\n" + yuv)
-    return path
-
-
 def launch_with_fake_camera(playwright, video: Path):
-    """Headless Chromium whose webcam plays `video` (Y4M), with no network beyond localhost."""
-    return playwright.chromium.launch(
-        executable_path=CHROMIUM,
-        args=[
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={video}",
-        ],
-    )
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=fake_camera_args(video))
 
 
 @pytest.fixture()

@@ -1,4 +1,5 @@
-"""Start `streamlit run app.py` on a free local port and wait until it answers (browser tests, app benchmarks)."""
+"""Start `streamlit run app.py` on a free local port and wait until it answers, and give headless Chromium a fake
+webcam (browser tests, app benchmarks, the README's screenshots)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import cv2
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,3 +82,30 @@ def running_app(env: dict[str, str] | None = None, timeout: float = 120) -> Iter
         yield proc, url
     finally:
         stop_app(proc)
+
+
+def write_y4m(photo: Path, path: Path, frames: int = 30) -> Path:
+    """A Y4M video (text header + raw YUV 4:2:0 frames) of one photo at 640x480, for Chromium's fake webcam."""
+    bgr = cv2.resize(cv2.imdecode(np.fromfile(photo, np.uint8), cv2.IMREAD_COLOR), (640, 480))
+    yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).tobytes()
+    with path.open("wb") as f:
+        f.write(b"YUV4MPEG2 W640 H480 F30:1 Ip A1:1 C420jpeg\n")
+        for _ in range(frames):
+            f.write(b"FRAME\n" + yuv)
+    return path
+
+
+def fake_camera_args(video: Path) -> list[str]:
+    """Chromium flags: headless as root, nothing reached beyond localhost, and `video` (Y4M) as the webcam."""
+    return [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={video}",
+    ]

@@ -14,6 +14,7 @@ from fer_core.video import ENSEMBLE, VIDEO_TYPES, VideoError, VideoResult, proce
 from . import charts, state
 
 RESULT_KEY = "video_result"
+MAX_VIDEO_MB = 500  # above the photos' 50 MB (server.maxUploadSize): minutes of 1080p phone video
 MAX_FACES_SHOWN = 4  # a crowd: the first faces' charts, the others on request
 
 
@@ -21,7 +22,8 @@ def render(checkpoint_ids: list[str], detector: str) -> None:
     upload = st.file_uploader(
         "Video",
         type=list(VIDEO_TYPES),
-        help="Up to Streamlit's upload limit (200 MB); `python -m fer_core video` takes any length",
+        max_upload_size=MAX_VIDEO_MB,
+        help=f"Up to {MAX_VIDEO_MB} MB, held in memory while it is processed; the CLI's `video` streams any size",
     )
     every = int(st.number_input("Process every Nth frame", min_value=1, max_value=300, value=5, help="1: every frame"))
     if upload is None:
