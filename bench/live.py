@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -76,35 +77,35 @@ def live(classifiers: list[FerClassifier], frames: list[np.ndarray]) -> tuple[fl
     return fps, *percentiles(latencies)
 
 
-def naive_video(classifiers: list[FerClassifier], path: Path) -> float:
-    """Frames per second of the loop a notebook would write: read, detect, each model on each frame's faces."""
+def per_frame_loop(path: Path, handle: Callable[[np.ndarray], object]) -> float:
+    """Frames per second of reading the mp4 with OpenCV's VideoCapture and calling `handle` on each RGB frame."""
     capture = cv2.VideoCapture(str(path))
     frames, start = 0, time.perf_counter()
     while True:
         ok, bgr = capture.read()
         if not ok:
             break
-        faces = detect_faces(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), DEFAULT_DETECTOR, side=VIDEO_DETECTION_SIDE)
+        handle(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        frames += 1
+    capture.release()
+    return frames / (time.perf_counter() - start)
+
+
+def naive_video(classifiers: list[FerClassifier], path: Path) -> float:
+    """(a) The loop a notebook would write: detect, then each model on the frame's faces."""
+
+    def handle(rgb: np.ndarray) -> None:
+        faces = detect_faces(rgb, DEFAULT_DETECTOR, side=VIDEO_DETECTION_SIDE)
         for clf in classifiers:
             if faces:
                 clf.predict_proba(np.stack([f.face for f in faces]))
-        frames += 1
-    capture.release()
-    return frames / (time.perf_counter() - start)
+
+    return per_frame_loop(path, handle)
 
 
 def naive_photo_api(classifiers: list[FerClassifier], path: Path) -> float:
-    """Frames per second of predict_photo on every frame, as a user of the photo API would loop."""
-    capture = cv2.VideoCapture(str(path))
-    frames, start = 0, time.perf_counter()
-    while True:
-        ok, bgr = capture.read()
-        if not ok:
-            break
-        predict_photo(classifiers, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        frames += 1
-    capture.release()
-    return frames / (time.perf_counter() - start)
+    """(b) predict_photo on every frame, as a user of the photo API would loop."""
+    return per_frame_loop(path, lambda rgb: predict_photo(classifiers, rgb))
 
 
 def batched_video(classifiers: list[FerClassifier], path: Path) -> float:

@@ -183,5 +183,10 @@ def test_browser_live_camera_and_video_file(server, tiny_checkpoints, grace_hopp
             assert sum(1 for _ in container.decode(video=0)) == 5
         expect(page.get_by_text("Face 2", exact=True)).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "predict_video.png"))
+        (tmp_path / "not-a-video.mp4").write_text("plain text")
+        page.locator("input[type=file]").first.set_input_files(str(tmp_path / "not-a-video.mp4"))
+        expect(page.get_by_text("not-a-video.mp4", exact=True)).to_be_visible()
+        page.get_by_role("button", name="Process", exact=True).click()
+        expect(page.get_by_text("not-a-video.mp4: not a video file")).to_be_visible()
         assert page.locator("text=Traceback").count() == 0
         browser.close()

@@ -14,6 +14,7 @@ from fer_core.video import ENSEMBLE, VIDEO_TYPES, VideoError, VideoResult, proce
 from . import charts, state
 
 RESULT_KEY = "video_result"
+CANCELLED_KEY = "video_cancelled"  # set by Cancel's callback; the rerun it causes stops the processing run
 MAX_VIDEO_MB = 500  # above the photos' 50 MB (server.maxUploadSize): minutes of 1080p phone video
 MAX_FACES_SHOWN = 4  # a crowd: the first faces' charts, the others on request
 
@@ -36,6 +37,8 @@ def render(checkpoint_ids: list[str], detector: str) -> None:
         held = _process(upload.getvalue(), upload.name, checkpoint_ids, detector, every, cancel)
         st.session_state[RESULT_KEY] = (key, *held) if held else None
         held = st.session_state[RESULT_KEY]
+    if st.session_state.pop(CANCELLED_KEY, False):
+        st.info("Cancelled: the partial results and the annotated video were discarded.")
     if held is None or held[0] != key:
         st.caption("Press Process to run the chosen models over the video.")
         return
@@ -47,7 +50,7 @@ def _process(
 ) -> tuple[VideoResult, bytes] | None:
     """Runs in this script: Cancel reruns the page, which stops it; the temporary folder goes with it."""
     cancel_slot = cancel_col.empty()
-    cancel_slot.button("Cancel")
+    cancel_slot.button("Cancel", on_click=st.session_state.update, kwargs={CANCELLED_KEY: True})
     bar = st.progress(0.0, text="Decoding…")
 
     def progress(frames: int, fraction: float | None) -> None:
