@@ -194,3 +194,18 @@ def test_ice_servers_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("FER_ICE_SERVERS", "stun:oops")
     servers, problem = ice_servers()
     assert servers == [] and "not JSON" in (problem or "")
+
+
+def test_a_failing_frame_goes_back_unannotated_and_the_stream_goes_on(classifiers, grace_hopper, monkeypatch):
+    live = LiveRecognizer(classifiers)
+    frame = face_frames(grace_hopper, 1)[0]
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(classifiers[0], "predict_proba", broken)
+    assert live.process(frame) is frame
+    assert "out of memory" in (live.status().error or "")
+    monkeypatch.undo()
+    assert not np.array_equal(live.process(frame), frame)
+    assert live.status().error is None and live.status().frames == 2

@@ -103,6 +103,8 @@ def _status(recognizer: LiveRecognizer, playing: bool, signalling: bool) -> None
                 f"No frame for {status.since_last_frame_s:.0f} s: the connection or the camera stopped. "
                 "Press STOP and START again, or take a snapshot under Photos."
             )
+        if status.error:
+            st.error(f"The last frame could not be processed ({status.error}); it was shown unannotated.")
         if not status.frames:
             return
         rate, latency = st.columns(2)

@@ -265,7 +265,7 @@ def process_video(
     result = VideoResult(str(path), info, every, [c.id for c in classifiers])
     recognizer = FrameRecognizer(classifiers, detector, detection_side)
     size = _scaled_size(info, MAX_SIDE)
-    to_original = info.width / size[0]
+    to_original = (info.width / size[0], info.height / size[1])
 
     def run(video: _AnnotatedVideo | None) -> None:
         batch: list[tuple[int, float, np.ndarray]] = []
@@ -315,7 +315,7 @@ def _finish_batch(
     recognizer: FrameRecognizer,
     result: VideoResult,
     video: _AnnotatedVideo | None,
-    to_original: float,
+    to_original: tuple[float, float],
 ) -> None:
     faces_per_frame = recognizer.recognize([rgb for _, _, rgb in batch])
     for (index, time_s, rgb), faces in zip(batch, faces_per_frame, strict=True):
@@ -324,13 +324,10 @@ def _finish_batch(
         result.frames.append(FrameResult(index, time_s, [_rescaled(face, to_original) for face in faces]))
 
 
-def _rescaled(face: TrackedFace, factor: float) -> TrackedFace:
-    box: Box = (
-        int(round(face.box[0] * factor)),
-        int(round(face.box[1] * factor)),
-        int(round(face.box[2] * factor)),
-        int(round(face.box[3] * factor)),
-    )
+def _rescaled(face: TrackedFace, factor: tuple[float, float]) -> TrackedFace:
+    fx, fy = factor
+    x, y, w, h = face.box
+    box: Box = (round(x * fx), round(y * fy), round(w * fx), round(h * fy))
     return TrackedFace(face.number, box, face.predictions, face.ensemble, face.members)
 
 

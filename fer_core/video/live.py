@@ -40,6 +40,7 @@ class LiveStatus:
     latency_p50_ms: float  # frame in -> annotated frame out, recently
     latency_p95_ms: float
     since_last_frame_s: float  # inf before the first frame: a stalled stream shows here
+    error: str | None  # the last frame's failure, if it failed (the frame was sent back unannotated)
     timeline: list[TimelinePoint]  # the last WINDOW_S seconds, times since the stream's first frame
 
 
@@ -56,13 +57,17 @@ class LiveRecognizer:
         self._frames = 0
         self._history: deque[tuple[float, list[TrackedFace]]] = deque()
         self._done: deque[tuple[float, float]] = deque(maxlen=300)  # (finished at, latency ms)
+        self._error: str | None = None
 
     def process(self, rgb: np.ndarray) -> np.ndarray:
         """The frame annotated with every face's number, label and confidence."""
         received = time.perf_counter()
-        with self._process_lock:
-            faces = self.recognizer.recognize([rgb])[0]
-        out = annotate(rgb, faces)
+        try:
+            with self._process_lock:
+                faces = self.recognizer.recognize([rgb])[0]
+            out, self._error = annotate(rgb, faces), None
+        except Exception as exc:  # the stream must go on: the frame goes back as it came, the page says why
+            faces, out, self._error = [], rgb, f"{type(exc).__name__}: {exc}"
         finished = time.perf_counter()
         with self._state_lock:
             if self._start is None:
@@ -87,5 +92,6 @@ class LiveRecognizer:
             latency_p50_ms=float(np.percentile(latencies, 50)),
             latency_p95_ms=float(np.percentile(latencies, 95)),
             since_last_frame_s=now - done[-1][0] if done else float("inf"),
+            error=self._error,
             timeline=timeline(history),
         )
