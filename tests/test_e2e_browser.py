@@ -166,10 +166,13 @@ def test_browser_live_camera_and_video_file(server, tiny_checkpoints, grace_hopp
         unreachable.close()
 
         page.get_by_text("Video file", exact=True).click()
-        page.locator("input[type=file]").first.set_input_files(str(clip))
-        expect(page.get_by_text("two-faces.mp4")).to_be_visible()
         page.get_by_role("spinbutton", name="Process every Nth frame").fill("4")
         page.get_by_role("spinbutton", name="Process every Nth frame").press("Enter")
+        page.locator("input[type=file]").first.set_input_files(str(clip))
+        ready = page.get_by_text("Press Process to run the chosen models over the video.")  # the upload has landed
+        idle = page.get_by_role("button", name="Stop")  # Streamlit's running indicator
+        expect(ready).to_be_visible()
+        expect(idle).to_have_count(0)
         page.get_by_role("button", name="Process", exact=True).click()
         expect(page.get_by_text("5 frames processed (every 4) · 2 face(s)")).to_be_visible()
         with page.expect_download() as table:
@@ -185,7 +188,8 @@ def test_browser_live_camera_and_video_file(server, tiny_checkpoints, grace_hopp
         page.screenshot(path=str(ARTIFACTS / "predict_video.png"))
         (tmp_path / "not-a-video.mp4").write_text("plain text")
         page.locator("input[type=file]").first.set_input_files(str(tmp_path / "not-a-video.mp4"))
-        expect(page.get_by_text("not-a-video.mp4", exact=True)).to_be_visible()
+        expect(ready).to_be_visible()
+        expect(idle).to_have_count(0)
         page.get_by_role("button", name="Process", exact=True).click()
         expect(page.get_by_text("not-a-video.mp4: not a video file")).to_be_visible()
         assert page.locator("text=Traceback").count() == 0
