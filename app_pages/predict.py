@@ -1,10 +1,12 @@
 """Predict: photos, a webcam snapshot, the live camera or a video file -> faces -> every selected model side by
 side, plus their ensemble."""
 
+import json
+
 import streamlit as st
 
 from fer_core.faces import DEFAULT_DETECTOR, DETECTORS
-from fer_core.video import default_live_models
+from fer_core.leaderboard import WEAK_POINTS, default_ensemble, fastest_checkpoints
 from ui import charts, state
 
 st.title("Predict")
@@ -19,7 +21,7 @@ c1, c2 = st.columns([3, 1])
 chosen = c1.multiselect(
     "Models",
     ids,
-    default=default_live_models(state.metas().values()) if moving else ids,
+    default=fastest_checkpoints(state.metas().values()) if moving else ids,
     key=f"predict_models_{mode}",
     help="Moving pictures: the three fastest models of one class list by default; photos: every checkpoint",
 )
@@ -64,18 +66,31 @@ if mode == "Video file":
 
     video.render(chosen, detector)
     st.stop()
-uploads = st.file_uploader("Photos", type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"], accept_multiple_files=True)
-snapshot = st.camera_input("…or take a snapshot")
+metas = state.metas()
+members = st.multiselect(
+    "Ensemble",
+    chosen,
+    default=default_ensemble(metas[cid] for cid in chosen),
+    help="The models averaged into one prediction; by default those of the most common class list within "
+    f"{WEAK_POINTS:.0f} points of its best test accuracy",
+)
+upload_col, camera_col = st.columns([5, 1], vertical_alignment="bottom")
+uploads = upload_col.file_uploader(
+    "Photos", type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"], accept_multiple_files=True
+)
+camera = camera_col.toggle("Camera", help="Opens the camera below the results for a snapshot")
+results = st.container()
+snapshot = st.camera_input("Snapshot") if camera else None
 
 inputs = [(f.name, f.getvalue()) for f in uploads or []]
 if snapshot is not None:
     inputs.append(("camera snapshot", snapshot.getvalue()))
 if not inputs:
-    st.caption("Upload photos (PNG, JPEG, WebP, BMP, GIF, TIFF) or take a snapshot to see every model's prediction.")
+    results.caption("Upload photos (PNG, JPEG, WebP, BMP, GIF, TIFF) or open the camera to see every model's prediction.")
     st.stop()
 
 for name, data in inputs:
-    with st.container(border=True):
+    with results.container(border=True):
         st.subheader(name)
         try:
             result = state.predict(data, chosen, detector, name)
@@ -85,37 +100,52 @@ for name, data in inputs:
         if result.error:
             st.error(f"{name}: {result.error}")
             continue
-        boxes = [fp.face.box for fp in result.faces]
+        if not result.found_faces:
+            st.warning(
+                f"No face found in {name}. The models below saw the whole image (its centred square): their labels "
+                "are guesses about something that may not be a face."
+            )
         photo_col, summary_col = st.columns([1, 1])
         photo_col.image(
-            charts.draw_faces(result.image, boxes, [fp.face.detected for fp in result.faces]),
-            caption=f"{len(result.faces)} face(s) · detection {result.detect_ms:.0f} ms",
+            charts.draw_faces(result.image, [fp.face.box for fp in result.faces], [fp.face.detected for fp in result.faces]),
             width="stretch",
         )
+        latencies = [p.latency_ms for fp in result.faces[:1] for p in fp.predictions.values()]
+        photo_col.caption(
+            f"{sum(fp.face.detected for fp in result.faces)} face(s) found · detection {result.detect_ms:.0f} ms and "
+            f"models {min(latencies):.0f}-{max(latencies):.0f} ms each, measured when this photo was first processed"
+        )
         for n, fp in enumerate(result.faces, 1):
-            ensemble = fp.ensemble()
+            ensemble = fp.ensemble(members)
             votes = fp.votes()
             verdict = (
-                f"ensemble of {len(ensemble[1])}: **{max(ensemble[0], key=ensemble[0].get)}**"
+                f"ensemble of {len(ensemble[1])}: **{max(ensemble[0], key=ensemble[0].__getitem__)}**"
                 if ensemble
                 else f"**{next(iter(votes))}**"
             )
-            summary_col.markdown(f"**Face {n}**: {verdict}" + ("" if fp.face.detected else f" — {fp.face.note}"))
-            if len(votes) > 1:
+            summary_col.markdown(f"**Face {n}**: {verdict}" if fp.face.detected else f"**Whole image** (no face): {verdict}")
+            if len(votes) > 1 and fp.face.detected:
                 summary_col.warning(
                     f"The models disagree on face {n}: "
                     + "; ".join(
                         f"{label} ({len(ids)})" if len(ids) > 2 else f"{label} ({', '.join(ids)})" for label, ids in votes.items()
                     )
                 )
+        stem = name.rsplit(".", 1)[0]
+        csv_col, json_col = summary_col.columns(2)
+        csv_col.download_button("Predictions (.csv)", result.to_csv(), f"{stem}-predictions.csv", "text/csv", on_click="ignore")
+        as_json = json.dumps({"images": [result.to_json()]}, indent=2)
+        json_col.download_button(
+            "Predictions (.json)", as_json, f"{stem}-predictions.json", "application/json", on_click="ignore"
+        )
         for n, fp in enumerate(result.faces, 1):
-            ensemble = fp.ensemble()
+            ensemble = fp.ensemble(members)
             per_model = {f"ensemble (mean of {len(ensemble[1])})": ensemble[0]} if ensemble else {}
             per_model |= {cid: pred.probabilities for cid, pred in fp.predictions.items()}
             face_col, grid_col = st.columns([1, 6])
-            face_col.image(charts.upscale(fp.face.face, 120), caption=f"face {n}: model input (48x48)")
-            grid_col.altair_chart(charts.probability_grid(per_model), width="stretch")
-            grid_col.caption(
-                "Outlined: each model's top class. Latency per model: "
-                + ", ".join(f"{cid} {pred.latency_ms:.1f} ms" for cid, pred in fp.predictions.items())
+            face_col.image(
+                charts.upscale(fp.face.face, 120),
+                caption=f"{'face ' + str(n) if fp.face.detected else 'whole image'}: model input (48x48)",
             )
+            grid_col.altair_chart(charts.probability_grid(per_model), width="stretch")
+            grid_col.caption("Outlined: each model's top class.")

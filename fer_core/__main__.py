@@ -309,15 +309,16 @@ def cmd_predict(args) -> None:
 # ---------------------------------------------------------------- video
 def cmd_video(args) -> None:
     from .classifier import load_checkpoint
+    from .leaderboard import fastest_checkpoints
     from .store import list_checkpoints
-    from .video import default_live_models, process_video, write_outputs
+    from .video import process_video, write_outputs
 
     root = Path(args.checkpoints) if args.checkpoints else None
     good = [c for c in list_checkpoints(root) if c.ok and c.meta is not None]
     if args.all:
         ids = [c.id for c in good]
     else:
-        ids = _csv_list(args.models) or default_live_models(c.meta for c in good if c.meta is not None)
+        ids = _csv_list(args.models) or fastest_checkpoints(c.meta for c in good if c.meta is not None)
     if not ids:
         raise CliError("no trained checkpoints found; train one with `python -m fer_core train`")
     classifiers = [load_checkpoint(i, root, backend=args.backend) for i in ids]

@@ -1,7 +1,9 @@
-"""Leaderboard lines from meta.json alone: no model, no tensor, no torch import (the app's first page)."""
+"""Leaderboard lines, and the checkpoints picked by default, from meta.json alone: no model, no tensor, no torch
+import (the app's first page)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .records import CheckpointMeta
@@ -46,3 +48,30 @@ def leaderboard_row(meta: CheckpointMeta) -> LeaderboardRow:
         date=meta.created_at[:10],
         card=meta.card,
     )
+
+
+WEAK_POINTS = 10.0  # a checkpoint this many accuracy points below the best of its class list is left out of ensembles
+
+
+def _largest_class_list(metas: Iterable[CheckpointMeta]) -> list[CheckpointMeta]:
+    """The checkpoints of the most common class list (their probabilities can be averaged)."""
+    groups: dict[tuple[str, ...], list[CheckpointMeta]] = {}
+    for meta in metas:
+        groups.setdefault(meta.classes, []).append(meta)
+    return max(groups.values(), key=len) if groups else []
+
+
+def fastest_checkpoints(metas: Iterable[CheckpointMeta], n: int = 3) -> list[str]:
+    """The `n` fastest checkpoints (measured CPU latency) of the most common class list: live and video default."""
+    group = sorted(_largest_class_list(metas), key=lambda m: m.efficiency.latency_ms_b1 if m.efficiency else float("inf"))
+    return [m.id for m in group[:n]]
+
+
+def default_ensemble(metas: Iterable[CheckpointMeta]) -> list[str]:
+    """Checkpoints of the most common class list within WEAK_POINTS of its best test accuracy: an ensemble that
+    a 44% AlexNet or a one-epoch run does not drag down."""
+    group = _largest_class_list(metas)
+    if not group:
+        return []
+    best = max(m.test_metrics.accuracy for m in group)
+    return [m.id for m in group if 100 * (best - m.test_metrics.accuracy) <= WEAK_POINTS]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,15 +27,17 @@ class FacePrediction:
     face: Face
     predictions: dict[str, ModelPrediction]  # checkpoint id -> prediction
 
-    def ensemble(self) -> tuple[dict[str, float], list[str]] | None:
-        """Mean probabilities and member ids of the largest group of models sharing one class list.
+    def ensemble(self, members: Collection[str] | None = None) -> tuple[dict[str, float], list[str]] | None:
+        """Mean probabilities and member ids of the largest group of models (of `members`, default all) sharing
+        one class list.
 
         Probabilities over different class lists (FER2013's 7, FER+'s 8) cannot be averaged, so a FER+
         model beside FER2013 models is left out rather than disabling the ensemble. None below 2 members.
         """
         groups: dict[tuple[str, ...], list[str]] = {}
         for cid, p in self.predictions.items():
-            groups.setdefault(tuple(p.probabilities), []).append(cid)
+            if members is None or cid in members:
+                groups.setdefault(tuple(p.probabilities), []).append(cid)
         if not groups:
             return None
         classes, members = max(groups.items(), key=lambda item: len(item[1]))
@@ -56,6 +61,23 @@ class PhotoPrediction:
     image: np.ndarray | None = None  # RGB, upright
     faces: list[FacePrediction] = field(default_factory=list)
     detect_ms: float = 0.0
+
+    @property
+    def found_faces(self) -> bool:
+        """False when no face was detected and the models saw the whole image (or its centred square)."""
+        return any(fp.face.detected for fp in self.faces)
+
+    def to_csv(self) -> str:
+        """One row per face and model: the box, whether it was detected, the label and every class probability."""
+        classes = list(dict.fromkeys(c for fp in self.faces for p in fp.predictions.values() for c in p.probabilities))
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["path", "face", "x", "y", "w", "h", "detected", "model", "label", *classes])
+        for n, fp in enumerate(self.faces, 1):
+            for cid, p in fp.predictions.items():
+                cells = [f"{p.probabilities[c]:.5f}" if c in p.probabilities else "" for c in classes]
+                writer.writerow([self.source, n, *fp.face.box, fp.face.detected, cid, p.label, *cells])
+        return out.getvalue()
 
     def to_json(self) -> dict:
         """The documented `predict --json` contract."""

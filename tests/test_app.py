@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -17,7 +18,7 @@ from fer_core.data import load_dataset
 from fer_core.evaluation import evaluate_ensemble, misclassified_faces
 from fer_core.store import list_checkpoints, load_predictions
 
-from .conftest import REPO
+from .conftest import REPO, image_bytes
 
 TIMEOUT = 120  # pages import torch and load models: far above AppTest's 3 s default
 
@@ -95,21 +96,35 @@ def test_predict_shows_every_model(app_env, grace_hopper):
     at.run()
     assert not at.exception
     ids = {c.id for c in list_checkpoints(app_env)}
-    captions = " ".join(c.value for c in at.caption)
-    assert all(cid in captions for cid in ids)
+    members = next(m for m in at.multiselect if m.label == "Ensemble")
+    at = members.set_value(sorted(ids)).run()  # both tiny models in the ensemble, whatever their accuracy
     grid = chart_data(at)[0]  # the face's probability grid: one row per model and one for the ensemble
     assert set(grid["model"]) == ids | {f"ensemble (mean of {len(ids)})"}
     assert any("notes.png" in e.value and "not an image" in e.value for e in at.error)
+    at = next(m for m in at.multiselect if m.label == "Ensemble").set_value([]).run()
+    assert set(chart_data(at)[0]["model"]) == ids  # no ensemble chosen: no ensemble row
 
 
-def test_predict_camera_snapshot(app_env, grace_hopper):
+def test_predict_camera_opens_on_request_below_the_results(app_env, grace_hopper):
     at = run_page("app_pages/predict.py")
+    assert not at.camera_input  # results first: the camera only when asked for
+    at = at.toggle[0].set_value(True).run()
     at.camera_input[0].set_value(("snapshot.jpg", grace_hopper.read_bytes(), "image/jpeg"))
     at.run()
     assert not at.exception
     assert any("camera snapshot" in s.value for s in at.subheader)
-    latency = next(c.value for c in at.caption if c.value.startswith("Outlined"))
-    assert all(f"{c.id} " in latency for c in list_checkpoints(app_env))  # every model with its latency
+    assert any("1 face(s) found" in c.value and "first processed" in c.value for c in at.caption)
+
+
+def test_predict_says_first_when_there_is_no_face(app_env):
+    at = run_page("app_pages/predict.py")
+    beige = np.full((800, 800, 3), (225, 205, 170), np.uint8)
+    at.file_uploader[0].set_value([("beige.png", image_bytes(beige), "image/png")])
+    at.run()
+    assert not at.exception
+    assert any(w.value.startswith("No face found in beige.png") for w in at.warning)
+    assert not any("disagree" in w.value for w in at.warning)  # votes about a non-face are not a disagreement
+    assert any("**Whole image** (no face)" in m.value for m in at.markdown)
 
 
 def test_explain_renders_and_a_rerun_recomputes_nothing(app_env, monkeypatch):

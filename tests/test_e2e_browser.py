@@ -57,6 +57,7 @@ def test_browser_predict_camera_explain_evaluate(server, tiny_checkpoints, grace
             expect(page.get_by_text(cid).first).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "predict.png"), full_page=True)
 
+        page.get_by_text("Camera", exact=True).click()  # the camera opens on request, below the results
         page.get_by_role("button", name="Take Photo").click()
         expect(page.get_by_text("camera snapshot")).to_be_visible()
         expect(page.get_by_text("face(s)")).to_have_count(2)

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import csv
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -31,7 +34,7 @@ from fer_core.explain import (
 )
 from fer_core.faces import Face
 from fer_core.models import get_spec
-from fer_core.predict import FacePrediction, ModelPrediction
+from fer_core.predict import FacePrediction, ModelPrediction, PhotoPrediction
 from fer_core.records import Predictions
 from fer_core.store import load_predictions
 
@@ -146,6 +149,24 @@ def test_photo_ensemble_averages_the_largest_group_sharing_a_class_list():
     assert FacePrediction(face, {"m1": fp.predictions["m1"], "plus": fp.predictions["plus"]}).ensemble() is None
     # m2's tie goes to its first class: two models vote "a", the FER+ model "contempt"; most votes first
     assert fp.votes() == {"a": ["m1", "m2"], "contempt": ["plus"]}
+    assert fp.ensemble({"m1", "m2", "plus"}) == fp.ensemble() and fp.ensemble({"m1", "plus"}) is None  # chosen members
+    photo = PhotoPrediction("p.jpg", image=np.zeros((48, 48, 3), np.uint8), faces=[fp])
+    rows = list(csv.DictReader(io.StringIO(photo.to_csv())))
+    assert [r["model"] for r in rows] == ["m1", "plus", "m2"] and rows[0]["contempt"] == "" and rows[1]["contempt"] == "1.00000"
+    assert photo.found_faces and photo.to_json()["faces"][0]["predictions"]["m1"]["label"] == "a"
+
+
+def test_default_ensemble_leaves_out_other_classes_and_weak_models():
+    from fer_core.data.classes import FER2013_CLASSES
+    from fer_core.leaderboard import default_ensemble
+    from fer_core.store import default_root
+
+    metas = {c.id: c.meta for c in list_checkpoints(default_root()) if c.meta is not None}  # the shipped ten
+    chosen = set(default_ensemble(metas.values()))
+    best = max(m.test_metrics.accuracy for m in metas.values() if m.classes == FER2013_CLASSES)
+    assert {metas[c].model for c in metas if c not in chosen} == {"alexnet", "keras_cnn_wide"}  # 44% and FER+
+    assert all(metas[c].classes == FER2013_CLASSES and metas[c].test_metrics.accuracy > best - 0.1 for c in chosen)
+    assert len(chosen) == 8
 
 
 def test_efficiency_figures():

@@ -13,7 +13,7 @@ from .files import (
     process_video,
     write_outputs,
 )
-from .live import LiveRecognizer, LiveStatus, default_live_models
+from .live import LiveRecognizer, LiveStatus
 from .recognizer import VIDEO_DETECTION_SIDE, FrameRecognizer, TimelinePoint, TrackedFace, annotate
 from .tracking import FaceTracker
 
@@ -33,7 +33,6 @@ __all__ = [
     "VideoInfo",
     "VideoResult",
     "annotate",
-    "default_live_models",
     "process_video",
     "probe_video",
     "write_outputs",

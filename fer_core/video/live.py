@@ -7,30 +7,16 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..classifier import FerClassifier
 from ..faces import DEFAULT_DETECTOR
-from ..records import CheckpointMeta
 from .recognizer import VIDEO_DETECTION_SIDE, FrameRecognizer, TimelinePoint, TrackedFace, annotate, timeline
 
 WINDOW_S = 30.0  # how far back the timeline reaches
 RATE_WINDOW_S = 2.0  # frames per second are counted over this much recent time
-
-
-def default_live_models(metas: Iterable[CheckpointMeta], n: int = 3) -> list[str]:
-    """The `n` fastest checkpoints (measured CPU latency) of the most common class list, so their mean exists."""
-    groups: dict[tuple[str, ...], list[CheckpointMeta]] = {}
-    for meta in metas:
-        groups.setdefault(meta.classes, []).append(meta)
-    if not groups:
-        return []
-    largest = max(groups.values(), key=len)
-    largest.sort(key=lambda m: m.efficiency.latency_ms_b1 if m.efficiency else float("inf"))
-    return [m.id for m in largest[:n]]
 
 
 @dataclass(frozen=True)
