@@ -67,13 +67,14 @@ if mode == "Video file":
     video.render(chosen, detector)
     st.stop()
 metas = state.metas()
-members = st.multiselect(
-    "Ensemble",
-    chosen,
-    default=default_ensemble(metas[cid] for cid in chosen),
-    help="The models averaged into one prediction; by default those of the most common class list within "
-    f"{WEAK_POINTS:.0f} points of its best test accuracy",
-)
+with st.expander("Ensemble members (each face's verdict is their mean)"):
+    members = st.multiselect(
+        "Members",
+        chosen,
+        default=default_ensemble(metas[cid] for cid in chosen),
+        help="By default the models of the most common class list within "
+        f"{WEAK_POINTS:.0f} points of its best test accuracy (weaker ones and other class lists left out)",
+    )
 upload_col, camera_col = st.columns([5, 1], vertical_alignment="bottom")
 uploads = upload_col.file_uploader(
     "Photos", type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"], accept_multiple_files=True

@@ -96,12 +96,12 @@ def test_predict_shows_every_model(app_env, grace_hopper):
     at.run()
     assert not at.exception
     ids = {c.id for c in list_checkpoints(app_env)}
-    members = next(m for m in at.multiselect if m.label == "Ensemble")
+    members = next(m for m in at.multiselect if m.label == "Members")
     at = members.set_value(sorted(ids)).run()  # both tiny models in the ensemble, whatever their accuracy
     grid = chart_data(at)[0]  # the face's probability grid: one row per model and one for the ensemble
     assert set(grid["model"]) == ids | {f"ensemble (mean of {len(ids)})"}
     assert any("notes.png" in e.value and "not an image" in e.value for e in at.error)
-    at = next(m for m in at.multiselect if m.label == "Ensemble").set_value([]).run()
+    at = next(m for m in at.multiselect if m.label == "Members").set_value([]).run()
     assert set(chart_data(at)[0]["model"]) == ids  # no ensemble chosen: no ensemble row
 
 
