@@ -40,6 +40,10 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, corrupt, unsafe or does not match its architecture."""
 
 
+class CheckpointExists(CheckpointError):
+    """A checkpoint of that id is already in the store (writes never replace one)."""
+
+
 def default_root() -> Path:
     """$FER_CHECKPOINTS, else the repository's checkpoints/ folder."""
     env = os.environ.get("FER_CHECKPOINTS")
@@ -215,7 +219,7 @@ def save_checkpoint(
     cid = checkpoint_id or new_checkpoint_id(meta.model, meta.data.label_source, root)
     final = checkpoint_dir(cid, root)
     if final.exists():
-        raise CheckpointError(f"checkpoint {cid} already exists")
+        raise CheckpointExists(f"checkpoint {cid} already exists")
     meta = replace(meta, id=cid, weights_dtype="float16")
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{cid}-", dir=root))
     try:

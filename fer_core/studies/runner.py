@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..records import EpochStats, StudyTrial
-from ..store import checkpoint_dir, default_root, read_meta
+from ..store import CheckpointExists, checkpoint_dir, default_root, read_meta
 from ..training.jobs import DeviceHolder, acquire_device, release_device
 from .runs import (
     RunInfo,
@@ -103,6 +103,10 @@ def _run_trial(config: dict[str, Any]) -> None:
         study_id=run["study_id"], study=spec.name, profile=run["profile"], trial=trial.id, point=trial.point, seed=trial.seed
     )
     status = TrialStatus(trial.id, "running", trial.point, trial.seed)
+    checkpoint_id = _checkpoint_id(run["study_id"], trial.id)
+    if _saved(checkpoint_id, root):  # finished by a worker of a killed driver after the resume listed it
+        write_trial(directory, replace(status, state="done", checkpoint=checkpoint_id))
+        return
     if cancel_requested(directory):
         write_trial(directory, replace(status, state="cancelled"))
         return
@@ -122,8 +126,11 @@ def _run_trial(config: dict[str, Any]) -> None:
             callbacks=Callbacks(on_epoch=on_epoch, should_stop=lambda: cancel_requested(directory)),
             measure_efficiency=False,
             study=study,
-            checkpoint_id=_checkpoint_id(run["study_id"], trial.id),
+            checkpoint_id=checkpoint_id,
         )
+    except CheckpointExists:  # a killed driver's worker outlived it and saved this trial first: its result stands
+        write_trial(directory, replace(status, state="done", checkpoint=checkpoint_id))
+        return
     except TrainingCancelled:
         write_trial(directory, replace(status, state="cancelled"))
         return
@@ -164,14 +171,17 @@ def _checkpoint_id(study_id: str, trial_id: str) -> str:
     return f"{study_id}-{trial_id}"
 
 
+def _saved(checkpoint_id: str, root: Path) -> bool:
+    return (checkpoint_dir(checkpoint_id, root) / "meta.json").is_file()
+
+
 def _pending(study_id: str, trial_ids: list[str], root: Path, directory: Path) -> list[str]:
     """Trials without a checkpoint in the store that ASHA did not stop: what a (resumed) run still has to train."""
     statuses = read_trials(directory)
     return [
         i
         for i in trial_ids
-        if not (checkpoint_dir(_checkpoint_id(study_id, i), root) / "meta.json").is_file()
-        and (statuses.get(i) is None or statuses[i].state != "stopped")
+        if not _saved(_checkpoint_id(study_id, i), root) and (statuses.get(i) is None or statuses[i].state != "stopped")
     ]
 
 
