@@ -308,10 +308,11 @@ def cmd_predict(args) -> None:
 
 # ---------------------------------------------------------------- video
 def cmd_video(args) -> None:
+    from .atomic import write_text_atomically
     from .classifier import load_checkpoint
     from .leaderboard import fastest_checkpoints
     from .store import list_checkpoints
-    from .video import process_video, write_outputs
+    from .video import process_video
 
     root = Path(args.checkpoints) if args.checkpoints else None
     good = [c for c in list_checkpoints(root) if c.ok and c.meta is not None]
@@ -331,7 +332,8 @@ def cmd_video(args) -> None:
         args.video, classifiers, args.every, Path(args.out) if args.out else None, args.detector, args.detection_side, progress
     )
     print(file=sys.stderr)
-    write_outputs(result, Path(args.csv) if args.csv else None)
+    if args.csv:
+        write_text_atomically(Path(args.csv), result.to_csv())
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
         return

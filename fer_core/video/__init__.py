@@ -11,7 +11,6 @@ from .files import (
     VideoResult,
     probe_video,
     process_video,
-    write_outputs,
 )
 from .live import LiveRecognizer, LiveStatus
 from .recognizer import VIDEO_DETECTION_SIDE, FrameRecognizer, TimelinePoint, TrackedFace, annotate
@@ -35,5 +34,4 @@ __all__ = [
     "annotate",
     "process_video",
     "probe_video",
-    "write_outputs",
 ]

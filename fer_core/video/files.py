@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -17,7 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ..atomic import write_atomically, write_text_atomically
+from ..atomic import write_atomically
 from ..classifier import FerClassifier
 from ..faces import DEFAULT_DETECTOR, MAX_PIXELS, Box
 from .recognizer import VIDEO_DETECTION_SIDE, FrameRecognizer, TimelinePoint, TrackedFace, annotate, timeline
@@ -329,11 +328,3 @@ def _rescaled(face: TrackedFace, factor: tuple[float, float]) -> TrackedFace:
     x, y, w, h = face.box
     box: Box = (round(x * fx), round(y * fy), round(w * fx), round(h * fy))
     return TrackedFace(face.number, box, face.predictions, face.ensemble, face.members)
-
-
-def write_outputs(result: VideoResult, csv_path: Path | None = None, json_path: Path | None = None) -> None:
-    """The per-frame CSV and JSON, each written atomically."""
-    if csv_path:
-        write_text_atomically(csv_path, result.to_csv())
-    if json_path:
-        write_text_atomically(json_path, json.dumps(result.to_json()))
