@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import training_panel
+from ui import glossary, training_panel
 
 st.set_page_config(page_title="FER workbench", page_icon="🙂", layout="wide")
 
@@ -21,4 +21,5 @@ try:
 finally:  # also after st.stop() in a page: the sidebar must always offer training
     # After the page: measured sooner for both the Overview's table and the form than drawing it first
     # (bench/RESULTS.md). The panel imports no torch, so it follows within milliseconds of the page.
+    glossary.render()
     training_panel.render()

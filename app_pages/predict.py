@@ -90,7 +90,7 @@ if not inputs:
     results.caption("Upload photos (PNG, JPEG, WebP, BMP, GIF, TIFF) or open the camera to see every model's prediction.")
     st.stop()
 
-for name, data in inputs:
+for index, (name, data) in enumerate(inputs):
     with results.container(border=True):
         st.subheader(name)
         try:
@@ -101,7 +101,7 @@ for name, data in inputs:
         if result.error:
             st.error(f"{name}: {result.error}")
             continue
-        if not result.found_faces:
+        if result.no_face_found:
             st.warning(
                 f"No face found in {name}. The models below saw the whole image (its centred square): their labels "
                 "are guesses about something that may not be a face."
@@ -124,7 +124,11 @@ for name, data in inputs:
                 if ensemble
                 else f"**{next(iter(votes))}**"
             )
-            summary_col.markdown(f"**Face {n}**: {verdict}" if fp.face.detected else f"**Whole image** (no face): {verdict}")
+            if fp.face.detected:
+                where = f"**Face {n}**"
+            else:
+                where = "**Whole image** (no face)" if result.no_face_found else f"**Whole image** ({fp.face.note})"
+            summary_col.markdown(f"{where}: {verdict}")
             if len(votes) > 1 and fp.face.detected:
                 summary_col.warning(
                     f"The models disagree on face {n}: "
@@ -134,10 +138,12 @@ for name, data in inputs:
                 )
         stem = name.rsplit(".", 1)[0]
         csv_col, json_col = summary_col.columns(2)
-        csv_col.download_button("Predictions (.csv)", result.to_csv(), f"{stem}-predictions.csv", "text/csv", on_click="ignore")
+        csv_col.download_button(
+            "Predictions (.csv)", result.to_csv(), f"{stem}-predictions.csv", "text/csv", on_click="ignore", key=f"csv-{index}"
+        )
         as_json = json.dumps({"images": [result.to_json()]}, indent=2)
         json_col.download_button(
-            "Predictions (.json)", as_json, f"{stem}-predictions.json", "application/json", on_click="ignore"
+            "Predictions (.json)", as_json, f"{stem}-predictions.json", "application/json", on_click="ignore", key=f"json-{index}"
         )
         for n, fp in enumerate(result.faces, 1):
             ensemble = fp.ensemble(members)

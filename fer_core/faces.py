@@ -145,6 +145,10 @@ def get_detector(name: str = DEFAULT_DETECTOR) -> FaceDetector:
     return DETECTORS[name]()
 
 
+SMALL_IMAGE = "small image used whole as the face (no detection)"  # a face crop already, as FER2013's are
+NO_FACE = "no face detected: the centred square is used"
+
+
 @dataclass(frozen=True)
 class Face:
     box: Box  # in the original photo
@@ -195,7 +199,7 @@ def find_faces(rgb: np.ndarray, detector: str | FaceDetector = DEFAULT_DETECTOR,
                 (0, 0, W, H),
                 False,
                 cv2.resize(gray, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA),
-                "small image used whole as the face (no detection)",
+                SMALL_IMAGE,
             )
         ]
     faces = detect_faces(rgb, detector, margin)
@@ -204,4 +208,4 @@ def find_faces(rgb: np.ndarray, detector: str | FaceDetector = DEFAULT_DETECTOR,
     side = min(H, W)
     box = ((W - side) // 2, (H - side) // 2, side, side)
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    return [Face(box, False, crop_face(gray, box, margin=0.0), "no face detected: the centred square is used")]
+    return [Face(box, False, crop_face(gray, box, margin=0.0), NO_FACE)]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .classifier import FerClassifier
-from .faces import DEFAULT_DETECTOR, Face, FaceDetector, PhotoError, find_faces, load_photo
+from .faces import DEFAULT_DETECTOR, NO_FACE, Face, FaceDetector, PhotoError, find_faces, load_photo
 
 
 @dataclass
@@ -63,9 +63,9 @@ class PhotoPrediction:
     detect_ms: float = 0.0
 
     @property
-    def found_faces(self) -> bool:
-        """False when no face was detected and the models saw the whole image (or its centred square)."""
-        return any(fp.face.detected for fp in self.faces)
+    def no_face_found(self) -> bool:
+        """Detection ran and found nothing: the models saw the image's centred square, which may be no face."""
+        return any(fp.face.note == NO_FACE for fp in self.faces)
 
     def to_csv(self) -> str:
         """One row per face and model: the box, whether it was detected, the label and every class probability."""

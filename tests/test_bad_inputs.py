@@ -11,6 +11,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from fer_core import list_checkpoints, load_checkpoint, predict_photo
+from fer_core.faces import SMALL_IMAGE
 
 from .bad_inputs import ERROR, FACE, NO_FACE, WHOLE, build_corpus
 from .conftest import REPO
@@ -106,7 +107,11 @@ def test_predict_page_survives_the_whole_corpus(corpus, tiny_checkpoints, kaggle
         assert named == (case.expect == ERROR), f"{case.name}: error shown={named}"
     assert "Traceback" not in errors
     first_faces = [m.value for m in at.markdown if m.value.startswith("**Face 1**")]
-    assert len(first_faces) == sum(c.expect != ERROR for c in cases)  # every other file got its predictions
+    no_face = [m.value for m in at.markdown if m.value.startswith("**Whole image** (no face)")]
+    small = [m.value for m in at.markdown if m.value.startswith(f"**Whole image** ({SMALL_IMAGE})")]
+    assert len(first_faces) == sum(c.expect == FACE for c in cases)  # every other file got its predictions,
+    assert len(no_face) == sum(c.expect == NO_FACE for c in cases)  # labelled as a non-face when none was found
+    assert len(small) == sum(c.expect == WHOLE for c in cases)  # tiny images are taken whole, as face crops
     at.file_uploader[0].set_value([("face.jpg", (folder / "face.jpg").read_bytes(), "image/jpeg")])
     at.run()  # the server keeps serving after all of that
     assert not at.exception and not at.error

@@ -59,7 +59,7 @@ def test_browser_predict_camera_explain_evaluate(server, tiny_checkpoints, grace
 
         page.get_by_text("Camera", exact=True).click()  # the camera opens on request, below the results
         page.get_by_role("button", name="Take Photo").click()
-        expect(page.get_by_text("camera snapshot")).to_be_visible()
+        expect(page.get_by_text("camera snapshot", exact=True)).to_be_visible()
         expect(page.get_by_text("face(s)")).to_have_count(2)
         page.screenshot(path=str(ARTIFACTS / "predict_camera.png"), full_page=True)
 

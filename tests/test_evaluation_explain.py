@@ -153,7 +153,7 @@ def test_photo_ensemble_averages_the_largest_group_sharing_a_class_list():
     photo = PhotoPrediction("p.jpg", image=np.zeros((48, 48, 3), np.uint8), faces=[fp])
     rows = list(csv.DictReader(io.StringIO(photo.to_csv())))
     assert [r["model"] for r in rows] == ["m1", "plus", "m2"] and rows[0]["contempt"] == "" and rows[1]["contempt"] == "1.00000"
-    assert photo.found_faces and photo.to_json()["faces"][0]["predictions"]["m1"]["label"] == "a"
+    assert not photo.no_face_found and photo.to_json()["faces"][0]["predictions"]["m1"]["label"] == "a"
 
 
 def test_default_ensemble_leaves_out_other_classes_and_weak_models():
