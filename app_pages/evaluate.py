@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from fer_core.evaluation import EnsembleError, evaluate_ensemble, mcnemar
+from fer_core.leaderboard import WEAK_POINTS, default_ensemble
 from ui import charts, state
 
 st.title("Evaluate")
@@ -138,7 +139,12 @@ with tab_all:
     st.altair_chart(charts.per_class_heatmap({cid: h["per_class_accuracy"] for cid, h in headlines.items()}), width="stretch")
 
 with tab_ens:
-    members = st.multiselect("Members (mean of probabilities)", ids, default=ids)
+    members = st.multiselect(
+        "Members (mean of probabilities)",
+        ids,
+        default=default_ensemble(meta_of.values()),
+        help=f"By default the most common class list's models within {WEAK_POINTS:.0f} points of its best",
+    )
     if len(members) < 2:
         st.info("Pick at least two models.")
     else:

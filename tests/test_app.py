@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from fer_core.data import load_dataset
 from fer_core.evaluation import evaluate_ensemble, misclassified_faces
+from fer_core.leaderboard import default_ensemble
 from fer_core.store import list_checkpoints, load_predictions
 
 from .conftest import REPO, image_bytes
@@ -161,7 +162,10 @@ def test_evaluate_renders(app_env):
     stored = load_predictions(shown.path)
     wrong = int((stored.predicted != stored.labels).sum())
     assert any(c.value.startswith(f"{wrong} misclassified faces match") for c in at.caption)
-    infos = list_checkpoints(app_env)  # the Ensemble tab: every member by default, figures from fer_core
+    infos = list_checkpoints(app_env)  # the Ensemble tab: the default ensemble preselected, figures from fer_core
+    members = next(m for m in at.multiselect if m.label.startswith("Members"))
+    assert members.value == default_ensemble(c.meta for c in infos)
+    at = members.set_value([c.id for c in infos]).run()
     expected = evaluate_ensemble({c.id: load_predictions(c.path) for c in infos}).metrics.accuracy
     assert next(m for m in at.metric if m.label == "ensemble accuracy").value == f"{expected:.2%}"
     for info in infos:  # choosing a model shows its own mistakes, faces and captions from fer_core
