@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from fer_core.evaluation import EnsembleError, evaluate_ensemble, mcnemar
-from fer_core.leaderboard import WEAK_POINTS, default_ensemble
+from fer_core.leaderboard import WEAK_POINTS, default_ensemble, ranked_checkpoints
 from ui import charts, state
 
 st.title("Evaluate")
@@ -14,6 +14,7 @@ st.title("Evaluate")
 state.require_checkpoints()
 meta_of = state.metas()
 ids = list(meta_of)
+ranked = ranked_checkpoints(meta_of.values())  # the best first: what the views open on
 
 
 def model_panel(cid: str, key: str) -> None:
@@ -68,7 +69,7 @@ tab_one, tab_two, tab_all, tab_ens, tab_emb, tab_runs = st.tabs(
 
 with tab_one:
     linked = st.query_params.get("model")  # a link from another page (a study's trial) opens on that model
-    cid = st.selectbox("Model", ids, index=ids.index(linked) if linked in ids else 0, key="one")
+    cid = st.selectbox("Model", ids, index=ids.index(linked if linked in ids else ranked[0]), key="one")
     meta = meta_of[cid]
     m = state.metrics(cid)
     if meta.card:
@@ -113,8 +114,9 @@ with tab_two:
         st.info("Train a second model to compare two.")
     else:
         c1, c2 = st.columns(2)
-        a = c1.selectbox("Model A", ids, index=0, key="a")
-        b = c2.selectbox("Model B", ids, index=1, key="b")
+        runner_up = ranked[1] if len(ranked) > 1 else next(i for i in ids if i != ranked[0])
+        a = c1.selectbox("Model A", ids, index=ids.index(ranked[0]), key="a")
+        b = c2.selectbox("Model B", ids, index=ids.index(runner_up), key="b")
         with c1:
             model_panel(a, "a")
         with c2:

@@ -61,6 +61,11 @@ def _largest_class_list(metas: Iterable[CheckpointMeta]) -> list[CheckpointMeta]
     return max(groups.values(), key=len) if groups else []
 
 
+def ranked_checkpoints(metas: Iterable[CheckpointMeta]) -> list[str]:
+    """The most common class list's checkpoints, best test accuracy first (other class lists are not comparable)."""
+    return [m.id for m in sorted(_largest_class_list(metas), key=lambda m: -m.test_metrics.accuracy)]
+
+
 def fastest_checkpoints(metas: Iterable[CheckpointMeta], n: int = 3) -> list[str]:
     """The `n` fastest checkpoints (measured CPU latency) of the most common class list: live and video default."""
     group = sorted(_largest_class_list(metas), key=lambda m: m.efficiency.latency_ms_b1 if m.efficiency else float("inf"))

@@ -158,7 +158,7 @@ def test_evaluate_renders(app_env):
     at = run_page("app_pages/evaluate.py")
     assert any(m.label == "accuracy" for m in at.metric)
     assert any("McNemar" in md.value for md in at.markdown)
-    shown = list_checkpoints(app_env)[0]  # "One model" opens on the newest
+    shown = max(list_checkpoints(app_env), key=lambda c: c.meta.test_metrics.accuracy)  # "One model" opens on the best
     stored = load_predictions(shown.path)
     wrong = int((stored.predicted != stored.labels).sum())
     assert any(c.value.startswith(f"{wrong} misclassified faces match") for c in at.caption)
