@@ -77,7 +77,8 @@ with tab_one:
     model_panel(cid, "one")
     downloads(cid)
     st.markdown("**Classification report**")
-    st.dataframe(pd.DataFrame(m.classification_report).T.style.format("{:.3f}"), width="stretch")
+    report = pd.DataFrame(m.classification_report).T
+    st.dataframe(report.style.format("{:.3f}").format("{:.0f}", subset=["support"]), width="stretch")
     left, right = st.columns(2)
     left.markdown("**ROC (one-vs-rest)**")
     left.altair_chart(charts.roc_chart(m.roc), width="stretch")
@@ -136,8 +137,20 @@ with tab_all:
     headlines = {cid: asdict(state.metrics(cid).headline()) for cid in ids}
     table = pd.DataFrame(
         [{"id": cid, **{k: v for k, v in h.items() if k != "per_class_accuracy"}} for cid, h in headlines.items()]
+    ).sort_values("accuracy", ascending=False)
+    three = st.column_config.NumberColumn(format="%.3f")
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "id": st.column_config.TextColumn("checkpoint"),
+            "n": st.column_config.NumberColumn("test faces", format="%d"),
+            "accuracy": st.column_config.NumberColumn(format="percent"),
+            "top2_accuracy": st.column_config.NumberColumn("top-2 accuracy", format="percent"),
+            **dict.fromkeys(["loss", "macro_f1", "weighted_f1", "ece", "micro_auc"], three),
+        },
     )
-    st.dataframe(table, hide_index=True, width="stretch")
     st.altair_chart(charts.per_class_heatmap({cid: h["per_class_accuracy"] for cid, h in headlines.items()}), width="stretch")
 
 with tab_ens:
