@@ -58,6 +58,7 @@ def test_browser_predict_camera_explain_evaluate(server, tiny_checkpoints, grace
         page.screenshot(path=str(ARTIFACTS / "predict.png"), full_page=True)
 
         page.get_by_text("Camera", exact=True).click()  # the camera opens on request, below the results
+        expect(page.get_by_test_id("stCameraInput").locator("video")).to_have_js_property("readyState", 4)  # streaming
         page.get_by_role("button", name="Take Photo").click()
         expect(page.get_by_text("camera snapshot", exact=True)).to_be_visible()
         expect(page.get_by_text("face(s)")).to_have_count(2)
