@@ -17,13 +17,18 @@ ids = list(meta_of)
 ranked = ranked_checkpoints(meta_of.values())  # the best first: what the views open on
 
 
-def model_panel(cid: str, key: str) -> None:
+def model_panel(cid: str, key: str, per_row: int = 4) -> None:
+    """`per_row`: headline figures side by side (2 in half-width columns, where 4 would cut the numbers)."""
     m, classes = state.metrics(cid), meta_of[cid].classes
-    c = st.columns(4)
-    c[0].metric("accuracy", f"{m.accuracy:.2%}")
-    c[1].metric("macro F1", f"{m.macro_f1:.3f}")
-    c[2].metric("top-2", f"{m.top2_accuracy:.2%}")
-    c[3].metric("ECE", f"{m.ece:.3f}")
+    figures = [
+        ("accuracy", f"{m.accuracy:.2%}"),
+        ("macro F1", f"{m.macro_f1:.3f}"),
+        ("top-2", f"{m.top2_accuracy:.2%}"),
+        ("ECE", f"{m.ece:.3f}"),
+    ]
+    for start in range(0, len(figures), per_row):
+        for column, (label, value) in zip(st.columns(per_row), figures[start : start + per_row], strict=True):
+            column.metric(label, value)
     normalized = st.toggle("Row-normalised", True, key=f"norm-{key}")
     st.altair_chart(
         charts.confusion_heatmap(m.confusion_matrix_normalized if normalized else m.confusion_matrix, classes, normalized),
@@ -119,9 +124,9 @@ with tab_two:
         a = c1.selectbox("Model A", ids, index=ids.index(ranked[0]), key="a")
         b = c2.selectbox("Model B", ids, index=ids.index(runner_up), key="b")
         with c1:
-            model_panel(a, "a")
+            model_panel(a, "a", per_row=2)
         with c2:
-            model_panel(b, "b")
+            model_panel(b, "b", per_row=2)
         pa, pb = state.predictions(a), state.predictions(b)
         if pa.names != pb.names:
             st.warning("These models were tested on different faces: McNemar's test needs the same test set.")

@@ -85,7 +85,9 @@ def per_class_bars(per_class: dict[str, dict[str, float]]) -> alt.Chart:
 
 def per_class_heatmap(per_class: dict[str, dict[str, float]]) -> alt.Chart:
     rows = [{"model": m, "class": c, "accuracy": a} for m, d in per_class.items() for c, a in d.items()]
-    base = alt.Chart(pd.DataFrame(rows)).encode(x=alt.X("class:N", sort=None), y=alt.Y("model:N", title=None))
+    base = alt.Chart(pd.DataFrame(rows)).encode(
+        x=alt.X("class:N", sort=None), y=alt.Y("model:N", title=None, axis=alt.Axis(labelLimit=360))
+    )
     return base.mark_rect().encode(
         color=alt.Color("accuracy:Q", scale=alt.Scale(scheme="viridis", domain=[0, 1]))
     ) + base.mark_text(fontSize=11, color="white").encode(text=alt.Text("accuracy:Q", format=".0%"))
@@ -118,14 +120,17 @@ def training_curves(histories: dict[str, Sequence[EpochStats]], metric: str) -> 
             rows.append({"run": run, "epoch": h.epoch, "split": "val", "value": getattr(h, f"val_{metric}")})
     if not rows:
         rows = [{"run": "", "epoch": 0, "split": "train", "value": 0.0}]
+    few_epochs = max(r["epoch"] for r in rows) <= 30  # markers help a short run, clutter hundreds of epochs
     return (
         alt.Chart(pd.DataFrame(rows))
-        .mark_line(point=True)
+        .mark_line(point=few_epochs)
         .encode(
-            x="epoch:Q",
+            x=alt.X("epoch:Q", axis=alt.Axis(format="d", tickMinStep=1)),
             y=alt.Y("value:Q", title=metric),
             color="run:N",
-            strokeDash="split:N",
+            strokeDash=alt.StrokeDash(
+                "split:N", legend=alt.Legend(symbolType="stroke", symbolStrokeColor="#888888", symbolStrokeWidth=2)
+            ),
             tooltip=["run", "epoch", "split", alt.Tooltip("value:Q", format=".4f")],
         )
         .properties(height=260)
