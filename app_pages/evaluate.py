@@ -143,7 +143,7 @@ with tab_all:
     table = pd.DataFrame(
         [{"id": cid, **{k: v for k, v in h.items() if k != "per_class_accuracy"}} for cid, h in headlines.items()]
     ).sort_values("accuracy", ascending=False)
-    three = st.column_config.NumberColumn(format="%.3f")
+    three = {"loss": "loss", "macro_f1": "macro F1", "weighted_f1": "weighted F1", "ece": "ECE", "micro_auc": "micro AUC"}
     st.dataframe(
         table,
         hide_index=True,
@@ -153,7 +153,7 @@ with tab_all:
             "n": st.column_config.NumberColumn("test faces", format="%d"),
             "accuracy": st.column_config.NumberColumn(format="percent"),
             "top2_accuracy": st.column_config.NumberColumn("top-2 accuracy", format="percent"),
-            **dict.fromkeys(["loss", "macro_f1", "weighted_f1", "ece", "micro_auc"], three),
+            **{name: st.column_config.NumberColumn(label, format="%.3f") for name, label in three.items()},
         },
     )
     st.altair_chart(charts.per_class_heatmap({cid: h["per_class_accuracy"] for cid, h in headlines.items()}), width="stretch")

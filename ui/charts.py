@@ -127,7 +127,7 @@ def training_curves(histories: dict[str, Sequence[EpochStats]], metric: str) -> 
         .encode(
             x=alt.X("epoch:Q", axis=alt.Axis(format="d", tickMinStep=1)),
             y=alt.Y("value:Q", title=metric),
-            color="run:N",
+            color=alt.Color("run:N", scale=alt.Scale(scheme="tableau10")),  # distinct hues, readable light and dark
             strokeDash=alt.StrokeDash(
                 "split:N", legend=alt.Legend(symbolType="stroke", symbolStrokeColor="#888888", symbolStrokeWidth=2)
             ),
