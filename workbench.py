@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import glossary, training_panel
+from ui import glossary, state, training_panel
 
 st.set_page_config(page_title="FER workbench", page_icon="🙂", layout="wide")
 
@@ -18,7 +18,9 @@ pages = [
 navigation = st.navigation(pages)
 try:
     navigation.run()
-finally:  # also after st.stop() in a page: the sidebar must always offer training
+except state.PageEnd:  # a page that said all it had to say (pages end with state.end_page, never st.stop)
+    pass
+finally:  # also after an error in a page: the sidebar must always offer training
     # After the page: measured sooner for both the Overview's table and the form than drawing it first
     # (bench/RESULTS.md). The panel imports no torch, so it follows within milliseconds of the page.
     glossary.render()

@@ -42,14 +42,14 @@ else:
             st.error(f"{file.name}: {exc}")
 
 if face is None:
-    st.stop()
+    state.end_page()
 
 models = st.multiselect("Models", ids, default=ids[: min(4, len(ids))])
 classes = list(dict.fromkeys(c for cid in models for c in state.classifier(cid).classes))
 target = st.selectbox("Explain the class", ["(predicted)"] + classes)
 st.image(charts.upscale(face, 144), caption=caption, width=144)
 if not models:
-    st.stop()
+    state.end_page()
 
 for method_name in METHODS:
     st.subheader(method_name)

@@ -55,17 +55,17 @@ with st.expander(f"Backends: ONNX Runtime for {len(faster)} of {len(chosen)} mod
             st.error(f"Cannot measure: {exc}")
 if not chosen:
     st.warning("Select at least one model.")
-    st.stop()
+    state.end_page()
 if mode == "Live":
     from ui import live
 
     live.render(chosen, detector)
-    st.stop()
+    state.end_page()
 if mode == "Video file":
     from ui import video
 
     video.render(chosen, detector)
-    st.stop()
+    state.end_page()
 metas = state.metas()
 with st.expander("Ensemble members (each face's verdict is their mean)"):
     members = st.multiselect(
@@ -88,7 +88,7 @@ if snapshot is not None:
     inputs.append(("camera snapshot", snapshot.getvalue()))
 if not inputs:
     results.caption("Upload photos (PNG, JPEG, WebP, BMP, GIF, TIFF) or open the camera to see every model's prediction.")
-    st.stop()
+    state.end_page()
 
 for index, (name, data) in enumerate(inputs):
     with results.container(border=True):

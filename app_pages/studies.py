@@ -74,7 +74,7 @@ with st.expander("Compose a study"), st.form("compose_study"):
 runs = list_runs()
 if not runs:
     st.info("No study has run yet: launch one above, or `python -m fer_core study run studies/keras_variants.toml`.")
-    st.stop()
+    state.end_page()
 ids = [r.study_id for r in runs]
 chosen = st.session_state.get("study_id")
 study_id = st.selectbox("Study run", ids, index=ids.index(chosen) if chosen in ids else 0, key="study_run")
@@ -141,10 +141,10 @@ try:
     report = state.study_report(study_id)
 except (ValueError, OSError) as exc:  # a damaged run folder or trials tested on other faces: say so, keep serving
     st.error(f"No report for {study_id}: {exc}")
-    st.stop()
+    state.end_page()
 if not report.points:
     st.caption("Results appear here as trials finish.")
-    st.stop()
+    state.end_page()
 st.subheader("Results (PrivateTest)")
 st.caption(
     f"Baseline {point_label(report.baseline)}; * significant at 5% after Holm's correction (McNemar on the same "

@@ -280,3 +280,13 @@ def test_predict_runs_each_model_on_the_backend_measured_faster(app_env, grace_h
     assert any(e.label.startswith(f"Backends: ONNX Runtime for {faster} of") for e in at.expander)
     grid = chart_data(at)[0]
     assert set(grid["model"]) >= set(measured["model"])
+
+
+@pytest.mark.parametrize("page", ["app_pages/predict.py", "app_pages/explain.py", "app_pages/studies.py"])
+def test_a_page_that_ends_early_still_draws_the_sidebar(app_env, page):
+    """Predict before an upload (and the others in their empty states) end early; the glossary and the training
+    panel, drawn after the page, must still be there (st.stop() would have dropped them)."""
+    at = run_page(page)
+    assert not at.exception
+    assert [h.value for h in at.sidebar.header] == ["Train a model"]
+    assert any(e.label == "Glossary" for e in at.sidebar.expander)

@@ -8,7 +8,7 @@ model from disk.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import streamlit as st
 
@@ -62,12 +62,22 @@ def good_checkpoints() -> list[CheckpointInfo]:
     return [c for c in checkpoints() if c.ok]
 
 
+class PageEnd(Exception):
+    """Raised by end_page; workbench.py catches it."""
+
+
+def end_page() -> NoReturn:
+    """End the page script here and still draw the sidebar: after st.stop() every later st call stops again, so
+    a page that stopped that way lost the glossary and the training panel drawn after it."""
+    raise PageEnd
+
+
 def require_checkpoints() -> list[CheckpointInfo]:
     """The usable checkpoints; stops the page with a hint when there are none."""
     good = good_checkpoints()
     if not good:
         st.info("No trained models yet: train one from the sidebar first.")
-        st.stop()
+        end_page()
     return good
 
 
