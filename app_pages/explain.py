@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from fer_core.explain import METHODS
+from fer_core.explain import HOW_TO_READ, METHODS, colour_scale
 from fer_core.faces import PhotoError, find_faces, load_photo
 from ui import charts, state
 
@@ -53,6 +53,8 @@ if not models:
 
 for method_name in METHODS:
     st.subheader(method_name)
+    st.caption(HOW_TO_READ[method_name])
+    st.image(colour_scale(), caption="low ← colour scale → high (each map scaled to its own maximum)", width=192)
     cols = st.columns(min(4, len(models)))
     for i, cid in enumerate(models):
         clf = state.classifier(cid)

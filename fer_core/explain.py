@@ -30,10 +30,20 @@ def _face_tensor(face: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(face.copy())[None, None]
 
 
+def _colours(values: np.ndarray) -> np.ndarray:
+    """[0,1] values -> RGB uint8 with the JET colour map (blue low, red high) the overlays use."""
+    return cv2.cvtColor(cv2.applyColorMap((255 * np.clip(values, 0, 1)).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+
+
+def colour_scale(width: int = 192, height: int = 10) -> np.ndarray:
+    """The overlays' colour scale as an RGB bar, low (left) to high (right)."""
+    return _colours(np.tile(np.linspace(0, 1, width, dtype=np.float32), (height, 1)))
+
+
 def overlay_heatmap(face: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
     """Blend a [0,1] heat map (JET colours) over a grayscale face; both at the face's size."""
     heat = cv2.resize(heatmap.astype(np.float32), (face.shape[1], face.shape[0]), interpolation=cv2.INTER_LINEAR)
-    colored = cv2.cvtColor(cv2.applyColorMap((255 * np.clip(heat, 0, 1)).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    colored = _colours(heat)
     base = cv2.cvtColor(face, cv2.COLOR_GRAY2RGB)
     return cv2.addWeighted(base, 1 - alpha, colored, alpha, 0)
 
@@ -80,11 +90,19 @@ def integrated_gradients(clf: FerClassifier, face: np.ndarray, target: str | Non
     )
     heat = attr[0].abs().sum(0, keepdim=True)[None]
     heat = nn.functional.interpolate(heat, size=face.shape, mode="bilinear", align_corners=False)[0, 0]
-    heat = _normalise(cv2.GaussianBlur(heat.detach().cpu().numpy(), (3, 3), 0))
+    heat = _normalise(cv2.GaussianBlur(heat.detach().cpu().numpy(), (0, 0), IG_BLUR_PX))
     return Attribution("Integrated Gradients", clf.classes[idx], heat, overlay_heatmap(face, heat), prob)
 
 
+IG_BLUR_PX = 2.0  # Gaussian sigma: single-pixel attributions of a 48x48 face are speckle; regions are what one reads
 METHODS = {"Grad-CAM": grad_cam, "Integrated Gradients": integrated_gradients}
+HOW_TO_READ = {
+    "Grad-CAM": "Where the features of the model's last convolutional layer raised the explained class: red most, blue "
+    "least. Coarse by design: that layer's few cells, upsampled to the face.",
+    "Integrated Gradients": "How much each pixel moved the explained class's score on the way from a mid-grey image to "
+    f"this face (absolute, blurred with a {IG_BLUR_PX:.0f} px Gaussian so regions show, not single pixels): red most, "
+    "blue none.",
+}
 
 
 def feature_layers(clf: FerClassifier) -> list[str]:

@@ -25,12 +25,14 @@ from fer_core.evaluation import (
     select_ensemble,
 )
 from fer_core.explain import (
+    colour_scale,
     embed_test_faces,
     feature_grid,
     feature_layers,
     feature_maps,
     grad_cam,
     integrated_gradients,
+    overlay_heatmap,
 )
 from fer_core.faces import Face
 from fer_core.models import get_spec
@@ -263,3 +265,12 @@ def test_embedding_of_test_faces(tiny_checkpoints, kaggle_zip):
     assert len(again.labels) == 5 and np.array_equal(again.xy, embed_test_faces(clf, data, n=5).xy)  # seeded
     with pytest.raises(ValueError, match="predicts"):
         embed_test_faces(clf, data.with_classes(["happy", "sad"]), n=5)
+
+
+def test_the_colour_scale_is_the_overlays_own():
+    bar = colour_scale(64, 4)
+    assert bar.shape == (4, 64, 3) and bar.dtype == np.uint8
+    low, high = bar[0, 0].astype(int), bar[0, -1].astype(int)
+    assert low[2] > low[0] and high[0] > high[2]  # blue at the low end, red at the high end
+    heat = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (4, 1))
+    assert np.array_equal(overlay_heatmap(np.zeros((4, 64), np.uint8), heat, alpha=1.0), bar)  # the same colours

@@ -41,6 +41,7 @@ def render() -> None:
         st.caption(f"Device: {gpu}")
         names = [s.name for s in list_models()]
         model = st.selectbox("Architecture", names, index=names.index("keras_cnn"), key="train_model")
+        st.caption(get_spec(model).description)
         can_pretrain = get_spec(model).supports_pretrained
         pretrained = st.checkbox(
             "ImageNet weights",
