@@ -315,11 +315,8 @@ def cmd_video(args) -> None:
     from .video import process_video
 
     root = Path(args.checkpoints) if args.checkpoints else None
-    good = [c for c in list_checkpoints(root) if c.ok and c.meta is not None]
-    if args.all:
-        ids = [c.id for c in good]
-    else:
-        ids = _csv_list(args.models) or fastest_checkpoints(c.meta for c in good if c.meta is not None)
+    metas = [c.meta for c in list_checkpoints(root) if c.ok and c.meta is not None]
+    ids = [m.id for m in metas] if args.all else _csv_list(args.models) or fastest_checkpoints(metas)
     if not ids:
         raise CliError("no trained checkpoints found; train one with `python -m fer_core train`")
     classifiers = [load_checkpoint(i, root, backend=args.backend) for i in ids]

@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -86,7 +85,7 @@ def running_app(env: dict[str, str] | None = None, timeout: float = 120) -> Iter
 
 def write_y4m(photo: Path, path: Path, frames: int = 30) -> Path:
     """A Y4M video (text header + raw YUV 4:2:0 frames) of one photo at 640x480, for Chromium's fake webcam."""
-    bgr = cv2.resize(cv2.imdecode(np.fromfile(photo, np.uint8), cv2.IMREAD_COLOR), (640, 480))
+    bgr = cv2.resize(cv2.imread(str(photo)), (640, 480))
     yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).tobytes()
     with path.open("wb") as f:
         f.write(b"YUV4MPEG2 W640 H480 F30:1 Ip A1:1 C420jpeg\n")

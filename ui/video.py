@@ -88,21 +88,26 @@ def _show(result: VideoResult, annotated: bytes) -> None:
     side_col.download_button(
         "Annotated video (.mp4)", annotated, f"{stem}-annotated.mp4", "video/mp4", disabled=not annotated, on_click="ignore"
     )
-    side_col.download_button("Per-frame predictions (.csv)", result.to_csv(), f"{stem}-frames.csv", "text/csv", on_click="ignore")
-    as_json = json.dumps(result.to_json())
-    name = f"{stem}-frames.json"
-    side_col.download_button("Per-frame predictions (.json)", as_json, name, "application/json", on_click="ignore")
+    # Built on click, not on every rerun: a long video's CSV and JSON take a while
+    side_col.download_button("Per-frame predictions (.csv)", result.to_csv, f"{stem}-frames.csv", "text/csv", on_click="ignore")
+
+    def as_json() -> str:
+        return json.dumps(result.to_json())
+
+    side_col.download_button(
+        "Per-frame predictions (.json)", as_json, f"{stem}-frames.json", "application/json", on_click="ignore"
+    )
     side_col.caption("One row per frame, face and model (and the ensemble): frame index, time, face number, box, probabilities.")
     if not faces:
         st.info("No face was found in the processed frames.")
         return
-    points, shares = result.timeline(), result.summary()
+    points, shares, classes = result.timeline(), result.summary(), result.classes
     if len(faces) > MAX_FACES_SHOWN:
         faces = st.multiselect("Faces to show", faces, default=faces[:MAX_FACES_SHOWN])
     for face in faces:
         st.subheader(f"Face {face}")
         st.caption("Class probabilities over time (the ensemble's when several models share classes)")
-        st.altair_chart(charts.probability_timeline([p for p in points if p.face == face], result.classes), width="stretch")
+        st.altair_chart(charts.probability_timeline([p for p in points if p.face == face], classes), width="stretch")
         st.caption("Share of the time the face was seen, per model")
         face_shares = [s for s in shares if s.face == face]
-        st.altair_chart(charts.expression_shares(face_shares, result.classes, [ENSEMBLE, *result.models]), width="stretch")
+        st.altair_chart(charts.expression_shares(face_shares, classes, [ENSEMBLE, *result.models]), width="stretch")

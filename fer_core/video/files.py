@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -129,9 +129,8 @@ class VideoResult:
 
     def summary(self) -> list[ExpressionShare]:
         """Share of time in each expression per face and model; each processed frame counts until the next one."""
-        times = [f.time_s for f in self.frames]
-        gaps = np.diff(times) if len(times) > 1 else np.ones(1)
-        durations = np.append(gaps, np.median(gaps)) if len(times) > 1 else gaps
+        gaps = np.diff([f.time_s for f in self.frames])
+        durations = np.append(gaps, np.median(gaps) if len(gaps) else 1.0)  # the last frame: a typical gap
         seen: dict[tuple[int, str], dict[str, float]] = {}
         for f, duration in zip(self.frames, durations, strict=True):
             for face in f.faces:
@@ -201,6 +200,7 @@ class FrameReader:
         width, height = _scaled_size(info, max_side)
         self.coded = (height, width) if info.rotation in (90, 270) else (width, height)
         self.last_time_s: float | None = None
+        self.decoded = 0
 
     def __iter__(self) -> Iterator[tuple[int, float, np.ndarray]]:
         with _open(self.path) as container:
@@ -208,7 +208,7 @@ class FrameReader:
             stream.thread_type = "AUTO"  # FFmpeg decodes on every core
             for index, frame in enumerate(container.decode(stream)):
                 time_s = float(frame.time) if frame.time is not None else index / (self.info.fps or 30.0)
-                self.last_time_s = time_s
+                self.last_time_s, self.decoded = time_s, index + 1
                 if index % self.every:
                     continue
                 rgb: np.ndarray = frame.to_ndarray(width=self.coded[0], height=self.coded[1], format="rgb24")
@@ -266,29 +266,26 @@ def process_video(
     size = _scaled_size(info, MAX_SIDE)
     to_original = (info.width / size[0], info.height / size[1])
 
+    def finish(batch: list[tuple[int, float, np.ndarray]], video: _AnnotatedVideo | None) -> None:
+        _finish_batch(batch, recognizer, result, video, to_original)
+        if on_progress:
+            t = result.frames[-1].time_s
+            on_progress(len(result.frames), min(1.0, t / info.duration_s) if info.duration_s else None)
+        if should_stop and should_stop():
+            raise Cancelled
+
     def run(video: _AnnotatedVideo | None) -> None:
-        batch: list[tuple[int, float, np.ndarray]] = []
-        reader = FrameReader(path, info, every)
-        frames = iter(reader)
-        while True:
-            try:
-                item = next(frames, None)
-            except av.FFmpegError as exc:
-                last = batch[-1][0] if batch else result.frames[-1].index if result.frames else None
-                result.stopped = f"damaged data after frame {last}: {exc}" if last is not None else f"damaged data: {exc}"
-                item = None
-            if item is not None:
+        reader, batch = FrameReader(path, info, every), []
+        try:
+            for item in reader:
                 batch.append(item)
-            if batch and (item is None or len(batch) == BATCH_FRAMES):
-                _finish_batch(batch, recognizer, result, video, to_original)
-                batch = []
-                if on_progress:
-                    t = result.frames[-1].time_s
-                    on_progress(len(result.frames), min(1.0, t / info.duration_s) if info.duration_s else None)
-                if should_stop and should_stop():
-                    raise Cancelled
-            if item is None:
-                break
+                if len(batch) == BATCH_FRAMES:
+                    finish(batch, video)
+                    batch = []
+        except av.FFmpegError as exc:
+            result.stopped = f"damaged data after {reader.decoded} frames: {exc}"
+        if batch:
+            finish(batch, video)
         result.stopped = result.stopped or reader.cut_short()
 
     try:
@@ -327,4 +324,4 @@ def _rescaled(face: TrackedFace, factor: tuple[float, float]) -> TrackedFace:
     fx, fy = factor
     x, y, w, h = face.box
     box: Box = (round(x * fx), round(y * fy), round(w * fx), round(h * fy))
-    return TrackedFace(face.number, box, face.predictions, face.ensemble, face.members)
+    return replace(face, box=box)

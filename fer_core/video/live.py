@@ -48,14 +48,16 @@ class LiveRecognizer:
     def process(self, rgb: np.ndarray) -> np.ndarray:
         """The frame annotated with every face's number, label and confidence."""
         received = time.perf_counter()
+        error = None
         try:
             with self._process_lock:
                 faces = self.recognizer.recognize([rgb])[0]
-            out, self._error = annotate(rgb, faces), None
+            out = annotate(rgb, faces)
         except Exception as exc:  # the stream must go on: the frame goes back as it came, the page says why
-            faces, out, self._error = [], rgb, f"{type(exc).__name__}: {exc}"
+            faces, out, error = [], rgb, f"{type(exc).__name__}: {exc}"
         finished = time.perf_counter()
         with self._state_lock:
+            self._error = error
             if self._start is None:
                 self._start = received
             self._frames += 1
@@ -67,7 +69,7 @@ class LiveRecognizer:
 
     def status(self) -> LiveStatus:
         with self._state_lock:
-            history, done, frames = list(self._history), list(self._done), self._frames
+            history, done, frames, error = list(self._history), list(self._done), self._frames, self._error
         now = time.perf_counter()
         recent = [(t, ms) for t, ms in done if t >= now - RATE_WINDOW_S]
         span = now - recent[0][0] if len(recent) > 1 else 0.0
@@ -78,6 +80,6 @@ class LiveRecognizer:
             latency_p50_ms=float(np.percentile(latencies, 50)),
             latency_p95_ms=float(np.percentile(latencies, 95)),
             since_last_frame_s=now - done[-1][0] if done else float("inf"),
-            error=self._error,
+            error=error,
             timeline=timeline(history),
         )
