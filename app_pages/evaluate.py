@@ -34,7 +34,7 @@ def model_panel(cid: str, key: str, per_row: int = 4) -> None:
         charts.confusion_heatmap(m.confusion_matrix_normalized if normalized else m.confusion_matrix, classes, normalized),
         width="stretch",
     )
-    st.altair_chart(charts.per_class_bars({cid: m.per_class_accuracy}), width="stretch")
+    st.altair_chart(charts.per_class_bars({state.name(cid): m.per_class_accuracy}), width="stretch")
 
 
 def downloads(cid: str) -> None:
@@ -74,8 +74,9 @@ tab_one, tab_two, tab_all, tab_ens, tab_emb, tab_runs = st.tabs(
 
 with tab_one:
     linked = st.query_params.get("model")  # a link from another page (a study's trial) opens on that model
-    cid = st.selectbox("Model", ids, index=ids.index(linked if linked in ids else ranked[0]), key="one")
+    cid = st.selectbox("Model", ids, index=ids.index(linked if linked in ids else ranked[0]), key="one", format_func=state.name)
     meta = meta_of[cid]
+    st.caption(f"Checkpoint `{cid}`")
     m = state.metrics(cid)
     if meta.card:
         st.info(meta.card)
@@ -91,8 +92,8 @@ with tab_one:
     right.markdown("**Calibration** (bars on the diagonal = calibrated)")
     right.altair_chart(charts.reliability_chart(m.reliability), width="stretch")
     left, right = st.columns(2)
-    left.altair_chart(charts.training_curves({cid: meta.history}, "loss"), width="stretch")
-    right.altair_chart(charts.training_curves({cid: meta.history}, "acc"), width="stretch")
+    left.altair_chart(charts.training_curves({state.name(cid): meta.history}, "loss"), width="stretch")
+    right.altair_chart(charts.training_curves({state.name(cid): meta.history}, "acc"), width="stretch")
 
     st.markdown("**Misclassified test faces**")
     c1, c2, c3 = st.columns(3)
@@ -111,8 +112,18 @@ with tab_one:
         if shown:
             st.image(
                 [charts.upscale(x.face, 96) for x in shown],
-                caption=[f"{x.true_class}→{x.predicted_class} {x.confidence:.0%}" for x in shown],
+                caption=[f"{i}: {x.true_class}→{x.predicted_class} {x.confidence:.0%}" for i, x in enumerate(shown, 1)],
                 width=96,
+            )
+            pick_col, link_col = st.columns([2, 1], vertical_alignment="bottom")
+            pick = pick_col.selectbox(
+                "Face to explain", range(len(shown)), format_func=lambda i: f"{i + 1}: {shown[i].name}", key="explain_pick"
+            )
+            link_col.page_link(
+                "app_pages/explain.py",
+                label="Explain this face",
+                icon=":material/visibility:",
+                query_params={"face": shown[pick].name, "model": cid},
             )
 
 with tab_two:
@@ -121,8 +132,8 @@ with tab_two:
     else:
         c1, c2 = st.columns(2)
         runner_up = ranked[1] if len(ranked) > 1 else next(i for i in ids if i != ranked[0])
-        a = c1.selectbox("Model A", ids, index=ids.index(ranked[0]), key="a")
-        b = c2.selectbox("Model B", ids, index=ids.index(runner_up), key="b")
+        a = c1.selectbox("Model A", ids, index=ids.index(ranked[0]), key="a", format_func=state.name)
+        b = c2.selectbox("Model B", ids, index=ids.index(runner_up), key="b", format_func=state.name)
         with c1:
             model_panel(a, "a", per_row=2)
         with c2:
@@ -141,7 +152,10 @@ with tab_two:
 with tab_all:
     headlines = {cid: asdict(state.metrics(cid).headline()) for cid in ids}
     table = pd.DataFrame(
-        [{"id": cid, **{k: v for k, v in h.items() if k != "per_class_accuracy"}} for cid, h in headlines.items()]
+        [
+            {"model": state.name(cid), **{k: v for k, v in h.items() if k != "per_class_accuracy"}, "id": cid}
+            for cid, h in headlines.items()
+        ]
     ).sort_values("accuracy", ascending=False)
     three = {"loss": "loss", "macro_f1": "macro F1", "weighted_f1": "weighted F1", "ece": "ECE", "micro_auc": "micro AUC"}
     st.dataframe(
@@ -149,20 +163,22 @@ with tab_all:
         hide_index=True,
         width="stretch",
         column_config={
-            "id": st.column_config.TextColumn("checkpoint"),
+            "id": st.column_config.TextColumn("checkpoint id"),
             "n": st.column_config.NumberColumn("test faces", format="%d"),
             "accuracy": st.column_config.NumberColumn(format="percent"),
             "top2_accuracy": st.column_config.NumberColumn("top-2 accuracy", format="percent"),
             **{name: st.column_config.NumberColumn(label, format="%.3f") for name, label in three.items()},
         },
     )
-    st.altair_chart(charts.per_class_heatmap({cid: h["per_class_accuracy"] for cid, h in headlines.items()}), width="stretch")
+    heatmap = {state.name(cid): headlines[cid]["per_class_accuracy"] for cid in table["id"]}  # the table's order
+    st.altair_chart(charts.per_class_heatmap(heatmap), width="stretch")
 
 with tab_ens:
     members = st.multiselect(
         "Members (mean of probabilities)",
         ids,
         default=default_ensemble(meta_of.values()),
+        format_func=state.name,
         help=f"By default the most common class list's models within {WEAK_POINTS:.0f} points of its best",
     )
     if len(members) < 2:
@@ -186,7 +202,7 @@ with tab_ens:
             )
 
 with tab_emb:
-    cid = st.selectbox("Model", ids, key="emb")
+    cid = st.selectbox("Model", ids, index=ids.index(ranked[0]), key="emb", format_func=state.name)
     n = st.slider("Test faces", 200, 2000, 600, step=100)
     if state.dataset_for(meta_of[cid]) is None:
         st.info("The test faces are needed for this view: FER2013 was not found (set FER_DATA).")
@@ -196,18 +212,22 @@ with tab_emb:
         st.caption("Hover a point to see its face. Well-separated clusters are classes the model tells apart.")
 
 with tab_runs:
-    runs = st.multiselect("Runs", ids, default=ids[: min(5, len(ids))])
+    runs = st.multiselect("Runs", ids, default=ranked[:3], format_func=state.name)
     if runs:
         c1, c2 = st.columns(2)
-        c1.altair_chart(charts.training_curves({cid: meta_of[cid].history for cid in runs}, "loss"), width="stretch")
-        c2.altair_chart(charts.training_curves({cid: meta_of[cid].history for cid in runs}, "acc"), width="stretch")
-        configs = pd.DataFrame({cid: {k: str(v) for k, v in meta_of[cid].config.to_dict().items()} for cid in runs})
+        histories = {state.name(cid): meta_of[cid].history for cid in runs}
+        c1.altair_chart(charts.training_curves(histories, "loss"), width="stretch")
+        c2.altair_chart(charts.training_curves(histories, "acc"), width="stretch")
+        configs = pd.DataFrame({state.name(cid): {k: str(v) for k, v in meta_of[cid].config.to_dict().items()} for cid in runs})
         differing = configs[configs.nunique(axis=1) > 1] if len(runs) > 1 else configs
         st.markdown("**Config** (rows that differ between the runs)" if len(runs) > 1 else "**Config**")
         st.dataframe(differing, width="stretch")
         st.dataframe(
             pd.DataFrame(
-                {cid: {k: v for k, v in asdict(meta_of[cid].test_metrics).items() if k != "per_class_accuracy"} for cid in runs}
+                {
+                    state.name(cid): {k: v for k, v in asdict(meta_of[cid].test_metrics).items() if k != "per_class_accuracy"}
+                    for cid in runs
+                }
             ),
             width="stretch",
         )

@@ -6,6 +6,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from fer_core.leaderboard import LeaderboardRow
+from fer_core.models import list_models
 from ui import charts, state
 
 st.title("Facial expression recognition workbench")
@@ -20,69 +22,121 @@ broken = [c for c in state.checkpoints() if not c.ok]
 for c in broken:
     st.warning(f"Checkpoint `{c.id}` cannot be used: {c.error}")
 
-rows = state.leaderboard()
-COLUMN_TITLES = {
-    "test_accuracy": "test accuracy",
-    "macro_f1": "macro F1",
-    "disgust_recall": "disgust recall",
-    "parameters_m": "parameters (M)",
-    "mmacs": "MMACs",
-    "cpu_latency_ms": "CPU latency (ms)",
-    "training_time_min": "training time (min)",
+COLUMNS = {  # LeaderboardRow field -> (title, help)
+    "test_accuracy": ("test accuracy", "Share of the test faces (PrivateTest) whose most likely class is their label"),
+    "macro_f1": ("macro F1", "F1 of each class, averaged with equal weight: rare classes count as much as happy"),
+    "disgust_recall": ("disgust recall", "Share of disgust faces called disgust: the rarest class, where models fail first"),
+    "parameters_m": ("parameters (M)", "Weights in millions (an ensemble: all its members')"),
+    "mmacs": ("MMACs", "Millions of multiply-accumulates for one face: compute, whatever the machine"),
+    "cpu_latency_ms": ("CPU latency (ms)", "Median time for one face at batch 1 on the CPU it was measured on"),
+    "training_time_min": ("training time (min)", "Wall-clock training time on its device"),
+    "epochs": ("epochs", "Epochs run; the weights of the best one (on PublicTest) are kept"),
+    "device": ("device", "Where it was trained"),
+    "date": ("date", "When training finished"),
+    "id": ("id", "The checkpoint's folder in checkpoints/: what the CLI and exports name"),
 }
-st.subheader("Leaderboard (PrivateTest)")
+PERCENT = ("test accuracy", "disgust recall")
 LABEL_TITLES = {
     "fer2013": "FER2013 labels - accuracy on PrivateTest",
     "ferplus": "FER+ majority labels - accuracy on FER+ PrivateTest (not comparable with FER2013 figures)",
 }
+
+
+def leaderboard_frame(rows: list[LeaderboardRow]) -> pd.DataFrame:
+    """One label set's rows, best first: short names, percentages in points, the best checkpoint marked."""
+    frame = pd.DataFrame([asdict(r) for r in rows])
+    frame.insert(0, "model", [f"ensemble ({r.architecture})" if r.members else state.name(r.id) for r in rows])
+    frame = frame.rename(columns={k: title for k, (title, _) in COLUMNS.items()})
+    frame[list(PERCENT)] = frame[list(PERCENT)] * 100
+    frame = frame.sort_values("test accuracy", ascending=False)
+    singles = frame[frame["members"].map(len) == 0]
+    frame.insert(0, "best", ["★" if i == singles["test accuracy"].idxmax() else "" for i in frame.index])
+    return frame
+
+
+def show_leaderboard(frame: pd.DataFrame) -> None:
+    percent = {t: st.column_config.NumberColumn(t, format="%.2f%%", help=COLUMNS_HELP[t]) for t in PERCENT}
+    number = {
+        "macro F1": "%.3f",
+        "parameters (M)": "%.2f",
+        "MMACs": "%.0f",
+        "CPU latency (ms)": "%.1f",
+        "training time (min)": "%.0f",
+        "epochs": "%d",
+    }
+    st.dataframe(
+        frame[["best", "model", *(title for title, _ in COLUMNS.values())]],
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "best": st.column_config.TextColumn("", help="The most accurate checkpoint of this label set", width=30),
+            "model": st.column_config.TextColumn("model", help="Architecture · labels (· a tag where two share them)"),
+            **percent,
+            **{t: st.column_config.NumberColumn(t, format=f, help=COLUMNS_HELP[t]) for t, f in number.items()},
+            **{t: st.column_config.TextColumn(t, help=COLUMNS_HELP[t]) for t in ("device", "date", "id")},
+        },
+    )
+
+
+COLUMNS_HELP = {title: text for title, text in COLUMNS.values()}
+rows = state.leaderboard()
+st.subheader("Leaderboard (PrivateTest)")
 if not rows:
     st.info(
         "No trained checkpoints yet. Start one from the sidebar (**Train a model**), or from a terminal:\n\n"
         "`python -m fer_core train --model keras_cnn --data path/to/fer2013.zip`"
     )
 else:
-    st.caption(f"{len(rows)} checkpoints")
-    df = pd.DataFrame([asdict(r) for r in rows]).rename(columns=COLUMN_TITLES).sort_values("test accuracy", ascending=False)
-    order = [lab for lab in LABEL_TITLES if lab in set(df["labels"])] + sorted(set(df["labels"]) - set(LABEL_TITLES))
+    groups: dict[str, list[LeaderboardRow]] = {}
+    for row in rows:
+        groups.setdefault(row.labels, []).append(row)
+    order = [lab for lab in LABEL_TITLES if lab in groups] + sorted(set(groups) - set(LABEL_TITLES))
+    st.caption(
+        f"{len(rows)} checkpoints; ★ the best of its label set. The ensemble line averages the default members' "
+        "probabilities (Evaluate > Ensemble to choose others); its cost is the sum of theirs."
+    )
+    tables = {}
     for labels in order:
-        group = df[df["labels"] == labels]
+        frame = leaderboard_frame(groups[labels])
         st.markdown(f"**{LABEL_TITLES.get(labels, labels)}**")
-        st.dataframe(
-            group.drop(columns="labels"),
-            hide_index=True,
-            width="stretch",
-            column_config={
-                "test accuracy": st.column_config.NumberColumn(format="percent"),
-                "macro F1": st.column_config.NumberColumn(format="%.3f"),
-                "disgust recall": st.column_config.NumberColumn(format="percent"),
-                "parameters (M)": st.column_config.NumberColumn(format="%.2f"),
-                "MMACs": st.column_config.NumberColumn(format="%.0f"),
-                "CPU latency (ms)": st.column_config.NumberColumn(format="%.1f"),
-                "training time (min)": st.column_config.NumberColumn(format="%.1f"),
-            },
+        tables[labels] = st.empty()
+        with tables[labels]:
+            show_leaderboard(frame)
+        plotted = frame[(frame["members"].map(len) == 0) & frame["CPU latency (ms)"].notna()]
+        if len(plotted) > 1:
+            st.altair_chart(charts.accuracy_latency(plotted, [m.name for m in list_models()]), width="stretch")
+            st.caption("Accuracy against CPU latency at batch 1 (log scale); point size: parameters.")
+    ensemble = state.ensemble_line()  # drawn into its table afterwards: the metrics import scikit-learn (~1 s)
+    if ensemble is not None:
+        with tables[ensemble.labels]:
+            show_leaderboard(leaderboard_frame([*groups[ensemble.labels], ensemble]))
+    with st.expander("Model cards: what each model is, its hardware and budget, what limited it"):
+        for row in sorted(rows, key=lambda r: -r.test_accuracy):
+            st.markdown(f"**{state.name(row.id)}** (`{row.id}`): {row.card or 'no card'}")
+
+    hidden = state.hidden()
+    with st.expander(f"Hide or delete checkpoints ({len(hidden)} hidden)"):
+        usable = [c.id for c in state.checkpoints() if c.ok]
+        st.caption(
+            "Hidden checkpoints leave the leaderboard, the model pickers and the ensembles; show them again here. "
+            "Checkpoints you trained can be deleted; the ones shipped with the workbench can only be hidden."
         )
-    plotted = df.dropna(subset=["CPU latency (ms)"])
-    if len(plotted):
-        scatter = (
-            alt.Chart(plotted)
-            .mark_circle(opacity=0.8)
-            .encode(
-                x=alt.X("CPU latency (ms):Q", scale=alt.Scale(type="log")),
-                y=alt.Y("test accuracy:Q", axis=alt.Axis(format="%"), scale=alt.Scale(zero=False)),
-                size=alt.Size("parameters (M):Q", scale=alt.Scale(range=[60, 900])),
-                color="architecture:N",
-                shape="labels:N",
-                tooltip=[
-                    "id",
-                    "architecture",
-                    alt.Tooltip("test accuracy:Q", format=".2%"),
-                    "parameters (M)",
-                    "CPU latency (ms)",
-                ],
-            )
-            .properties(height=320, title="Accuracy against CPU latency (batch 1); size = parameters")
+        cid = st.selectbox(
+            "Checkpoint", usable, format_func=lambda c: state.name(c) + (" (hidden)" if c in hidden else ""), key="manage"
         )
-        st.altair_chart(scatter, width="stretch")
+        if cid is not None:
+            hide_col, delete_col = st.columns(2)
+            if cid in hidden:
+                hide_col.button("Show again", on_click=state.hide, args=(cid, False), icon=":material/visibility:")
+            else:
+                hide_col.button("Hide", on_click=state.hide, args=(cid, True), icon=":material/visibility_off:")
+            if cid in state.shipped():
+                delete_col.caption("Ships with the workbench: hide it instead.")
+            else:
+                sure = delete_col.checkbox(f"Delete `{cid}` and its files for good", key=f"sure-{cid}")
+                delete_col.button("Delete", disabled=not sure, on_click=state.delete, args=(cid,), icon=":material/delete:")
+        if problem := st.session_state.pop("delete_error", None):
+            st.error(f"Not deleted: {problem}")
 
 st.subheader("Dataset")
 path = state.default_dataset_path()

@@ -23,6 +23,7 @@ chosen = c1.multiselect(
     ids,
     default=fastest_checkpoints(state.metas().values()) if moving else ids,
     key=f"predict_models_{mode}",
+    format_func=state.name,
     help="Moving pictures: the three fastest models of one class list by default; photos: every checkpoint",
 )
 detector = c2.selectbox(
@@ -39,14 +40,14 @@ with st.expander(f"Backends: ONNX Runtime for {len(faster)} of {len(chosen)} mod
         "Measuring exports each model to ONNX once (checked against PyTorch on test faces) and times both."
     )
     if faster:
-        st.caption("On ONNX Runtime: " + ", ".join(faster))
+        st.caption("On ONNX Runtime: " + ", ".join(map(state.name, faster)))
     if st.button("Measure the selected models", key="measure_backends"):
         try:
             with st.spinner("Exporting and timing each model…"):
                 speeds = state.measure_backends(chosen)
             st.dataframe(
                 [
-                    {"model": cid, "PyTorch ms": s.torch_ms, "ONNX Runtime ms": s.onnxruntime_ms, "runs on": s.faster}
+                    {"model": state.name(cid), "PyTorch ms": s.torch_ms, "ONNX Runtime ms": s.onnxruntime_ms, "runs on": s.faster}
                     for cid, s in speeds.items()
                 ],
                 hide_index=True,
@@ -72,6 +73,7 @@ with st.expander("Ensemble members (each face's verdict is their mean)"):
         "Members",
         chosen,
         default=default_ensemble(metas[cid] for cid in chosen),
+        format_func=state.name,
         help="By default the models of the most common class list within "
         f"{WEAK_POINTS:.0f} points of its best test accuracy (weaker ones and other class lists left out)",
     )
@@ -133,7 +135,8 @@ for index, (name, data) in enumerate(inputs):
                 summary_col.warning(
                     f"The models disagree on face {n}: "
                     + "; ".join(
-                        f"{label} ({len(ids)})" if len(ids) > 2 else f"{label} ({', '.join(ids)})" for label, ids in votes.items()
+                        f"{label} ({len(ids)})" if len(ids) > 2 else f"{label} ({', '.join(map(state.name, ids))})"
+                        for label, ids in votes.items()
                     )
                 )
         stem = name.rsplit(".", 1)[0]
@@ -148,7 +151,7 @@ for index, (name, data) in enumerate(inputs):
         for n, fp in enumerate(result.faces, 1):
             ensemble = fp.ensemble(members)
             per_model = {f"ensemble (mean of {len(ensemble[1])})": ensemble[0]} if ensemble else {}
-            per_model |= {cid: pred.probabilities for cid, pred in fp.predictions.items()}
+            per_model |= {state.name(cid): pred.probabilities for cid, pred in fp.predictions.items()}
             face_col, grid_col = st.columns([1, 6])
             face_col.image(
                 charts.upscale(fp.face.face, 120),

@@ -189,12 +189,17 @@ if stopped:
     )
 
 shown = st.multiselect(
-    "Learning curves of trials", [t.checkpoint for t in report.trials], default=[t.checkpoint for t in report.trials[:4]]
+    "Learning curves of trials",
+    [t.checkpoint for t in report.trials],
+    default=[t.checkpoint for t in report.trials[:4]],
+    format_func=state.name,
 )
 metas = state.metas()
 if shown:
     c1, c2 = st.columns(2)
-    c1.altair_chart(charts.training_curves({cid: metas[cid].history for cid in shown if cid in metas}, "loss"), width="stretch")
-    c2.altair_chart(charts.training_curves({cid: metas[cid].history for cid in shown if cid in metas}, "acc"), width="stretch")
+    histories = {state.name(cid): metas[cid].history for cid in shown if cid in metas}
+    c1.altair_chart(charts.training_curves(histories, "loss"), width="stretch")
+    c2.altair_chart(charts.training_curves(histories, "acc"), width="stretch")
     for cid in shown:
-        st.page_link("app_pages/evaluate.py", label=f"Evaluate {cid}", icon=":material/analytics:", query_params={"model": cid})
+        link = f"Evaluate {state.name(cid)}"
+        st.page_link("app_pages/evaluate.py", label=link, icon=":material/analytics:", query_params={"model": cid})

@@ -246,6 +246,9 @@ def cmd_evaluate(args) -> None:
     from .store import load_predictions, read_meta, resolve_checkpoint
 
     root = Path(args.checkpoints) if args.checkpoints else None
+    if args.own_data:
+        _evaluate_own_data(args, root)
+        return
     if args.ensemble:
         ids = _csv_list(args.ensemble) or []
         result = evaluate_ensemble({i: load_predictions(resolve_checkpoint(i, root)) for i in ids})
@@ -265,7 +268,13 @@ def cmd_evaluate(args) -> None:
     else:
         if args.data is None:
             raise CliError("--data PATH is needed for --split val or --tta")
-        predictions = load_checkpoint(path).evaluate(_training_data(args.data, meta), args.split, args.tta)
+        from .data import DataError
+
+        try:
+            data = _training_data(args.data, meta)
+        except DataError as exc:
+            raise CliError(f"{exc}; to evaluate on a dataset of your own, use --own-data PATH") from exc
+        predictions = load_checkpoint(path).evaluate(data, args.split, args.tta)
         source = f"{args.split} split of {args.data}" + (f", TTA {args.tta}" if args.tta != "none" else "")
     m = compute_metrics(predictions).headline()
     _emit(
@@ -273,6 +282,38 @@ def cmd_evaluate(args) -> None:
         {"checkpoint": path.name, "split": args.split, "tta": args.tta, "source": source, "metrics": asdict(m)},
         _metrics_text(f"{path.name} on {source}", m),
     )
+
+
+def _evaluate_own_data(args, root: Path | None) -> None:
+    """Checkpoints (or their ensemble) on a labelled dataset of the user's: every face, the shared classes."""
+    from .classifier import load_checkpoint
+    from .evaluation import compute_metrics, evaluate_ensemble
+    from .external import evaluate_external, external_root, load_external, parse_mapping
+    from .store import list_checkpoints
+
+    ids = _csv_list(args.ensemble) or ([args.checkpoint] if args.checkpoint else [i.id for i in list_checkpoints(root) if i.ok])
+    data = load_external(Path(args.own_data), parse_mapping(args.map or ""), args.detector, cache=external_root(root))
+    summary = data.summary()
+    lines = [
+        f"{data.name}: {summary['faces']} faces ({', '.join(f'{c} {n}' for c, n in summary['counts'].items())})",
+        f"  faces: {data.detected} detected, {data.whole} small images used whole, {data.no_face} with no face found "
+        "(centred square used)",
+        "  labels: " + ", ".join(f"{k} -> {v}" for k, v in data.mapping.items()),
+    ]
+    lines += [f"  left out: {n} faces labelled {label}" for label, n in data.left_out.items()]
+    lines += [f"  unreadable: {u}" for u in data.unreadable]
+    results = {cid: evaluate_external(load_checkpoint(cid, root), data, root) for cid in ids}
+    out: dict[str, Any] = {"dataset": summary, "results": []}
+    for cid, result in results.items():
+        m = compute_metrics(result.predictions).headline()
+        classes = list(result.predictions.classes)
+        out["results"].append({"checkpoint": cid, "classes": classes, "note": result.note(), "metrics": asdict(m)})
+        lines += [_metrics_text(cid, m), f"  ({result.note()})"]
+    if args.ensemble:
+        ensemble = evaluate_ensemble({cid: r.predictions for cid, r in results.items()}).metrics.headline()
+        out["ensemble"] = {"members": ids, "metrics": asdict(ensemble)}
+        lines.append(_metrics_text(f"ensemble of {len(ids)}", ensemble))
+    _emit(args, out, "\n".join(lines))
 
 
 # ---------------------------------------------------------------- predict
@@ -393,7 +434,7 @@ def cmd_checkpoints(args) -> None:
 def _measure(root: Path | None) -> None:
     """MACs and CPU speed of every checkpoint, re-measured on this machine."""
     from .classifier import load_checkpoint
-    from .evaluation import efficiency
+    from .efficiency import efficiency
     from .store import annotate_checkpoint, list_checkpoints
 
     for info in list_checkpoints(root):
@@ -509,6 +550,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data")
     p.add_argument("--split", choices=["val", "test"], default="test")
     p.add_argument("--tta", choices=TTA_MODES, default="none")
+    p.add_argument(
+        "--own-data",
+        metavar="PATH",
+        help="a labelled dataset of yours (class folders, a zip of them, or a csv of path,label): every face, judged "
+        "on the classes each model shares with it (all checkpoints unless --checkpoint or --ensemble)",
+    )
+    p.add_argument("--map", help="with --own-data: LABEL=CLASS,... overriding the name aliases (CLASS may be 'ignore')")
+    p.add_argument("--detector", choices=list(DETECTORS), default=DEFAULT_DETECTOR, help="with --own-data: for large images")
     p.add_argument("--checkpoints")
 
     p = command("predict", cmd_predict, "faces and per-model probabilities for images")

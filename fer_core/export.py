@@ -472,7 +472,7 @@ SPEED = "speed.json"
 def measure_backends(path: Path, meta: CheckpointMeta, cache: Path | None = None) -> BackendSpeed:
     """Export the checkpoint for ONNX Runtime if needed, time both backends here, and keep the figures with the
     export: what `faster_backend` decides by."""
-    from .evaluation import measure_speed
+    from .efficiency import measure_speed
 
     folder = _cached_export(path, meta, cache)  # hashes the weights: once
     ort = _exported(path, meta, folder)

@@ -3,10 +3,14 @@ import (the app's first page)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .records import CheckpointMeta
+
+if TYPE_CHECKING:
+    from .evaluation import EnsembleResult
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class LeaderboardRow:
     device: str
     date: str
     card: str
+    members: tuple[str, ...] = ()  # an ensemble's checkpoints (empty for a checkpoint's own line)
 
 
 def leaderboard_row(meta: CheckpointMeta) -> LeaderboardRow:
@@ -47,6 +52,31 @@ def leaderboard_row(meta: CheckpointMeta) -> LeaderboardRow:
         device=meta.device,
         date=meta.created_at[:10],
         card=meta.card,
+    )
+
+
+def ensemble_row(members: Sequence[CheckpointMeta], result: EnsembleResult) -> LeaderboardRow:
+    """An ensemble as a leaderboard line: accuracy from its stored predictions, cost the sum of its members' (each
+    face runs through all of them)."""
+    m, first = result.metrics, members[0]
+    measured = all(meta.efficiency for meta in members)
+    return LeaderboardRow(
+        id="ensemble",
+        architecture=f"mean of {len(members)}",
+        test_accuracy=m.accuracy,
+        macro_f1=m.macro_f1,
+        disgust_recall=m.per_class_accuracy.get("disgust"),
+        parameters_m=sum(meta.parameters for meta in members) / 1e6,
+        mmacs=sum(meta.efficiency.macs for meta in members if meta.efficiency) / 1e6 if measured else None,
+        cpu_latency_ms=sum(meta.efficiency.latency_ms_b1 for meta in members if meta.efficiency) if measured else None,
+        training_time_min=sum(meta.train_time_s for meta in members) / 60,
+        epochs=sum(meta.epochs_run for meta in members),
+        labels=first.data.label_source,
+        dataset=f"{first.data.source} ({first.data.label_source})",
+        device=first.device,
+        date=max(meta.created_at for meta in members)[:10],
+        card="The default ensemble: " + ", ".join(meta.model for meta in members),
+        members=tuple(meta.id for meta in members),
     )
 
 

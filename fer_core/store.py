@@ -3,6 +3,8 @@
 checkpoints/<id>/model.safetensors        weights in float16 (CheckpointMeta.weights_dtype)
 checkpoints/<id>/meta.json                a CheckpointMeta (records.py): architecture, classes, config, data, history, metrics
 checkpoints/<id>/predictions.safetensors  test-set probabilities of the float16 weights, for instant evaluation views
+checkpoints/shipped.txt                   ids that ship with the repository: the app hides them, never deletes them
+checkpoints/.hidden.json                  ids the user hid (out of the leaderboard, pickers and ensembles)
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ if TYPE_CHECKING:  # torch is imported where tensors are read or written: listin
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "meta.json"
 PREDICTIONS_FILE = "predictions.safetensors"
+SHIPPED_FILE = "shipped.txt"
+HIDDEN_FILE = ".hidden.json"
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -151,24 +155,50 @@ def load_weights(path: Path, meta: CheckpointMeta) -> nn.Module:
 def load_predictions(path: Path, meta: CheckpointMeta | None = None) -> Predictions:
     """The test-set predictions stored with a checkpoint (numpy arrays); the classes come from its meta.json, read
     here unless the caller already holds it."""
+    return read_predictions(path / PREDICTIONS_FILE, (meta or read_meta(path)).classes)[0]
+
+
+def read_predictions(file: Path, classes: tuple[str, ...] | None = None) -> tuple[Predictions, dict[str, str]]:
+    """Predictions saved by `save_predictions`, and the file's other metadata; `classes` where the file does not
+    name them (files written before it did)."""
     from safetensors.numpy import load_file
 
-    classes = (meta or read_meta(path)).classes
-    file = path / PREDICTIONS_FILE
     try:
         with safe_open(str(file), framework="numpy") as f:
             stored = f.metadata() or {}
         tensors = load_file(str(file))
+        named = tuple(json.loads(stored["classes"])) if "classes" in stored else classes
     except (OSError, SafetensorError, ValueError) as exc:
-        raise CheckpointError(f"{path.name}: corrupt or missing {PREDICTIONS_FILE} ({exc})") from exc
-    return Predictions(
+        raise CheckpointError(f"{file.parent.name}: corrupt or missing {file.name} ({exc})") from exc
+    if named is None:
+        raise CheckpointError(f"{file}: names no classes")
+    predictions = Predictions(
         probs=tensors["probs"].astype(np.float32),
         labels=tensors["labels"].astype(np.int64),
         names=tuple(json.loads(stored.get("names", "[]"))),
-        classes=classes,
+        classes=named,
         split=stored.get("split", "test"),
         data_fingerprint=stored.get("data_fingerprint", ""),
     )
+    return predictions, {k: v for k, v in stored.items() if k not in ("names", "classes", "split", "data_fingerprint")}
+
+
+def save_predictions(file: Path, predictions: Predictions, extra: dict[str, str] | None = None) -> None:
+    """Probabilities, labels, face names and classes in one safetensors file (atomic), with `extra` metadata."""
+    from safetensors.numpy import save_file
+
+    tensors: dict[str, np.ndarray] = {
+        "probs": np.ascontiguousarray(predictions.probs, np.float32),
+        "labels": np.ascontiguousarray(predictions.labels, np.int64),
+    }
+    metadata = {
+        **(extra or {}),
+        "names": json.dumps(list(predictions.names)),
+        "classes": json.dumps(list(predictions.classes)),
+        "split": predictions.split,
+        "data_fingerprint": predictions.data_fingerprint,
+    }
+    write_atomically(file, lambda f: save_file(tensors, f, metadata=metadata))
 
 
 def meta_json(meta: CheckpointMeta) -> str:
@@ -224,28 +254,13 @@ def save_checkpoint(
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{cid}-", dir=root))
     try:
         write_atomically(tmp / WEIGHTS_FILE, lambda file: save_file(half_precision(state), file))
-        _write_predictions(tmp, predictions)
+        save_predictions(tmp / PREDICTIONS_FILE, predictions)
         write_text_atomically(tmp / META_FILE, meta_json(meta))
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
-
-
-def _write_predictions(path: Path, predictions: Predictions) -> None:
-    from safetensors.numpy import save_file
-
-    tensors: dict[str, np.ndarray] = {
-        "probs": np.ascontiguousarray(predictions.probs, np.float32),
-        "labels": np.ascontiguousarray(predictions.labels, np.int64),
-    }
-    metadata = {
-        "names": json.dumps(list(predictions.names)),
-        "split": predictions.split,
-        "data_fingerprint": predictions.data_fingerprint,
-    }
-    write_atomically(path / PREDICTIONS_FILE, lambda file: save_file(tensors, file, metadata=metadata))
 
 
 def annotate_checkpoint(
@@ -268,19 +283,52 @@ def replace_test_predictions(
     meta = read_meta(path)
     if predictions.classes != meta.classes:
         raise CheckpointError(f"{checkpoint_id} predicts {list(meta.classes)}, not {list(predictions.classes)}")
-    _write_predictions(path, predictions)
+    save_predictions(path / PREDICTIONS_FILE, predictions)
     meta = replace(meta, test_metrics=metrics)
     write_text_atomically(path / META_FILE, meta_json(meta))
     return meta
 
 
+def shipped_checkpoints(root: Path | None = None) -> frozenset[str]:
+    """The ids listed in the root's shipped.txt (one per line): the checkpoints the repository ships."""
+    try:
+        text = (Path(root or default_root()) / SHIPPED_FILE).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return frozenset()
+    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+def hidden_checkpoints(root: Path | None = None) -> frozenset[str]:
+    """The ids the user hid; an unreadable file hides nothing (hiding is a view setting, never data)."""
+    try:
+        ids = json.loads((Path(root or default_root()) / HIDDEN_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return frozenset()
+    return frozenset(i for i in ids if isinstance(i, str)) if isinstance(ids, list) else frozenset()
+
+
+def set_hidden(checkpoint_id: str, hidden: bool, root: Path | None = None) -> frozenset[str]:
+    """Hide or show a checkpoint (atomic rewrite of .hidden.json); returns the hidden ids."""
+    root = Path(root or default_root())
+    checkpoint_dir(checkpoint_id, root)  # a valid id, inside the root
+    before = hidden_checkpoints(root)
+    ids = (before | {checkpoint_id}) if hidden else (before - {checkpoint_id})
+    write_text_atomically(root / HIDDEN_FILE, json.dumps(sorted(ids), indent=1) + "\n")
+    return ids
+
+
 def delete_checkpoint(checkpoint_id: str, root: Path | None = None) -> None:
+    """Remove a checkpoint the user trained; the repository's own (shipped.txt) can only be hidden."""
+    if checkpoint_id in shipped_checkpoints(root):
+        raise CheckpointError(f"{checkpoint_id} ships with the workbench: hide it instead")
     path = checkpoint_dir(checkpoint_id, root)
     if not (path / META_FILE).exists():
         raise CheckpointError(f"no checkpoint {checkpoint_id!r}")
     trash = path.with_name(f".tmp-deleting-{checkpoint_id}")
     os.rename(path, trash)  # disappears from listings at once, even if removal is slow
     shutil.rmtree(trash, ignore_errors=True)
+    if checkpoint_id in hidden_checkpoints(root):
+        set_hidden(checkpoint_id, False, root)
 
 
 def package_checkpoint(checkpoint_id: str, root: Path | None = None) -> bytes:

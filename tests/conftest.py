@@ -197,3 +197,24 @@ def _isolated_state(tmp_path_factory):
     mp.setenv("FER_RUNS", str(tmp_path_factory.mktemp("runs")))
     yield
     mp.undo()
+
+
+@pytest.fixture(scope="session")
+def own_dataset(fixtures_dir, grace_hopper) -> Path:
+    """A CK+-style folder of the user's: six classes, contempt and no neutral (nor fear), folder names that are
+    aliases (anger, happiness, sadness), mixed sizes (48 px crops, 96 px crops used whole, full-size photos with a
+    face), a label no alias matches, a broken image and a stray text file."""
+    root = fixtures_dir / "ckplus"
+    folders = {"anger": 0, "contempt": 7, "disgust": 1, "happiness": 3, "sadness": 4, "surprise": 5, "posed_other": 6}
+    for folder, ci in folders.items():
+        (root / folder).mkdir(parents=True)
+        for k in range(3):
+            face = synthetic_face(ci % 7, k + 200 + 10 * ci)
+            size = 96 if k == 2 else 48
+            cv2.imwrite(str(root / folder / f"S{ci:03d}_{k}.png"), cv2.resize(face, (size, size)))
+    photo = cv2.imread(str(grace_hopper))
+    for k in range(2):
+        cv2.imwrite(str(root / "happiness" / f"photo_{k}.jpg"), photo)
+    (root / "surprise" / "broken.png").write_bytes(b"not a png")
+    (root / "anger" / "notes.txt").write_text("session notes")
+    return root

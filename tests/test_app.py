@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 from fer_core.data import load_dataset
 from fer_core.evaluation import evaluate_ensemble, misclassified_faces
 from fer_core.leaderboard import default_ensemble
+from fer_core.naming import display_names
 from fer_core.store import list_checkpoints, load_predictions
 
 from .conftest import REPO, image_bytes
@@ -59,7 +60,9 @@ def test_overview_lists_checkpoints_and_dataset(app_env):
     at = run_page()
     ids = {c.id for c in list_checkpoints(app_env)}
     table = at.dataframe[0].value
-    assert set(table["id"]) == ids
+    assert set(table["id"]) == ids | {"ensemble"}  # the tiny checkpoints share classes: their default ensemble
+    assert table["best"].tolist().count("★") == 1
+    assert table.loc[table["best"] == "★", "test accuracy"].item() == table.loc[table["id"] != "ensemble", "test accuracy"].max()
     assert any("Duplicate groups" in m.label for m in at.metric)
 
 
@@ -96,14 +99,14 @@ def test_predict_shows_every_model(app_env, grace_hopper):
     )
     at.run()
     assert not at.exception
-    ids = {c.id for c in list_checkpoints(app_env)}
+    names = display_names(c.meta for c in list_checkpoints(app_env) if c.meta)
     members = next(m for m in at.multiselect if m.label == "Members")
-    at = members.set_value(sorted(ids)).run()  # both tiny models in the ensemble, whatever their accuracy
-    grid = chart_data(at)[0]  # the face's probability grid: one row per model and one for the ensemble
-    assert set(grid["model"]) == ids | {f"ensemble (mean of {len(ids)})"}
+    at = members.set_value(sorted(names)).run()  # both tiny models in the ensemble, whatever their accuracy
+    grid = chart_data(at)[0]  # the face's probability grid: one row per model (short names) and one for the ensemble
+    assert set(grid["model"]) == set(names.values()) | {f"ensemble (mean of {len(names)})"}
     assert any("notes.png" in e.value and "not an image" in e.value for e in at.error)
     at = next(m for m in at.multiselect if m.label == "Members").set_value([]).run()
-    assert set(chart_data(at)[0]["model"]) == ids  # no ensemble chosen: no ensemble row
+    assert set(chart_data(at)[0]["model"]) == set(names.values())  # no ensemble chosen: no ensemble row
 
 
 def test_predict_camera_opens_on_request_below_the_results(app_env, grace_hopper):
@@ -172,7 +175,7 @@ def test_evaluate_renders(app_env):
         at.selectbox(key="one").set_value(info.id).run()
         _, mistakes = misclassified_faces(load_predictions(info.path), load_dataset(os.environ["FER_DATA"]), limit=40)
         shown = [img.caption for element in at.get("image") for img in element.proto.imgs]
-        assert shown == [f"{m.true_class}→{m.predicted_class} {m.confidence:.0%}" for m in mistakes]
+        assert shown == [f"{i}: {m.true_class}→{m.predicted_class} {m.confidence:.0%}" for i, m in enumerate(mistakes, 1)]
     next(b for b in at.button if b.label.startswith("Compute t-SNE")).click().run()
     assert not at.exception, [e.message for e in at.exception]
     assert any("Hover a point" in c.value for c in at.caption)
@@ -189,15 +192,19 @@ def test_sidebar_offers_only_checkpoints_of_the_chosen_label_source(monkeypatch,
         by_source.setdefault(c.meta.data.label_source, set()).add(c.id)
     assert {"fer2013", "ferplus"} <= set(by_source)
     accuracy = {c.id: c.meta.accuracy for c in infos}
+    names = display_names(c.meta for c in infos if c.meta)  # what the app shows instead of ids
     at = run_page()
     offered = at.multiselect(key="train_teachers-fer2013").options
-    assert set(offered) == {f"{cid} ({accuracy[cid]:.1%})" for cid in by_source["fer2013"]}
+    assert set(offered) == {f"{names[cid]} ({accuracy[cid]:.1%})" for cid in by_source["fer2013"]}
     at.selectbox(key="train_model").set_value("keras_cnn_wide")
     at.selectbox(key="train_labels").set_value("ferplus")
     at.run()
     assert not at.exception
-    assert [o.split(" ")[0] for o in at.multiselect(key="train_teachers-ferplus").options] == sorted(by_source["ferplus"])
-    assert at.selectbox(key="train_init-keras_cnn_wide-ferplus").options[1:] == sorted(by_source["ferplus"])
+    ferplus = sorted(by_source["ferplus"])
+    assert at.multiselect(key="train_teachers-ferplus").options == [f"{names[c]} ({accuracy[c]:.1%})" for c in ferplus]
+    assert at.selectbox(key="train_init-keras_cnn_wide-ferplus").options[1:] == [
+        f"{names[c]} ({accuracy[c]:.1%})" for c in ferplus
+    ]
 
 
 def test_training_from_the_sidebar_lands_a_checkpoint(monkeypatch, tmp_path, kaggle_zip):
@@ -271,7 +278,7 @@ def test_predict_runs_each_model_on_the_backend_measured_faster(app_env, grace_h
     at.button(key="measure_backends").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     measured = at.dataframe[0].value
-    assert set(measured["model"]) == {c.id for c in list_checkpoints(app_env)}
+    assert set(measured["model"]) == set(display_names(c.meta for c in list_checkpoints(app_env) if c.meta).values())
     assert set(measured["runs on"]) <= {"torch", "onnxruntime"} and (measured["PyTorch ms"] > 0).all()
     at.file_uploader[0].set_value([("hopper.jpg", grace_hopper.read_bytes(), "image/jpeg")])
     at.run()

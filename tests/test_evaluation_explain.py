@@ -10,16 +10,14 @@ from sklearn.metrics import accuracy_score
 
 from fer_core import list_checkpoints, load_checkpoint
 from fer_core.data import load_dataset, to_model_input
+from fer_core.efficiency import count_macs, efficiency, measure_speed
 from fer_core.evaluation import (
     EnsembleError,
     compute_metrics,
-    count_macs,
-    efficiency,
     ensemble_probs,
     evaluate_ensemble,
     expected_calibration_error,
     mcnemar,
-    measure_speed,
     misclassified,
     misclassified_faces,
     select_ensemble,

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from dataclasses import replace
 
 import numpy as np
@@ -13,16 +14,22 @@ from fer_core import list_checkpoints, load_checkpoint
 from fer_core.data import load_dataset
 from fer_core.inference import predict_logits
 from fer_core.models import get_spec
+from fer_core.naming import base_name, display_names
 from fer_core.records import CheckpointMeta, CheckpointRef, Predictions
 from fer_core.store import (
+    HIDDEN_FILE,
+    SHIPPED_FILE,
     CheckpointError,
     annotate_checkpoint,
     checkpoint_dir,
     delete_checkpoint,
+    hidden_checkpoints,
     load_predictions,
     meta_json,
     read_meta,
     save_checkpoint,
+    set_hidden,
+    shipped_checkpoints,
 )
 from fer_core.training import (
     Callbacks,
@@ -35,6 +42,8 @@ from fer_core.training import (
     train_and_save,
 )
 from fer_core.training.targets import TeacherError, teacher_probabilities, training_targets
+
+from .conftest import REPO
 
 
 def test_tiny_run_writes_a_complete_checkpoint(tiny_checkpoints, kaggle_zip):
@@ -440,6 +449,44 @@ def test_delete_checkpoint(tiny_checkpoints, tmp_path):
     assert [i.id for i in list_checkpoints(tmp_path / "ck")] == [infos[1].id]
     with pytest.raises(CheckpointError):
         delete_checkpoint(infos[0].id, tmp_path / "ck")
+
+
+def test_hidden_checkpoints_are_remembered_and_shipped_ones_never_deleted(tiny_checkpoints, tmp_path):
+    root = tmp_path / "ck"
+    a, b = (i.id for i in _copy_store(tiny_checkpoints, root))
+    assert set_hidden(a, True, root) == {a} and hidden_checkpoints(root) == {a}
+    assert {i.id for i in list_checkpoints(root)} == {a, b}  # hiding is a view setting: nothing moves
+    (root / SHIPPED_FILE).write_text(f"# shipped\n{b}\n")
+    assert shipped_checkpoints(root) == {b}
+    with pytest.raises(CheckpointError, match="hide it instead"):
+        delete_checkpoint(b, root)
+    assert (root / b).is_dir()
+    delete_checkpoint(a, root)  # a hidden, user-trained checkpoint: gone, and no longer listed as hidden
+    assert hidden_checkpoints(root) == frozenset() and not (root / a).exists()
+    (root / HIDDEN_FILE).write_text("{not json")
+    assert hidden_checkpoints(root) == frozenset()  # a damaged file hides nothing
+    with pytest.raises(CheckpointError):
+        set_hidden("../outside", True, root)
+
+
+def test_shipped_txt_lists_every_checkpoint_the_repository_ships():
+    """The app must never offer to delete a checkpoint under version control (a user's own may sit beside them)."""
+    tracked = subprocess.run(["git", "ls-files", "checkpoints"], cwd=REPO, capture_output=True, text=True)
+    if tracked.returncode != 0:
+        pytest.skip("not a git checkout")
+    in_git = {line.split("/")[1] for line in tracked.stdout.splitlines() if line.endswith("/meta.json")}
+    assert in_git and shipped_checkpoints(REPO / "checkpoints") == in_git
+
+
+def test_display_names_are_short_and_unique():
+    metas = [i.meta for i in list_checkpoints(REPO / "checkpoints")]
+    names = display_names(metas)
+    assert names["resnet18-fer2013-20261123-044459"] == "resnet18 · FER2013"
+    assert names["keras_cnn_wide-ferplus-20261123-020832"] == "keras_cnn_wide · FER+"
+    twin = replace(metas[0], id=metas[0].id + "-2", created_at="2026-12-01T10:00:00+00:00")
+    pair = display_names([metas[0], twin])
+    assert len(set(pair.values())) == 2 and all(n.startswith(base_name(metas[0]) + " · ") for n in pair.values())
+    assert pair[twin.id].endswith("01 Dec")
 
 
 def _teacher(tiny_checkpoints, model: str = "keras_cnn"):

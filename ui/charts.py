@@ -289,3 +289,31 @@ def embedding_scatter(xy: np.ndarray, labels: list[str], predicted: list[str], f
         )
         .properties(height=480)
     )
+
+
+def accuracy_latency(frame: pd.DataFrame, architectures: Sequence[str]) -> alt.Chart:
+    """Test accuracy against CPU latency for one label set, each point named; `architectures`: every registered
+    name, so an architecture keeps its colour when checkpoints are added. Columns: model, id, architecture,
+    test accuracy (%), CPU latency (ms), parameters (M)."""
+    base = alt.Chart(frame).encode(
+        x=alt.X("CPU latency (ms):Q", scale=alt.Scale(type="log")),
+        y=alt.Y("test accuracy:Q", title="test accuracy (%)", scale=alt.Scale(zero=False)),
+    )
+    points = base.mark_circle(opacity=0.8).encode(
+        size=alt.Size("parameters (M):Q", scale=alt.Scale(range=[60, 700]), legend=None),
+        color=alt.Color("architecture:N", scale=alt.Scale(domain=list(architectures), scheme="tableau20"), legend=None),
+        tooltip=[
+            "model",
+            "id",
+            alt.Tooltip("test accuracy:Q", format=".2f", title="test accuracy (%)"),
+            alt.Tooltip("parameters (M):Q", format=".2f"),
+            alt.Tooltip("CPU latency (ms):Q", format=".1f"),
+        ],
+    )
+    labels = base.mark_text(align="left", dx=9, fontSize=11).encode(text="model:N")
+    return (points + labels).properties(height=340)
+
+
+def blank(size: int) -> np.ndarray:
+    """A light grey square the size of a map: keeps a grid of maps aligned where a model has none."""
+    return np.full((size, size), 235, np.uint8)

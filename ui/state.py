@@ -12,9 +12,22 @@ from typing import TYPE_CHECKING, NoReturn
 
 import streamlit as st
 
-from fer_core.leaderboard import LeaderboardRow, leaderboard_row
+from fer_core.leaderboard import LeaderboardRow, default_ensemble, ensemble_row, leaderboard_row
+from fer_core.naming import display_names
 from fer_core.records import CheckpointMeta, Predictions
-from fer_core.store import CheckpointInfo, default_root, list_checkpoints, load_predictions, package_checkpoint
+from fer_core.store import (
+    HIDDEN_FILE,
+    CheckpointError,
+    CheckpointInfo,
+    default_root,
+    delete_checkpoint,
+    hidden_checkpoints,
+    list_checkpoints,
+    load_predictions,
+    package_checkpoint,
+    set_hidden,
+    shipped_checkpoints,
+)
 
 # Modules that import torch are imported inside the functions that need them: the Overview's
 # leaderboard is drawn from meta.json files before torch (seconds on a small CPU) is loaded.
@@ -36,7 +49,7 @@ def store_root() -> Path:
 
 
 def store_signature() -> tuple:
-    """Cheap fingerprint of the store: changes when a checkpoint is added, removed or rewritten."""
+    """Cheap fingerprint of the store: changes when a checkpoint is added, removed, rewritten, hidden or shown."""
     root = store_root()
     if not root.is_dir():
         return ()
@@ -45,6 +58,8 @@ def store_signature() -> tuple:
         meta = d / "meta.json"
         if d.is_dir() and not d.name.startswith(".") and meta.exists():
             sig.append((d.name, meta.stat().st_mtime_ns))
+    if (root / HIDDEN_FILE).exists():
+        sig.append((HIDDEN_FILE, (root / HIDDEN_FILE).stat().st_mtime_ns))
     return tuple(sig)
 
 
@@ -53,13 +68,35 @@ def _checkpoints(signature: tuple) -> list[CheckpointInfo]:
     return list_checkpoints(store_root())
 
 
+@st.cache_data(show_spinner=False)
+def _hidden(signature: tuple) -> frozenset[str]:
+    return hidden_checkpoints(store_root())
+
+
+@st.cache_data(show_spinner=False)
+def _names(signature: tuple) -> dict[str, str]:
+    return display_names(c.meta for c in _checkpoints(signature) if c.meta is not None)
+
+
 def checkpoints() -> list[CheckpointInfo]:
-    """All checkpoints (broken ones included, with their error)."""
+    """All checkpoints (broken and hidden ones included, broken ones with their error)."""
     return _checkpoints(store_signature())
 
 
+def hidden() -> frozenset[str]:
+    """The ids the user hid: out of the leaderboard, the pickers and the ensembles (Overview shows them again)."""
+    return _hidden(store_signature())
+
+
 def good_checkpoints() -> list[CheckpointInfo]:
-    return [c for c in checkpoints() if c.ok]
+    """The usable checkpoints the user has not hidden."""
+    hidden_ids = hidden()
+    return [c for c in checkpoints() if c.ok and c.id not in hidden_ids]
+
+
+def name(checkpoint_id: str) -> str:
+    """A checkpoint's short display name (fer_core.naming); its id where it has none (a broken checkpoint)."""
+    return _names(store_signature()).get(checkpoint_id, checkpoint_id)
 
 
 class PageEnd(Exception):
@@ -82,12 +119,46 @@ def require_checkpoints() -> list[CheckpointInfo]:
 
 
 def metas() -> dict[str, CheckpointMeta]:
-    """The usable checkpoints' meta.json, by id."""
+    """The usable, shown checkpoints' meta.json, by id."""
     return {c.id: c.meta for c in good_checkpoints() if c.meta is not None}
 
 
 def leaderboard() -> list[LeaderboardRow]:
     return [leaderboard_row(meta) for meta in metas().values()]
+
+
+@st.cache_data(show_spinner=False)
+def _ensemble_line(signature: tuple) -> LeaderboardRow | None:
+    from fer_core.evaluation import EnsembleError, evaluate_ensemble
+
+    meta_of = metas()
+    members = default_ensemble(meta_of.values())
+    try:
+        result = evaluate_ensemble({cid: _predictions(cid, _signature_of(cid)) for cid in members})
+    except EnsembleError:  # fewer than two, or tested on other faces: no line
+        return None
+    return ensemble_row([meta_of[cid] for cid in members], result)
+
+
+def ensemble_line() -> LeaderboardRow | None:
+    """The default ensemble (leaderboard.default_ensemble) as a leaderboard line, from stored predictions."""
+    return _ensemble_line(store_signature())
+
+
+def shipped() -> frozenset[str]:
+    return shipped_checkpoints(store_root())
+
+
+def hide(checkpoint_id: str, hidden: bool) -> None:
+    set_hidden(checkpoint_id, hidden, store_root())
+
+
+def delete(checkpoint_id: str) -> None:
+    """Delete a user-trained checkpoint; a refusal (shipped, already gone) is kept for the page to show."""
+    try:
+        delete_checkpoint(checkpoint_id, store_root())
+    except CheckpointError as exc:
+        st.session_state["delete_error"] = str(exc)
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=64)

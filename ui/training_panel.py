@@ -92,6 +92,7 @@ def render() -> None:
                     "Start from",
                     [fresh, *own],
                     key=f"train_init-{model}-{labels}",
+                    format_func=lambda cid: cid if cid == fresh else _with_accuracy(cid, usable[cid]),
                     help="continue from a trained checkpoint of this architecture (fine-tuning)",
                 )
                 teachers = st.multiselect(
@@ -128,7 +129,7 @@ def render() -> None:
 
 
 def _with_accuracy(checkpoint_id: str, meta: CheckpointMeta) -> str:
-    return f"{checkpoint_id} ({meta.accuracy:.1%})"
+    return f"{state.name(checkpoint_id)} ({meta.accuracy:.1%})"
 
 
 def _start(data_path: str, model: str, preset: str, settings: dict) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
@@ -109,5 +110,6 @@ def _show(result: VideoResult, annotated: bytes) -> None:
         st.caption("Class probabilities over time (the ensemble's when several models share classes)")
         st.altair_chart(charts.probability_timeline([p for p in points if p.face == face], classes), width="stretch")
         st.caption("Share of the time the face was seen, per model")
-        face_shares = [s for s in shares if s.face == face]
-        st.altair_chart(charts.expression_shares(face_shares, classes, [ENSEMBLE, *result.models]), width="stretch")
+        face_shares = [replace(s, model=state.name(s.model)) for s in shares if s.face == face]
+        models = [ENSEMBLE, *map(state.name, result.models)]
+        st.altair_chart(charts.expression_shares(face_shares, classes, models), width="stretch")

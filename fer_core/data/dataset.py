@@ -48,6 +48,17 @@ class FerData:
             mask &= self.labels == self.classes.index(class_name)
         return torch.nonzero(mask).flatten()
 
+    def locate(self, name: str, split: str = "test") -> tuple[str, int] | None:
+        """A face's class and its 0-based place among that class's faces of `split` (the order of `indices`), by
+        file name; None when the split holds no face of that name. How a link to one face is followed."""
+        if name not in self.names:
+            return None
+        position = self.names.index(name)
+        if int(self.split[position]) != SPLITS.index(split):
+            return None
+        class_name = self.classes[int(self.labels[position])]
+        return class_name, int((self.indices(split, class_name) < position).sum())
+
     def split_sizes(self) -> dict[str, int]:
         return {name: int((self.split == i).sum()) for i, name in enumerate(SPLITS)}
 

@@ -15,7 +15,8 @@ import torchvision
 from .. import __version__
 from ..data import FerData, load_dataset
 from ..devices import resolve_device
-from ..evaluation import compute_metrics, efficiency
+from ..efficiency import efficiency
+from ..evaluation import compute_metrics
 from ..inference import predict_logits
 from ..models import count_parameters, get_spec
 from ..records import CheckpointMeta, CheckpointRef, DataProvenance, Predictions, StudyTrial

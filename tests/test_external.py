@@ -1,0 +1,119 @@
+"""Evaluation on a user's own labelled data: reading, class matching, face crops, shared-class metrics, cache, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from fer_core.__main__ import main
+from fer_core.classifier import load_checkpoint
+from fer_core.data import DataError
+from fer_core.evaluation import compute_metrics
+from fer_core.external import (
+    IGNORE,
+    cached_datasets,
+    cached_results,
+    default_mapping,
+    evaluate_external,
+    external_root,
+    load_external,
+    parse_mapping,
+)
+from fer_core.store import list_checkpoints
+
+
+def test_labels_match_through_the_aliases_and_the_rest_is_left_out_and_reported(own_dataset):
+    data = load_external(own_dataset)
+    assert data.mapping["anger"] == "angry" and data.mapping["happiness"] == "happy" and data.mapping["sadness"] == "sad"
+    assert data.mapping["posed_other"] == IGNORE and data.left_out == {"posed_other": 3}
+    assert data.classes == ("angry", "disgust", "happy", "sad", "surprise", "contempt")  # six, contempt, no neutral
+    assert data.counts() == {"angry": 3, "disgust": 3, "happy": 5, "sad": 3, "surprise": 3, "contempt": 3}
+    assert len(data.unreadable) == 1 and "broken.png" in data.unreadable[0]  # reported, not silently dropped
+    assert data.images.shape == (20, 48, 48) and data.images.dtype == np.uint8
+
+
+def test_large_images_are_cropped_to_the_detected_face_small_ones_used_whole(own_dataset):
+    data = load_external(own_dataset)
+    assert data.detected == 2 and data.whole == 18 and data.no_face == 0  # the two photos; 48 and 96 px crops whole
+    photo = data.names.index("happiness/photo_0.jpg")
+    assert data.images[photo].std() > 20  # a face with contrast, not a resized blank corner
+
+
+def test_a_mapping_overrides_the_aliases_and_changes_the_fingerprint(own_dataset):
+    default = load_external(own_dataset)
+    mapped = load_external(own_dataset, parse_mapping("posed_other=neutral, contempt=ignore"))
+    assert "neutral" in mapped.classes and "contempt" not in mapped.classes
+    assert mapped.left_out == {"contempt": 3}
+    assert mapped.fingerprint != default.fingerprint
+    assert default_mapping(["1_anger", "Surprised", "xyz"]) == {"1_anger": "angry", "Surprised": "surprise", "xyz": IGNORE}
+    with pytest.raises(DataError, match="LABEL=CLASS"):
+        parse_mapping("sadness=blue")
+
+
+def test_a_model_is_judged_on_the_classes_it_shares_with_the_data(own_dataset, tiny_checkpoints):
+    data = load_external(own_dataset)
+    info = list_checkpoints(tiny_checkpoints)[0]
+    clf = load_checkpoint(info.id, tiny_checkpoints)
+    result = evaluate_external(clf, data, tiny_checkpoints)
+    assert result.predictions.classes == ("angry", "disgust", "happy", "sad", "surprise")
+    assert result.missing_in_data == ("fear", "neutral") and result.missing_in_model == ("contempt",)
+    assert result.faces_left_out == 3 and len(result.predictions.labels) == 17
+    assert np.allclose(result.predictions.probs.sum(1), 1, atol=1e-5)
+    keep = [i for i, label in enumerate(data.labels) if label != "contempt"]
+    full = clf.predict_proba(data.images[keep][:, None])
+    columns = [clf.classes.index(c) for c in result.predictions.classes]
+    expected = np.array(columns)[full[:, columns].argmax(1)]  # top class among the shared ones
+    truth = [clf.classes.index(data.labels[i]) for i in keep]
+    assert compute_metrics(result.predictions).accuracy == pytest.approx(float(np.mean(expected == truth)))
+    assert result.outside_top == pytest.approx(float(np.isin(full.argmax(1), columns, invert=True).mean()))
+    assert "5 classes" in result.note() and "fear, neutral" in result.note() and "contempt" in result.note()
+
+
+def test_results_are_cached_by_dataset_fingerprint(own_dataset, tiny_checkpoints, tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    shutil.copytree(tiny_checkpoints, store)
+    data = load_external(own_dataset, cache=external_root(store))
+    clf = load_checkpoint(list_checkpoints(store)[0].id, store)
+    first = evaluate_external(clf, data, store)
+    monkeypatch.setattr(type(clf), "predict_proba", lambda *a, **k: pytest.fail("the cached result was not used"))
+    again = evaluate_external(clf, load_external(own_dataset, cache=external_root(store)), store)
+    assert np.array_equal(first.predictions.probs, again.predictions.probs) and again.note() == first.note()
+    listed = cached_datasets(store)
+    assert list(listed) == [data.fingerprint] and listed[data.fingerprint]["counts"] == data.counts()
+    assert set(cached_results(data.fingerprint, store)) == {clf.meta.id}
+
+
+def test_paths_in_a_csv_cannot_leave_its_folder(own_dataset, tmp_path):
+    (tmp_path / "faces").mkdir()
+    shutil.copy(own_dataset / "anger" / "S000_0.png", tmp_path / "faces" / "a.png")
+    shutil.copy(own_dataset / "happiness" / "S003_0.png", tmp_path / "faces" / "h.png")
+    csv = tmp_path / "labels.csv"
+    csv.write_text(f"path,label\nfaces/a.png,angry\nfaces/h.png,happy\n{own_dataset / 'sadness' / 'S004_0.png'},sad\n")
+    data = load_external(csv)
+    assert data.counts() == {"angry": 1, "happy": 1}
+    assert len(data.unreadable) == 1 and "outside" in data.unreadable[0]
+
+
+def test_images_outside_class_folders_are_a_clear_error(tmp_path, own_dataset):
+    shutil.copy(own_dataset / "anger" / "S000_0.png", tmp_path / "loose.png")
+    with pytest.raises(DataError, match="folder named after their class"):
+        load_external(tmp_path)
+
+
+def test_cli_evaluates_checkpoints_and_their_ensemble_on_own_data(own_dataset, tiny_checkpoints, tmp_path, capsys):
+    store = tmp_path / "store"
+    shutil.copytree(tiny_checkpoints, store)
+    ids = [i.id for i in list_checkpoints(store)]
+    args = ["evaluate", "--own-data", str(own_dataset), "--checkpoints", str(store), "--json"]
+    assert main([*args, "--ensemble", ",".join(ids)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["dataset"]["counts"]["contempt"] == 3 and out["dataset"]["left_out"] == {"posed_other": 3}
+    assert [r["checkpoint"] for r in out["results"]] == ids
+    assert all(r["classes"] == ["angry", "disgust", "happy", "sad", "surprise"] for r in out["results"])
+    assert 0 <= out["ensemble"]["metrics"]["accuracy"] <= 1 and out["ensemble"]["metrics"]["n"] == 17
+    assert main(["evaluate", "--own-data", str(own_dataset), "--checkpoints", str(store)]) == 0
+    text = capsys.readouterr().out
+    assert "2 detected" in text and "posed_other" in text and "broken.png" in text and "shares with ckplus" in text
