@@ -7,7 +7,7 @@ import streamlit as st
 
 from fer_core.evaluation import EnsembleError, evaluate_ensemble, mcnemar
 from fer_core.leaderboard import WEAK_POINTS, default_ensemble, ranked_checkpoints
-from ui import charts, state
+from ui import charts, own_data, state
 
 st.title("Evaluate")
 
@@ -68,8 +68,8 @@ def downloads(cid: str) -> None:
     )
 
 
-tab_one, tab_two, tab_all, tab_ens, tab_emb, tab_runs = st.tabs(
-    ["One model", "Two models", "All models", "Ensemble", "Embedding", "Runs"]
+tab_one, tab_two, tab_all, tab_ens, tab_emb, tab_runs, tab_own = st.tabs(
+    ["One model", "Two models", "All models", "Ensemble", "Embedding", "Runs", "Your data"]
 )
 
 with tab_one:
@@ -231,3 +231,6 @@ with tab_runs:
             ),
             width="stretch",
         )
+
+with tab_own:
+    own_data.render(ids, ranked)

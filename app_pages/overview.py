@@ -51,7 +51,15 @@ def leaderboard_frame(rows: list[LeaderboardRow]) -> pd.DataFrame:
     frame = frame.sort_values("test accuracy", ascending=False)
     singles = frame[frame["members"].map(len) == 0]
     frame.insert(0, "best", ["★" if i == singles["test accuracy"].idxmax() else "" for i in frame.index])
+    for title, results in own_data_columns().items():
+        frame[title] = [100 * results[cid].predictions.accuracy if cid in results else None for cid in frame["id"]]
     return frame
+
+
+def own_data_columns() -> dict[str, dict]:
+    """Column title -> the cached results of each dataset of the user's (Evaluate > Your data)."""
+    datasets = state.external_datasets()
+    return {f"{summary['name']} ({fp[:6]})": state.external_results(fp) for fp, summary in datasets.items()}
 
 
 def show_leaderboard(frame: pd.DataFrame) -> None:
@@ -64,8 +72,14 @@ def show_leaderboard(frame: pd.DataFrame) -> None:
         "training time (min)": "%.0f",
         "epochs": "%d",
     }
+    own = {
+        title: st.column_config.NumberColumn(
+            title, format="%.2f%%", help="Accuracy on your dataset, on the classes each model shares with it (Evaluate)"
+        )
+        for title in own_data_columns()
+    }
     st.dataframe(
-        frame[["best", "model", *(title for title, _ in COLUMNS.values())]],
+        frame[["best", "model", "test accuracy", *own, *(title for title, _ in COLUMNS.values() if title != "test accuracy")]],
         hide_index=True,
         width="stretch",
         column_config={
@@ -74,6 +88,7 @@ def show_leaderboard(frame: pd.DataFrame) -> None:
             **percent,
             **{t: st.column_config.NumberColumn(t, format=f, help=COLUMNS_HELP[t]) for t, f in number.items()},
             **{t: st.column_config.TextColumn(t, help=COLUMNS_HELP[t]) for t in ("device", "date", "id")},
+            **own,
         },
     )
 

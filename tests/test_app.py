@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from fer_core.data import load_dataset
 from fer_core.evaluation import evaluate_ensemble, misclassified_faces
+from fer_core.external import cached_results
 from fer_core.leaderboard import default_ensemble
 from fer_core.naming import display_names
 from fer_core.store import list_checkpoints, load_predictions
@@ -297,3 +299,32 @@ def test_a_page_that_ends_early_still_draws_the_sidebar(app_env, page):
     assert not at.exception
     assert [h.value for h in at.sidebar.header] == ["Train a model"]
     assert any(e.label == "Glossary" for e in at.sidebar.expander)
+
+
+def test_own_data_is_evaluated_from_evaluate_and_shown_on_the_leaderboard(
+    monkeypatch, tiny_checkpoints, kaggle_zip, tmp_path, own_dataset
+):
+    store = tmp_path / "store"
+    shutil.copytree(tiny_checkpoints, store)
+    monkeypatch.setenv("FER_CHECKPOINTS", str(store))
+    monkeypatch.setenv("FER_DATA", str(kaggle_zip))
+    monkeypatch.chdir(REPO)
+    at = run_page("app_pages/evaluate.py")
+    assert any("No dataset of yours" in i.value for i in at.info)
+    at.radio(key="own_from").set_value("a path on this machine").run()
+    at.text_input(key="own_path").set_value(str(own_dataset)).run()
+    at.button(key="own_go").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    fingerprint = at.selectbox(key="own_dataset").value
+    infos = list_checkpoints(store)
+    results = cached_results(fingerprint, store)
+    assert set(results) == {i.id for i in infos}  # every model ran and was cached
+    table = next(d.value for d in at.dataframe if "what it covers" in d.value.columns)
+    expected = {display_names(i.meta for i in infos)[cid]: 100 * r.predictions.accuracy for cid, r in results.items()}
+    assert dict(zip(table["model"], table["accuracy"], strict=True)) == pytest.approx(expected)
+    assert any("shares with ckplus" in c.value for c in at.caption)
+    overview = run_page()
+    board = overview.dataframe[0].value
+    own_column = next(c for c in board.columns if c.startswith("ckplus ("))
+    shown = dict(zip(board["id"], board[own_column], strict=True))
+    assert all(shown[cid] == pytest.approx(100 * r.predictions.accuracy) for cid, r in results.items())

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from fer_core.evaluation import Metrics, Mistake
     from fer_core.explain import Attribution, FaceEmbedding
     from fer_core.export import BackendSpeed
+    from fer_core.external import ExternalData, ExternalResult
     from fer_core.predict import PhotoPrediction
     from fer_core.studies.report import StudyReport
     from fer_core.video import LiveRecognizer
@@ -392,3 +393,76 @@ def study_report(study_id: str) -> StudyReport:
 
     trials = tuple((f.name, f.stat().st_mtime_ns) for f in sorted((study_dir(study_id) / "trials").glob("*.json")))
     return _study_report(study_id, (store_signature(), trials))
+
+
+def _external_signature() -> tuple:
+    from fer_core.external import external_root
+
+    folder = external_root(store_root())
+    if not folder.is_dir():
+        return ()
+    return tuple((f.relative_to(folder).as_posix(), f.stat().st_mtime_ns) for f in sorted(folder.glob("*/*.safetensors")))
+
+
+@st.cache_data(show_spinner=False)
+def _external_datasets(signature: tuple) -> dict[str, dict]:
+    from fer_core.external import cached_datasets
+
+    return cached_datasets(store_root())
+
+
+def external_datasets() -> dict[str, dict]:
+    """fingerprint -> summary of each dataset of the user's evaluated in this store."""
+    return _external_datasets(_external_signature())
+
+
+@st.cache_data(show_spinner=False)
+def _external_results(fingerprint: str, signature: tuple) -> dict[str, ExternalResult]:
+    from fer_core.external import cached_results
+
+    return cached_results(fingerprint, store_root())
+
+
+def external_results(fingerprint: str) -> dict[str, ExternalResult]:
+    """checkpoint id -> its cached result on that dataset (hidden checkpoints left out)."""
+    shown = metas()
+    return {cid: r for cid, r in _external_results(fingerprint, _external_signature()).items() if cid in shown}
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _external_metrics(fingerprint: str, checkpoint_id: str, signature: tuple) -> Metrics:
+    from fer_core.evaluation import compute_metrics
+
+    return compute_metrics(_external_results(fingerprint, signature)[checkpoint_id].predictions)
+
+
+def external_metrics(fingerprint: str, checkpoint_id: str) -> Metrics:
+    """Every metric of a checkpoint on a dataset of the user's, over the classes they share."""
+    return _external_metrics(fingerprint, checkpoint_id, _external_signature())
+
+
+def evaluate_external(source: Path, mapping: dict[str, str] | None, detector: str, checkpoint_ids: list[str], on_progress) -> str:
+    """Crop the dataset's faces (or read them from the cache) and run each model on them (each result cached
+    on disk); returns the dataset's fingerprint. `on_progress(fraction, message)`."""
+    from fer_core.external import external_root, load_external
+
+    data = load_external(
+        source,
+        mapping,
+        detector,
+        cache=external_root(store_root()),
+        on_progress=lambda done, total: on_progress(0.5 * done / total, f"Finding faces: {done} of {total} images"),
+    )
+    run_models(data.fingerprint, checkpoint_ids, on_progress, data)
+    return data.fingerprint
+
+
+def run_models(fingerprint: str, checkpoint_ids: list[str], on_progress, data: ExternalData | None = None) -> None:
+    """Run the models that have not seen the dataset yet on its cached faces."""
+    from fer_core.external import cached_data
+    from fer_core.external import evaluate_external as evaluate
+
+    data = data or cached_data(fingerprint, store_root())
+    for done, cid in enumerate(checkpoint_ids, 1):
+        on_progress(0.5 + 0.5 * done / len(checkpoint_ids), f"Running {name(cid)} ({done} of {len(checkpoint_ids)})")
+        evaluate(classifier(cid), data, store_root())

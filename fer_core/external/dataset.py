@@ -195,7 +195,7 @@ def load_external(
     try:
         fingerprint = _fingerprint(files, read, used, detector)
         if cache is not None and (cache / fingerprint / FACES_FILE).is_file():
-            return _read_faces(cache / fingerprint / FACES_FILE)
+            return read_faces(cache / fingerprint / FACES_FILE)
         data = _decode(path.name, fingerprint, files, read, used, detector, on_progress)
     finally:
         close()
@@ -256,7 +256,8 @@ def _write_faces(file: Path, data: ExternalData) -> None:
     write_atomically(file, lambda f: save_file({"images": data.images}, f, metadata={"data": json.dumps(facts)}))
 
 
-def _read_faces(file: Path) -> ExternalData:
+def read_faces(file: Path) -> ExternalData:
+    """Faces written by load_external's cache (safetensors: no pickle)."""
     from safetensors import safe_open
 
     with safe_open(str(file), framework="numpy") as f:

@@ -6,6 +6,7 @@ the cropped faces."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ import numpy as np
 from ..data.choices import DataError
 from ..records import Predictions
 from ..store import CheckpointError, default_root, read_predictions, save_predictions
-from .dataset import FACES_FILE, ExternalData
+from .dataset import FACES_FILE, ExternalData, read_faces
 
 if TYPE_CHECKING:
     from ..classifier import FerClassifier
@@ -26,6 +27,12 @@ EXTERNAL_DIR = ".external"
 def external_root(root: Path | None = None) -> Path:
     """Where external datasets' faces and results are cached: inside the checkpoint store, so they travel with it."""
     return Path(root or default_root()) / EXTERNAL_DIR
+
+
+def _dataset_dir(fingerprint: str, root: Path | None) -> Path:
+    if not re.fullmatch(r"[0-9a-f]{16}", fingerprint):  # names a folder: never a path from outside
+        raise DataError(f"not a dataset fingerprint: {fingerprint!r}")
+    return external_root(root) / fingerprint
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,7 @@ def _shared(clf_classes: tuple[str, ...], data: ExternalData) -> tuple[str, ...]
 def evaluate_external(clf: FerClassifier, data: ExternalData, root: Path | None = None) -> ExternalResult:
     """The checkpoint's predictions on every face of `data` whose class it knows; read from the cache when this
     checkpoint already saw this dataset (same fingerprint), else computed and cached."""
-    file = external_root(root) / data.fingerprint / f"{clf.meta.id}.safetensors"
+    file = _dataset_dir(data.fingerprint, root) / f"{clf.meta.id}.safetensors"
     if file.is_file():
         try:
             return _read(file)
@@ -145,10 +152,18 @@ def cached_datasets(root: Path | None = None) -> dict[str, dict]:
 def cached_results(fingerprint: str, root: Path | None = None) -> dict[str, ExternalResult]:
     """checkpoint id -> its cached result on the dataset of that fingerprint."""
     results = {}
-    for file in sorted((external_root(root) / fingerprint).glob("*.safetensors")):
+    for file in sorted(_dataset_dir(fingerprint, root).glob("*.safetensors")):
         if file.name != FACES_FILE:
             try:
                 results[file.stem] = _read(file)
             except CheckpointError:
                 continue
     return results
+
+
+def cached_data(fingerprint: str, root: Path | None = None) -> ExternalData:
+    """The cropped faces of an external dataset evaluated before: more models can run on them without the files."""
+    file = _dataset_dir(fingerprint, root) / FACES_FILE
+    if not file.is_file():
+        raise DataError(f"no external dataset {fingerprint!r} in {external_root(root)}")
+    return read_faces(file)

@@ -1,0 +1,154 @@
+"""Evaluate's "Your data" tab: add a labelled dataset of your own (a zip upload, or a folder, zip or csv on the
+server), check how its labels map to the classes, run the models on it (results cached in the store), then
+each model's figures, confusion matrix and per-class accuracy on it."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from fer_core.data import FERPLUS_CLASSES, DataError
+from fer_core.external import IGNORE, default_mapping, list_labelled
+from fer_core.faces import DEFAULT_DETECTOR, DETECTORS
+
+from . import charts, state
+
+UPLOAD_KEY = "own_data_upload"  # (file id, temporary path) of the uploaded zip
+
+
+def render(ids: list[str], ranked: list[str]) -> None:
+    datasets = state.external_datasets()
+    with st.expander("Add a labelled dataset of your own (CK+, JAFFE, your lab's faces…)", expanded=not datasets):
+        _add(ids)
+    if not datasets:
+        st.info("No dataset of yours evaluated yet: add one above.")
+        return
+    fingerprint = st.selectbox(
+        "Dataset",
+        list(datasets),
+        format_func=lambda f: f"{datasets[f]['name']} · {datasets[f]['faces']} faces · {f}",
+        key="own_dataset",
+    )
+    summary = datasets[fingerprint]
+    _describe(summary)
+    results = state.external_results(fingerprint)
+    missing = [cid for cid in ids if cid not in results]
+    if missing and st.button(f"Run the {len(missing)} models that have not seen it", key="own_run_missing"):
+        _run(lambda progress: state.run_models(fingerprint, missing, progress))
+    if not results:
+        return
+    order = [cid for cid in ranked if cid in results] + [cid for cid in results if cid not in ranked]
+    table = pd.DataFrame(
+        [
+            {
+                "model": state.name(cid),
+                "accuracy": 100 * results[cid].predictions.accuracy,
+                "macro F1": state.external_metrics(fingerprint, cid).macro_f1,
+                "faces": len(results[cid].predictions.labels),
+                "what it covers": results[cid].note(),
+                "id": cid,
+            }
+            for cid in order
+        ]
+    ).sort_values("accuracy", ascending=False)
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "accuracy": st.column_config.NumberColumn(format="%.2f%%", help="on the classes the model shares with the data"),
+            "macro F1": st.column_config.NumberColumn(format="%.3f"),
+        },
+    )
+    cid = st.selectbox("Model", list(table["id"]), format_func=state.name, key="own_model")
+    result, m = results[cid], state.external_metrics(fingerprint, cid)
+    st.caption(result.note().capitalize() + ". Probabilities are renormalised over the shared classes.")
+    normalized = st.toggle("Row-normalised", True, key="own_norm")
+    matrix = m.confusion_matrix_normalized if normalized else m.confusion_matrix
+    st.altair_chart(charts.confusion_heatmap(matrix, list(result.predictions.classes), normalized), width="stretch")
+    st.altair_chart(charts.per_class_bars({state.name(cid): m.per_class_accuracy}), width="stretch")
+
+
+def _describe(summary: dict) -> None:
+    counts = ", ".join(f"{c} {n}" for c, n in summary["counts"].items())
+    st.markdown(f"**{summary['name']}**: {summary['faces']} faces ({counts})")
+    lines = [
+        f"Faces: {summary['detected']} found by the detector in larger images, {summary['whole']} small images used "
+        f"whole, {summary['no_face']} larger images with no face found (their centred square used).",
+        "Labels: " + ", ".join(f"{k} → {v}" for k, v in summary["mapping"].items()) + ".",
+    ]
+    if summary["left_out"]:
+        lines.append("Left out: " + ", ".join(f"{n} faces labelled {k}" for k, n in summary["left_out"].items()) + ".")
+    if summary["unreadable"]:
+        lines.append(f"{len(summary['unreadable'])} unreadable files skipped: " + "; ".join(summary["unreadable"][:5]))
+    st.caption("  \n".join(lines))
+
+
+def _add(ids: list[str]) -> None:
+    st.caption(
+        "Class folders (`happy/001.png`, any depth), a zip of them, or a csv of `path,label` rows. Folder names "
+        "such as anger, sadness or 3_happiness are matched to the classes; edit the mapping below. Large images "
+        "are cropped to their largest face. Each model is judged on the classes it shares with your data."
+    )
+    where = st.radio("From", ["upload a zip", "a path on this machine"], horizontal=True, key="own_from")
+    source = _uploaded_zip() if where == "upload a zip" else _server_path()
+    if source is None:
+        return
+    try:
+        files = list_labelled(source)
+    except DataError as exc:
+        st.error(str(exc))
+        return
+    counts = pd.Series([f.label for f in files]).value_counts().sort_index()
+    mapping = default_mapping(counts.index)
+    edited = st.data_editor(
+        pd.DataFrame({"label": counts.index, "images": counts.values, "class": [mapping[k] for k in counts.index]}),
+        hide_index=True,
+        disabled=["label", "images"],
+        column_config={"class": st.column_config.SelectboxColumn(options=[*FERPLUS_CLASSES, IGNORE], required=True)},
+        key=f"own_mapping-{source}",
+    )
+    detectors = list(DETECTORS)
+    detector = st.selectbox("Face detector (for images larger than a face crop)", detectors, detectors.index(DEFAULT_DETECTOR))
+    if st.button(f"Find faces and run the {len(ids)} models", type="primary", key="own_go"):
+        chosen = dict(zip(edited["label"], edited["class"], strict=True))
+        _run(lambda progress: state.evaluate_external(source, chosen, detector, ids, progress))
+
+
+def _uploaded_zip() -> Path | None:
+    upload = st.file_uploader("Zip of class folders", type=["zip"], key="own_zip", max_upload_size=500)
+    if upload is None:
+        return None
+    held = st.session_state.get(UPLOAD_KEY)
+    if held is None or held[0] != upload.file_id or not Path(held[1]).exists():
+        folder = Path(tempfile.mkdtemp(prefix="fer-own-"))  # the zip keeps its own name: the dataset's name
+        file = folder / (Path(upload.name).name or "dataset.zip")
+        file.write_bytes(upload.getvalue())
+        held = st.session_state[UPLOAD_KEY] = (upload.file_id, str(file))
+    return Path(held[1])
+
+
+def _server_path() -> Path | None:
+    text = st.text_input("Folder, zip or csv", placeholder="/data/ckplus", key="own_path").strip()
+    if not text:
+        return None
+    path = Path(text).expanduser()
+    if not path.exists():
+        st.error(f"{path}: no such file or folder")
+        return None
+    return path
+
+
+def _run(job) -> None:
+    bar = st.progress(0.0, "Starting…")
+    try:
+        job(lambda fraction, message: bar.progress(min(1.0, fraction), message))
+    except (DataError, ValueError, OSError) as exc:
+        bar.empty()
+        st.error(f"Could not evaluate: {exc}")
+        return
+    bar.empty()
+    st.rerun()
