@@ -6,7 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from fer_core.leaderboard import LeaderboardRow
+from fer_core.leaderboard import WEAK_POINTS, LeaderboardRow
 from fer_core.models import list_models
 from ui import charts, state
 
@@ -117,10 +117,18 @@ else:
         tables[labels] = st.empty()
         with tables[labels]:
             show_leaderboard(frame)
-        plotted = frame[(frame["members"].map(len) == 0) & frame["CPU latency (ms)"].notna()]
-        if len(plotted) > 1:
-            st.altair_chart(charts.accuracy_latency(plotted, [m.name for m in list_models()]), width="stretch")
-            st.caption("Accuracy against CPU latency at batch 1 (log scale); point size: parameters.")
+        singles = frame[(frame["members"].map(len) == 0) & frame["CPU latency (ms)"].notna()]
+        weak = singles["test accuracy"] < singles["test accuracy"].max() - WEAK_POINTS
+        if len(singles[~weak]) > 1:
+            st.altair_chart(charts.accuracy_latency(singles[~weak], [m.name for m in list_models()]), width="stretch")
+            off = "".join(
+                f"; {row.model} ({row.acc:.1f}%) is off the chart"
+                for row in singles[weak].rename(columns={"test accuracy": "acc"}).itertuples()
+            )
+            st.caption(
+                f"Accuracy against CPU latency at batch 1 (log scale); point size: parameters. Checkpoints more than "
+                f"{WEAK_POINTS:.0f} points below the best are left out{off}."
+            )
     ensemble = state.ensemble_line()  # drawn into its table afterwards: the metrics import scikit-learn (~1 s)
     if ensemble is not None:
         with tables[ensemble.labels]:

@@ -322,7 +322,7 @@ def test_own_data_is_evaluated_from_evaluate_and_shown_on_the_leaderboard(
     table = next(d.value for d in at.dataframe if "what it covers" in d.value.columns)
     expected = {display_names(i.meta for i in infos)[cid]: 100 * r.predictions.accuracy for cid, r in results.items()}
     assert dict(zip(table["model"], table["accuracy"], strict=True)) == pytest.approx(expected)
-    assert any("shares with ckplus" in c.value for c in at.caption)
+    assert any("on ckplus: accuracy on the 5 shared classes" in c.value for c in at.caption)
     overview = run_page()
     board = overview.dataframe[0].value
     own_column = next(c for c in board.columns if c.startswith("ckplus ("))

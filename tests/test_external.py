@@ -69,7 +69,10 @@ def test_a_model_is_judged_on_the_classes_it_shares_with_the_data(own_dataset, t
     truth = [clf.classes.index(data.labels[i]) for i in keep]
     assert compute_metrics(result.predictions).accuracy == pytest.approx(float(np.mean(expected == truth)))
     assert result.outside_top == pytest.approx(float(np.isin(full.argmax(1), columns, invert=True).mean()))
-    assert "5 classes" in result.note() and "fear, neutral" in result.note() and "contempt" in result.note()
+    assert result.note() == (
+        f"on the 5 shared classes; the model's fear, neutral left out (its top class on {result.outside_top:.0%} of faces); "
+        "3 faces of contempt left out (not a class of the model)"
+    )
 
 
 def test_results_are_cached_by_dataset_fingerprint(own_dataset, tiny_checkpoints, tmp_path, monkeypatch):
@@ -116,4 +119,4 @@ def test_cli_evaluates_checkpoints_and_their_ensemble_on_own_data(own_dataset, t
     assert 0 <= out["ensemble"]["metrics"]["accuracy"] <= 1 and out["ensemble"]["metrics"]["n"] == 17
     assert main(["evaluate", "--own-data", str(own_dataset), "--checkpoints", str(store)]) == 0
     text = capsys.readouterr().out
-    assert "2 detected" in text and "posed_other" in text and "broken.png" in text and "shares with ckplus" in text
+    assert "2 detected" in text and "posed_other" in text and "broken.png" in text and "on the 5 shared classes" in text

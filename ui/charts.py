@@ -295,13 +295,14 @@ def accuracy_latency(frame: pd.DataFrame, architectures: Sequence[str]) -> alt.C
     """Test accuracy against CPU latency for one label set, each point named; `architectures`: every registered
     name, so an architecture keeps its colour when checkpoints are added. Columns: model, id, architecture,
     test accuracy (%), CPU latency (ms), parameters (M)."""
+    colour = alt.Color("architecture:N", scale=alt.Scale(domain=list(architectures), scheme="tableau20"), legend=None)
     base = alt.Chart(frame).encode(
         x=alt.X("CPU latency (ms):Q", scale=alt.Scale(type="log")),
         y=alt.Y("test accuracy:Q", title="test accuracy (%)", scale=alt.Scale(zero=False)),
+        color=colour,
     )
     points = base.mark_circle(opacity=0.8).encode(
         size=alt.Size("parameters (M):Q", scale=alt.Scale(range=[60, 700]), legend=None),
-        color=alt.Color("architecture:N", scale=alt.Scale(domain=list(architectures), scheme="tableau20"), legend=None),
         tooltip=[
             "model",
             "id",
@@ -310,7 +311,7 @@ def accuracy_latency(frame: pd.DataFrame, architectures: Sequence[str]) -> alt.C
             alt.Tooltip("CPU latency (ms):Q", format=".1f"),
         ],
     )
-    labels = base.mark_text(align="left", dx=9, fontSize=11).encode(text="model:N")
+    labels = base.mark_text(align="left", dx=9, fontSize=11).encode(text="architecture:N")  # its point's colour
     return (points + labels).properties(height=340)
 
 

@@ -65,7 +65,10 @@ def render(ids: list[str], ranked: list[str]) -> None:
     )
     cid = st.selectbox("Model", list(table["id"]), format_func=state.name, key="own_model")
     result, m = results[cid], state.external_metrics(fingerprint, cid)
-    st.caption(result.note().capitalize() + ". Probabilities are renormalised over the shared classes.")
+    st.caption(
+        f"{state.name(cid)} on {result.dataset}: accuracy {result.note()}. "
+        "Probabilities are renormalised over the shared classes."
+    )
     normalized = st.toggle("Row-normalised", True, key="own_norm")
     matrix = m.confusion_matrix_normalized if normalized else m.confusion_matrix
     st.altair_chart(charts.confusion_heatmap(matrix, list(result.predictions.classes), normalized), width="stretch")

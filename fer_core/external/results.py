@@ -50,15 +50,12 @@ class ExternalResult:
         return self.predictions.data_fingerprint
 
     def note(self) -> str:
-        """One sentence on what the figures cover."""
-        shared = len(self.predictions.classes)
-        text = f"accuracy on the {shared} classes {self.checkpoint} shares with {self.dataset}"
+        """What the figures cover, in a phrase: the shared classes and what was left out on either side."""
+        text = f"on the {len(self.predictions.classes)} shared classes"
         if self.missing_in_data:
-            text += (
-                f"; the model's {', '.join(self.missing_in_data)} left out (its top class on {self.outside_top:.0%} of the faces)"
-            )
+            text += f"; the model's {', '.join(self.missing_in_data)} left out (its top class on {self.outside_top:.0%} of faces)"
         if self.missing_in_model:
-            text += f"; {self.faces_left_out} faces of {', '.join(self.missing_in_model)} (no such class in the model) left out"
+            text += f"; {self.faces_left_out} faces of {', '.join(self.missing_in_model)} left out (not a class of the model)"
         return text
 
 
