@@ -221,6 +221,7 @@ def test_training_from_the_sidebar_lands_a_checkpoint(monkeypatch, tmp_path, kag
     at.number_input(key="train_epochs-quick").set_value(1)
     at.number_input(key="train_batch-quick").set_value(8)
     at.selectbox(key="train_device").set_value("cpu")
+    at.number_input(key="train_budget-quick").set_value(5.0)
     at.sidebar.button[0].click()
     at.run()
     assert not at.exception
@@ -231,6 +232,12 @@ def test_training_from_the_sidebar_lands_a_checkpoint(monkeypatch, tmp_path, kag
     at.run()
     assert not at.exception
     assert set(at.dataframe[0].value["id"]) == {c.id for c in list_checkpoints(store)}
+    config = list_checkpoints(store)[0].meta.config
+    assert config.time_budget_min == 5.0 and config.scheduler == "cosine" and config.train_fraction == 1.0
+    reloaded = run_page()  # a new browser session: the form opens on the last run's settings, not the defaults
+    assert reloaded.selectbox(key="train_model").value == "keras_cnn"
+    assert reloaded.number_input(key="train_epochs-custom").value == 1
+    assert reloaded.number_input(key="train_batch-custom").value == 8
 
     first = list_checkpoints(store)[0].id  # a second run that starts from it and distils from it
     at.selectbox(key="train_init-keras_cnn-fer2013").set_value(first)

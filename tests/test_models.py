@@ -118,3 +118,10 @@ def test_every_model_names_a_known_training_recipe():
     assert all(spec.preset in PRESETS for spec in list_models())
     assert [preset_for(m) for m in ("vgg_fer", "keras_cnn", "resnet18")] == ["vgg_fer", "custom", "torchvision"]
     assert preset_for("resnet18", pretrained=True) == "finetune"
+
+
+def test_registered_sizes_match_the_built_models():
+    """The sidebar shows each architecture's size from the registry (no torch at first paint): it must be true."""
+    for spec in list_models():
+        built = sum(p.numel() for p in spec.build(7).parameters()) / 1e6
+        assert spec.parameters_m == pytest.approx(built, abs=0.006), spec.name

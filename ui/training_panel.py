@@ -10,7 +10,7 @@ from fer_core.data import AUGMENT_PRESETS, LABEL_SOURCES, DataError
 from fer_core.devices import DeviceChoices, describe_devices
 from fer_core.models import get_spec, list_models
 from fer_core.records import CheckpointMeta
-from fer_core.training import BALANCING, OPTIMIZERS, PRESETS, make_config, preset_for
+from fer_core.training import BALANCING, OPTIMIZERS, PRESETS, TrainConfig, make_config, preset_for
 from fer_core.training.jobs import JobBusy, cancel_job, list_jobs, start_job
 
 from . import charts, state
@@ -28,6 +28,14 @@ def _validate_dataset(path: str) -> str | None:
     return None
 
 
+BUSY_KEY = "train_busy"  # the "a job is already running" warning of this session
+
+
+def _last_config() -> TrainConfig | None:
+    """The settings of the last run started here (any session): the form opens on them after a reload."""
+    return next((job.config for job in list_jobs() if job.config is not None), None)
+
+
 @st.cache_resource(show_spinner=False)
 def _devices() -> DeviceChoices:
     return describe_devices()
@@ -36,12 +44,21 @@ def _devices() -> DeviceChoices:
 def render() -> None:
     with st.sidebar:
         st.header("Train a model")
+        _progress()  # first: after Start, the run's progress is where the eye is, above the form
         info = _devices()
         gpu = ", ".join(info.cuda_devices) if info.cuda_devices else "no NVIDIA GPU: training runs on the CPU"
         st.caption(f"Device: {gpu}")
         names = [s.name for s in list_models()]
-        model = st.selectbox("Architecture", names, index=names.index("keras_cnn"), key="train_model")
-        st.caption(get_spec(model).description)
+        last = _last_config()
+        model = st.selectbox(
+            "Architecture",
+            names,
+            index=names.index(last.model if last and last.model in names else "keras_cnn"),
+            key="train_model",
+            format_func=lambda name: f"{name} · {get_spec(name).parameters_m:.1f} M",
+            help="Each with its size in millions of weights; the chosen one's design is described below",
+        )
+        st.caption(f"{get_spec(model).description} {get_spec(model).parameters_m:.2f} M weights.")
         can_pretrain = get_spec(model).supports_pretrained
         pretrained = st.checkbox(
             "ImageNet weights",
@@ -59,29 +76,50 @@ def render() -> None:
             help="the family's recipe is preselected",
         )
         recipe = make_config(model, preset)  # the recipe as a TrainConfig: the form starts from its values
+        start = last if last and last.model == model else recipe  # or from the last run's, kept across reloads
         labels = st.selectbox(
             "Labels",
             LABEL_SOURCES,
+            index=LABEL_SOURCES.index(start.labels) if start.labels in LABEL_SOURCES else 0,
             key="train_labels",
             help="FER+ needs fer2013new.csv next to the data; the checkpoints offered below follow it",
         )
         with st.form("train_form", border=False):
             data_path = st.text_input(
                 "Dataset",
-                value=state.default_dataset_path(),
+                value=last.data if last else state.default_dataset_path(),
                 help="FER2013 as the Kaggle zip or folder, fer2013.csv, or any ImageFolder root",
             )
             c1, c2 = st.columns(2)
-            epochs = c1.number_input("Epochs", 1, 1000, recipe.epochs, key=f"train_epochs-{preset}")
-            batch = c2.number_input("Batch size", 8, 1024, recipe.batch_size, step=8, key=f"train_batch-{preset}")
-            lr = c1.number_input("Learning rate", 1e-6, 1.0, recipe.lr, format="%.5f", key=f"train_lr-{preset}")
-            optimizer = c2.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(recipe.optimizer), key=f"train_opt-{preset}")
+            epochs = c1.number_input("Epochs", 1, 1000, start.epochs, key=f"train_epochs-{preset}")
+            batch = c2.number_input("Batch size", 8, 1024, start.batch_size, step=8, key=f"train_batch-{preset}")
+            lr = c1.number_input("Learning rate", 1e-6, 1.0, start.lr, format="%.5f", key=f"train_lr-{preset}")
+            optimizer = c2.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(start.optimizer), key=f"train_opt-{preset}")
             augment = c1.selectbox(
-                "Augmentation", AUGMENT_PRESETS, index=AUGMENT_PRESETS.index(recipe.augment), key=f"train_aug-{preset}"
+                "Augmentation", AUGMENT_PRESETS, index=AUGMENT_PRESETS.index(start.augment), key=f"train_aug-{preset}"
             )
             balance = c2.selectbox("Balancing", BALANCING)
             device = c1.selectbox(
                 "Device", info.choices, key="train_device", help="auto: the first CUDA GPU, else Apple MPS, else the CPU"
+            )
+            budget = c2.number_input(
+                "Time budget (min)",
+                0.0,
+                10_000.0,
+                float(start.time_budget_min or 0.0),
+                step=1.0,
+                key=f"train_budget-{preset}",
+                help="0: none. With a budget the learning rate follows a cosine over the time and the epochs become "
+                "an upper bound: the run ends on time, its best epoch kept",
+            )
+            share = c1.number_input(
+                "Training faces (%)",
+                1,
+                100,
+                round(100 * start.train_fraction),
+                key=f"train_share-{preset}",
+                help="A stratified share of the training faces (every class keeps its share): a quick first run. "
+                "Validation and test faces stay whole",
             )
             with st.expander("Start from a checkpoint, distil"):
                 fresh = "fresh weights"
@@ -123,9 +161,11 @@ def render() -> None:
                     init_from=None if init_from == fresh else init_from,
                     teachers=tuple(teachers) or None,
                     teacher_weight=float(teacher_weight),
+                    time_budget_min=float(budget) or None,
+                    scheduler="cosine" if budget else None,
+                    train_fraction=int(share) / 100,
                 ),
             )
-        _progress()
 
 
 def _with_accuracy(checkpoint_id: str, meta: CheckpointMeta) -> str:
@@ -140,8 +180,8 @@ def _start(data_path: str, model: str, preset: str, settings: dict) -> None:
     try:
         cfg = make_config(model, preset, data=str(Path(data_path).expanduser()), **settings)
         job_id = start_job(cfg)
-    except JobBusy as exc:
-        st.warning(str(exc))
+    except JobBusy as exc:  # shown by _progress while that job runs: it goes when the job ends or is cancelled
+        st.session_state[BUSY_KEY] = str(exc)
         return
     except (ValueError, DataError, OSError) as exc:
         st.error(f"Cannot start: {exc}")
@@ -156,6 +196,10 @@ def _progress() -> None:
     jobs = list_jobs()
     running = [j for j in jobs if j.running]
     job = running[0] if running else (jobs[0] if jobs else None)
+    if not running:
+        st.session_state.pop(BUSY_KEY, None)
+    elif BUSY_KEY in st.session_state:
+        st.warning(st.session_state[BUSY_KEY])
     if job is None:
         return
     st.divider()
@@ -164,7 +208,10 @@ def _progress() -> None:
         b = job.batch
         st.markdown(f"**{model}** training: {job.position()}" + (f", batch {b.batch}/{b.batches}" if b else ""))
         eta = job.eta_s()
-        st.progress(job.fraction_done(), text=f"ETA {eta / 60:.1f} min" if eta is not None else job.message or "starting…")
+        in_epochs = job.message.startswith("epoch")  # else a stage: teachers predicting, testing, measuring, saving
+        st.progress(
+            job.fraction_done(), text=f"ETA {eta / 60:.1f} min" if in_epochs and eta is not None else job.message or "starting…"
+        )
         if b:
             st.caption(f"batch loss {b.loss:.3f}" + (f" · val acc {job.epochs[-1].val_acc:.1%}" if job.epochs else ""))
         if st.button("Cancel", key=f"cancel-{job.id}", width="stretch"):

@@ -20,6 +20,7 @@ def _custom(
     gradcam_layer: str,
     reference: str,
     description: str,
+    parameters_m: float,
     preset: str = "custom",
     input: InputSpec = _NATIVE,
     **options: Any,
@@ -33,6 +34,7 @@ def _custom(
             gradcam_layer=gradcam_layer,
             reference=reference,
             description=description,
+            parameters_m=parameters_m,
             preset=preset,
             options=tuple(options.items()),
             ablations=True,
@@ -40,8 +42,9 @@ def _custom(
     )
 
 
-def _keras(name: str, description: str, gradcam_layer: str = "features.2.1", **options: Any) -> None:
-    _custom(name, "KerasCNN", gradcam_layer, "Keras-style 3-block CNN for FER2013 and its ablations", description, **options)
+def _keras(name: str, description: str, parameters_m: float, gradcam_layer: str = "features.2.1", **options: Any) -> None:
+    reference = "Keras-style 3-block CNN for FER2013 and its ablations"
+    _custom(name, "KerasCNN", gradcam_layer, reference, description, parameters_m, **options)
 
 
 # CNNs designed for 48x48 FER2013 faces in the literature (custom.py)
@@ -51,19 +54,32 @@ _custom(
     gradcam_layer="features.9",
     reference="4 conv + 4 FC CNN with batch norm and dropout 0.2 (common FER2013 baseline)",
     description="Four conv blocks and four dense layers; the classic small FER baseline.",
+    parameters_m=4.08,
 )
-_keras("keras_cnn", "3 blocks 32-32/64-64/128-128, BN, max-pool, dropout 0.25, dense 256, dropout 0.5.")
-_keras("keras_cnn_avgpool", "Variant: average pooling in blocks 2-3.", avg_pool_from_block=1)
-_keras("keras_cnn_wide", "Variant: doubled filters (64/128/256).", widths=(64, 128, 256))
-_keras("keras_cnn_5x5", "Variant: 5x5 kernels.", kernel=5)
-_keras("keras_cnn_4block", "Variant: a fourth block of 256 filters.", gradcam_layer="features.3.1", widths=(32, 64, 128, 256))
-_keras("keras_cnn_valid", "Variant: 'valid' padding in the second conv of each block (half the convs).", valid_second_conv=True)
+_keras("keras_cnn", "3 blocks 32-32/64-64/128-128, BN, max-pool, dropout 0.25, dense 256, dropout 0.5.", parameters_m=1.47)
+_keras("keras_cnn_avgpool", "Variant: average pooling in blocks 2-3.", avg_pool_from_block=1, parameters_m=1.47)
+_keras("keras_cnn_wide", "Variant: doubled filters (64/128/256).", widths=(64, 128, 256), parameters_m=3.51)
+_keras("keras_cnn_5x5", "Variant: 5x5 kernels.", kernel=5, parameters_m=1.98)
+_keras(
+    "keras_cnn_4block",
+    "Variant: a fourth block of 256 filters.",
+    gradcam_layer="features.3.1",
+    widths=(32, 64, 128, 256),
+    parameters_m=1.77,
+)
+_keras(
+    "keras_cnn_valid",
+    "Variant: 'valid' padding in the second conv of each block (half the convs).",
+    valid_second_conv=True,
+    parameters_m=0.81,
+)
 _custom(
     "residual_cnn",
     "ResidualCNN",
     gradcam_layer="features.8",
     reference="ResNet-9-style FER CNN (~6.5M parameters)",
     description="conv 64, 128 / residual 128, 128 / 256 / 512 / residual 512, 512 with max-pools.",
+    parameters_m=6.57,
 )
 _custom(
     "xception_fer",
@@ -71,6 +87,7 @@ _custom(
     gradcam_layer="features.5",
     reference="mini-Xception (Arriaga, Ploger & Valdenegro 2017), widened",
     description="Depthwise-separable residual blocks 32 -> 512 and global average pooling.",
+    parameters_m=0.73,
 )
 _custom(
     "vgg_fer",
@@ -78,6 +95,7 @@ _custom(
     gradcam_layer="features.3.1",
     reference="Khaireddin & Chen 2021, VGGNet for FER2013 (73.28%)",
     description="Four VGG stages 64 -> 512 with BN; trains on random 40x40 crops, predicts on the centre crop.",
+    parameters_m=7.84,
     preset="vgg_fer",
     input=InputSpec(size=40, channels=1, fit="crop"),
 )
@@ -90,6 +108,7 @@ def _tv(
     gradcam_layer: str,
     reference: str,
     description: str,
+    parameters_m: float,
     head: str,
     size: int = 48,
     **options: Any,
@@ -103,6 +122,7 @@ def _tv(
             gradcam_layer=gradcam_layer,
             reference=reference,
             description=description,
+            parameters_m=parameters_m,
             preset="torchvision",
             supports_pretrained=True,
             head=head,
@@ -119,9 +139,10 @@ _tv(
     gradcam_layer="features.11",
     reference="AlexNet (Krizhevsky et al. 2012), torchvision",
     description="11x11 stem at stride 1 and a 1024-wide head, so 48x48 faces survive the three pools.",
+    parameters_m=2.72,
     head="classifier",
 )
-for _arch, _layer, _ref in (("vgg16_bn", "features.42", "VGG-16"), ("vgg19_bn", "features.51", "VGG-19")):
+for _arch, _layer, _ref, _size in (("vgg16_bn", "features.42", "VGG-16", 14.99), ("vgg19_bn", "features.51", "VGG-19", 20.3)):
     _tv(
         _arch,
         "vgg",
@@ -129,10 +150,11 @@ for _arch, _layer, _ref in (("vgg16_bn", "features.42", "VGG-16"), ("vgg19_bn", 
         gradcam_layer=_layer,
         reference=f"{_ref} with BN (Simonyan & Zisserman 2015), torchvision",
         description="Global pooling after the fifth stage and a 512-wide head instead of 25088 -> 4096.",
+        parameters_m=_size,
         head="classifier",
         arch=_arch,
     )
-for _depth in (18, 34, 50):
+for _depth, _size in ((18, 11.17), (34, 21.28), (50, 23.52)):
     _tv(
         f"resnet{_depth}",
         "resnet",
@@ -140,6 +162,7 @@ for _depth in (18, 34, 50):
         gradcam_layer="layer4",
         reference=f"ResNet-{_depth} (He et al. 2016), torchvision",
         description="Stem at stride 1 (max-pool kept): stages run at 24, 12, 6 and 3 pixels.",
+        parameters_m=_size,
         head="fc",
         arch=f"resnet{_depth}",
     )
@@ -150,6 +173,7 @@ _tv(
     gradcam_layer="features.18",
     reference="MobileNetV2 (Sandler et al. 2018), torchvision",
     description="Stem at stride 1: final features are 3x3.",
+    parameters_m=2.23,
     head="classifier",
     arch="mobilenet_v2",
 )
@@ -160,6 +184,7 @@ _tv(
     gradcam_layer="conv5",
     reference="ShuffleNetV2 x1.0 (Ma et al. 2018), torchvision",
     description="Stem at stride 1 (max-pool kept): final features are 3x3.",
+    parameters_m=1.26,
     head="fc",
 )
 _tv(
@@ -169,6 +194,7 @@ _tv(
     gradcam_layer="features.8",
     reference="EfficientNet-B0 (Tan & Le 2019), torchvision",
     description="Stem at stride 1: final features are 3x3.",
+    parameters_m=4.02,
     head="classifier",
     arch="efficientnet_b0",
 )
@@ -179,6 +205,7 @@ _tv(
     gradcam_layer="features.denseblock4",
     reference="DenseNet-121 (Huang et al. 2017), torchvision",
     description="Stem at stride 1 (pool kept): final features are 3x3.",
+    parameters_m=6.95,
     head="classifier",
 )
 _tv(
@@ -188,6 +215,7 @@ _tv(
     gradcam_layer="Mixed_7c",
     reference="Inception-v3 (Szegedy et al. 2016), torchvision",
     description="Faces upsampled to its minimum input of 75x75.",
+    parameters_m=21.8,
     head="fc",
     size=75,
 )

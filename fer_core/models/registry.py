@@ -34,6 +34,7 @@ class ModelSpec:
     gradcam_layer: str  # dotted module name whose activations Grad-CAM weighs
     reference: str  # the published design it follows
     description: str
+    parameters_m: float  # millions of weights with 7 classes (tests/test_models.py checks it against the built model)
     preset: str  # its training recipe (fer_core.training.presets.PRESETS); "finetune" replaces it with ImageNet weights
     supports_pretrained: bool = False
     head: str = "classifier"  # dotted name of the classification head: what stays trainable with a frozen backbone

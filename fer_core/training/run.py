@@ -105,14 +105,15 @@ def train_and_save(
     model = spec.build(len(data.classes), pretrained=cfg.pretrained, **cfg.architecture())
     started_from = _start_from(model, cfg, data, root) if cfg.init_from else None
     targets, teachers = None, list[CheckpointRef]()
+    cb = callbacks or Callbacks()
+    stage = cb.on_stage or (lambda message: None)  # minutes outside the epochs must not look like a hang
     if cfg.teachers:
-        cb = callbacks or Callbacks()
-        if cb.on_stage:
-            cb.on_stage(f"{len(cfg.teachers)} teacher(s) predicting the training faces")
+        stage(f"{len(cfg.teachers)} teacher(s) predicting the training faces")
         teacher_probs, teachers = teacher_probabilities(cfg.teachers, data, root, device, cb.should_stop)
         targets = training_targets(data, cfg, teacher_probs)
     result = fit(model, spec, data, cfg, device, callbacks, state_file, targets)
 
+    stage(f"testing the best epoch's weights ({result.best_epoch}) on {len(data.indices('test'))} test faces")
     saved = half_precision(result.best_state)
     model.load_state_dict({k: v.to(result.best_state[k].dtype) for k, v in saved.items()})
     model.eval()
@@ -126,6 +127,8 @@ def train_and_save(
         data_fingerprint=data.fingerprint,
     )
     model.cpu()
+    if measure_efficiency:
+        stage("measuring MACs and CPU latency")
     meta = CheckpointMeta(
         id="",
         model=spec.name,
@@ -160,4 +163,5 @@ def train_and_save(
         efficiency=efficiency(model, spec.input) if measure_efficiency else None,
         study=study,
     )
+    stage("saving the checkpoint")
     return save_checkpoint(saved, meta, predictions, root=root, checkpoint_id=checkpoint_id)
