@@ -25,3 +25,4 @@ finally:  # also after an error in a page: the sidebar must always offer trainin
     # (bench/RESULTS.md). The panel imports no torch, so it follows within milliseconds of the page.
     glossary.render()
     training_panel.render()
+state.run_deferred()  # after everything is drawn; not after an error

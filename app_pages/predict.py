@@ -90,6 +90,7 @@ if snapshot is not None:
     inputs.append(("camera snapshot", snapshot.getvalue()))
 if not inputs:
     results.caption("Upload photos (PNG, JPEG, WebP, BMP, GIF, TIFF) or open the camera to see every model's prediction.")
+    state.after_drawing(lambda: state.predict_classifiers(chosen))  # loaded while the user picks a photo
     state.end_page()
 
 for index, (name, data) in enumerate(inputs):
@@ -112,6 +113,7 @@ for index, (name, data) in enumerate(inputs):
         photo_col.image(
             charts.draw_faces(result.image, [fp.face.box for fp in result.faces], [fp.face.detected for fp in result.faces]),
             width="stretch",
+            output_format="JPEG",
         )
         latencies = [p.latency_ms for fp in result.faces[:1] for p in fp.predictions.values()]
         photo_col.caption(

@@ -256,8 +256,16 @@ def expression_shares(shares: Sequence[ExpressionShare], classes: Sequence[str],
     )
 
 
+DISPLAY_SIDE = 800  # px: a photo is shown in half the page at most; sending more costs encoding and transfer
+
+
 def draw_faces(rgb: np.ndarray, boxes: list[tuple[int, int, int, int]], detected: list[bool]) -> np.ndarray:
-    """The photo with numbered face boxes (green: detected, orange: fallback crop)."""
+    """The photo at display size (longest side DISPLAY_SIDE at most) with numbered face boxes (green: detected,
+    orange: fallback crop)."""
+    scale = min(1.0, DISPLAY_SIDE / max(rgb.shape[:2]))
+    if scale < 1:
+        rgb = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+        boxes = [(round(x * scale), round(y * scale), round(w * scale), round(h * scale)) for x, y, w, h in boxes]
     titles = [str(n) for n in range(1, len(boxes) + 1)]
     return draw_boxes(rgb, boxes, titles, [DETECTED if ok else FALLBACK for ok in detected])
 

@@ -7,11 +7,16 @@ model from disk.
 
 from __future__ import annotations
 
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import streamlit as st
 
+from fer_core.atomic import write_text_atomically
 from fer_core.leaderboard import LeaderboardRow, default_ensemble, ensemble_row, leaderboard_row
 from fer_core.naming import display_names
 from fer_core.records import CheckpointMeta, Predictions
@@ -110,6 +115,20 @@ def end_page() -> NoReturn:
     raise PageEnd
 
 
+DEFERRED_KEY = "after_drawing"
+
+
+def after_drawing(job: Callable[[], object]) -> None:
+    """Run `job` once the page and the sidebar are drawn (workbench.py calls run_deferred): slow work that
+    prepares the next interaction, such as loading Predict's models before the first photo."""
+    st.session_state.setdefault(DEFERRED_KEY, []).append(job)
+
+
+def run_deferred() -> None:
+    for job in st.session_state.pop(DEFERRED_KEY, []):
+        job()
+
+
 def require_checkpoints() -> list[CheckpointInfo]:
     """The usable checkpoints; stops the page with a hint when there are none."""
     good = good_checkpoints()
@@ -128,8 +147,27 @@ def leaderboard() -> list[LeaderboardRow]:
     return [leaderboard_row(meta) for meta in metas().values()]
 
 
+# The default ensemble's line, kept in the store as JSON with the store signature it was computed for: a cold
+# start then draws it without importing scikit-learn (~1.3 s on a small CPU, bench/RESULTS.md "The app").
+ENSEMBLE_LINE_FILE = ".ensemble-line.json"
+
+
 @st.cache_data(show_spinner=False)
 def _ensemble_line(signature: tuple) -> LeaderboardRow | None:
+    file, key = store_root() / ENSEMBLE_LINE_FILE, json.loads(json.dumps(signature))
+    try:
+        saved = json.loads(file.read_text(encoding="utf-8"))
+        if saved["signature"] == key:
+            return LeaderboardRow(**{**saved["row"], "members": tuple(saved["row"]["members"])}) if saved["row"] else None
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # none yet, another store's, or damaged: computed again
+    row = _compute_ensemble_line()
+    with contextlib.suppress(OSError):  # a read-only store still shows the line
+        write_text_atomically(file, json.dumps({"signature": key, "row": asdict(row) if row else None}))
+    return row
+
+
+def _compute_ensemble_line() -> LeaderboardRow | None:
     from fer_core.evaluation import EnsembleError, evaluate_ensemble
 
     meta_of = metas()

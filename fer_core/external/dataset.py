@@ -17,11 +17,11 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from ..atomic import write_atomically
 from ..data.choices import DataError
-from ..data.classes import FERPLUS_CLASSES, canonical_order, normalize_class_name
+from ..data.classes import FERPLUS_CLASSES, normalize_class_name
 from ..data.sources import IMAGE_SUFFIXES
 from ..faces import DEFAULT_DETECTOR, SMALL_IMAGE, PhotoError, find_faces, load_photo
+from .records import FACES_FILE, ExternalData, read_faces, write_faces
 
 IGNORE = "ignore"  # a mapping target: that label's faces are left out
 PATH_COLUMNS = ("path", "file", "filename", "image")
@@ -33,46 +33,6 @@ CROP_VERSION = "1"  # part of the fingerprint: bump when cropping changes
 class LabelledFile:
     name: str  # the file's path inside the dataset
     label: str  # the dataset's own class name (folder name or csv label)
-
-
-@dataclass(frozen=True)
-class ExternalData:
-    """Decoded 48x48 faces with canonical labels, and what happened on the way, to be reported."""
-
-    name: str  # the folder, zip or csv name
-    fingerprint: str  # files' contents, their labels, the mapping and the detector
-    images: np.ndarray  # uint8 (N, 48, 48)
-    labels: tuple[str, ...]  # canonical class per face
-    names: tuple[str, ...]
-    mapping: dict[str, str]  # dataset label -> canonical class or IGNORE, as used
-    left_out: dict[str, int]  # dataset label -> faces left out (ignored, or no class of that name)
-    detected: int  # faces the detector found in larger images
-    no_face: int  # larger images where none was found: their centred square was used
-    whole: int  # small images used whole (face crops already)
-    unreadable: tuple[str, ...]  # files that are not images, skipped
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return canonical_order(set(self.labels))
-
-    def counts(self) -> dict[str, int]:
-        found = Counter(self.labels)
-        return {c: found[c] for c in self.classes}
-
-    def summary(self) -> dict:
-        """What the app and the CLI say about the dataset (every number, nothing hidden)."""
-        return {
-            "name": self.name,
-            "fingerprint": self.fingerprint,
-            "faces": len(self.labels),
-            "counts": self.counts(),
-            "mapping": self.mapping,
-            "left_out": self.left_out,
-            "detected": self.detected,
-            "no_face": self.no_face,
-            "whole": self.whole,
-            "unreadable": list(self.unreadable),
-        }
 
 
 def _relative_parts(name: str) -> tuple[str, ...] | None:
@@ -161,9 +121,6 @@ def _reader(path: Path) -> tuple[Callable[[str], bytes], Callable[[], None]]:
     return read, lambda: None
 
 
-FACES_FILE = "faces.safetensors"
-
-
 def _fingerprint(files: list[LabelledFile], read: Callable[[str], bytes], used: dict[str, str], detector: str) -> str:
     """Every used file's name, label and content hash, the mapping and the detector: equal means equal faces."""
     digest = hashlib.sha256(json.dumps([CROP_VERSION, detector, sorted(used.items())]).encode())
@@ -200,7 +157,7 @@ def load_external(
     finally:
         close()
     if cache is not None:
-        _write_faces(cache / fingerprint / FACES_FILE, data)
+        write_faces(cache / fingerprint / FACES_FILE, data)
     return data
 
 
@@ -245,34 +202,4 @@ def _decode(
         no_face=kinds["no_face"],
         whole=kinds["whole"],
         unreadable=tuple(unreadable),
-    )
-
-
-def _write_faces(file: Path, data: ExternalData) -> None:
-    from safetensors.numpy import save_file
-
-    file.parent.mkdir(parents=True, exist_ok=True)
-    facts = {**data.summary(), "labels": list(data.labels), "names": list(data.names)}
-    write_atomically(file, lambda f: save_file({"images": data.images}, f, metadata={"data": json.dumps(facts)}))
-
-
-def read_faces(file: Path) -> ExternalData:
-    """Faces written by load_external's cache (safetensors: no pickle)."""
-    from safetensors import safe_open
-
-    with safe_open(str(file), framework="numpy") as f:
-        facts = json.loads((f.metadata() or {})["data"])
-        images = f.get_tensor("images")
-    return ExternalData(
-        name=facts["name"],
-        fingerprint=facts["fingerprint"],
-        images=images,
-        labels=tuple(facts["labels"]),
-        names=tuple(facts["names"]),
-        mapping=facts["mapping"],
-        left_out=facts["left_out"],
-        detected=facts["detected"],
-        no_face=facts["no_face"],
-        whole=facts["whole"],
-        unreadable=tuple(facts["unreadable"]),
     )

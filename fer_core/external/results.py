@@ -16,7 +16,7 @@ import numpy as np
 from ..data.choices import DataError
 from ..records import Predictions
 from ..store import CheckpointError, default_root, read_predictions, save_predictions
-from .dataset import FACES_FILE, ExternalData, read_faces
+from .records import FACES_FILE, ExternalData, read_faces
 
 if TYPE_CHECKING:
     from ..classifier import FerClassifier
