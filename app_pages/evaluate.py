@@ -216,19 +216,25 @@ with tab_runs:
     if runs:
         c1, c2 = st.columns(2)
         histories = {state.name(cid): meta_of[cid].history for cid in runs}
-        c1.altair_chart(charts.training_curves(histories, "loss"), width="stretch")
-        c2.altair_chart(charts.training_curves(histories, "acc"), width="stretch")
+        if len(runs) <= 3:  # one chart per metric: colour for the run, dash for the split
+            c1.altair_chart(charts.training_curves(histories, "loss"), width="stretch")
+            c2.altair_chart(charts.training_curves(histories, "acc"), width="stretch")
+        else:  # more runs than one chart keeps apart: a small panel each
+            metric = st.radio("Curves", ["acc", "loss"], horizontal=True, format_func={"acc": "accuracy", "loss": "loss"}.get)
+            st.altair_chart(charts.training_curves_grid(histories, metric))
         configs = pd.DataFrame({state.name(cid): {k: str(v) for k, v in meta_of[cid].config.to_dict().items()} for cid in runs})
         differing = configs[configs.nunique(axis=1) > 1] if len(runs) > 1 else configs
         st.markdown("**Config** (rows that differ between the runs)" if len(runs) > 1 else "**Config**")
         st.dataframe(differing, width="stretch")
+        figures = pd.DataFrame(
+            {
+                state.name(cid): {k: v for k, v in asdict(meta_of[cid].test_metrics).items() if k != "per_class_accuracy"}
+                for cid in runs
+            }
+        )
+        percent = pd.IndexSlice[["accuracy", "top2_accuracy"], :]
         st.dataframe(
-            pd.DataFrame(
-                {
-                    state.name(cid): {k: v for k, v in asdict(meta_of[cid].test_metrics).items() if k != "per_class_accuracy"}
-                    for cid in runs
-                }
-            ),
+            figures.style.format("{:.3f}").format("{:.2%}", subset=percent).format("{:.0f}", subset=pd.IndexSlice[["n"], :]),
             width="stretch",
         )
 

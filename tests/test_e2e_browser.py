@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from fer_core.naming import display_names
 from fer_core.store import list_checkpoints
 from ui.launch import fake_camera_args, running_app, write_y4m
 
@@ -54,7 +55,7 @@ def test_browser_predict_camera_explain_evaluate(server, tiny_checkpoints, grace
 
     ARTIFACTS.mkdir(exist_ok=True)
     video = write_y4m(grace_hopper, tmp_path / "face.y4m")
-    ids = [c.id for c in list_checkpoints(tiny_checkpoints)]
+    names = display_names(c.meta for c in list_checkpoints(tiny_checkpoints) if c.meta)
     with sync_playwright() as p:
         browser = launch_with_fake_camera(p, video)
         context = browser.new_context(viewport={"width": 1280, "height": 800}, permissions=["camera"])
@@ -69,12 +70,19 @@ def test_browser_predict_camera_explain_evaluate(server, tiny_checkpoints, grace
         page.get_by_role("link", name="Predict").click()
         page.locator("input[type=file]").first.set_input_files(str(grace_hopper))
         expect(page.get_by_text("1 face(s)").first).to_be_visible()
-        for cid in ids:
-            expect(page.get_by_text(cid).first).to_be_visible()
+        for name in names.values():  # short names, not timestamped ids
+            expect(page.get_by_text(name).first).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "predict.png"), full_page=True)
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Predictions (.csv)").click()
+        rows = Path(download.value.path()).read_text().splitlines()
+        assert rows[0].startswith("path,face,") and len(rows) == 1 + len(names)  # one face: a row per model
+        assert {row.split(",")[7] for row in rows[1:]} == set(names)  # exports name checkpoints by id
 
         page.get_by_text("Camera", exact=True).click()  # the camera opens on request, below the results
-        expect(page.get_by_test_id("stCameraInput").locator("video")).to_have_js_property("readyState", 4)  # streaming
+        camera = page.get_by_test_id("stCameraInput")
+        expect(camera.locator("video")).to_have_js_property("readyState", 4)  # streaming
+        assert page.get_by_text("1 face(s)").first.bounding_box()["y"] < camera.bounding_box()["y"]  # results first
         page.get_by_role("button", name="Take Photo").click()
         expect(page.get_by_text("camera snapshot", exact=True)).to_be_visible()
         expect(page.get_by_text("face(s)")).to_have_count(2)
@@ -203,5 +211,43 @@ def test_browser_live_camera_and_video_file(server, tiny_checkpoints, grace_hopp
         (tmp_path / "not-a-video.mp4").write_text("plain text")
         until(lambda: uploader.set_input_files(str(tmp_path / "not-a-video.mp4")), ready)
         until(process.click, page.get_by_text("not-a-video.mp4: not a video file"))
+        assert page.locator("text=Traceback").count() == 0
+        browser.close()
+
+
+def test_browser_hide_a_checkpoint_and_evaluate_own_data(tiny_checkpoints, kaggle_zip, own_dataset, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    store = tmp_path / "store"  # hiding writes to the store: a copy, not the session's fixture
+    shutil.copytree(tiny_checkpoints, store)
+    infos = list_checkpoints(store)
+    names = display_names(c.meta for c in infos if c.meta)
+    env = {"FER_CHECKPOINTS": str(store), "FER_DATA": str(kaggle_zip), "FER_RUNS": str(tmp_path / "runs")}
+    with running_app(env) as (_, url), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(120_000)
+        expect.set_options(timeout=120_000)
+        page.goto(url)
+        expect(page.get_by_text(f"{len(infos)} checkpoints;")).to_be_visible()
+        page.get_by_text("Hide or delete checkpoints").click()
+        until(lambda: page.get_by_role("button", name="Hide").click(), page.get_by_text(f"{len(infos) - 1} checkpoints;"))
+        hidden = (store / ".hidden.json").read_text()
+        assert sum(cid in hidden for cid in names) == 1
+        page.screenshot(path=str(ARTIFACTS / "overview_hidden.png"), full_page=True)
+        until(lambda: page.get_by_role("button", name="Show again").click(), page.get_by_text(f"{len(infos)} checkpoints;"))
+
+        page.get_by_role("link", name="Evaluate").click()
+        page.get_by_role("tab", name="Your data").click()
+        page.get_by_text("a path on this machine").click()
+        field = page.get_by_label("Folder, zip or csv")
+        until(lambda: (field.fill(str(own_dataset)), field.press("Enter")), page.get_by_role("button", name="Find faces"))
+        page.get_by_role("button", name="Find faces").click()
+        expect(page.get_by_text("on ckplus: accuracy on the 5 shared classes").first).to_be_visible()
+        expect(page.get_by_text("2 found by the detector")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "evaluate_own_data.png"), full_page=True)
+
+        page.get_by_role("link", name="Overview").click()
+        expect(page.get_by_text(f"{len(infos)} checkpoints;")).to_be_visible()
         assert page.locator("text=Traceback").count() == 0
         browser.close()

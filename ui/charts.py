@@ -33,16 +33,17 @@ def probability_grid(per_model: dict[str, dict[str, float]]) -> alt.Chart:
         for emotion, p in probs.items()
     ]
     classes = list(dict.fromkeys(e for probs in per_model.values() for e in probs))
+    every_label = {"labelAlign": "left", "labelOverlap": False}  # slanted: all eight fit a phone, none dropped
     base = alt.Chart(pd.DataFrame(rows)).encode(
-        x=alt.X("emotion:N", sort=classes, title=None, axis=alt.Axis(orient="top", labelAngle=0)),
-        y=alt.Y("model:N", sort=list(per_model), title=None, axis=alt.Axis(labelLimit=360)),
+        x=alt.X("emotion:N", sort=classes, title=None, axis=alt.Axis(orient="top", labelAngle=-35, **every_label)),
+        y=alt.Y("model:N", sort=list(per_model), title=None, axis=alt.Axis(labelLimit=150, labelOverlap=False)),
     )
     cells = base.mark_rect(stroke="#e4572e").encode(
         color=alt.Color("probability:Q", scale=alt.Scale(domain=[0, 1], scheme="blues"), legend=None),
         strokeWidth=alt.condition("datum.top", alt.value(3), alt.value(0)),
         tooltip=["model", "emotion", alt.Tooltip("probability:Q", format=".1%")],
     )
-    text = base.mark_text(fontSize=12).encode(
+    text = base.mark_text(fontSize=10).encode(
         text=alt.Text("probability:Q", format=".0%"),
         color=alt.condition("datum.probability > 0.55", alt.value("white"), alt.value("black")),
     )
@@ -134,6 +135,29 @@ def training_curves(histories: dict[str, Sequence[EpochStats]], metric: str) -> 
             tooltip=["run", "epoch", "split", alt.Tooltip("value:Q", format=".4f")],
         )
         .properties(height=260)
+    )
+
+
+def training_curves_grid(histories: dict[str, Sequence[EpochStats]], metric: str, columns: int = 3) -> alt.FacetChart:
+    """Small multiples: one panel per run (train and validation in two colours), for more runs than one chart
+    can show apart; panels share their axes, so runs still compare."""
+    rows = [
+        {"run": run, "epoch": h.epoch, "split": split, "value": getattr(h, f"{split}_{metric}")}
+        for run, history in histories.items()
+        for h in history
+        for split in ("train", "val")
+    ]
+    return (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_line()
+        .encode(
+            x=alt.X("epoch:Q", axis=alt.Axis(format="d", tickMinStep=1)),
+            y=alt.Y("value:Q", title=metric),
+            color=alt.Color("split:N", scale=alt.Scale(domain=["train", "val"], scheme="tableau10")),
+            tooltip=["run", "epoch", "split", alt.Tooltip("value:Q", format=".4f")],
+        )
+        .properties(height=150, width=220)
+        .facet(facet=alt.Facet("run:N", title=None, sort=list(histories)), columns=columns)
     )
 
 
