@@ -138,11 +138,12 @@ else:
             st.markdown(f"**{state.name(row.id)}** (`{row.id}`): {row.card or 'no card'}")
 
     hidden = state.hidden()
-    with st.expander(f"Hide or delete checkpoints ({len(hidden)} hidden)"):
+    with st.expander("Hide or delete checkpoints"):  # a fixed label: the expander stays open across its reruns
         usable = [c.id for c in state.checkpoints() if c.ok]
         st.caption(
-            "Hidden checkpoints leave the leaderboard, the model pickers and the ensembles; show them again here. "
-            "Checkpoints you trained can be deleted; the ones shipped with the workbench can only be hidden."
+            f"{len(hidden)} hidden. Hidden checkpoints leave the leaderboard, the model pickers and the ensembles; "
+            "show them again here. Checkpoints you trained can be deleted; the ones shipped with the workbench can "
+            "only be hidden."
         )
         cid = st.selectbox(
             "Checkpoint", usable, format_func=lambda c: state.name(c) + (" (hidden)" if c in hidden else ""), key="manage"

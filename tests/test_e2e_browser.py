@@ -6,6 +6,7 @@ camera snapshot path is exercised too. Screenshots go to test-artifacts/.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -230,12 +231,13 @@ def test_browser_hide_a_checkpoint_and_evaluate_own_data(tiny_checkpoints, kaggl
         expect.set_options(timeout=120_000)
         page.goto(url)
         expect(page.get_by_text(f"{len(infos)} checkpoints;")).to_be_visible()
-        page.get_by_text("Hide or delete checkpoints").click()
-        until(lambda: page.get_by_role("button", name="Hide").click(), page.get_by_text(f"{len(infos) - 1} checkpoints;"))
+        hide, show = (page.get_by_role("button", name=re.compile(f"{label}$")) for label in ("Hide", "Show again"))
+        until(lambda: page.get_by_text("Hide or delete checkpoints").click(), hide)
+        until(lambda: hide.click(), page.get_by_text(f"{len(infos) - 1} checkpoints;"))
         hidden = (store / ".hidden.json").read_text()
         assert sum(cid in hidden for cid in names) == 1
         page.screenshot(path=str(ARTIFACTS / "overview_hidden.png"), full_page=True)
-        until(lambda: page.get_by_role("button", name="Show again").click(), page.get_by_text(f"{len(infos)} checkpoints;"))
+        until(lambda: show.click(), page.get_by_text(f"{len(infos)} checkpoints;"))
 
         page.get_by_role("link", name="Evaluate").click()
         page.get_by_role("tab", name="Your data").click()

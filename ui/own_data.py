@@ -86,7 +86,8 @@ def _describe(summary: dict) -> None:
     if summary["left_out"]:
         lines.append("Left out: " + ", ".join(f"{n} faces labelled {k}" for k, n in summary["left_out"].items()) + ".")
     if summary["unreadable"]:
-        lines.append(f"{len(summary['unreadable'])} unreadable files skipped: " + "; ".join(summary["unreadable"][:5]))
+        shown = "; ".join(summary["unreadable"][:5]) + (" …" if len(summary["unreadable"]) > 5 else "")
+        lines.append(f"Skipped as unreadable ({len(summary['unreadable'])}): {shown}")
     st.caption("  \n".join(lines))
 
 
