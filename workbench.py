@@ -16,6 +16,7 @@ pages = [
     st.Page("app_pages/studies.py", title="Studies", icon=":material/science:"),
 ]
 navigation = st.navigation(pages)
+training_panel.status_line()  # a running training job, above every page
 try:
     navigation.run()
 except state.PageEnd:  # a page that said all it had to say (pages end with state.end_page, never st.stop)

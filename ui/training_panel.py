@@ -191,6 +191,18 @@ def _start(data_path: str, model: str, preset: str, settings: dict) -> None:
 
 
 @st.fragment(run_every=2)
+def status_line() -> None:
+    """One line at the top of every page while a run trains: after Start the sidebar is scrolled to its form,
+    away from the progress block at its top."""
+    job = next((j for j in list_jobs() if j.running), None)
+    if job is None:
+        return
+    eta = job.eta_s()
+    where = f"ETA {eta / 60:.1f} min" if job.message.startswith("epoch") and eta is not None else job.message or "starting"
+    st.caption(f":material/model_training: Training **{job.model}**: {job.position()}, {where} (progress and Cancel: sidebar)")
+
+
+@st.fragment(run_every=2)
 def _progress() -> None:
     """Polls the job files; survives refreshes and second tabs because it reads files, not session state."""
     jobs = list_jobs()
