@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from fer_core.data import load_dataset
+from fer_core.evaluation import misclassified_faces
+from fer_core.leaderboard import ranked_checkpoints
 from fer_core.naming import display_names
-from fer_core.store import list_checkpoints
+from fer_core.store import list_checkpoints, load_predictions
 from ui.launch import fake_camera_args, running_app, write_y4m
 
 from .conftest import REPO
@@ -239,6 +242,14 @@ def test_browser_hide_a_checkpoint_and_evaluate_own_data(tiny_checkpoints, kaggl
         page.screenshot(path=str(ARTIFACTS / "overview_hidden.png"), full_page=True)
         until(lambda: show.click(), page.get_by_text(f"{len(infos)} checkpoints;"))
 
+        page.get_by_role("link", name="Evaluate").click()  # a misclassified test face opens in Explain
+        best = ranked_checkpoints(c.meta for c in infos if c.meta)[0]  # what One model opens on
+        _, mistakes = misclassified_faces(load_predictions(store / best), load_dataset(kaggle_zip), limit=40)
+        face_name = mistakes[0].name  # the face the picker starts on: the most confident mistake
+        page.get_by_role("link", name="Explain this face").click()
+        expect(page.get_by_text("Feature maps", exact=True)).to_be_visible()
+        expect(page.get_by_text(f"{face_name} (true:")).to_be_visible()
+
         page.get_by_role("link", name="Evaluate").click()
         page.get_by_role("tab", name="Your data").click()
         page.get_by_text("a path on this machine").click()
@@ -249,7 +260,14 @@ def test_browser_hide_a_checkpoint_and_evaluate_own_data(tiny_checkpoints, kaggl
         expect(page.get_by_text("2 found by the detector")).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "evaluate_own_data.png"), full_page=True)
 
-        page.get_by_role("link", name="Overview").click()
+        page.get_by_role("link", name="Overview").click()  # a column for the dataset; then delete a checkpoint
         expect(page.get_by_text(f"{len(infos)} checkpoints;")).to_be_visible()
+        until(lambda: page.get_by_text("Hide or delete checkpoints").click(), hide)
+        page.get_by_text("and its files for good").click()
+        until(
+            lambda: page.get_by_role("button", name=re.compile("Delete$")).click(),
+            page.get_by_text(f"{len(infos) - 1} checkpoints;"),
+        )
+        assert len(list_checkpoints(store)) == len(infos) - 1
         assert page.locator("text=Traceback").count() == 0
         browser.close()

@@ -20,9 +20,10 @@ UPLOAD_KEY = "own_data_upload"  # (file id, temporary path) of the uploaded zip
 
 
 def render(ids: list[str], ranked: list[str]) -> None:
-    datasets = state.external_datasets()
-    with st.expander("Add a labelled dataset of your own (CK+, JAFFE, your lab's faces…)", expanded=not datasets):
+    first = not state.external_datasets()
+    with st.expander("Add a labelled dataset of your own (CK+, JAFFE, your lab's faces…)", expanded=first):
         _add(ids)
+    datasets = state.external_datasets()  # read after adding: a dataset just added shows in this same run
     if not datasets:
         st.info("No dataset of yours evaluated yet: add one above.")
         return
@@ -38,6 +39,7 @@ def render(ids: list[str], ranked: list[str]) -> None:
     missing = [cid for cid in ids if cid not in results]
     if missing and st.button(f"Run the {len(missing)} models that have not seen it", key="own_run_missing"):
         _run(lambda progress: state.run_models(fingerprint, missing, progress))
+        results = state.external_results(fingerprint)
     if not results:
         return
     order = [cid for cid in ranked if cid in results] + [cid for cid in results if cid not in ranked]
@@ -119,7 +121,9 @@ def _add(ids: list[str]) -> None:
     detector = st.selectbox("Face detector (for images larger than a face crop)", detectors, detectors.index(DEFAULT_DETECTOR))
     if st.button(f"Find faces and run the {len(ids)} models", type="primary", key="own_go"):
         chosen = dict(zip(edited["label"], edited["class"], strict=True))
-        _run(lambda progress: state.evaluate_external(source, chosen, detector, ids, progress))
+        fingerprint = _run(lambda progress: state.evaluate_external(source, chosen, detector, ids, progress))
+        if fingerprint:
+            st.session_state["own_dataset"] = fingerprint  # the dataset picker below opens on it
 
 
 def _uploaded_zip() -> Path | None:
@@ -146,13 +150,14 @@ def _server_path() -> Path | None:
     return path
 
 
-def _run(job) -> None:
+def _run(job):
+    """Run `job(progress)` under a progress bar; its result, or None after an error said on the page. The page
+    goes on drawing (no rerun: a rerun would reopen Evaluate on its first tab)."""
     bar = st.progress(0.0, "Starting…")
     try:
-        job(lambda fraction, message: bar.progress(min(1.0, fraction), message))
+        result = job(lambda fraction, message: bar.progress(min(1.0, fraction), message))
     except (DataError, ValueError, OSError) as exc:
-        bar.empty()
         st.error(f"Could not evaluate: {exc}")
-        return
+        result = None
     bar.empty()
-    st.rerun()
+    return result
