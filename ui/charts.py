@@ -77,7 +77,7 @@ def per_class_bars(per_class: dict[str, dict[str, float]]) -> alt.Chart:
             x=alt.X("class:N", sort=None, title=None),
             xOffset="model:N",
             y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
-            color="model:N",
+            color=alt.Color("model:N", legend=alt.Legend(orient="bottom", labelLimit=300)),  # the bars keep the width
             tooltip=["model", "class", alt.Tooltip("accuracy:Q", format=".1%")],
         )
         .properties(height=260)
