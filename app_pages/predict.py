@@ -159,5 +159,5 @@ for index, (name, data) in enumerate(inputs):
                 charts.upscale(fp.face.face, 120),
                 caption=f"{'face ' + str(n) if fp.face.detected else 'whole image'}: model input (48x48)",
             )
-            grid_col.altair_chart(charts.probability_grid(per_model), width="stretch")
+            grid_col.vega_lite_chart(spec=state.probability_grid_spec(per_model), width="stretch")
             grid_col.caption("Outlined: each model's top class.")

@@ -79,9 +79,15 @@ def _hidden(signature: tuple) -> frozenset[str]:
     return hidden_checkpoints(store_root())
 
 
-@st.cache_data(show_spinner=False)
+_NAMES: dict[tuple, dict[str, str]] = {}  # store signature -> display names; a dict, not st.cache_data: `name` is
+# every picker's format_func, called for each option several times per rerun (st.cache_data's hashing was ~1 ms a call)
+
+
 def _names(signature: tuple) -> dict[str, str]:
-    return display_names(c.meta for c in _checkpoints(signature) if c.meta is not None)
+    if signature not in _NAMES:
+        _NAMES.clear()
+        _NAMES[signature] = display_names(c.meta for c in _checkpoints(signature) if c.meta is not None)
+    return _NAMES[signature]
 
 
 def checkpoints() -> list[CheckpointInfo]:
@@ -400,6 +406,15 @@ def live_recognizer(checkpoint_ids: list[str], detector: str) -> LiveRecognizer:
         held = (key, LiveRecognizer(predict_classifiers(checkpoint_ids), detector))
         st.session_state["live_recognizer"] = held
     return held[1]
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def probability_grid_spec(per_model: dict[str, dict[str, float]]) -> dict:
+    """A face's probability grid as a Vega-Lite spec, built and validated once per face and models: Altair takes
+    ~75 ms a chart for both, on every rerun of Predict (bench/RESULTS.md, "The app")."""
+    from ui.charts import probability_grid
+
+    return probability_grid(per_model).to_dict()
 
 
 def predict(data: bytes, checkpoint_ids: list[str], detector: str, name: str) -> PhotoPrediction:
