@@ -132,7 +132,8 @@ def after_drawing(job: Callable[[], object]) -> None:
 
 def run_deferred() -> None:
     for job in st.session_state.pop(DEFERRED_KEY, []):
-        job()
+        with contextlib.suppress(ValueError, OSError, RuntimeError):  # preparation only: the real call reports it
+            job()
 
 
 def require_checkpoints() -> list[CheckpointInfo]:
