@@ -85,13 +85,20 @@ def per_class_bars(per_class: dict[str, dict[str, float]]) -> alt.Chart:
 
 
 def per_class_heatmap(per_class: dict[str, dict[str, float]]) -> alt.Chart:
+    """Per-class accuracy, a row per model in `per_class` order; slanted class labels and a legend below, so that
+    a phone shows every class and readable cells."""
     rows = [{"model": m, "class": c, "accuracy": a} for m, d in per_class.items() for c, a in d.items()]
     base = alt.Chart(pd.DataFrame(rows)).encode(
-        x=alt.X("class:N", sort=None), y=alt.Y("model:N", title=None, axis=alt.Axis(labelLimit=360))
+        x=alt.X("class:N", sort=None, title=None, axis=alt.Axis(labelAngle=-35, labelOverlap=False)),
+        y=alt.Y("model:N", sort=list(per_class), title=None, axis=alt.Axis(labelLimit=150, labelOverlap=False)),
     )
-    return base.mark_rect().encode(
-        color=alt.Color("accuracy:Q", scale=alt.Scale(scheme="viridis", domain=[0, 1]))
-    ) + base.mark_text(fontSize=11, color="white").encode(text=alt.Text("accuracy:Q", format=".0%"))
+    colour = alt.Color("accuracy:Q", scale=alt.Scale(scheme="viridis", domain=[0, 1]), legend=alt.Legend(orient="bottom"))
+    cells = base.mark_rect().encode(color=colour, tooltip=["model", "class", alt.Tooltip("accuracy:Q", format=".1%")])
+    text = base.mark_text(fontSize=10).encode(
+        text=alt.Text("accuracy:Q", format=".0%"),
+        color=alt.condition("datum.accuracy > 0.6", alt.value("black"), alt.value("white")),  # on viridis' yellow end
+    )
+    return cells + text
 
 
 def roc_chart(roc: dict[str, RocCurve]) -> alt.Chart:
