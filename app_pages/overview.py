@@ -42,7 +42,7 @@ LABEL_TITLES = {
 }
 
 
-def leaderboard_frame(rows: list[LeaderboardRow]) -> pd.DataFrame:
+def leaderboard_frame(rows: list[LeaderboardRow], own: dict[str, dict]) -> pd.DataFrame:
     """One label set's rows, best first: short names, percentages in points, the best checkpoint marked."""
     frame = pd.DataFrame([asdict(r) for r in rows])
     frame.insert(0, "model", [f"ensemble ({r.architecture})" if r.members else state.name(r.id) for r in rows])
@@ -51,7 +51,7 @@ def leaderboard_frame(rows: list[LeaderboardRow]) -> pd.DataFrame:
     frame = frame.sort_values("test accuracy", ascending=False)
     singles = frame[frame["members"].map(len) == 0]
     frame.insert(0, "best", ["★" if i == singles["test accuracy"].idxmax() else "" for i in frame.index])
-    for title, results in own_data_columns().items():
+    for title, results in own.items():
         frame[title] = [100 * results[cid].predictions.accuracy if cid in results else None for cid in frame["id"]]
     return frame
 
@@ -62,7 +62,7 @@ def own_data_columns() -> dict[str, dict]:
     return {f"{summary['name']} ({fp[:6]})": state.external_results(fp) for fp, summary in datasets.items()}
 
 
-def show_leaderboard(frame: pd.DataFrame) -> None:
+def show_leaderboard(frame: pd.DataFrame, own_titles: list[str]) -> None:
     percent = {t: st.column_config.NumberColumn(t, format="%.2f%%", help=COLUMNS_HELP[t]) for t in PERCENT}
     number = {
         "macro F1": "%.3f",
@@ -76,7 +76,7 @@ def show_leaderboard(frame: pd.DataFrame) -> None:
         title: st.column_config.NumberColumn(
             title, format="%.2f%%", help="Accuracy on your dataset, on the classes each model shares with it (Evaluate)"
         )
-        for title in own_data_columns()
+        for title in own_titles
     }
     st.dataframe(
         frame[["best", "model", "test accuracy", *own, *(title for title, _ in COLUMNS.values() if title != "test accuracy")]],
@@ -102,6 +102,7 @@ if not rows:
         "`python -m fer_core train --model keras_cnn --data path/to/fer2013.zip`"
     )
 else:
+    own = own_data_columns()  # read once: every table and its ensemble redraw use it
     groups: dict[str, list[LeaderboardRow]] = {}
     for row in rows:
         groups.setdefault(row.labels, []).append(row)
@@ -112,11 +113,11 @@ else:
     )
     tables = {}
     for labels in order:
-        frame = leaderboard_frame(groups[labels])
+        frame = leaderboard_frame(groups[labels], own)
         st.markdown(f"**{LABEL_TITLES.get(labels, labels)}**")
         tables[labels] = st.empty()
         with tables[labels]:
-            show_leaderboard(frame)
+            show_leaderboard(frame, list(own))
         singles = frame[(frame["members"].map(len) == 0) & frame["CPU latency (ms)"].notna()]
         weak = singles["test accuracy"] < singles["test accuracy"].max() - WEAK_POINTS
         if len(singles[~weak]) > 1:
@@ -132,7 +133,7 @@ else:
     ensemble = state.ensemble_line()  # drawn into its table afterwards: the metrics import scikit-learn (~1 s)
     if ensemble is not None:
         with tables[ensemble.labels]:
-            show_leaderboard(leaderboard_frame([*groups[ensemble.labels], ensemble]))
+            show_leaderboard(leaderboard_frame([*groups[ensemble.labels], ensemble], own), list(own))
     with st.expander("Model cards: what each model is, its hardware and budget, what limited it"):
         for row in sorted(rows, key=lambda r: -r.test_accuracy):
             st.markdown(f"**{state.name(row.id)}** (`{row.id}`): {row.card or 'no card'}")

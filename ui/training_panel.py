@@ -11,7 +11,7 @@ from fer_core.devices import DeviceChoices, describe_devices
 from fer_core.models import get_spec, list_models
 from fer_core.records import CheckpointMeta
 from fer_core.training import BALANCING, OPTIMIZERS, PRESETS, TrainConfig, make_config, preset_for
-from fer_core.training.jobs import JobBusy, cancel_job, list_jobs, start_job
+from fer_core.training.jobs import JobBusy, JobStatus, cancel_job, list_jobs, start_job
 
 from . import charts, state
 
@@ -190,6 +190,12 @@ def _start(data_path: str, model: str, preset: str, settings: dict) -> None:
     st.toast(f"Training {model} started in the background")
 
 
+def _stage(job: JobStatus) -> str:
+    """The time left while epochs run, else the stage the job reports (teachers predicting, testing, saving)."""
+    eta = job.eta_s()
+    return f"ETA {eta / 60:.1f} min" if job.message.startswith("epoch") and eta is not None else job.message or "starting…"
+
+
 @st.fragment(run_every=2)
 def status_line() -> None:
     """One line at the top of every page while a run trains: after Start the sidebar is scrolled to its form,
@@ -197,8 +203,7 @@ def status_line() -> None:
     job = next((j for j in list_jobs() if j.running), None)
     if job is None:
         return
-    eta = job.eta_s()
-    where = f"ETA {eta / 60:.1f} min" if job.message.startswith("epoch") and eta is not None else job.message or "starting"
+    where = _stage(job)
     st.caption(f":material/model_training: Training **{job.model}**: {job.position()}, {where} (progress and Cancel: sidebar)")
 
 
@@ -219,11 +224,7 @@ def _progress() -> None:
     if job.running:
         b = job.batch
         st.markdown(f"**{model}** training: {job.position()}" + (f", batch {b.batch}/{b.batches}" if b else ""))
-        eta = job.eta_s()
-        in_epochs = job.message.startswith("epoch")  # else a stage: teachers predicting, testing, measuring, saving
-        st.progress(
-            job.fraction_done(), text=f"ETA {eta / 60:.1f} min" if in_epochs and eta is not None else job.message or "starting…"
-        )
+        st.progress(job.fraction_done(), text=_stage(job))
         if b:
             st.caption(f"batch loss {b.loss:.3f}" + (f" · val acc {job.epochs[-1].val_acc:.1%}" if job.epochs else ""))
         if st.button("Cancel", key=f"cancel-{job.id}", width="stretch"):
