@@ -38,7 +38,7 @@ def render(ids: list[str], ranked: list[str]) -> None:
     results = state.external_results(fingerprint)
     missing = [cid for cid in ids if cid not in results]
     if missing and st.button(f"Run the {len(missing)} models that have not seen it", key="own_run_missing"):
-        _run(lambda progress: state.run_models(fingerprint, missing, progress))
+        _run(lambda progress: state.run_models(fingerprint, missing, progress, st.warning))
         results = state.external_results(fingerprint)
     if not results:
         return
@@ -105,7 +105,7 @@ def _add(ids: list[str]) -> None:
         return
     try:
         files = list_labelled(source)
-    except DataError as exc:
+    except (DataError, OSError) as exc:  # not a dataset, or a folder that cannot be read
         st.error(str(exc))
         return
     counts = pd.Series([f.label for f in files]).value_counts().sort_index()
@@ -121,7 +121,7 @@ def _add(ids: list[str]) -> None:
     detector = st.selectbox("Face detector (for images larger than a face crop)", detectors, detectors.index(DEFAULT_DETECTOR))
     if st.button(f"Find faces and run the {len(ids)} models", type="primary", key="own_go"):
         chosen = dict(zip(edited["label"], edited["class"], strict=True))
-        fingerprint = _run(lambda progress: state.evaluate_external(source, chosen, detector, ids, progress))
+        fingerprint = _run(lambda progress: state.evaluate_external(source, chosen, detector, ids, progress, st.warning))
         if fingerprint:
             st.session_state["own_dataset"] = fingerprint  # the dataset picker below opens on it
 

@@ -495,7 +495,9 @@ def external_metrics(fingerprint: str, checkpoint_id: str) -> Metrics:
     return _external_metrics(fingerprint, checkpoint_id, _external_signature())
 
 
-def evaluate_external(source: Path, mapping: dict[str, str] | None, detector: str, checkpoint_ids: list[str], on_progress) -> str:
+def evaluate_external(
+    source: Path, mapping: dict[str, str] | None, detector: str, checkpoint_ids: list[str], on_progress, on_skip
+) -> str:
     """Crop the dataset's faces (or read them from the cache) and run each model on them (each result cached
     on disk); returns the dataset's fingerprint. `on_progress(fraction, message)`."""
     from fer_core.external import external_root, load_external
@@ -507,16 +509,21 @@ def evaluate_external(source: Path, mapping: dict[str, str] | None, detector: st
         cache=external_root(store_root()),
         on_progress=lambda done, total: on_progress(0.5 * done / total, f"Finding faces: {done} of {total} images"),
     )
-    run_models(data.fingerprint, checkpoint_ids, on_progress, data)
+    run_models(data.fingerprint, checkpoint_ids, on_progress, on_skip, data)
     return data.fingerprint
 
 
-def run_models(fingerprint: str, checkpoint_ids: list[str], on_progress, data: ExternalData | None = None) -> None:
-    """Run the models that have not seen the dataset yet on its cached faces."""
+def run_models(fingerprint: str, checkpoint_ids: list[str], on_progress, on_skip, data: ExternalData | None = None) -> None:
+    """Run the models that have not seen the dataset yet on its cached faces; a model that cannot be judged on
+    it (fewer than two shared classes) is passed to `on_skip` with the reason, and the others still run."""
+    from fer_core.data import DataError
     from fer_core.external import cached_data
     from fer_core.external import evaluate_external as evaluate
 
     data = data or cached_data(fingerprint, store_root())
     for done, cid in enumerate(checkpoint_ids, 1):
         on_progress(0.5 + 0.5 * done / len(checkpoint_ids), f"Running {name(cid)} ({done} of {len(checkpoint_ids)})")
-        evaluate(classifier(cid), data, store_root())
+        try:
+            evaluate(classifier(cid), data, store_root())
+        except DataError as exc:
+            on_skip(f"{name(cid)} left out: {exc}")
