@@ -4,9 +4,11 @@ side, plus their ensemble."""
 import json
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from fer_core.faces import DEFAULT_DETECTOR, DETECTORS
 from fer_core.leaderboard import WEAK_POINTS, default_ensemble, fastest_checkpoints
+from fer_core.predict import PhotoPrediction
 from ui import charts, state
 
 st.title("Predict")
@@ -77,87 +79,112 @@ with st.expander("Ensemble members (each face's verdict is their mean)"):
         help="By default the models of the most common class list within "
         f"{WEAK_POINTS:.0f} points of its best test accuracy (weaker ones and other class lists left out)",
     )
-upload_col, camera_col = st.columns([5, 1], vertical_alignment="bottom")
-uploads = upload_col.file_uploader(
-    "Photos", type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"], accept_multiple_files=True
-)
-camera = camera_col.toggle("Camera", help="Opens the camera below the results for a snapshot")
-results = st.container()
-snapshot = st.camera_input("Snapshot") if camera else None
 
-inputs = [(f.name, f.getvalue()) for f in uploads or []]
-if snapshot is not None:
-    inputs.append(("camera snapshot", snapshot.getvalue()))
-if not inputs:
-    results.caption("Upload photos (PNG, JPEG, WebP, BMP, GIF, TIFF) or open the camera to see every model's prediction.")
-    state.after_drawing(lambda: state.predict_classifiers(chosen))  # loaded while the user picks a photo
-    state.end_page()
 
-for index, (name, data) in enumerate(inputs):
-    with results.container(border=True):
-        st.subheader(name)
-        try:
-            result = state.predict(data, chosen, detector, name)
-        except Exception as exc:  # one bad file must never stop the others
-            st.error(f"{name}: could not be processed ({type(exc).__name__}: {exc})")
-            continue
-        if result.error:
-            st.error(f"{name}: {result.error}")
-            continue
-        if result.no_face_found:
-            st.warning(
-                f"No face found in {name}. The models below saw the whole image (its centred square): their labels "
-                "are guesses about something that may not be a face."
-            )
-        photo_col, summary_col = st.columns([1, 1])
-        photo_col.image(
-            charts.draw_faces(result.image, [fp.face.box for fp in result.faces], [fp.face.detected for fp in result.faces]),
-            width="stretch",
-            output_format="JPEG",
+def verdicts(result: PhotoPrediction, members: list[str], column: DeltaGenerator) -> None:
+    """Each face's verdict (the ensemble's, else the models' single answer) and any disagreement."""
+    for n, fp in enumerate(result.faces, 1):
+        ensemble = fp.ensemble(members)
+        votes = fp.votes()
+        verdict = (
+            f"ensemble of {len(ensemble[1])}: **{max(ensemble[0], key=ensemble[0].__getitem__)}**"
+            if ensemble
+            else f"**{next(iter(votes))}**"
         )
-        latencies = [p.latency_ms for fp in result.faces[:1] for p in fp.predictions.values()]
-        photo_col.caption(
-            f"{sum(fp.face.detected for fp in result.faces)} face(s) found · detection {result.detect_ms:.0f} ms and "
-            f"models {min(latencies):.0f}-{max(latencies):.0f} ms each, measured when this photo was first processed"
-        )
-        for n, fp in enumerate(result.faces, 1):
-            ensemble = fp.ensemble(members)
-            votes = fp.votes()
-            verdict = (
-                f"ensemble of {len(ensemble[1])}: **{max(ensemble[0], key=ensemble[0].__getitem__)}**"
-                if ensemble
-                else f"**{next(iter(votes))}**"
-            )
-            if fp.face.detected:
-                where = f"**Face {n}**"
-            else:
-                where = "**Whole image** (no face)" if result.no_face_found else f"**Whole image** ({fp.face.note})"
-            summary_col.markdown(f"{where}: {verdict}")
-            if len(votes) > 1 and fp.face.detected:
-                summary_col.warning(
-                    f"The models disagree on face {n}: "
-                    + "; ".join(
-                        f"{label} ({len(ids)})" if len(ids) > 2 else f"{label} ({', '.join(map(state.name, ids))})"
-                        for label, ids in votes.items()
-                    )
+        if fp.face.detected:
+            where = f"**Face {n}**"
+        else:
+            where = "**Whole image** (no face)" if result.no_face_found else f"**Whole image** ({fp.face.note})"
+        column.markdown(f"{where}: {verdict}")
+        if len(votes) > 1 and fp.face.detected:
+            column.warning(
+                f"The models disagree on face {n}: "
+                + "; ".join(
+                    f"{label} ({len(ids)})" if len(ids) > 2 else f"{label} ({', '.join(map(state.name, ids))})"
+                    for label, ids in votes.items()
                 )
-        stem = name.rsplit(".", 1)[0]
-        csv_col, json_col = summary_col.columns(2)
-        csv_col.download_button(
-            "Predictions (.csv)", result.to_csv(), f"{stem}-predictions.csv", "text/csv", on_click="ignore", key=f"csv-{index}"
-        )
-        as_json = json.dumps({"images": [result.to_json()]}, indent=2)
-        json_col.download_button(
-            "Predictions (.json)", as_json, f"{stem}-predictions.json", "application/json", on_click="ignore", key=f"json-{index}"
-        )
-        for n, fp in enumerate(result.faces, 1):
-            ensemble = fp.ensemble(members)
-            per_model = {f"ensemble (mean of {len(ensemble[1])})": ensemble[0]} if ensemble else {}
-            per_model |= {state.name(cid): pred.probabilities for cid, pred in fp.predictions.items()}
-            face_col, grid_col = st.columns([1, 6])
-            face_col.image(
-                charts.upscale(fp.face.face, 120),
-                caption=f"{'face ' + str(n) if fp.face.detected else 'whole image'}: model input (48x48)",
             )
-            grid_col.vega_lite_chart(spec=state.probability_grid_spec(per_model), width="stretch")
-            grid_col.caption("Outlined: each model's top class.")
+
+
+def downloads(result: PhotoPrediction, name: str, index: int, column: DeltaGenerator) -> None:
+    """The photo's predictions as CSV and as the CLI's `--json` shape."""
+    stem = name.rsplit(".", 1)[0]
+    csv_col, json_col = column.columns(2)
+    csv_col.download_button(
+        "Predictions (.csv)", result.to_csv(), f"{stem}-predictions.csv", "text/csv", on_click="ignore", key=f"csv-{index}"
+    )
+    as_json = json.dumps({"images": [result.to_json()]}, indent=2)
+    json_col.download_button(
+        "Predictions (.json)", as_json, f"{stem}-predictions.json", "application/json", on_click="ignore", key=f"json-{index}"
+    )
+
+
+def probability_grids(result: PhotoPrediction, members: list[str]) -> None:
+    """Per face: the model's 48x48 input beside every model's (and the ensemble's) class probabilities."""
+    for n, fp in enumerate(result.faces, 1):
+        ensemble = fp.ensemble(members)
+        per_model = {f"ensemble (mean of {len(ensemble[1])})": ensemble[0]} if ensemble else {}
+        per_model |= {state.name(cid): pred.probabilities for cid, pred in fp.predictions.items()}
+        face_col, grid_col = st.columns([1, 6])
+        face_col.image(
+            charts.upscale(fp.face.face, 120),
+            caption=f"{'face ' + str(n) if fp.face.detected else 'whole image'}: model input (48x48)",
+        )
+        grid_col.vega_lite_chart(spec=state.probability_grid_spec(per_model), width="stretch")
+        grid_col.caption("Outlined: each model's top class.")
+
+
+def photo_result(result: PhotoPrediction, name: str, index: int, members: list[str]) -> None:
+    if result.no_face_found:
+        st.warning(
+            f"No face found in {name}. The models below saw the whole image (its centred square): their labels "
+            "are guesses about something that may not be a face."
+        )
+    photo_col, summary_col = st.columns([1, 1])
+    photo_col.image(
+        charts.draw_faces(result.image, [fp.face.box for fp in result.faces], [fp.face.detected for fp in result.faces]),
+        width="stretch",
+        output_format="JPEG",
+    )
+    latencies = [p.latency_ms for fp in result.faces[:1] for p in fp.predictions.values()]
+    photo_col.caption(
+        f"{sum(fp.face.detected for fp in result.faces)} face(s) found · detection {result.detect_ms:.0f} ms and "
+        f"models {min(latencies):.0f}-{max(latencies):.0f} ms each, measured when this photo was first processed"
+    )
+    verdicts(result, members, summary_col)
+    downloads(result, name, index, summary_col)
+    probability_grids(result, members)
+
+
+@st.fragment
+def photos(chosen: list[str], detector: str, members: list[str]) -> None:
+    """Uploads, the snapshot and their results. A fragment: a new photo reruns only this part, not the pickers
+    above it or the sidebar (~100 ms of a new photo's rerun, bench/RESULTS.md "The app")."""
+    upload_col, camera_col = st.columns([5, 1], vertical_alignment="bottom")
+    uploads = upload_col.file_uploader(
+        "Photos", type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"], accept_multiple_files=True
+    )
+    camera = camera_col.toggle("Camera", help="Opens the camera below the results for a snapshot")
+    results = st.container()
+    snapshot = st.camera_input("Snapshot") if camera else None
+    inputs = [(f.name, f.getvalue()) for f in uploads or []]
+    if snapshot is not None:
+        inputs.append(("camera snapshot", snapshot.getvalue()))
+    if not inputs:
+        results.caption("Upload photos (PNG, JPEG, WebP, BMP, GIF, TIFF) or open the camera to see every model's prediction.")
+    for index, (name, data) in enumerate(inputs):
+        with results.container(border=True):
+            st.subheader(name)
+            try:
+                result = state.predict(data, chosen, detector, name)
+            except Exception as exc:  # one bad file must never stop the others
+                st.error(f"{name}: could not be processed ({type(exc).__name__}: {exc})")
+                continue
+            if result.error:
+                st.error(f"{name}: {result.error}")
+            else:
+                photo_result(result, name, index, members)
+
+
+state.after_drawing(lambda: state.predict_classifiers(chosen))  # loaded while the user picks a photo
+photos(chosen, detector, members)

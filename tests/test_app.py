@@ -44,8 +44,12 @@ def chart_data(at: AppTest) -> list[pd.DataFrame]:
         for child in getattr(node, "children", {}).values():
             yield from walk(child)
 
+    def frames(proto) -> list[pd.DataFrame]:  # the chart's own data (Predict's grid) and its named datasets
+        blobs = ([proto.data.data] if proto.data.data else []) + [d.data.data for d in proto.datasets]
+        return [pa.ipc.open_stream(blob).read_all().to_pandas() for blob in blobs]
+
     protos = [n.proto for n in walk(at._tree) if getattr(n, "type", "") in ("vega_lite_chart", "arrow_vega_lite_chart")]
-    return [pa.ipc.open_stream(d.data.data).read_all().to_pandas() for p in protos for d in p.datasets]
+    return [frame for p in protos for frame in frames(p)]
 
 
 def run_page(page: str | None = None) -> AppTest:

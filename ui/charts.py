@@ -21,33 +21,37 @@ if TYPE_CHECKING:
     from fer_core.video import ExpressionShare, TimelinePoint
 
 
-def probability_grid(per_model: dict[str, dict[str, float]]) -> alt.Chart:
-    """Every model's class probabilities for one face as one heatmap (rows: models; the top class outlined).
+def probability_grid(models: tuple[str, ...], classes: tuple[str, ...]) -> alt.LayerChart:
+    """The layout of a face's probability heatmap (rows: models; the top class outlined), without its data:
+    fill it with `probability_cells`. Altair takes ~80 ms to build and validate it, a new photo's whole chart
+    budget, so Predict builds it once per models and classes (bench/RESULTS.md, "The app").
 
-    One chart per face instead of one per model: a warm rerun of Predict redraws a single Vega spec.
     Models with other class lists (FER+ adds contempt) simply leave those cells empty.
     """
-    rows = [
-        {"model": model, "emotion": emotion, "probability": p, "top": emotion == max(probs, key=probs.get)}
-        for model, probs in per_model.items()
-        for emotion, p in probs.items()
-    ]
-    classes = list(dict.fromkeys(e for probs in per_model.values() for e in probs))
     every_label = {"labelAlign": "left", "labelOverlap": False}  # slanted: all eight fit a phone, none dropped
-    base = alt.Chart(pd.DataFrame(rows)).encode(
-        x=alt.X("emotion:N", sort=classes, title=None, axis=alt.Axis(orient="top", labelAngle=-35, **every_label)),
-        y=alt.Y("model:N", sort=list(per_model), title=None, axis=alt.Axis(labelLimit=150, labelOverlap=False)),
+    base = alt.Chart().encode(
+        x=alt.X("emotion:N", sort=list(classes), title=None, axis=alt.Axis(orient="top", labelAngle=-35, **every_label)),
+        y=alt.Y("model:N", sort=list(models), title=None, axis=alt.Axis(labelLimit=150, labelOverlap=False)),
     )
     cells = base.mark_rect(stroke="#e4572e").encode(
         color=alt.Color("probability:Q", scale=alt.Scale(domain=[0, 1], scheme="blues"), legend=None),
         strokeWidth=alt.condition("datum.top", alt.value(3), alt.value(0)),
-        tooltip=["model", "emotion", alt.Tooltip("probability:Q", format=".1%")],
+        tooltip=["model:N", "emotion:N", alt.Tooltip("probability:Q", format=".1%")],
     )
     text = base.mark_text(fontSize=10).encode(
         text=alt.Text("probability:Q", format=".0%"),
         color=alt.condition("datum.probability > 0.55", alt.value("white"), alt.value("black")),
     )
-    return (cells + text).properties(height=26 * len(per_model) + 10)
+    return (cells + text).properties(height=26 * len(models) + 10)
+
+
+def probability_cells(per_model: dict[str, dict[str, float]]) -> list[dict[str, object]]:
+    """The grid's data: one row per model and class, its top class marked."""
+    return [
+        {"model": model, "emotion": emotion, "probability": p, "top": emotion == max(probs, key=probs.get)}
+        for model, probs in per_model.items()
+        for emotion, p in probs.items()
+    ]
 
 
 def confusion_heatmap(matrix: list[list[float]], classes: list[str], normalized: bool) -> alt.Chart:

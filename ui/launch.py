@@ -83,12 +83,14 @@ def running_app(env: dict[str, str] | None = None, timeout: float = 120) -> Iter
         stop_app(proc)
 
 
-def write_y4m(photo: Path, path: Path, frames: int = 30) -> Path:
-    """A Y4M video (text header + raw YUV 4:2:0 frames) of one photo at 640x480, for Chromium's fake webcam."""
-    bgr = cv2.resize(cv2.imread(str(photo)), (640, 480))
-    yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).tobytes()
+def write_y4m(photo: Path, path: Path, frames: int = 30, width: int = 640) -> Path:
+    """A Y4M video (text header + raw YUV 4:2:0 frames) of one photo, `width` pixels wide with the photo's aspect
+    ratio (a squashed face is another face to the models), for Chromium's fake webcam."""
+    bgr = cv2.imread(str(photo))
+    height = round(width * bgr.shape[0] / bgr.shape[1] / 2) * 2  # 4:2:0 wants even sides
+    yuv = cv2.cvtColor(cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2YUV_I420).tobytes()
     with path.open("wb") as f:
-        f.write(b"YUV4MPEG2 W640 H480 F30:1 Ip A1:1 C420jpeg\n")
+        f.write(f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode())
         for _ in range(frames):
             f.write(b"FRAME\n" + yuv)
     return path
