@@ -172,6 +172,7 @@ def photos(chosen: list[str], detector: str, members: list[str]) -> None:
         inputs.append(("camera snapshot", snapshot.getvalue()))
     if not inputs:
         results.caption("Upload photos (PNG, JPEG, WebP, BMP, GIF, TIFF) or open the camera to see every model's prediction.")
+        state.after_drawing(lambda: state.predict_classifiers(chosen))  # loaded while the user picks a photo
     for index, (name, data) in enumerate(inputs):
         with results.container(border=True):
             st.subheader(name)
@@ -186,5 +187,4 @@ def photos(chosen: list[str], detector: str, members: list[str]) -> None:
                 photo_result(result, name, index, members)
 
 
-state.after_drawing(lambda: state.predict_classifiers(chosen))  # loaded while the user picks a photo
 photos(chosen, detector, members)

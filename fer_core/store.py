@@ -48,10 +48,13 @@ class CheckpointExists(CheckpointError):
     """A checkpoint of that id is already in the store (writes never replace one)."""
 
 
+_REPOSITORY_STORE = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
 def default_root() -> Path:
     """$FER_CHECKPOINTS, else the repository's checkpoints/ folder."""
     env = os.environ.get("FER_CHECKPOINTS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "checkpoints"
+    return Path(env) if env else _REPOSITORY_STORE
 
 
 def checkpoint_dir(checkpoint_id: str, root: Path | None = None) -> Path:

@@ -8,6 +8,7 @@ model from disk.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import json
 import os
@@ -242,27 +243,30 @@ def classifier(checkpoint_id: str, backend: str = "torch") -> FerClassifier:
     return _classifier(checkpoint_id, _signature_of(checkpoint_id), backend)
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def _speed_file(checkpoint_id: str, signature: tuple) -> Path:
+# lru_cache, not st.cache_data: predict_backends asks for every chosen model on every rerun of Predict, and
+# st.cache_data's hashing of the arguments cost ~6 ms a rerun for ten models.
+@functools.lru_cache(maxsize=256)
+def _speed_file(root: Path, checkpoint_id: str, signature: tuple) -> Path:
     from fer_core.export import speed_file
 
-    return speed_file(store_root() / checkpoint_id, metas()[checkpoint_id])  # hashes the weights: once per checkpoint
+    return speed_file(root / checkpoint_id, metas()[checkpoint_id])  # hashes the weights: once per checkpoint
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def _faster_backend(checkpoint_id: str, signature: tuple, measured_ns: int) -> str:
+@functools.lru_cache(maxsize=256)
+def _faster_backend(root: Path, checkpoint_id: str, signature: tuple, measured_ns: int) -> str:
     from fer_core.export import faster_backend
 
-    return faster_backend(store_root() / checkpoint_id, metas()[checkpoint_id])
+    return faster_backend(root / checkpoint_id, metas()[checkpoint_id])
 
 
 def predict_backends(checkpoint_ids: list[str]) -> dict[str, str]:
     """Each model's backend for Predict: ONNX Runtime where this machine measured it faster (measure_backends)."""
+    root, signatures = store_root(), dict(store_signature())
     out = {}
     for cid in checkpoint_ids:
-        signature = _signature_of(cid)
-        file = _speed_file(cid, signature)
-        out[cid] = _faster_backend(cid, signature, file.stat().st_mtime_ns if file.exists() else 0)  # new figures: new key
+        signature = (cid, signatures.get(cid, 0))
+        file = _speed_file(root, cid, signature)
+        out[cid] = _faster_backend(root, cid, signature, _mtime_ns(str(file)) or 0)  # new figures: new key
     return out
 
 
@@ -274,7 +278,7 @@ def measure_backends(checkpoint_ids: list[str]) -> dict[str, BackendSpeed]:
 
 
 def _signature_of(checkpoint_id: str) -> tuple:
-    return next((s for s in store_signature() if s[0] == checkpoint_id), (checkpoint_id, 0))
+    return checkpoint_id, dict(store_signature()).get(checkpoint_id, 0)
 
 
 def checkpoint_package(checkpoint_id: str) -> bytes:
