@@ -74,7 +74,14 @@ tab_one, tab_two, tab_all, tab_ens, tab_emb, tab_runs, tab_own = st.tabs(
 
 with tab_one:
     linked = st.query_params.get("model")  # a link from another page (a study's trial) opens on that model
-    cid = st.selectbox("Model", ids, index=ids.index(linked if linked in ids else ranked[0]), key="one", format_func=state.name)
+    cid = st.selectbox(
+        "Model",
+        ids,
+        index=ids.index(linked if linked in ids else ranked[0]),
+        key="one",
+        format_func=state.name,
+        help=state.ids_help(ids),
+    )
     meta = meta_of[cid]
     st.caption(f"Checkpoint `{cid}`")
     m = state.metrics(cid)
@@ -132,8 +139,8 @@ with tab_two:
     else:
         c1, c2 = st.columns(2)
         runner_up = ranked[1] if len(ranked) > 1 else next(i for i in ids if i != ranked[0])
-        a = c1.selectbox("Model A", ids, index=ids.index(ranked[0]), key="a", format_func=state.name)
-        b = c2.selectbox("Model B", ids, index=ids.index(runner_up), key="b", format_func=state.name)
+        a = c1.selectbox("Model A", ids, index=ids.index(ranked[0]), key="a", format_func=state.name, help=state.ids_help(ids))
+        b = c2.selectbox("Model B", ids, index=ids.index(runner_up), key="b", format_func=state.name, help=state.ids_help(ids))
         with c1:
             model_panel(a, "a", per_row=2)
         with c2:
@@ -179,7 +186,7 @@ with tab_ens:
         ids,
         default=default_ensemble(meta_of.values()),
         format_func=state.name,
-        help=f"By default the most common class list's models within {WEAK_POINTS:.0f} points of its best",
+        help=state.ids_help(ids, f"By default the most common class list's models within {WEAK_POINTS:.0f} points of its best"),
     )
     if len(members) < 2:
         st.info("Pick at least two models.")
@@ -202,7 +209,7 @@ with tab_ens:
             )
 
 with tab_emb:
-    cid = st.selectbox("Model", ids, index=ids.index(ranked[0]), key="emb", format_func=state.name)
+    cid = st.selectbox("Model", ids, index=ids.index(ranked[0]), key="emb", format_func=state.name, help=state.ids_help(ids))
     n = st.slider("Test faces", 200, 2000, 600, step=100)
     if state.dataset_for(meta_of[cid]) is None:
         st.info("The test faces are needed for this view: FER2013 was not found (set FER_DATA).")
@@ -212,7 +219,7 @@ with tab_emb:
         st.caption("Hover a point to see its face. Well-separated clusters are classes the model tells apart.")
 
 with tab_runs:
-    runs = st.multiselect("Runs", ids, default=ranked[:3], format_func=state.name)
+    runs = st.multiselect("Runs", ids, default=ranked[:3], format_func=state.name, help=state.ids_help(ids))
     if runs:
         c1, c2 = st.columns(2)
         histories = {state.name(cid): meta_of[cid].history for cid in runs}

@@ -57,7 +57,7 @@ if face is None:
 linked_model = st.query_params.get("model")
 ranked = ranked_checkpoints(state.metas().values())
 default_models = ([linked_model] if linked_model in ids else []) + [c for c in ranked if c != linked_model]
-models = st.multiselect("Models", ids, default=default_models[:4], format_func=state.name)
+models = st.multiselect("Models", ids, default=default_models[:4], format_func=state.name, help=state.ids_help(ids))
 classes = list(dict.fromkeys(c for cid in models for c in state.classifier(cid).classes))
 target = st.selectbox("Explain the class", ["(predicted)"] + classes)
 st.image(charts.upscale(face, 144), caption=caption, width=144)
@@ -82,7 +82,7 @@ for method_name in METHODS:
 
 st.subheader("Feature maps")
 model_col, layer_col = st.columns(2)
-cid = model_col.selectbox("Model", models, format_func=state.name, key="feature_model")
+cid = model_col.selectbox("Model", models, format_func=state.name, key="feature_model", help=state.ids_help(models))
 layers = state.feature_layers(cid)
 gradcam_layer = state.classifier(cid).spec.gradcam_layer
 default_layer = layers.index(gradcam_layer) if gradcam_layer in layers else 0

@@ -26,7 +26,7 @@ chosen = c1.multiselect(
     default=fastest_checkpoints(state.metas().values()) if moving else ids,
     key=f"predict_models_{mode}",
     format_func=state.name,
-    help="Moving pictures: the three fastest models of one class list by default; photos: every checkpoint",
+    help=state.ids_help(ids, "Moving pictures: the three fastest models of one class list by default; photos: every checkpoint"),
 )
 detector = c2.selectbox(
     "Face detector",
@@ -76,8 +76,11 @@ with st.expander("Ensemble members (each face's verdict is their mean)"):
         chosen,
         default=default_ensemble(metas[cid] for cid in chosen),
         format_func=state.name,
-        help="By default the models of the most common class list within "
-        f"{WEAK_POINTS:.0f} points of its best test accuracy (weaker ones and other class lists left out)",
+        help=state.ids_help(
+            chosen,
+            f"By default the models of the most common class list within {WEAK_POINTS:.0f} points of its best "
+            "test accuracy (weaker ones and other class lists left out)",
+        ),
     )
 
 

@@ -193,6 +193,7 @@ shown = st.multiselect(
     [t.checkpoint for t in report.trials],
     default=[t.checkpoint for t in report.trials[:4]],
     format_func=state.name,
+    help=state.ids_help([t.checkpoint for t in report.trials]),
 )
 metas = state.metas()
 if shown:

@@ -107,6 +107,8 @@ def test_predict_shows_every_model(app_env, grace_hopper):
     assert not at.exception
     names = display_names(c.meta for c in list_checkpoints(app_env) if c.meta)
     members = next(m for m in at.multiselect if m.label == "Members")
+    for picker in (members, next(m for m in at.multiselect if m.label == "Models")):  # ids on hover of the help
+        assert all(f"{name}: `{cid}`" in picker.help for cid, name in names.items())
     at = members.set_value(sorted(names)).run()  # both tiny models in the ensemble, whatever their accuracy
     grid = chart_data(at)[0]  # the face's probability grid: one row per model (short names) and one for the ensemble
     assert set(grid["model"]) == set(names.values()) | {f"ensemble (mean of {len(names)})"}

@@ -65,7 +65,8 @@ def render(ids: list[str], ranked: list[str]) -> None:
             "macro F1": st.column_config.NumberColumn(format="%.3f"),
         },
     )
-    cid = st.selectbox("Model", list(table["id"]), format_func=state.name, key="own_model")
+    table_ids = list(table["id"])
+    cid = st.selectbox("Model", table_ids, format_func=state.name, key="own_model", help=state.ids_help(table_ids))
     result, m = results[cid], state.external_metrics(fingerprint, cid)
     st.caption(
         f"{state.name(cid)} on {result.dataset}: accuracy {result.note()}. "

@@ -12,6 +12,7 @@ import functools
 import gc
 import json
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -124,6 +125,14 @@ def name(checkpoint_id: str) -> str:
     return _names(store_signature()).get(checkpoint_id, checkpoint_id)
 
 
+def ids_help(checkpoint_ids: list[str], note: str = "") -> str:
+    """A checkpoint picker's help: its note, then each option's display name with its id. Streamlit's pickers
+    have no per-option tooltip, and the id is what the CLI, the exports and the store folders use."""
+    names = _names(store_signature())
+    rows = "\n".join(f"- {names.get(cid, cid)}: `{cid}`" for cid in checkpoint_ids)
+    return f"{note}\n\n" * bool(note) + f"Checkpoint ids:\n\n{rows}"
+
+
 class PageEnd(Exception):
     """Raised by end_page; workbench.py catches it."""
 
@@ -144,19 +153,20 @@ def after_drawing(job: Callable[[], object]) -> None:
 
 
 def run_deferred() -> None:
-    jobs = st.session_state.pop(DEFERRED_KEY, [])
-    for job in jobs:
+    for job in st.session_state.pop(DEFERRED_KEY, []):
         with contextlib.suppress(ValueError, OSError, RuntimeError):  # preparation only: the real call reports it
             job()
-    if jobs and gc.get_freeze_count() == 0:
+    if gc.get_freeze_count() == 0 and "torch" in sys.modules:
         _freeze_long_lived()
 
 
 def _freeze_long_lived() -> None:
-    """Once per process, after the first preparation (Predict's models loaded): move every live object into the
-    collector's permanent generation. A full collection walked ~490k objects (torch, Streamlit, the models) in
-    ~300 ms, which landed on a random photo's rerun; after the freeze it takes 20-90 ms (bench/RESULTS.md,
-    "The app"). Objects made later are collected as before."""
+    """Once per process, at the end of the first run that loaded torch (and on Predict its models): move every
+    live object into the collector's permanent generation. Streamlit runs a full collection after each script
+    run, and Python one now and then; with torch, Streamlit and the models loaded it walked ~490k objects in
+    ~300 ms on the script thread, which the next interaction waited for; after the freeze 20-90 ms
+    (bench/RESULTS.md, "The app"). Collected first, so no garbage is frozen; objects made later are collected
+    as before."""
     gc.collect()
     gc.freeze()
 
