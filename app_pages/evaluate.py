@@ -8,6 +8,7 @@ import streamlit as st
 from fer_core.evaluation import EnsembleError, evaluate_ensemble, mcnemar
 from fer_core.leaderboard import WEAK_POINTS, default_ensemble, ranked_checkpoints
 from ui import charts, own_data, state
+from ui.curves import learning_curves
 
 st.title("Evaluate")
 
@@ -221,14 +222,7 @@ with tab_emb:
 with tab_runs:
     runs = st.multiselect("Runs", ids, default=ranked[:3], format_func=state.name, help=state.ids_help(ids))
     if runs:
-        c1, c2 = st.columns(2)
-        histories = {state.name(cid): meta_of[cid].history for cid in runs}
-        if len(runs) <= 3:  # one chart per metric: colour for the run, dash for the split
-            c1.altair_chart(charts.training_curves(histories, "loss"), width="stretch")
-            c2.altair_chart(charts.training_curves(histories, "acc"), width="stretch")
-        else:  # more runs than one chart keeps apart: a small panel each
-            metric = st.radio("Curves", ["acc", "loss"], horizontal=True, format_func={"acc": "accuracy", "loss": "loss"}.get)
-            st.altair_chart(charts.training_curves_grid(histories, metric))
+        learning_curves({state.name(cid): meta_of[cid].history for cid in runs}, key="runs_curves")
         configs = pd.DataFrame({state.name(cid): {k: str(v) for k, v in meta_of[cid].config.to_dict().items()} for cid in runs})
         differing = configs[configs.nunique(axis=1) > 1] if len(runs) > 1 else configs
         st.markdown("**Config** (rows that differ between the runs)" if len(runs) > 1 else "**Config**")

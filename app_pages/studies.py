@@ -17,6 +17,7 @@ from fer_core.studies.runs import (
 from fer_core.studies.spec import STUDY_FIELDS, Range, StudyError, compose_study, load_study, shipped_studies
 from fer_core.training.jobs import JobBusy
 from ui import charts, state
+from ui.curves import learning_curves
 
 st.title("Studies")
 st.markdown(
@@ -123,7 +124,7 @@ def progress(study_id: str) -> None:
             hide_index=True,
             width="stretch",
             column_config={
-                "point": st.column_config.TextColumn(width="large"),
+                "point": st.column_config.TextColumn(width="medium", pinned=True),  # stays in view while a phone scrolls
                 "val acc": st.column_config.NumberColumn(format="percent"),
             },
         )
@@ -169,7 +170,7 @@ st.dataframe(
     hide_index=True,
     width="stretch",
     column_config={
-        "point": st.column_config.TextColumn(width="large"),
+        "point": st.column_config.TextColumn(width="medium", pinned=True),  # stays in view while a phone scrolls
         "accuracy": st.column_config.NumberColumn(format="percent"),
         "± std": st.column_config.NumberColumn(format="%.4f"),
         "macro F1": st.column_config.NumberColumn(format="%.3f"),
@@ -188,19 +189,17 @@ if stopped:
         + "; ".join(f"{t.trial} after epoch {t.epoch} ({point_label(t.point)})" for t in stopped)
     )
 
+trial_label = {t.checkpoint: f"{t.trial} · {point_label(t.point)}" for t in report.trials}  # apart within a study
 shown = st.multiselect(
     "Learning curves of trials",
-    [t.checkpoint for t in report.trials],
-    default=[t.checkpoint for t in report.trials[:4]],
-    format_func=state.name,
-    help=state.ids_help([t.checkpoint for t in report.trials]),
+    list(trial_label),
+    default=list(trial_label)[:4],
+    format_func=trial_label.__getitem__,
+    help=state.ids_help(list(trial_label)),
 )
 metas = state.metas()
 if shown:
-    c1, c2 = st.columns(2)
-    histories = {state.name(cid): metas[cid].history for cid in shown if cid in metas}
-    c1.altair_chart(charts.training_curves(histories, "loss"), width="stretch")
-    c2.altair_chart(charts.training_curves(histories, "acc"), width="stretch")
+    learning_curves({trial_label[cid]: metas[cid].history for cid in shown if cid in metas}, key="trial_curves")
     for cid in shown:
         link = f"Evaluate {state.name(cid)}"
         st.page_link("app_pages/evaluate.py", label=link, icon=":material/analytics:", query_params={"model": cid})

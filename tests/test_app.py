@@ -341,3 +341,19 @@ def test_own_data_is_evaluated_from_evaluate_and_shown_on_the_leaderboard(
     own_column = next(c for c in board.columns if c.startswith("ckplus ("))
     shown = dict(zip(board["id"], board[own_column], strict=True))
     assert all(shown[cid] == pytest.approx(100 * r.predictions.accuracy) for cid, r in results.items())
+
+
+def test_learning_curves_of_many_runs_are_panels_on_shared_axes():
+    from fer_core.records import EpochStats
+    from ui.charts import training_curve_panels
+
+    def history(accs: list[float]) -> list[EpochStats]:
+        return [EpochStats(e, len(accs), 1.0, a, 1.0, a + 0.05, 0.01, 100.0, 1.0, e * 1.0) for e, a in enumerate(accs, 1)]
+
+    runs = {"a": history([0.2, 0.4]), "b": history([0.3, 0.6, 0.7]), "c": history([0.1]), "d": history([0.5])}
+    specs = [panel.to_dict() for panel in training_curve_panels(runs, "acc")]
+    assert [s["title"]["text"] for s in specs] == list(runs)  # one panel per run, in order
+    assert {tuple(s["encoding"]["y"]["scale"]["domain"]) for s in specs} == {(0.1, 0.75)}  # every value of every run
+    assert {tuple(s["encoding"]["x"]["scale"]["domain"]) for s in specs} == {(1, 3)}
+    one_epoch = training_curve_panels({"c": history([0.1])}, "acc")[0].to_dict()
+    assert one_epoch["encoding"]["x"]["scale"]["domain"] == [0.5, 1.5]  # Vega draws no axis on a zero-width domain

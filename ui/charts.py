@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import altair as alt
 import cv2
@@ -123,53 +123,62 @@ def roc_chart(roc: dict[str, RocCurve]) -> alt.Chart:
     return (lines + diagonal).properties(height=300)
 
 
-def training_curves(histories: dict[str, Sequence[EpochStats]], metric: str) -> alt.Chart:
-    """metric: 'loss' or 'acc'; train dashed, val solid, one colour per run."""
-    rows = []
-    for run, history in histories.items():
-        for h in history:
-            rows.append({"run": run, "epoch": h.epoch, "split": "train", "value": getattr(h, f"train_{metric}")})
-            rows.append({"run": run, "epoch": h.epoch, "split": "val", "value": getattr(h, f"val_{metric}")})
-    if not rows:
-        rows = [{"run": "", "epoch": 0, "split": "train", "value": 0.0}]
-    few_epochs = max(r["epoch"] for r in rows) <= 30  # markers help a short run, clutter hundreds of epochs
-    return (
-        alt.Chart(pd.DataFrame(rows))
-        .mark_line(point=few_epochs)
-        .encode(
-            x=alt.X("epoch:Q", axis=alt.Axis(format="d", tickMinStep=1)),
-            y=alt.Y("value:Q", title=metric),
-            color=alt.Color("run:N", scale=alt.Scale(scheme="tableau10")),  # distinct hues, readable light and dark
-            strokeDash=alt.StrokeDash(
-                "split:N", legend=alt.Legend(symbolType="stroke", symbolStrokeColor="#888888", symbolStrokeWidth=2)
-            ),
-            tooltip=["run", "epoch", "split", alt.Tooltip("value:Q", format=".4f")],
-        )
-        .properties(height=260)
-    )
-
-
-def training_curves_grid(histories: dict[str, Sequence[EpochStats]], metric: str, columns: int = 3) -> alt.FacetChart:
-    """Small multiples: one panel per run (train and validation in two colours), for more runs than one chart
-    can show apart; panels share their axes, so runs still compare."""
+def _curves(histories: dict[str, Sequence[EpochStats]], metric: str) -> pd.DataFrame:
+    """One row per run, epoch and split (train, val) of `metric` ('loss' or 'acc')."""
     rows = [
         {"run": run, "epoch": h.epoch, "split": split, "value": getattr(h, f"{split}_{metric}")}
         for run, history in histories.items()
         for h in history
         for split in ("train", "val")
     ]
+    return pd.DataFrame(rows or [{"run": "", "epoch": 0, "split": "train", "value": 0.0}])
+
+
+def _legend_below(**style: Any) -> alt.Legend:
+    """Below the plot, one entry a line: long run names fit a phone."""
+    return alt.Legend(orient="bottom", direction="vertical", labelLimit=400, **style)
+
+
+def training_curves(histories: dict[str, Sequence[EpochStats]], metric: str) -> alt.Chart:
+    """metric: 'loss' or 'acc'; train dashed, val solid, one colour per run."""
+    df = _curves(histories, metric)
     return (
-        alt.Chart(pd.DataFrame(rows))
-        .mark_line()
+        alt.Chart(df)
+        .mark_line(point=bool(df["epoch"].max() <= 30))  # markers help a short run, clutter hundreds of epochs
         .encode(
             x=alt.X("epoch:Q", axis=alt.Axis(format="d", tickMinStep=1)),
             y=alt.Y("value:Q", title=metric),
-            color=alt.Color("split:N", scale=alt.Scale(domain=["train", "val"], scheme="tableau10")),
+            color=alt.Color("run:N", scale=alt.Scale(scheme="tableau10"), legend=_legend_below()),  # light and dark
+            strokeDash=alt.StrokeDash(
+                "split:N", legend=_legend_below(symbolType="stroke", symbolStrokeColor="#888888", symbolStrokeWidth=2)
+            ),
             tooltip=["run", "epoch", "split", alt.Tooltip("value:Q", format=".4f")],
         )
-        .properties(height=150, width=220)
-        .facet(facet=alt.Facet("run:N", title=None, sort=list(histories)), columns=columns)
+        .properties(height=220 + 18 * (len(histories) + 3))  # Streamlit fits the legends below into the height
     )
+
+
+def _span(values: pd.Series) -> list[float]:
+    """A shared axis' domain; widened around a single value (one epoch), which Vega cannot draw an axis for."""
+    low, high = float(values.min()), float(values.max())
+    return [low, high] if high > low else [low - 0.5, high + 0.5]
+
+
+def training_curve_panels(histories: dict[str, Sequence[EpochStats]], metric: str) -> list[alt.Chart]:
+    """Small multiples, for more runs than one chart keeps apart: a panel per run (train and validation in two
+    colours) on shared axes, so runs still compare. Separate charts, not a Vega facet: Streamlit's columns
+    stack them on a phone, where a fixed facet grid ran off the screen."""
+    df = _curves(histories, metric)
+    x = alt.X("epoch:Q", scale=alt.Scale(domain=_span(df["epoch"])), axis=alt.Axis(format="d", tickMinStep=1))
+    y = alt.Y("value:Q", title=metric, scale=alt.Scale(domain=_span(df["value"]), zero=False, nice=True))
+    split = alt.Color("split:N", scale=alt.Scale(domain=["train", "val"], scheme="tableau10"), legend=None)  # named in a caption
+    return [
+        alt.Chart(df[df["run"] == run], title=alt.Title(run, fontSize=12, anchor="start"))
+        .mark_line(point=bool(df["epoch"].max() == 1))  # one epoch is a point, not a line
+        .encode(x=x, y=y, color=split, tooltip=["run", "epoch", "split", alt.Tooltip("value:Q", format=".4f")])
+        .properties(height=200)
+        for run in histories
+    ]
 
 
 def reliability_chart(bins: list[ReliabilityBin]) -> alt.Chart:
@@ -191,6 +200,9 @@ def reliability_chart(bins: list[ReliabilityBin]) -> alt.Chart:
     return (bars + ideal).properties(height=260)
 
 
+INTERVAL_GREY = "#8c8c8c"  # confidence-interval bars, visible on the light and the dark theme
+
+
 def points_with_intervals(points: list[PointResult]) -> alt.Chart:
     """A study's points: mean accuracy over seeds (dots) with the bootstrap 95% interval (bars); baseline in orange."""
     from fer_core.studies.report import point_label
@@ -207,7 +219,7 @@ def points_with_intervals(points: list[PointResult]) -> alt.Chart:
     ]
     axis = alt.Axis(labelLimit=280, labelOverlap=False)  # Vega would hide labels it thinks collide; the tooltip has all
     base = alt.Chart(pd.DataFrame(rows)).encode(y=alt.Y("point:N", sort="-x", title=None, axis=axis))
-    bars = base.mark_rule(strokeWidth=2).encode(
+    bars = base.mark_rule(strokeWidth=2, color=INTERVAL_GREY).encode(
         x=alt.X("low:Q", title="PrivateTest accuracy", axis=alt.Axis(format="%"), scale=alt.Scale(zero=False)), x2="high:Q"
     )
     dots = base.mark_point(filled=True, size=80).encode(
@@ -241,7 +253,7 @@ def accuracy_along(points: list[PointResult], axis: str, axis_range: Range) -> a
     ]
     x = alt.X(f"{axis}:Q", scale=alt.Scale(type="log" if axis_range.log else "linear", domain=[axis_range.low, axis_range.high]))
     base = alt.Chart(pd.DataFrame(rows)).encode(x=x)
-    bars = base.mark_rule(strokeWidth=2, opacity=0.5).encode(
+    bars = base.mark_rule(strokeWidth=2, color=INTERVAL_GREY).encode(
         y=alt.Y("low:Q", title="PrivateTest accuracy", axis=alt.Axis(format="%"), scale=alt.Scale(zero=False)), y2="high:Q"
     )
     dots = base.mark_point(filled=True, size=70).encode(
@@ -281,7 +293,7 @@ def expression_shares(shares: Sequence[ExpressionShare], classes: Sequence[str],
         alt.Chart(pd.DataFrame([asdict(s) | {"label_order": list(classes).index(s.label)} for s in shares]))
         .mark_bar()
         .encode(
-            x=alt.X("share:Q", stack="normalize", axis=alt.Axis(format="%"), title="share of the time the face was seen"),
+            x=alt.X("share:Q", stack="normalize", axis=alt.Axis(format="%"), title=None),  # the caption above names it
             y=alt.Y("model:N", title=None, axis=alt.Axis(labelLimit=320), sort=list(models)),
             color=expression_color(classes),
             order=alt.Order("label_order:Q"),
