@@ -357,3 +357,10 @@ def test_learning_curves_of_many_runs_are_panels_on_shared_axes():
     assert {tuple(s["encoding"]["x"]["scale"]["domain"]) for s in specs} == {(1, 3)}
     one_epoch = training_curve_panels({"c": history([0.1])}, "acc")[0].to_dict()
     assert one_epoch["encoding"]["x"]["scale"]["domain"] == [0.5, 1.5]  # Vega draws no axis on a zero-width domain
+
+
+def test_the_app_listens_on_this_machine_only_unless_told():
+    import tomllib
+
+    server = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())["server"]
+    assert server["address"] == "127.0.0.1"  # training, server paths and deletes are not offered to the network
