@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -364,3 +365,23 @@ def test_the_app_listens_on_this_machine_only_unless_told():
 
     server = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())["server"]
     assert server["address"] == "127.0.0.1"  # training, server paths and deletes are not offered to the network
+
+
+def test_own_data_from_an_uploaded_zip_and_its_temporary_copy_goes_with_the_upload(
+    monkeypatch, tiny_checkpoints, kaggle_zip, tmp_path, own_dataset
+):
+    store, archive = tmp_path / "store", tmp_path / "ckplus.zip"
+    shutil.copytree(tiny_checkpoints, store)
+    shutil.make_archive(str(archive.with_suffix("")), "zip", own_dataset)
+    monkeypatch.setenv("FER_CHECKPOINTS", str(store))
+    monkeypatch.setenv("FER_DATA", str(kaggle_zip))
+    monkeypatch.chdir(REPO)
+    at = run_page("app_pages/evaluate.py")
+    at.file_uploader[0].set_value([(archive.name, archive.read_bytes(), "application/zip")]).run()
+    at.button(key="own_go").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("on ckplus: accuracy on the 5 shared classes" in c.value for c in at.caption)
+    copy = Path(at.session_state["own_data_upload"][1])
+    assert copy.read_bytes() == archive.read_bytes()
+    at.file_uploader[0].set_value([]).run()  # the user removes the upload: its copy on the server goes
+    assert not copy.parent.exists() and not at.exception

@@ -4,7 +4,10 @@ each model's figures, confusion matrix and per-class accuracy on it."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +20,7 @@ from fer_core.faces import DEFAULT_DETECTOR, DETECTORS
 from . import charts, state
 
 UPLOAD_KEY = "own_data_upload"  # (file id, temporary path) of the uploaded zip
+UPLOAD_PREFIX = "fer-own-"
 
 
 def render(ids: list[str], ranked: list[str]) -> None:
@@ -128,16 +132,30 @@ def _add(ids: list[str]) -> None:
 
 
 def _uploaded_zip() -> Path | None:
+    """The uploaded zip as a file (the dataset readers take paths), written once per upload into its own
+    temporary folder; removed when the user removes or replaces the upload. Folders that ended sessions left
+    behind go after a day."""
     upload = st.file_uploader("Zip of class folders", type=["zip"], key="own_zip", max_upload_size=500)
+    held = st.session_state.get(UPLOAD_KEY)
+    if held is not None and (upload is None or held[0] != upload.file_id):
+        shutil.rmtree(Path(held[1]).parent, ignore_errors=True)
+        held = st.session_state[UPLOAD_KEY] = None
     if upload is None:
         return None
-    held = st.session_state.get(UPLOAD_KEY)
-    if held is None or held[0] != upload.file_id or not Path(held[1]).exists():
-        folder = Path(tempfile.mkdtemp(prefix="fer-own-"))  # the zip keeps its own name: the dataset's name
+    if held is None or not Path(held[1]).exists():
+        _remove_stale_uploads()
+        folder = Path(tempfile.mkdtemp(prefix=UPLOAD_PREFIX))  # the zip keeps its own name: the dataset's name
         file = folder / (Path(upload.name).name or "dataset.zip")
         file.write_bytes(upload.getvalue())
         held = st.session_state[UPLOAD_KEY] = (upload.file_id, str(file))
     return Path(held[1])
+
+
+def _remove_stale_uploads(max_age_s: float = 86_400) -> None:
+    for folder in Path(tempfile.gettempdir()).glob(f"{UPLOAD_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if time.time() - folder.stat().st_mtime > max_age_s:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def _server_path() -> Path | None:

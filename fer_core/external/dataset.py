@@ -153,7 +153,8 @@ def load_external(
         fingerprint = _fingerprint(files, read, used, detector)
         if cache is not None and (cache / fingerprint / FACES_FILE).is_file():
             return read_faces(cache / fingerprint / FACES_FILE)
-        data = _decode(path.name, fingerprint, files, read, used, detector, on_progress)
+        name = path.stem if path.is_file() else path.name  # ckplus.zip and ckplus/ are both "ckplus"
+        data = _decode(name, fingerprint, files, read, used, detector, on_progress)
     finally:
         close()
     if cache is not None:
