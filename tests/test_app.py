@@ -385,3 +385,20 @@ def test_own_data_from_an_uploaded_zip_and_its_temporary_copy_goes_with_the_uplo
     assert copy.read_bytes() == archive.read_bytes()
     at.file_uploader[0].set_value([]).run()  # the user removes the upload: its copy on the server goes
     assert not copy.parent.exists() and not at.exception
+
+
+def test_the_probability_grid_is_one_valid_chart_over_its_own_cells():
+    """Predict fills a cached layout with each face's cells: every layer must read those cells and nothing else
+    (a layout built from an empty Altair chart drew a phantom 'undefined' row over an 'empty' dataset)."""
+    import altair as alt
+
+    from ui.charts import GRID_DATA
+    from ui.state import probability_grid_spec
+
+    seven = dict.fromkeys(["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"], 1 / 7)
+    spec = probability_grid_spec({"a · FER2013": seven, "b · FER+": seven | {"contempt": 0.0}})
+    alt.LayerChart.from_dict(spec)  # a valid Vega-Lite spec
+    assert spec["data"] == {"name": GRID_DATA} and set(spec["datasets"]) == {GRID_DATA}
+    assert all("data" not in layer for layer in spec["layer"])
+    cells = spec["datasets"][GRID_DATA]
+    assert len(cells) == 15 and {c["model"] for c in cells} == {"a · FER2013", "b · FER+"}

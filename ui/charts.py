@@ -21,15 +21,18 @@ if TYPE_CHECKING:
     from fer_core.video import ExpressionShare, TimelinePoint
 
 
+GRID_DATA = "cells"  # the dataset name probability_grid reads its data from
+
+
 def probability_grid(models: tuple[str, ...], classes: tuple[str, ...]) -> alt.LayerChart:
     """The layout of a face's probability heatmap (rows: models; the top class outlined), without its data:
-    fill it with `probability_cells`. Altair takes ~80 ms to build and validate it, a new photo's whole chart
-    budget, so Predict builds it once per models and classes (bench/RESULTS.md, "The app").
+    a spec's `datasets[GRID_DATA]` holds `probability_cells`. Altair takes ~80 ms to build and validate it, a
+    new photo's whole chart budget, so Predict builds it once per models and classes (bench/RESULTS.md).
 
     Models with other class lists (FER+ adds contempt) simply leave those cells empty.
     """
     every_label = {"labelAlign": "left", "labelOverlap": False}  # slanted: all eight fit a phone, none dropped
-    base = alt.Chart().encode(
+    base = alt.Chart(alt.NamedData(GRID_DATA)).encode(
         x=alt.X("emotion:N", sort=list(classes), title=None, axis=alt.Axis(orient="top", labelAngle=-35, **every_label)),
         y=alt.Y("model:N", sort=list(models), title=None, axis=alt.Axis(labelLimit=150, labelOverlap=False)),
     )
@@ -42,7 +45,7 @@ def probability_grid(models: tuple[str, ...], classes: tuple[str, ...]) -> alt.L
         text=alt.Text("probability:Q", format=".0%"),
         color=alt.condition("datum.probability > 0.55", alt.value("white"), alt.value("black")),
     )
-    return (cells + text).properties(height=26 * len(models) + 10)
+    return (cells + text).properties(height=22 * len(models) + 70)  # Streamlit fits the slanted class labels in too
 
 
 def probability_cells(per_model: dict[str, dict[str, float]]) -> list[dict[str, object]]:

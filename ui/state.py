@@ -456,12 +456,12 @@ def _probability_grid_layout(models: tuple[str, ...], classes: tuple[str, ...]) 
 
 def probability_grid_spec(per_model: dict[str, dict[str, float]]) -> dict:
     """A face's probability grid as a Vega-Lite spec: its layout built and validated once per models and classes
-    (Altair, ~80 ms), the face's probabilities filled in as inline values."""
-    from ui.charts import probability_cells
+    (Altair, ~80 ms), the face's probabilities filled in as its named dataset."""
+    from ui.charts import GRID_DATA, probability_cells
 
     classes = tuple(dict.fromkeys(e for probs in per_model.values() for e in probs))
     layout = _probability_grid_layout(tuple(per_model), classes)
-    return layout | {"data": {"values": probability_cells(per_model)}}
+    return layout | {"datasets": {GRID_DATA: probability_cells(per_model)}}
 
 
 def predict(data: bytes, checkpoint_ids: list[str], detector: str, name: str) -> PhotoPrediction:
