@@ -138,6 +138,7 @@ def probability_grids(result: PhotoPrediction, members: list[str]) -> None:
 
 
 def photo_result(result: PhotoPrediction, name: str, index: int, members: list[str]) -> None:
+    assert result.image is not None  # decoded: only a result with an error has none
     if result.no_face_found:
         st.warning(
             f"No face found in {name}. The models below saw the whole image (its centred square): their labels "

@@ -57,10 +57,10 @@ def main() -> int:
         print("FER2013 not found: pass --data PATH", file=sys.stderr)
         return 1
     root = Path(args.checkpoints) if args.checkpoints else None
-    infos = [i for i in list_checkpoints(root) if i.meta is not None]
+    found = [(i.id, i.meta) for i in list_checkpoints(root) if i.meta is not None]
     if args.only:
         wanted = set(args.only.split(","))
-        infos = [i for i in infos if i.id in wanted or i.meta.model in wanted]
+        found = [(cid, meta) for cid, meta in found if cid in wanted or meta.model in wanted]
     device = resolve_device(args.device)
     print(machine(device=device, data=args.data, TTA=args.tta) + "\n")
     header = f"{'checkpoint':<42} {'acc':>7} {'stored':>7} {'F1':>7} {'stored':>7} {'disgust':>8} {'test s':>6}"
@@ -69,21 +69,20 @@ def main() -> int:
     datasets: dict[tuple, FerData] = {}
     groups: dict[tuple, dict[str, tuple[Predictions, Predictions]]] = {}
     saved: dict[str, np.ndarray] = {}
-    for info in infos:
-        meta = info.meta
+    for cid, meta in found:
         key = (meta.data.label_source, meta.classes)
         if key not in datasets:
             datasets[key] = load_dataset(args.data, labels=key[0], classes=list(key[1]))
-        clf = load_checkpoint(info.id, root, device)
+        clf = load_checkpoint(cid, root, device)
         t = time.perf_counter()
         test = clf.evaluate(datasets[key], "test", args.tta)
         elapsed = time.perf_counter() - t
         val = clf.evaluate(datasets[key], "val", args.tta)
-        print(row(info.id, compute_metrics(test), meta.test_metrics, elapsed))
-        groups.setdefault(key, {})[info.id] = (test, val)
+        print(row(cid, compute_metrics(test), meta.test_metrics, elapsed))
+        groups.setdefault(key, {})[cid] = (test, val)
         saved |= {
-            f"{key[0]}|{info.id}|test": test.probs,
-            f"{key[0]}|{info.id}|val": val.probs,
+            f"{key[0]}|{cid}|test": test.probs,
+            f"{key[0]}|{cid}|val": val.probs,
             f"{key[0]}|labels|test": test.labels,
             f"{key[0]}|labels|val": val.labels,
         }
@@ -99,7 +98,7 @@ def main() -> int:
             print(row(f"ensemble, {title} ({labels})", ensemble.metrics))
         print(f"  chosen: {', '.join(chosen)}")
     if args.save_probs:
-        np.savez_compressed(args.save_probs, tta=np.array(args.tta), **saved)
+        np.savez_compressed(args.save_probs, allow_pickle=False, tta=np.array(args.tta), **saved)
         print(f"\nprobabilities written to {args.save_probs}")
     return 0
 

@@ -49,7 +49,8 @@ def greedy_forward(val: np.ndarray, labels: np.ndarray) -> Combiner:
 
 def greedy_with_replacement(val: np.ndarray, labels: np.ndarray, rounds: int = 30) -> Combiner:
     """Caruana et al. 2004 in full: members may be added again (a weight), the best round is kept."""
-    counts, best_counts, best = np.zeros(len(val)), None, -1.0
+    counts = np.zeros(len(val))
+    best_counts, best = counts.copy(), -1.0
     for _ in range(rounds):
         trials = [_accuracy(np.tensordot(counts + np.eye(len(val))[m], val, 1), labels) for m in range(len(val))]
         counts[int(np.argmax(trials))] += 1

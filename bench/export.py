@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from functools import partial
 from pathlib import Path
 
 from fer_core.classifier import FerClassifier, dataset_for, load_checkpoint
@@ -54,9 +55,9 @@ def main() -> int:
         formats, parity = _formats(cid, args.data, tmp)
         faces, labels = dataset_for(formats["torch"].meta, args.data).take("test")
         one, batch = faces[:1, 0].numpy(), faces[:256, 0].numpy()
-        p50 = {k: percentiles(timed_ms(lambda c=c, x=one: c.predict_proba(x), args.runs))[0] for k, c in formats.items()}
+        p50 = {k: percentiles(timed_ms(partial(c.predict_proba, one), args.runs))[0] for k, c in formats.items()}
         rate = {
-            k: 256 / (percentiles(timed_ms(lambda c=c, x=batch: c.predict_proba(x), max(args.runs // 10, 3)))[0] / 1000)
+            k: 256 / (percentiles(timed_ms(partial(c.predict_proba, batch), max(args.runs // 10, 3)))[0] / 1000)
             for k, c in formats.items()
         }
         acc = {k: float((c.predict_proba(faces[:, 0].numpy()).argmax(1) == labels.numpy()).mean()) for k, c in formats.items()}

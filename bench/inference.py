@@ -18,6 +18,7 @@ import argparse
 import io
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -91,9 +92,9 @@ def main() -> int:
     batch1 = np.stack([face])
     model_total = 0.0
     for clf in classifiers:
-        fwd = statistics.median(timed_ms(lambda clf=clf: clf.predict_proba(batch1), args.runs))
+        fwd = statistics.median(timed_ms(partial(clf.predict_proba, batch1), args.runs))
         model_total += fwd
-        cam = statistics.median(timed_ms(lambda clf=clf: grad_cam(clf, face), max(5, args.runs // 5)))
+        cam = statistics.median(timed_ms(partial(grad_cam, clf, face), max(5, args.runs // 5)))
         print(f"{clf.id:<48} {fwd:>8.1f} {cam:>13.1f}")
     cams = timed_ms(lambda: [grad_cam(clf, face) for clf in classifiers], max(5, args.runs // 5))
     p50, p95 = percentiles(cams)

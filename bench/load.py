@@ -17,6 +17,7 @@ import io
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,18 @@ def unique_photo(base: Image.Image, rng: np.random.Generator, folder: Path, n: i
     return path
 
 
-async def tab(browser, url: str, deadline: float, folder: Path, seed: int, stats: dict) -> None:
+@dataclass
+class LoadStats:
+    """What one load level measured across its tabs."""
+
+    served: int = 0
+    errors: int = 0
+    latency_ms: list[float] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    rss: list[tuple[float, float]] = field(default_factory=list)  # (time, server RSS MB)
+
+
+async def tab(browser, url: str, deadline: float, folder: Path, seed: int, stats: LoadStats) -> None:
     rng = np.random.default_rng(seed)
     base = Image.open(io.BytesIO(sample_photo()))
     page = await browser.new_page()
@@ -59,28 +71,28 @@ async def tab(browser, url: str, deadline: float, folder: Path, seed: int, stats
             t = time.perf_counter()
             await page.locator("input[type=file]").first.set_input_files(str(photo))
             await page.get_by_text("Face 1").first.wait_for(timeout=60_000)
-            stats["latency_ms"].append((time.perf_counter() - t) * 1000)
+            stats.latency_ms.append((time.perf_counter() - t) * 1000)
             if await page.locator("text=Traceback").count() or await page.locator("[data-testid=stException]").count():
-                stats["errors"] += 1
+                stats.errors += 1
             else:
-                stats["served"] += 1
+                stats.served += 1
         except Exception as exc:  # a timeout or a dead page is an error of the server under load
-            stats["errors"] += 1
-            stats["messages"].append(f"{type(exc).__name__}: {str(exc)[:120]}")
+            stats.errors += 1
+            stats.messages.append(f"{type(exc).__name__}: {str(exc)[:120]}")
     await page.close()
 
 
-async def one_load(url: str, pid: int, sessions: int, seconds: float) -> dict:
+async def one_load(url: str, pid: int, sessions: int, seconds: float) -> LoadStats:
     from playwright.async_api import async_playwright
 
-    stats = {"served": 0, "errors": 0, "latency_ms": [], "messages": [], "rss": []}
+    stats = LoadStats()
     deadline = time.time() + seconds
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
 
         async def sample_memory() -> None:
             while time.time() < deadline:
-                stats["rss"].append((time.time(), rss_mb(pid)))
+                stats.rss.append((time.time(), rss_mb(pid)))
                 await asyncio.sleep(1)
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -99,16 +111,16 @@ def main() -> int:
     with running_app() as (proc, url):
         for sessions in [int(s) for s in args.sessions.split(",")]:
             s = asyncio.run(one_load(url, proc.pid, sessions, args.seconds))
-            lat = s["latency_ms"]
+            lat = s.latency_ms
             p50, p95 = percentiles(lat) if lat else (float("nan"), float("nan"))
-            rss = [r for _, r in s["rss"]]
+            rss = [r for _, r in s.rss]
             warm = rss[len(rss) // 4] if rss else float("nan")
             print(
-                f"{sessions:>4} {s['served']:>7} {s['errors']:>7} {p50:>8.0f} {p95:>8.0f} {warm:>12.0f} "
+                f"{sessions:>4} {s.served:>7} {s.errors:>7} {p50:>8.0f} {p95:>8.0f} {warm:>12.0f} "
                 f"{max(rss, default=float('nan')):>7.0f} {rss[-1] if rss else float('nan'):>7.0f}",
                 flush=True,
             )
-            for message in sorted(set(s["messages"]))[:5]:
+            for message in sorted(set(s.messages))[:5]:
                 print(f"     error: {message}")
     return 0
 

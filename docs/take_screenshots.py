@@ -13,13 +13,17 @@ import argparse
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.harness import sample_photo
 from ui.launch import REPO, fake_camera_args, running_app, write_y4m
 
+if TYPE_CHECKING:
+    from playwright.sync_api import ViewportSize
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-VIEWPORT = {"width": 1280, "height": 900}
-TALL = {"width": 1280, "height": 1250}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
+TALL: ViewportSize = {"width": 1280, "height": 1250}
 
 
 def take(out: Path) -> list[Path]:

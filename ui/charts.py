@@ -31,9 +31,9 @@ def probability_grid(models: tuple[str, ...], classes: tuple[str, ...]) -> alt.L
 
     Models with other class lists (FER+ adds contempt) simply leave those cells empty.
     """
-    every_label = {"labelAlign": "left", "labelOverlap": False}  # slanted: all eight fit a phone, none dropped
+    slanted = alt.Axis(orient="top", labelAngle=-35, labelAlign="left", labelOverlap=False)  # all eight fit a phone
     base = alt.Chart(alt.NamedData(GRID_DATA)).encode(
-        x=alt.X("emotion:N", sort=list(classes), title=None, axis=alt.Axis(orient="top", labelAngle=-35, **every_label)),
+        x=alt.X("emotion:N", sort=list(classes), title=None, axis=slanted),
         y=alt.Y("model:N", sort=list(models), title=None, axis=alt.Axis(labelLimit=150, labelOverlap=False)),
     )
     cells = base.mark_rect(stroke="#e4572e").encode(
@@ -51,13 +51,13 @@ def probability_grid(models: tuple[str, ...], classes: tuple[str, ...]) -> alt.L
 def probability_cells(per_model: dict[str, dict[str, float]]) -> list[dict[str, object]]:
     """The grid's data: one row per model and class, its top class marked."""
     return [
-        {"model": model, "emotion": emotion, "probability": p, "top": emotion == max(probs, key=probs.get)}
+        {"model": model, "emotion": emotion, "probability": p, "top": emotion == max(probs, key=probs.__getitem__)}
         for model, probs in per_model.items()
         for emotion, p in probs.items()
     ]
 
 
-def confusion_heatmap(matrix: list[list[float]], classes: list[str], normalized: bool) -> alt.Chart:
+def confusion_heatmap(matrix: Sequence[Sequence[float]], classes: Sequence[str], normalized: bool) -> alt.LayerChart:
     rows = [{"true": t, "predicted": p, "value": matrix[i][j]} for i, t in enumerate(classes) for j, p in enumerate(classes)]
     df = pd.DataFrame(rows)
     fmt = ".0%" if normalized else "d"

@@ -62,7 +62,8 @@ def wait_until_healthy(proc: subprocess.Popen, url: str, timeout: float = 120) -
         except OSError:
             time.sleep(0.1)
     proc.kill()
-    raise RuntimeError("streamlit did not start: " + proc.stdout.read().decode(errors="replace")[-2000:])
+    output = proc.stdout.read() if proc.stdout else b""
+    raise RuntimeError("streamlit did not start: " + output.decode(errors="replace")[-2000:])
 
 
 def stop_app(proc: subprocess.Popen) -> None:
@@ -87,6 +88,8 @@ def write_y4m(photo: Path, path: Path, frames: int = 30, width: int = 640) -> Pa
     """A Y4M video (text header + raw YUV 4:2:0 frames) of one photo, `width` pixels wide with the photo's aspect
     ratio (a squashed face is another face to the models), for Chromium's fake webcam."""
     bgr = cv2.imread(str(photo))
+    if bgr is None:
+        raise ValueError(f"{photo}: not an image OpenCV reads")
     height = round(width * bgr.shape[0] / bgr.shape[1] / 2) * 2  # 4:2:0 wants even sides
     yuv = cv2.cvtColor(cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2YUV_I420).tobytes()
     with path.open("wb") as f:
