@@ -8,7 +8,7 @@ import streamlit as st
 from fer_core.evaluation import EnsembleError, evaluate_ensemble, mcnemar
 from fer_core.leaderboard import WEAK_POINTS, default_ensemble, ranked_checkpoints
 from ui import charts, own_data, state
-from ui.curves import learning_curves
+from ui.curves import OVERLAID_RUNS, learning_curves
 
 st.title("Evaluate")
 
@@ -220,7 +220,7 @@ with tab_emb:
         st.caption("Hover a point to see its face. Well-separated clusters are classes the model tells apart.")
 
 with tab_runs:
-    runs = st.multiselect("Runs", ids, default=ranked[:3], format_func=state.name, help=state.ids_help(ids))
+    runs = st.multiselect("Runs", ids, default=ranked[:OVERLAID_RUNS], format_func=state.name, help=state.ids_help(ids))
     if runs:
         learning_curves({state.name(cid): meta_of[cid].history for cid in runs}, key="runs_curves")
         configs = pd.DataFrame({state.name(cid): {k: str(v) for k, v in meta_of[cid].config.to_dict().items()} for cid in runs})

@@ -17,7 +17,7 @@ from fer_core.studies.runs import (
 from fer_core.studies.spec import STUDY_FIELDS, Range, StudyError, compose_study, load_study, shipped_studies
 from fer_core.training.jobs import JobBusy
 from ui import charts, state
-from ui.curves import learning_curves
+from ui.curves import OVERLAID_RUNS, learning_curves
 
 st.title("Studies")
 st.markdown(
@@ -193,7 +193,7 @@ trial_label = {t.checkpoint: f"{t.trial} · {point_label(t.point)}" for t in rep
 shown = st.multiselect(
     "Learning curves of trials",
     list(trial_label),
-    default=list(trial_label)[:4],
+    default=list(trial_label)[:OVERLAID_RUNS],  # overlaid; more trials get a panel each
     format_func=trial_label.__getitem__,
     help=state.ids_help(list(trial_label)),
 )
