@@ -8,7 +8,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from fer_core.faces import DEFAULT_DETECTOR, DETECTORS
 from fer_core.leaderboard import WEAK_POINTS, default_ensemble, fastest_checkpoints
-from fer_core.predict import PhotoPrediction
+from fer_core.predict import Ensemble, PhotoPrediction
 from ui import charts, state
 
 st.title("Predict")
@@ -84,10 +84,9 @@ with st.expander("Ensemble members (each face's verdict is their mean)"):
     )
 
 
-def verdicts(result: PhotoPrediction, members: list[str], column: DeltaGenerator) -> None:
+def verdicts(result: PhotoPrediction, ensembles: list[Ensemble | None], column: DeltaGenerator) -> None:
     """Each face's verdict (the ensemble's, else the models' single answer) and any disagreement."""
-    for n, fp in enumerate(result.faces, 1):
-        ensemble = fp.ensemble(members)
+    for n, (fp, ensemble) in enumerate(zip(result.faces, ensembles, strict=True), 1):
         votes = fp.votes()
         verdict = (
             f"ensemble of {len(ensemble[1])}: **{max(ensemble[0], key=ensemble[0].__getitem__)}**"
@@ -122,10 +121,9 @@ def downloads(result: PhotoPrediction, name: str, index: int, column: DeltaGener
     )
 
 
-def probability_grids(result: PhotoPrediction, members: list[str]) -> None:
+def probability_grids(result: PhotoPrediction, ensembles: list[Ensemble | None]) -> None:
     """Per face: the model's 48x48 input beside every model's (and the ensemble's) class probabilities."""
-    for n, fp in enumerate(result.faces, 1):
-        ensemble = fp.ensemble(members)
+    for n, (fp, ensemble) in enumerate(zip(result.faces, ensembles, strict=True), 1):
         per_model = {f"ensemble (mean of {len(ensemble[1])})": ensemble[0]} if ensemble else {}
         per_model |= {state.name(cid): pred.probabilities for cid, pred in fp.predictions.items()}
         face_col, grid_col = st.columns([1, 6])
@@ -155,9 +153,10 @@ def photo_result(result: PhotoPrediction, name: str, index: int, members: list[s
         f"{sum(fp.face.detected for fp in result.faces)} face(s) found · detection {result.detect_ms:.0f} ms and "
         f"models {min(latencies):.0f}-{max(latencies):.0f} ms each, measured when this photo was first processed"
     )
-    verdicts(result, members, summary_col)
+    ensembles = [fp.ensemble(members) for fp in result.faces]
+    verdicts(result, ensembles, summary_col)
     downloads(result, name, index, summary_col)
-    probability_grids(result, members)
+    probability_grids(result, ensembles)
 
 
 @st.fragment

@@ -22,12 +22,15 @@ class ModelPrediction:
     latency_ms: float  # this model's share: its forward pass over all faces of the photo
 
 
+Ensemble = tuple[dict[str, float], list[str]]  # mean probabilities over the members, and the member ids
+
+
 @dataclass
 class FacePrediction:
     face: Face
     predictions: dict[str, ModelPrediction]  # checkpoint id -> prediction
 
-    def ensemble(self, members: Collection[str] | None = None) -> tuple[dict[str, float], list[str]] | None:
+    def ensemble(self, members: Collection[str] | None = None) -> Ensemble | None:
         """Mean probabilities and member ids of the largest group of models (of `members`, default all) sharing
         one class list.
 

@@ -93,15 +93,11 @@ def _hidden(signature: tuple) -> frozenset[str]:
     return hidden_checkpoints(store_root())
 
 
-_NAMES: dict[tuple, dict[str, str]] = {}  # store signature -> display names; a dict, not st.cache_data: `name` is
-# every picker's format_func, called for each option several times per rerun (st.cache_data's hashing was ~1 ms a call)
-
-
+# lru_cache, not st.cache_data: `name` is every picker's format_func, called for each option several times per
+# rerun (st.cache_data's hashing was ~1 ms a call).
+@functools.lru_cache(maxsize=1)
 def _names(signature: tuple) -> dict[str, str]:
-    if signature not in _NAMES:
-        _NAMES.clear()
-        _NAMES[signature] = display_names(c.meta for c in _checkpoints(signature) if c.meta is not None)
-    return _NAMES[signature]
+    return display_names(c.meta for c in _checkpoints(signature) if c.meta is not None)
 
 
 def checkpoints() -> list[CheckpointInfo]:
