@@ -13,6 +13,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from .cli_output import csv_list, emit
+
 if TYPE_CHECKING:
     import torch
 
@@ -28,14 +30,6 @@ class _Parser(argparse.ArgumentParser):
 
 class CliError(Exception):
     """A failure to report as one line."""
-
-
-def _emit(args, obj, text: str) -> None:
-    print(json.dumps(obj, indent=2, default=str) if args.json else text)
-
-
-def _csv_list(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
 # ---------------------------------------------------------------- models
@@ -60,14 +54,14 @@ def cmd_models(args) -> None:
     text = "\n".join(
         f"{r['name']:<18} {r['family']:<12} {r['input_size']:>3}px {r['parameters'] / 1e6:6.2f}M  {r['reference']}" for r in rows
     )
-    _emit(args, rows, text)
+    emit(args, rows, text)
 
 
 # ---------------------------------------------------------------- data
 def cmd_data(args) -> None:
     from .data import load_dataset, summarize
 
-    data = load_dataset(args.path, labels=args.labels, classes=_csv_list(args.classes))
+    data = load_dataset(args.path, labels=args.labels, classes=csv_list(args.classes))
     s = summarize(data)
     lines = [f"{s.source}  ({s.label_source} labels, fingerprint {s.fingerprint})", f"split: {s.split_method}", ""]
     header = f"{'split':<6}" + "".join(f"{c:>10}" for c in s.classes) + f"{'total':>10}"
@@ -84,7 +78,7 @@ def cmd_data(args) -> None:
     ]
     if s.resized_images:
         lines.append(f"  images not 48x48 on disk (resized): {s.resized_images}")
-    _emit(args, s.to_dict(), "\n".join(lines))
+    emit(args, s.to_dict(), "\n".join(lines))
 
 
 # ---------------------------------------------------------------- train
@@ -109,7 +103,7 @@ def _train_config(args):
         balance=args.balance,
         labels=args.labels,
         soft_labels=args.soft_labels or None,
-        classes=tuple(_csv_list(args.classes) or ()) or None,
+        classes=tuple(csv_list(args.classes) or ()) or None,
         pretrained=pretrained or None,
         freeze_backbone=args.freeze_backbone or None,
         device=args.device,
@@ -121,7 +115,7 @@ def _train_config(args):
         compile=args.compile,
         time_budget_min=args.time_budget,
         init_from=args.init_from,
-        teachers=tuple(_csv_list(args.teachers) or ()) or None,
+        teachers=tuple(csv_list(args.teachers) or ()) or None,
         teacher_weight=args.teacher_weight,
         activation=args.activation,
         norm=args.norm,
@@ -201,7 +195,7 @@ def cmd_train(args) -> None:
     meta = read_meta(path)
     reporter.set_status("succeeded", "done", checkpoint=path.name)
     m = meta.test_metrics
-    _emit(
+    emit(
         args,
         {
             "checkpoint": path.name,
@@ -250,10 +244,10 @@ def cmd_evaluate(args) -> None:
         _evaluate_own_data(args, root)
         return
     if args.ensemble:
-        ids = _csv_list(args.ensemble) or []
+        ids = csv_list(args.ensemble) or []
         result = evaluate_ensemble({i: load_predictions(resolve_checkpoint(i, root)) for i in ids})
         m = result.metrics.headline()
-        _emit(
+        emit(
             args,
             {"ensemble": ids, "split": "test", "metrics": asdict(m)},
             _metrics_text(f"ensemble of {len(ids)}: {', '.join(ids)} (stored test predictions)", m),
@@ -277,7 +271,7 @@ def cmd_evaluate(args) -> None:
         predictions = load_checkpoint(path).evaluate(data, args.split, args.tta)
         source = f"{args.split} split of {args.data}" + (f", TTA {args.tta}" if args.tta != "none" else "")
     m = compute_metrics(predictions).headline()
-    _emit(
+    emit(
         args,
         {"checkpoint": path.name, "split": args.split, "tta": args.tta, "source": source, "metrics": asdict(m)},
         _metrics_text(f"{path.name} on {source}", m),
@@ -291,7 +285,7 @@ def _evaluate_own_data(args, root: Path | None) -> None:
     from .external import evaluate_external, external_root, load_external, parse_mapping
     from .store import list_checkpoints
 
-    ids = _csv_list(args.ensemble) or ([args.checkpoint] if args.checkpoint else [i.id for i in list_checkpoints(root) if i.ok])
+    ids = csv_list(args.ensemble) or ([args.checkpoint] if args.checkpoint else [i.id for i in list_checkpoints(root) if i.ok])
     data = load_external(Path(args.own_data), parse_mapping(args.map or ""), args.detector, cache=external_root(root))
     summary = data.summary()
     lines = [
@@ -313,7 +307,7 @@ def _evaluate_own_data(args, root: Path | None) -> None:
         ensemble = evaluate_ensemble({cid: r.predictions for cid, r in results.items()}).metrics.headline()
         out["ensemble"] = {"members": ids, "metrics": asdict(ensemble)}
         lines.append(_metrics_text(f"ensemble of {len(ids)}", ensemble))
-    _emit(args, out, "\n".join(lines))
+    emit(args, out, "\n".join(lines))
 
 
 # ---------------------------------------------------------------- predict
@@ -323,7 +317,7 @@ def cmd_predict(args) -> None:
     from .store import list_checkpoints
 
     root = Path(args.checkpoints) if args.checkpoints else None
-    ids = _csv_list(args.models) if args.models and not args.all else [c.id for c in list_checkpoints(root) if c.ok]
+    ids = csv_list(args.models) if args.models and not args.all else [c.id for c in list_checkpoints(root) if c.ok]
     if not ids:
         raise CliError("no trained checkpoints found; train one with `python -m fer_core train`")
     if args.backend == "onnxruntime":  # the first use exports each model: seconds each, not a silent wait
@@ -357,7 +351,7 @@ def cmd_video(args) -> None:
 
     root = Path(args.checkpoints) if args.checkpoints else None
     metas = [c.meta for c in list_checkpoints(root) if c.ok and c.meta is not None]
-    ids = [m.id for m in metas] if args.all else _csv_list(args.models) or fastest_checkpoints(metas)
+    ids = [m.id for m in metas] if args.all else csv_list(args.models) or fastest_checkpoints(metas)
     if not ids:
         raise CliError("no trained checkpoints found; train one with `python -m fer_core train`")
     classifiers = [load_checkpoint(i, root, backend=args.backend) for i in ids]
@@ -403,7 +397,7 @@ def cmd_export(args) -> None:
             f"int8 on {q.test_faces} test faces: {q.int8_accuracy:.2%} (float {q.float_accuracy:.2%}, "
             f"{100 * (q.int8_accuracy - q.float_accuracy):+.2f} points); calibrated on {q.calibration_faces} training faces"
         )
-    _emit(args, asdict(sidecar), "\n".join(lines))
+    emit(args, asdict(sidecar), "\n".join(lines))
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -428,7 +422,7 @@ def cmd_checkpoints(args) -> None:
         else f"{r['id']:<44} {r['architecture']:<16} acc {r['test_accuracy']:.4f}  F1 {r['macro_f1']:.4f}  {r['dataset']}"
         for r in rows
     ]
-    _emit(args, rows, "\n".join(lines) if lines else "no checkpoints yet; train one with `python -m fer_core train`")
+    emit(args, rows, "\n".join(lines) if lines else "no checkpoints yet; train one with `python -m fer_core train`")
 
 
 def _measure(root: Path | None) -> None:
@@ -599,8 +593,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DATA",
         help="recompute every checkpoint's stored test predictions and metrics from its saved weights on this data",
     )
+    from .failures.cli import add_parsers as add_failure_parsers
     from .studies.cli import add_parser as add_study_parser
 
+    add_failure_parsers(sub)
     add_study_parser(sub)
     return parser
 

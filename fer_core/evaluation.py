@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.stats import binomtest
+from scipy.stats import binomtest, bootstrap
 from sklearn.metrics import (
     accuracy_score,
     classification_report,
@@ -120,6 +120,27 @@ def compute_metrics(predictions: Predictions) -> Metrics:
         roc=roc,
         reliability=reliability_curve(probs, labels),
     )
+
+
+CONFIDENCE = 0.95
+RESAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class Interval:
+    low: float
+    high: float
+
+
+def accuracy_interval(correct: np.ndarray) -> Interval:
+    """Bootstrap (percentile) 95% interval of the mean of per-face correctness (scipy.stats.bootstrap)."""
+    if len(correct) < 2 or np.all(correct == correct[0]):
+        value = float(np.mean(correct)) if len(correct) else float("nan")
+        return Interval(value, value)
+    result = bootstrap(
+        (correct,), np.mean, confidence_level=CONFIDENCE, n_resamples=RESAMPLES, method="percentile", random_state=0
+    )
+    return Interval(float(result.confidence_interval.low), float(result.confidence_interval.high))
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ VOTES_FILE = "fer2013new.csv"
 MAPPING_FILE = "kaggle_to_fer2013_row.csv"
 # Column order of fer2013new.csv after `Usage` and `Image name`.
 _VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
+# The same columns as people read them (the app's vote bars).
+VOTE_LABELS = ("neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "contempt", "unknown", "not a face")
 _COLUMN_TO_CLASS = {
     "neutral": "neutral",
     "happiness": "happy",
@@ -47,6 +49,10 @@ class FerPlusVotes:
         ok = (v.max(axis=1) > 0.5 * total) & (total > 0) & (top < len(FERPLUS_CLASSES))
         labels = np.array([_to_canonical(int(t)) for t in top])
         return np.where(ok, labels, -1)
+
+    def majority_names(self) -> tuple[str, ...]:
+        """The majority's class name per row, "" where Microsoft's rule gives none."""
+        return tuple(FERPLUS_CLASSES[m] if m >= 0 else "" for m in self.majority().tolist())
 
     def distribution(self) -> np.ndarray:
         """Soft labels: the share of votes per emotion (unknown/NF excluded), rows without any as zeros."""
@@ -87,6 +93,18 @@ def read_kaggle_mapping(path: Path) -> dict[str, int]:
             return {r["kaggle_path"]: int(r["row_index"]) for r in csv.DictReader(f) if r.get("row_index")}
     except (OSError, KeyError, ValueError) as exc:
         raise DataError(f"{path}: not a Kaggle-to-row mapping file ({exc})") from exc
+
+
+def rows_for_names(names: tuple[str, ...] | list[str], ferplus_dir: Path) -> np.ndarray:
+    """The fer2013.csv row of each face, -1 where unknown: `row:N` names (faces read from fer2013.csv) carry it,
+    Kaggle image files reach it through MAPPING_FILE."""
+    if all(name.startswith("row:") for name in names):
+        return np.array([int(name[4:]) for name in names], dtype=np.int64)
+    mapping_path = ferplus_dir / MAPPING_FILE
+    if not mapping_path.is_file():
+        raise DataError(f"{ferplus_dir}: {MAPPING_FILE} is needed to join FER+ votes to Kaggle image files")
+    mapping = read_kaggle_mapping(mapping_path)
+    return np.array([mapping.get(name, -1) for name in names], dtype=np.int64)
 
 
 def find_ferplus_dir(data_path: Path) -> Path | None:

@@ -14,7 +14,7 @@ from .choices import LABEL_SOURCES, DataError
 from .classes import FERPLUS_CLASSES, canonical_order
 from .dataset import SPLITS, FerData
 from .disk_cache import dataset_cache_key, default_cache_dir
-from .ferplus import MAPPING_FILE, VOTES_FILE, find_ferplus_dir, read_kaggle_mapping, read_votes
+from .ferplus import VOTES_FILE, find_ferplus_dir, read_votes, rows_for_names
 from .sources import RawFaces, read_fer2013_csv, read_image_folder, read_image_zip
 
 
@@ -70,24 +70,13 @@ def _assign_splits(raw: RawFaces, labels: np.ndarray, val_fraction: float, seed:
     return split, "; ".join(notes)
 
 
-def _ferplus_rows(raw: RawFaces, ferplus_dir: Path) -> np.ndarray:
-    """fer2013.csv row of every face, -1 where unknown."""
-    if all(r is not None for r in raw.row_index):
-        return np.array(raw.row_index)
-    mapping_path = ferplus_dir / MAPPING_FILE
-    if not mapping_path.is_file():
-        raise DataError(f"{ferplus_dir}: {MAPPING_FILE} is needed to join FER+ votes to Kaggle image files")
-    mapping = read_kaggle_mapping(mapping_path)
-    return np.array([mapping.get(name, -1) for name in raw.names])
-
-
 def _build(raw: RawFaces, labels_from: str, ferplus_dir: Path | None, val_fraction: float, seed: int, source: str) -> FerData:
     soft = None
     if labels_from == "ferplus":
         if ferplus_dir is None:
             raise DataError(f"FER+ labels need {VOTES_FILE}; none found next to {source} (pass ferplus_dir)")
         votes = read_votes(ferplus_dir / VOTES_FILE)
-        rows = _ferplus_rows(raw, ferplus_dir)
+        rows = rows_for_names(raw.names, ferplus_dir)
         if rows.max() >= len(votes.votes):
             raise DataError(f"{ferplus_dir / VOTES_FILE}: has {len(votes.votes)} rows, fewer than the data needs")
         majority = np.where(rows >= 0, votes.majority()[np.maximum(rows, 0)], -1)
@@ -105,7 +94,6 @@ def _build(raw: RawFaces, labels_from: str, ferplus_dir: Path | None, val_fracti
         names=[raw.names[i] for i in keep],
         folder_split=[raw.folder_split[i] for i in keep],
         usage=[raw.usage[i] for i in keep],
-        row_index=[raw.row_index[i] for i in keep],
         resized=raw.resized,
     )
     split, method = _assign_splits(kept, labels, val_fraction, seed)

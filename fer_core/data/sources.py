@@ -42,10 +42,9 @@ _USAGE_COLUMN = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"
 class RawFaces:
     images: np.ndarray  # uint8 (N, 48, 48)
     classes: list[str]  # canonical class name per face
-    names: list[str]
+    names: list[str]  # a path inside the zip or folder, or "row:<n>" for fer2013.csv rows (how FER+ votes join)
     folder_split: list[str | None]  # split implied by the folder layout (train/val/test), if any
     usage: list[str | None]  # official FER2013 usage from file names or the csv, if any
-    row_index: list[int | None]  # row in the original fer2013.csv, when known (csv input)
     resized: int = 0
 
 
@@ -143,7 +142,6 @@ def _decode_items(items: list[tuple[str, str, str | None]], read, where: str) ->
         names=[rel for rel, _, _ in items],
         folder_split=[split for _, _, split in items],
         usage=[_usage_from_name(PurePosixPath(rel).name) for rel, _, _ in items],
-        row_index=[None] * n,
         resized=resized,
     )
 
@@ -202,5 +200,4 @@ def read_fer2013_csv(path: Path) -> RawFaces:
         names=[f"row:{r}" for r in rows],
         folder_split=[None] * len(rows),
         usage=usage,
-        row_index=list[int | None](rows),
     )

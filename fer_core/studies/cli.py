@@ -10,11 +10,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..cli_output import emit
 from .report import StudyReport
-
-
-def _emit(args: argparse.Namespace, obj: Any, text: str) -> None:
-    print(json.dumps(obj, indent=2, default=str) if args.json else text)
 
 
 def _paths(args: argparse.Namespace) -> tuple[Path | None, Path | None]:
@@ -30,7 +27,7 @@ def cmd_validate(args: argparse.Namespace) -> None:
         rows.append(
             {"file": file, "name": spec.name, "trials": {profile: len(spec.trial_ids(profile)) for profile in spec.profiles}}
         )
-    _emit(args, rows, "\n".join(f"{r['file']}: ok, trials per profile {r['trials']}" for r in rows))
+    emit(args, rows, "\n".join(f"{r['file']}: ok, trials per profile {r['trials']}" for r in rows))
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -67,7 +64,7 @@ def cmd_cancel(args: argparse.Namespace) -> None:
 
     info = cancel_study(args.study_id, _paths(args)[1])
     text = "cancelled" if info.state == "cancelled" else "cancel requested: its trials stop after their current batch"
-    _emit(args, asdict(info), f"{info.study_id}: {text}")
+    emit(args, asdict(info), f"{info.study_id}: {text}")
 
 
 def cmd_status(args: argparse.Namespace) -> None:
@@ -88,7 +85,7 @@ def cmd_status(args: argparse.Namespace) -> None:
         + (f"\n    {resume.format(r['study_id'])}" if r["state"] == "interrupted" else "")
         for r in rows
     ]
-    _emit(args, rows, "\n".join(lines) or "no studies yet")
+    emit(args, rows, "\n".join(lines) or "no studies yet")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -103,7 +100,7 @@ def _report(args: argparse.Namespace, study_id: str, checkpoints: Path | None, r
     if getattr(args, "csv", False):
         print(report_csv(report), end="")
     else:
-        _emit(args, asdict(report), report_text(report))
+        emit(args, asdict(report), report_text(report))
 
 
 def report_text(r: StudyReport) -> str:

@@ -14,22 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import bootstrap
 
-from ..evaluation import mcnemar
+from ..evaluation import Interval, accuracy_interval, mcnemar
 from ..records import CheckpointMeta, Predictions
 from ..store import default_root, list_checkpoints, load_predictions
 from .runs import TrialStatus, read_run, read_spec, read_trials, study_dir
 from .spec import Range
-
-CONFIDENCE = 0.95
-RESAMPLES = 2000
-
-
-@dataclass(frozen=True)
-class Interval:
-    low: float
-    high: float
 
 
 @dataclass(frozen=True)
@@ -80,17 +70,6 @@ def point_label(point: dict[str, Any]) -> str:
     return ", ".join(
         f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={json.dumps(v)}".replace('"', "") for k, v in point.items()
     )
-
-
-def accuracy_interval(correct: np.ndarray) -> Interval:
-    """Bootstrap (percentile) 95% interval of the mean of per-face correctness (scipy.stats.bootstrap)."""
-    if len(correct) < 2 or np.all(correct == correct[0]):
-        value = float(np.mean(correct)) if len(correct) else float("nan")
-        return Interval(value, value)
-    result = bootstrap(
-        (correct,), np.mean, confidence_level=CONFIDENCE, n_resamples=RESAMPLES, method="percentile", random_state=0
-    )
-    return Interval(float(result.confidence_interval.low), float(result.confidence_interval.high))
 
 
 def holm(p_values: list[float]) -> list[float]:

@@ -1,0 +1,102 @@
+"""Where the shipped models fail: the robustness suite's time and scores, and label noise from stored predictions.
+
+    python -m bench.failures [--data ../shared/data/fer2013/fer2013.zip] [--severities 1,3,5] [--only resnet18,...]
+        [--reference alexnet] [--backend faster|torch|onnxruntime] [--skip-robustness]
+
+Robustness: every FER2013 checkpoint on all PrivateTest faces under the suite (fer_core.failures.corruptions),
+computed on the backend this machine measured faster for it (measured first where it was not), then read back
+from the store's cache; prints seconds per model (computed, and opened from the cache), and the ranking by mCE
+against the reference (AlexNet, as Hendrycks & Dietterich normalise) with each model's worst corruption.
+Label noise: every checkpoint's stored test predictions against the FER+ crowd (timed for all of them together),
+and cleanlab's flags on PrivateTest against "the crowd disagrees with the FER2013 label".
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from fer_core.classifier import dataset_for, load_checkpoint
+from fer_core.data import find_default_dataset
+from fer_core.failures.robustness import conditions, report, robustness_run
+from fer_core.records import CheckpointMeta
+from fer_core.store import list_checkpoints
+
+from .harness import machine
+
+
+def _backend(meta: CheckpointMeta, path: Path, choice: str) -> str:
+    if choice != "faster":
+        return choice
+    from fer_core.export import faster_backend, measure_backends, speed_file
+
+    if not speed_file(path, meta).is_file():
+        measure_backends(path, meta)
+    return faster_backend(path, meta)
+
+
+def robustness(
+    metas: list[tuple[Path, CheckpointMeta]], data_path: str, severities: list[int], reference: str, backend: str
+) -> None:
+    keys = conditions(severities=severities)
+    print(f"\nrobustness: {len(keys)} conditions (severities {severities}) + clean, PrivateTest")
+    print(f"{'checkpoint':<42} {'backend':<12} {'faces':>6} {'computed s':>10} {'cached s':>9}")
+    runs = {}
+    for path, meta in metas:
+        data = dataset_for(meta, data_path)
+        clf = load_checkpoint(path, backend=_backend(meta, path, backend))
+        started = time.perf_counter()
+        run = robustness_run(clf, data, keys, path.parent)
+        total = time.perf_counter() - started
+        started = time.perf_counter()
+        runs[meta.id] = robustness_run(clf, data, keys, path.parent)
+        print(f"{meta.id:<42} {clf.backend:<12} {len(run.clean.labels):>6} {total:>10.1f} {time.perf_counter() - started:>9.2f}")
+    ref = next((cid for cid, m in ((m.id, m) for _, m in metas) if m.model == reference or cid == reference), None)
+    reports = [report(run, runs[ref] if ref else None) for run in runs.values()]
+    reports.sort(key=lambda r: r.mce if r.mce is not None else r.mean_corrupted_accuracy)
+    print(f"\nranked by mCE against {ref or 'no reference'} (lower is more robust); relative mCE; mean corrupted accuracy")
+    print(f"{'checkpoint':<42} {'clean':>7} {'mCE':>6} {'rel mCE':>8} {'corr acc':>9}  worst corruption (mean accuracy)")
+    for r in reports:
+        worst = next(s for s in r.scores if s.corruption == r.worst)
+        mce = f"{r.mce:.3f}" if r.mce is not None else "-"
+        rel = f"{r.relative_mce:.3f}" if r.relative_mce is not None else "-"
+        print(
+            f"{r.checkpoint:<42} {r.clean_accuracy:>7.2%} {mce:>6} {rel:>8} {r.mean_corrupted_accuracy:>9.2%}  "
+            f"{r.worst} ({worst.mean_accuracy:.1%})"
+        )
+    print("\naccuracy per corruption (mean over severities):")
+    names = [s.corruption for s in reports[0].scores]
+    print(f"{'checkpoint':<26}" + "".join(f"{n[:9]:>10}" for n in names))
+    for r in reports:
+        print(f"{r.checkpoint[:25]:<26}" + "".join(f"{s.mean_accuracy:>10.1%}" for s in r.scores))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(find_default_dataset() or ""))
+    parser.add_argument("--checkpoints", default=None)
+    parser.add_argument("--severities", default="1,2,3,4,5")
+    parser.add_argument("--only", help="comma-separated architectures or checkpoint ids")
+    parser.add_argument("--reference", default="alexnet", help="architecture or checkpoint id CE is normalised by")
+    parser.add_argument("--backend", choices=["faster", "torch", "onnxruntime"], default="faster")
+    parser.add_argument("--skip-robustness", action="store_true")
+    args = parser.parse_args()
+    if not args.data or not Path(args.data).exists():
+        print("FER2013 not found: pass --data PATH", file=sys.stderr)
+        return 1
+    only = set(args.only.split(",")) if args.only else None
+    found = [
+        (i.path, i.meta) for i in list_checkpoints(Path(args.checkpoints) if args.checkpoints else None) if i.meta is not None
+    ]
+    fer2013 = [(p, m) for p, m in found if m.data.label_source == "fer2013"]
+    chosen = [(p, m) for p, m in fer2013 if only is None or m.model in only or m.id in only or m.model == args.reference]
+    print(machine())
+    if not args.skip_robustness:
+        robustness(chosen, args.data, [int(s) for s in args.severities.split(",")], args.reference, args.backend)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,3 @@
+"""Where and why models fail, computed from stored predictions and test faces: label noise against the FER+ crowd
+and cleanlab's flags (label_noise.py), the corruption suite (corruptions.py), accuracy and corruption error under
+it (robustness.py), what models look at across the test set (saliency.py), and the command line (cli.py)."""

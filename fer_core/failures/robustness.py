@@ -1,0 +1,356 @@
+"""Accuracy under the corruption suite, and corruption error as Hendrycks & Dietterich (ICLR 2019) report it.
+
+A checkpoint's run holds its probabilities on every test face, clean and under each corruption and severity
+asked for, cached in the store (`<root>/.failures/robustness/<checkpoint id>.safetensors`, float16) and keyed by
+the weights' digest, the data's fingerprint and SUITE_VERSION: a change of any recomputes it, a damaged file is
+recomputed, and severities asked for later are added to what is there. Scores (CE, mCE, relative mCE, per class)
+are numpy arithmetic on the stored probabilities, so ensembles and other references cost nothing.
+
+CE_c = sum_s E(c, s) / sum_s E_ref(c, s); relative CE_c = sum_s (E(c, s) - E_clean) / sum_s (E_ref(c, s) -
+E_ref_clean); mCE and relative mCE are their means over every corruption but the flip control.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from safetensors import SafetensorError, safe_open
+
+from ..atomic import write_atomically
+from ..evaluation import EnsembleError, ensemble_probs
+from ..records import CheckpointMeta, Predictions
+from ..store import WEIGHTS_FILE, default_root
+from .corruptions import SUITE, SUITE_VERSION, corrupt, get_corruption
+
+if TYPE_CHECKING:
+    from ..classifier import FerClassifier
+    from ..data import FerData
+
+CLEAN = "clean"
+REFERENCE_MODEL = "alexnet"
+ROBUSTNESS_DIR = Path(".failures") / "robustness"
+Progress = Callable[[int, int, str], None]  # (done, total, what is running)
+
+
+def condition(corruption: str, severity: int) -> str:
+    """The key of one corruption at one severity: `gaussian_blur@3`."""
+    return f"{corruption}@{severity}"
+
+
+def conditions(corruptions: Iterable[str] | None = None, severities: Iterable[int] | None = None) -> list[str]:
+    """Every (corruption, severity) key asked for: all of the suite by default; a severity a corruption does not
+    have (the flip control has only 1) is skipped for it."""
+    names = list(corruptions) if corruptions else [c.name for c in SUITE]
+    wanted = set(severities) if severities else None
+    keys = []
+    for name in names:
+        corruption = get_corruption(name)
+        keys += [condition(name, s) for s in corruption.severities if wanted is None or s in wanted or corruption.control]
+    return keys
+
+
+@dataclass(frozen=True)
+class RobustnessRun:
+    """One model's (or ensemble's) probabilities on the same test faces, clean and per condition."""
+
+    checkpoint: str  # an id, or "ensemble of ..." for a mean of several
+    predictions: dict[str, Predictions]  # CLEAN and condition keys
+    weights: str = ""  # sha256 of the weights file the probabilities came from
+    backend: str = "torch"
+    seconds: float = 0.0  # time spent computing, in the call that made this object
+
+    @property
+    def clean(self) -> Predictions:
+        return self.predictions[CLEAN]
+
+    def accuracy(self, key: str = CLEAN) -> float:
+        return self.predictions[key].accuracy
+
+    def per_class_accuracy(self, key: str = CLEAN) -> dict[str, float]:
+        p = self.predictions[key]
+        return {c: float((p.predicted[p.labels == i] == i).mean()) for i, c in enumerate(p.classes) if (p.labels == i).any()}
+
+    def wrong(self, key: str) -> np.ndarray:
+        """Positions of the test faces this condition gets wrong that the clean faces got right: what it broke."""
+        broken = (self.predictions[key].predicted != self.clean.labels) & (self.clean.predicted == self.clean.labels)
+        return np.flatnonzero(broken)
+
+
+def weights_digest(checkpoint_path: Path) -> str:
+    digest = hashlib.sha256()
+    with (checkpoint_path / WEIGHTS_FILE).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def cache_file(checkpoint_id: str, root: Path | None = None) -> Path:
+    return Path(root or default_root()) / ROBUSTNESS_DIR / f"{checkpoint_id}.safetensors"
+
+
+def _save(file: Path, run: RobustnessRun) -> None:
+    from safetensors.numpy import save_file
+
+    clean = run.clean
+    tensors = {"labels": np.ascontiguousarray(clean.labels, np.int64)}
+    tensors |= {key: np.ascontiguousarray(p.probs, np.float16) for key, p in run.predictions.items()}
+    metadata = {
+        "checkpoint": run.checkpoint,
+        "weights": run.weights,
+        "backend": run.backend,
+        "suite_version": str(SUITE_VERSION),
+        "names": json.dumps(list(clean.names)),
+        "classes": json.dumps(list(clean.classes)),
+        "split": clean.split,
+        "data_fingerprint": clean.data_fingerprint,
+    }
+    write_atomically(file, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def _load(file: Path, weights: str, fingerprint: str) -> RobustnessRun | None:
+    """The cached run when it was made by these weights on this data with this suite; None otherwise (or damaged)."""
+    from safetensors.numpy import load_file
+
+    try:
+        with safe_open(str(file), framework="numpy") as f:
+            meta = f.metadata() or {}
+        if (meta.get("weights"), meta.get("data_fingerprint"), meta.get("suite_version")) != (
+            weights,
+            fingerprint,
+            str(SUITE_VERSION),
+        ):
+            return None
+        tensors = load_file(str(file))
+        labels = tensors.pop("labels")
+        base = Predictions(
+            probs=np.empty((0, 0), np.float32),
+            labels=labels,
+            names=tuple(json.loads(meta["names"])),
+            classes=tuple(json.loads(meta["classes"])),
+            split=meta["split"],
+            data_fingerprint=fingerprint,
+        )
+        predictions = {key: replace(base, probs=probs.astype(np.float32)) for key, probs in tensors.items()}
+        if CLEAN not in predictions or any(len(p.probs) != len(labels) for p in predictions.values()):
+            return None
+        return RobustnessRun(meta["checkpoint"], predictions, weights, meta.get("backend", "torch"))
+    except (OSError, SafetensorError, KeyError, ValueError, json.JSONDecodeError):
+        return None
+
+
+def _test_faces(clf: FerClassifier, data: FerData) -> tuple[np.ndarray, Predictions]:
+    if tuple(data.classes) != clf.classes:
+        raise ValueError(f"{clf.id} predicts {list(clf.classes)}, the data has {list(data.classes)}")
+    split = clf.meta.test_split
+    images, labels = data.take(split)
+    names = tuple(data.names[i] for i in data.indices(split).tolist())
+    empty = Predictions(np.empty((0, 0), np.float32), labels.numpy(), names, clf.classes, split, data.fingerprint)
+    return images[:, 0].numpy(), empty
+
+
+def robustness_run(
+    clf: FerClassifier,
+    data: FerData,
+    keys: list[str] | None = None,
+    root: Path | None = None,
+    on_progress: Progress | None = None,
+) -> RobustnessRun:
+    """The checkpoint's probabilities on its test faces, clean and under each condition in `keys` (default: the
+    whole suite), from the cache where it has them, the rest computed in batches and added to the cache."""
+    if clf.path is None:
+        raise ValueError("robustness is measured for stored checkpoints (their weights key the cache)")
+    keys = keys or conditions()
+    weights = weights_digest(clf.path)
+    file = cache_file(clf.id, root)
+    faces, base = _test_faces(clf, data)
+    cached = _load(file, weights, data.fingerprint) if file.is_file() else None
+    have = dict(cached.predictions) if cached and cached.clean.names == base.names else {}
+    missing = [k for k in [CLEAN, *keys] if k not in have]
+    started = time.perf_counter()
+    for done, key in enumerate(missing):
+        if on_progress:
+            on_progress(done, len(missing), key)
+        corrupted = faces if key == CLEAN else corrupt(faces, *_parse(key))
+        have[key] = replace(base, probs=clf.predict_proba(corrupted).astype(np.float32))
+    if on_progress:
+        on_progress(len(missing), len(missing), "done")
+    run = RobustnessRun(clf.id, have, weights, clf.backend, time.perf_counter() - started)
+    if missing:
+        try:
+            _save(file, run)
+        except OSError:
+            pass  # a read-only store still gets its answer, computed again next time
+    return replace(run, predictions={k: have[k] for k in [CLEAN, *keys]})
+
+
+def _parse(key: str) -> tuple[str, int]:
+    name, _, severity = key.partition("@")
+    return name, int(severity)
+
+
+def ensemble_run(runs: list[RobustnessRun]) -> RobustnessRun:
+    """The mean-probability ensemble of runs on the same faces, condition by condition (the conditions all have)."""
+    if len(runs) < 2:
+        raise EnsembleError("an ensemble needs at least two members")
+    first = runs[0]
+    for run in runs[1:]:
+        if run.clean.names != first.clean.names or run.clean.classes != first.clean.classes:
+            raise EnsembleError(f"ensemble members must share classes and test faces: {run.checkpoint} does not")
+    shared = [k for k in first.predictions if all(k in r.predictions for r in runs)]
+    mean = {k: replace(first.predictions[k], probs=ensemble_probs([r.predictions[k].probs for r in runs])) for k in shared}
+    return RobustnessRun(f"ensemble of {', '.join(r.checkpoint for r in runs)}", mean)
+
+
+@dataclass(frozen=True)
+class CorruptionScore:
+    corruption: str
+    accuracy: dict[int, float]  # severity -> accuracy
+    ce: float | None  # corruption error against the reference (None without one)
+    relative_ce: float | None  # None without a reference, or where the reference did not degrade
+
+    @property
+    def mean_accuracy(self) -> float:
+        return float(np.mean(list(self.accuracy.values())))
+
+
+@dataclass(frozen=True)
+class RobustnessReport:
+    checkpoint: str
+    clean_accuracy: float
+    scores: tuple[CorruptionScore, ...]  # in suite order, the control last
+    reference: str | None = None
+    reference_note: str = ""  # why there are no CEs, when there are none
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)  # condition -> class -> accuracy
+
+    def _ranked(self) -> list[CorruptionScore]:
+        return [s for s in self.scores if not get_corruption(s.corruption).control]
+
+    @property
+    def mce(self) -> float | None:
+        return _mean_or_none([s.ce for s in self._ranked()])
+
+    @property
+    def relative_mce(self) -> float | None:
+        return _mean_or_none([s.relative_ce for s in self._ranked()])
+
+    @property
+    def mean_corrupted_accuracy(self) -> float:
+        """Accuracy averaged over every corruption and severity but the control: a figure without a reference."""
+        return float(np.mean([s.mean_accuracy for s in self._ranked()])) if self._ranked() else float("nan")
+
+    @property
+    def worst(self) -> str | None:
+        ranked = self._ranked()
+        return min(ranked, key=lambda s: s.mean_accuracy).corruption if ranked else None
+
+    def to_json(self) -> dict:
+        return {
+            "checkpoint": self.checkpoint,
+            "clean": self.clean_accuracy,
+            "corruptions": {s.corruption: {str(k): v for k, v in s.accuracy.items()} for s in self.scores},
+            "ce": {s.corruption: s.ce for s in self.scores if s.ce is not None},
+            "relative_ce": {s.corruption: s.relative_ce for s in self.scores if s.relative_ce is not None},
+            "mce": self.mce,
+            "relative_mce": self.relative_mce,
+            "mean_corrupted_accuracy": self.mean_corrupted_accuracy,
+            "worst": self.worst,
+            "reference": self.reference,
+            "reference_note": self.reference_note,
+            "per_class": self.per_class,
+        }
+
+
+def _mean_or_none(values: list[float | None]) -> float | None:
+    """The mean, or None when any value is missing (an mCE over some corruptions only would mislead)."""
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present and len(present) == len(values) else None
+
+
+def _by_corruption(run: RobustnessRun) -> dict[str, dict[int, float]]:
+    out: dict[str, dict[int, float]] = {}
+    for key in run.predictions:
+        if key != CLEAN:
+            name, severity = _parse(key)
+            out.setdefault(name, {})[severity] = run.accuracy(key)
+    order = [c.name for c in SUITE]
+    return {name: dict(sorted(out[name].items())) for name in sorted(out, key=order.index)}
+
+
+def _comparable(run: RobustnessRun, reference: RobustnessRun | None) -> str:
+    if reference is None:
+        return "no reference model: CE needs one"
+    if reference.clean.names != run.clean.names:
+        return f"{reference.checkpoint} was tested on other faces: CE needs the same faces"
+    return ""
+
+
+def report(run: RobustnessRun, reference: RobustnessRun | None = None) -> RobustnessReport:
+    """Accuracy per corruption and severity, CE and relative CE against `reference` on the same faces, per class."""
+    note = _comparable(run, reference)
+    ref = None if note else reference
+    scores = []
+    for name, accuracy in _by_corruption(run).items():
+        ce = relative = None
+        if ref is not None and all(condition(name, s) in ref.predictions for s in accuracy):
+            errors = np.array([1 - accuracy[s] for s in accuracy])
+            ref_errors = np.array([1 - ref.accuracy(condition(name, s)) for s in accuracy])
+            ce = float(errors.sum() / ref_errors.sum()) if ref_errors.sum() > 0 else None
+            degradation = (ref_errors - (1 - ref.accuracy())).sum()
+            relative = float((errors - (1 - run.accuracy())).sum() / degradation) if degradation > 0 else None
+        scores.append(CorruptionScore(name, accuracy, ce, relative))
+    return RobustnessReport(
+        checkpoint=run.checkpoint,
+        clean_accuracy=run.accuracy(),
+        scores=tuple(scores),
+        reference=reference.checkpoint if reference is not None else None,
+        reference_note=note,
+        per_class={key: run.per_class_accuracy(key) for key in run.predictions},
+    )
+
+
+def cached_run(path: Path, meta: CheckpointMeta, keys: list[str], root: Path | None = None) -> RobustnessRun | None:
+    """The cached run of a checkpoint on the data it was trained on, when it holds every condition in `keys`: what
+    a page opens without loading the dataset or the model."""
+    file = cache_file(meta.id, root or path.parent)
+    run = _load(file, weights_digest(path), meta.data.fingerprint) if file.is_file() else None
+    if run is None or any(k not in run.predictions for k in keys):
+        return None
+    return replace(run, predictions={k: run.predictions[k] for k in [CLEAN, *keys]})
+
+
+def checkpoint_run(
+    checkpoint: str | Path,
+    data_path: str | Path,
+    keys: list[str],
+    root: Path | None = None,
+    backend: str = "faster",
+    on_progress: Progress | None = None,
+) -> RobustnessRun:
+    """A stored checkpoint's run on its test faces from the data at `data_path` (read as the checkpoint saw it),
+    on the backend this machine measured faster for it unless `backend` names one."""
+    from ..classifier import dataset_for, load_checkpoint
+    from ..export import faster_backend
+    from ..store import read_meta, resolve_checkpoint
+
+    path = resolve_checkpoint(checkpoint, root)
+    meta = read_meta(path)
+    cached = cached_run(path, meta, keys, root)
+    if cached is not None:
+        return cached
+    chosen = faster_backend(path, meta) if backend == "faster" else backend
+    clf = load_checkpoint(path, backend=chosen)
+    return robustness_run(clf, dataset_for(meta, data_path), keys, root or path.parent, on_progress)
+
+
+def default_reference(metas: Iterable[CheckpointMeta], like: CheckpointMeta) -> str | None:
+    """The AlexNet checkpoint tested on the same data as `like` (Hendrycks & Dietterich normalise CE by AlexNet),
+    the most accurate where there are several; None without one."""
+    same = [m for m in metas if m.model == REFERENCE_MODEL and m.data.fingerprint == like.data.fingerprint]
+    return max(same, key=lambda m: m.accuracy).id if same else None
