@@ -13,6 +13,7 @@ pages = [
     st.Page("app_pages/predict.py", title="Predict", icon=":material/photo_camera:"),
     st.Page("app_pages/explain.py", title="Explain", icon=":material/visibility:"),
     st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
+    st.Page("app_pages/failures.py", title="Failures", icon=":material/report:"),
     st.Page("app_pages/studies.py", title="Studies", icon=":material/science:"),
 ]
 navigation = st.navigation(pages)

@@ -37,19 +37,25 @@ def app_env(monkeypatch, tiny_checkpoints, kaggle_zip, tmp_path):
     return tiny_checkpoints
 
 
-def chart_data(at: AppTest) -> list[pd.DataFrame]:
-    """The data of every altair chart on the page, in order (AppTest has no typed accessor for charts)."""
+def elements(at: AppTest, *kinds: str) -> list:
+    """Every element of these types on the page, in order, inside tabs and columns too."""
 
     def walk(node):
         yield node
         for child in getattr(node, "children", {}).values():
             yield from walk(child)
 
+    return [n for n in walk(at._tree) if getattr(n, "type", "") in kinds]
+
+
+def chart_data(at: AppTest) -> list[pd.DataFrame]:
+    """The data of every altair chart on the page, in order (AppTest has no typed accessor for charts)."""
+
     def frames(proto) -> list[pd.DataFrame]:  # the chart's own data (Predict's grid) and its named datasets
         blobs = ([proto.data.data] if proto.data.data else []) + [d.data.data for d in proto.datasets]
         return [pa.ipc.open_stream(blob).read_all().to_pandas() for blob in blobs]
 
-    protos = [n.proto for n in walk(at._tree) if getattr(n, "type", "") in ("vega_lite_chart", "arrow_vega_lite_chart")]
+    protos = [n.proto for n in elements(at, "vega_lite_chart", "arrow_vega_lite_chart")]
     return [frame for p in protos for frame in frames(p)]
 
 
@@ -402,3 +408,59 @@ def test_the_probability_grid_is_one_valid_chart_over_its_own_cells():
     assert all("data" not in layer for layer in spec["layer"])
     cells = spec["datasets"][GRID_DATA]
     assert len(cells) == 15 and {c["model"] for c in cells} == {"a · FER2013", "b · FER+"}
+
+
+def test_failures_page_label_noise_robustness_and_class_maps(monkeypatch, tiny_checkpoints, kaggle_zip, ferplus_dir, tmp_path):
+    from fer_core.failures.label_noise import find_crowd_votes, label_noise
+    from fer_core.failures.robustness import cached_run, conditions
+    from ui import failures
+
+    store = tmp_path / "store"
+    shutil.copytree(tiny_checkpoints, store)
+    monkeypatch.setenv("FER_CHECKPOINTS", str(store))
+    monkeypatch.setenv("FER_DATA", str(kaggle_zip))
+    monkeypatch.chdir(REPO)
+    infos = list_checkpoints(store)
+    at = run_page("app_pages/failures.py")
+    table = at.dataframe[0].value
+    assert len(table) == len(infos) + 1  # each model and their ensemble
+    for info in infos:
+        expected = label_noise(
+            info.id, load_predictions(info.path), find_crowd_votes(kaggle_zip, load_predictions(info.path).names)
+        )
+        assert table.loc[table["model"] == display_names([i.meta for i in infos])[info.id], "errors"].item() == expected.errors
+
+    start = next(b for b in at.button if b.key == "start-robustness")
+    start.click().run()
+    assert failures.job("robustness").wait(TIMEOUT) and not failures.job("robustness").status().errors
+    keys = conditions(severities=(1, 3, 5))
+    assert all(cached_run(i.path, i.meta, keys, store) is not None for i in infos)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    ranking = at.dataframe[2].value
+    assert set(ranking["id"]) == {i.id for i in infos} and ranking["mean corrupted accuracy"].between(0, 1).all()
+
+    start = next(b for b in at.button if b.key == "start-saliency")
+    start.click().run()
+    assert failures.job("saliency").wait(TIMEOUT) and not failures.job("saliency").status().errors
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    captions = [image.caption for element in elements(at, "image") for image in element.proto.imgs]
+    # per class and model: the map over right faces, over wrong faces, and the region costs
+    assert len(captions) == 3 * sum(len(i.meta.classes) for i in infos)
+    assert sum("occlusion, max" in c for c in captions) == sum(len(i.meta.classes) for i in infos)
+
+
+def test_failures_page_without_crowd_votes_says_where_to_put_them_and_still_flags(
+    monkeypatch, tiny_checkpoints, kaggle_zip, tmp_path
+):
+    alone = tmp_path / "alone" / "fer2013.zip"
+    alone.parent.mkdir()
+    shutil.copy(kaggle_zip, alone)  # no ferplus/ folder beside it
+    monkeypatch.setenv("FER_CHECKPOINTS", str(tiny_checkpoints))
+    monkeypatch.setenv("FER_DATA", str(alone))
+    monkeypatch.chdir(REPO)
+    at = run_page("app_pages/failures.py")
+    assert any("fer2013new.csv" in w.value for w in at.warning)
+    assert any("cleanlab" in s.value for s in at.subheader)
+    assert any("test faces flagged" in c.value for c in at.caption)

@@ -376,3 +376,77 @@ def accuracy_latency(frame: pd.DataFrame, architectures: Sequence[str]) -> alt.C
 def blank(size: int) -> np.ndarray:
     """A light grey square the size of a map: keeps a grid of maps aligned where a model has none."""
     return np.full((size, size), 235, np.uint8)
+
+
+BUCKET_COLOURS = ("#4c9f70", "#f0a202", "#d1495b", "#8e6c8a", "#9aa5b1")  # correct green; the crowd's verdicts apart
+
+
+def bucket_bars(shares: dict[str, dict[str, int]], labels: dict[str, str]) -> alt.Chart:
+    """Stacked bars, a row per model: the share of its test faces in each label-noise bucket (`labels` in order)."""
+    rows = [
+        {"model": m, "bucket": labels[b], "order": i, "faces": n, "share": n / max(sum(counts.values()), 1)}
+        for m, counts in shares.items()
+        for i, (b, n) in enumerate(counts.items())
+    ]
+    colour = alt.Color(
+        "bucket:N",
+        sort=list(labels.values()),
+        scale=alt.Scale(domain=list(labels.values()), range=list(BUCKET_COLOURS)),
+        legend=_legend_below(title=None),
+    )
+    return (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_bar()
+        .encode(
+            x=alt.X("share:Q", stack="zero", axis=alt.Axis(format="%"), title="test faces"),
+            y=alt.Y("model:N", sort=list(shares), title=None, axis=alt.Axis(labelLimit=150)),
+            color=colour,
+            order="order:Q",
+            tooltip=["model", "bucket", "faces", alt.Tooltip("share:Q", format=".1%")],
+        )
+        .properties(height=28 * len(shares) + 120)
+    )
+
+
+def vote_bars(votes: Sequence[float], labels: Sequence[str]) -> alt.Chart:
+    """One face's crowd votes (ten, FER+)."""
+    frame = pd.DataFrame({"vote": list(labels), "votes": list(votes)})
+    return (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("votes:Q", scale=alt.Scale(domain=[0, 10]), axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y("vote:N", sort=list(labels), title=None),
+            tooltip=["vote", "votes"],
+        )
+        .properties(height=200)
+    )
+
+
+def robustness_panel(curves: dict[str, dict[int, float]], title: str, models: Sequence[str]) -> alt.Chart:
+    """Accuracy against severity (0: the clean faces) for one corruption, a line per model, on a shared 0-1 axis."""
+    rows = [{"model": m, "severity": s, "accuracy": a} for m, points in curves.items() for s, a in points.items()]
+    return (
+        alt.Chart(pd.DataFrame(rows), title=alt.TitleParams(title, fontSize=12))
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("severity:Q", axis=alt.Axis(tickMinStep=1, format="d"), scale=alt.Scale(domain=[0, 5])),
+            y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title=None),
+            color=alt.Color("model:N", sort=list(models), scale=alt.Scale(scheme="tableau10"), legend=None),
+            tooltip=["model", "severity", alt.Tooltip("accuracy:Q", format=".1%")],
+        )
+        .properties(height=170)
+    )
+
+
+def model_legend(models: Sequence[str]) -> alt.Chart:
+    """The colours robustness_panel gives the models, drawn once for all panels."""
+    return (
+        alt.Chart(pd.DataFrame({"model": list(models)}))
+        .mark_point(filled=True, size=80)
+        .encode(
+            y=alt.Y("model:N", sort=list(models), title=None, axis=alt.Axis(labelLimit=400, domain=False, ticks=False)),
+            color=alt.Color("model:N", sort=list(models), scale=alt.Scale(scheme="tableau10"), legend=None),
+        )
+        .properties(height=22 * len(models) + 10)
+    )

@@ -12,7 +12,6 @@ E_ref_clean); mCE and relative mCE are their means over every corruption but the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -21,12 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from safetensors import SafetensorError, safe_open
 
-from ..atomic import write_atomically
 from ..evaluation import EnsembleError, ensemble_probs
 from ..records import CheckpointMeta, Predictions
-from ..store import WEIGHTS_FILE, default_root
+from .cache import read_result, result_file, weights_digest, write_result
 from .corruptions import SUITE, SUITE_VERSION, corrupt, get_corruption
 
 if TYPE_CHECKING:
@@ -35,7 +32,7 @@ if TYPE_CHECKING:
 
 CLEAN = "clean"
 REFERENCE_MODEL = "alexnet"
-ROBUSTNESS_DIR = Path(".failures") / "robustness"
+KIND = "robustness"
 Progress = Callable[[int, int, str], None]  # (done, total, what is running)
 
 
@@ -83,66 +80,43 @@ class RobustnessRun:
         return np.flatnonzero(broken)
 
 
-def weights_digest(checkpoint_path: Path) -> str:
-    digest = hashlib.sha256()
-    with (checkpoint_path / WEIGHTS_FILE).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 def cache_file(checkpoint_id: str, root: Path | None = None) -> Path:
-    return Path(root or default_root()) / ROBUSTNESS_DIR / f"{checkpoint_id}.safetensors"
+    return result_file(KIND, checkpoint_id, root)
+
+
+def _key(weights: str, fingerprint: str) -> dict[str, str]:
+    return {"weights": weights, "data_fingerprint": fingerprint, "suite_version": str(SUITE_VERSION)}
 
 
 def _save(file: Path, run: RobustnessRun) -> None:
-    from safetensors.numpy import save_file
-
     clean = run.clean
-    tensors = {"labels": np.ascontiguousarray(clean.labels, np.int64)}
-    tensors |= {key: np.ascontiguousarray(p.probs, np.float16) for key, p in run.predictions.items()}
-    metadata = {
+    tensors = {"labels": clean.labels.astype(np.int64)} | {k: p.probs.astype(np.float16) for k, p in run.predictions.items()}
+    facts = {
         "checkpoint": run.checkpoint,
-        "weights": run.weights,
         "backend": run.backend,
-        "suite_version": str(SUITE_VERSION),
         "names": json.dumps(list(clean.names)),
         "classes": json.dumps(list(clean.classes)),
         "split": clean.split,
-        "data_fingerprint": clean.data_fingerprint,
     }
-    write_atomically(file, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    write_result(file, tensors, _key(run.weights, clean.data_fingerprint), facts)
 
 
 def _load(file: Path, weights: str, fingerprint: str) -> RobustnessRun | None:
     """The cached run when it was made by these weights on this data with this suite; None otherwise (or damaged)."""
-    from safetensors.numpy import load_file
-
-    try:
-        with safe_open(str(file), framework="numpy") as f:
-            meta = f.metadata() or {}
-        if (meta.get("weights"), meta.get("data_fingerprint"), meta.get("suite_version")) != (
-            weights,
-            fingerprint,
-            str(SUITE_VERSION),
-        ):
-            return None
-        tensors = load_file(str(file))
-        labels = tensors.pop("labels")
-        base = Predictions(
-            probs=np.empty((0, 0), np.float32),
-            labels=labels,
-            names=tuple(json.loads(meta["names"])),
-            classes=tuple(json.loads(meta["classes"])),
-            split=meta["split"],
-            data_fingerprint=fingerprint,
-        )
-        predictions = {key: replace(base, probs=probs.astype(np.float32)) for key, probs in tensors.items()}
-        if CLEAN not in predictions or any(len(p.probs) != len(labels) for p in predictions.values()):
-            return None
-        return RobustnessRun(meta["checkpoint"], predictions, weights, meta.get("backend", "torch"))
-    except (OSError, SafetensorError, KeyError, ValueError, json.JSONDecodeError):
+    found = read_result(file, _key(weights, fingerprint))
+    if found is None:
         return None
+    tensors, facts = found
+    try:
+        labels = tensors.pop("labels")
+        names, classes = tuple(json.loads(facts["names"])), tuple(json.loads(facts["classes"]))
+        base = Predictions(np.empty((0, 0), np.float32), labels, names, classes, facts["split"], fingerprint)
+    except (KeyError, ValueError):
+        return None
+    predictions = {key: replace(base, probs=probs.astype(np.float32)) for key, probs in tensors.items()}
+    if CLEAN not in predictions or any(len(p.probs) != len(labels) for p in predictions.values()):
+        return None
+    return RobustnessRun(facts["checkpoint"], predictions, weights, facts.get("backend", "torch"))
 
 
 def _test_faces(clf: FerClassifier, data: FerData) -> tuple[np.ndarray, Predictions]:
@@ -170,7 +144,7 @@ def robustness_run(
     weights = weights_digest(clf.path)
     file = cache_file(clf.id, root)
     faces, base = _test_faces(clf, data)
-    cached = _load(file, weights, data.fingerprint) if file.is_file() else None
+    cached = _load(file, weights, data.fingerprint)
     have = dict(cached.predictions) if cached and cached.clean.names == base.names else {}
     missing = [k for k in [CLEAN, *keys] if k not in have]
     started = time.perf_counter()
@@ -183,10 +157,7 @@ def robustness_run(
         on_progress(len(missing), len(missing), "done")
     run = RobustnessRun(clf.id, have, weights, clf.backend, time.perf_counter() - started)
     if missing:
-        try:
-            _save(file, run)
-        except OSError:
-            pass  # a read-only store still gets its answer, computed again next time
+        _save(file, run)
     return replace(run, predictions={k: have[k] for k in [CLEAN, *keys]})
 
 
@@ -318,8 +289,7 @@ def report(run: RobustnessRun, reference: RobustnessRun | None = None) -> Robust
 def cached_run(path: Path, meta: CheckpointMeta, keys: list[str], root: Path | None = None) -> RobustnessRun | None:
     """The cached run of a checkpoint on the data it was trained on, when it holds every condition in `keys`: what
     a page opens without loading the dataset or the model."""
-    file = cache_file(meta.id, root or path.parent)
-    run = _load(file, weights_digest(path), meta.data.fingerprint) if file.is_file() else None
+    run = _load(cache_file(meta.id, root or path.parent), weights_digest(path), meta.data.fingerprint)
     if run is None or any(k not in run.predictions for k in keys):
         return None
     return replace(run, predictions={k: run.predictions[k] for k in [CLEAN, *keys]})

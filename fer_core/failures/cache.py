@@ -1,0 +1,56 @@
+"""Where derived failure results live: `<store>/.failures/<kind>/<checkpoint id>.safetensors`, one file per
+checkpoint, valid only for the key it was written with (the weights' digest, the data's fingerprint, the code's
+version). A file of another key, or a damaged one, reads as missing, so the caller computes it again."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError, safe_open
+
+from ..atomic import write_atomically
+from ..store import WEIGHTS_FILE, default_root
+
+FAILURES_DIR = ".failures"
+
+
+def weights_digest(checkpoint_path: Path) -> str:
+    """sha256 of a checkpoint's weights file (16 hex digits): new weights under an old id still miss the cache."""
+    digest = hashlib.sha256()
+    with (checkpoint_path / WEIGHTS_FILE).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def result_file(kind: str, checkpoint_id: str, root: Path | None = None) -> Path:
+    return Path(root or default_root()) / FAILURES_DIR / kind / f"{checkpoint_id}.safetensors"
+
+
+def write_result(file: Path, tensors: dict[str, np.ndarray], key: dict[str, str], facts: dict[str, str]) -> None:
+    """Atomically; a read-only store is not an error (the result is computed again next time)."""
+    from safetensors.numpy import save_file
+
+    arrays = {name: np.ascontiguousarray(a) for name, a in tensors.items()}
+    try:
+        write_atomically(file, lambda tmp: save_file(arrays, tmp, metadata={**facts, **key}))
+    except OSError:
+        pass
+
+
+def read_result(file: Path, key: dict[str, str]) -> tuple[dict[str, np.ndarray], dict[str, str]] | None:
+    """The arrays and the facts written with them, when the file was written with exactly `key`; else None."""
+    from safetensors.numpy import load_file
+
+    if not file.is_file():
+        return None
+    try:
+        with safe_open(str(file), framework="numpy") as f:
+            facts = dict(f.metadata() or {})
+        if any(facts.get(k) != v for k, v in key.items()):
+            return None
+        return load_file(str(file)), facts
+    except (OSError, SafetensorError, ValueError):
+        return None

@@ -1,0 +1,205 @@
+"""What the Failures page reads, cached per checkpoint and store signature, and its background jobs (one of each
+kind per server process: a second tab sees the running one)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+import streamlit as st
+
+from ui import state
+
+if TYPE_CHECKING:
+    from fer_core.failures.background import BackgroundJob
+    from fer_core.failures.label_noise import CrowdVotes, FlagAgreement, LabelIssues, LabelNoise
+    from fer_core.failures.robustness import RobustnessRun
+    from fer_core.failures.saliency import ClassSaliency
+    from fer_core.records import Predictions
+
+
+@st.cache_data(show_spinner="Reading the FER+ votes…", max_entries=4)
+def crowd(data_path: str, names: tuple[str, ...]) -> CrowdVotes:
+    """The FER+ votes of these faces (a DataError saying where to put them when they are missing)."""
+    from fer_core.failures.label_noise import find_crowd_votes
+
+    return find_crowd_votes(data_path or None, names)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _label_noise(subject: str, signature: tuple, members: tuple[str, ...], data_path: str) -> LabelNoise:
+    from fer_core.failures.label_noise import label_noise
+
+    predictions = subject_predictions(members)
+    return label_noise(subject, predictions, crowd(data_path, predictions.names))
+
+
+def subject_predictions(members: tuple[str, ...]) -> Predictions:
+    """One checkpoint's stored test predictions, or the mean-probability ensemble of several."""
+    from fer_core.evaluation import evaluate_ensemble
+
+    if len(members) == 1:
+        return state.predictions(members[0])
+    return evaluate_ensemble({cid: state.predictions(cid) for cid in members}).predictions
+
+
+def label_noise(subject: str, members: tuple[str, ...]) -> LabelNoise:
+    """A checkpoint's (or an ensemble's, named `subject`) test faces in the label-noise buckets."""
+    return _label_noise(subject, state.store_signature(), members, state.default_dataset_path())
+
+
+@st.cache_data(show_spinner="cleanlab: finding likely label issues…", max_entries=64)
+def _issues(subject: str, signature: tuple, members: tuple[str, ...]) -> LabelIssues:
+    from fer_core.failures.label_noise import label_issues
+
+    return label_issues(subject, subject_predictions(members))
+
+
+def issues(subject: str, members: tuple[str, ...]) -> LabelIssues:
+    return _issues(subject, state.store_signature(), members)
+
+
+def flag_agreement(subject: str, members: tuple[str, ...]) -> FlagAgreement:
+    """How cleanlab's flags on these test faces match the FER+ crowd."""
+    from fer_core.failures.label_noise import flag_agreement as agreement
+
+    return agreement(issues(subject, members), label_noise(subject, members).crowd, subject_predictions(members))
+
+
+@st.cache_data(show_spinner="cleanlab: finding likely label issues…", max_entries=32)
+def _external_issues(fingerprint: str, checkpoint_id: str, signature: tuple) -> LabelIssues:
+    from fer_core.failures.label_noise import label_issues
+
+    return label_issues(checkpoint_id, state.external_results(fingerprint)[checkpoint_id].predictions)
+
+
+def external_issues(fingerprint: str, checkpoint_id: str) -> LabelIssues:
+    """cleanlab's flags on a dataset of the user's, from a model's cached predictions on it."""
+    return _external_issues(fingerprint, checkpoint_id, state.store_signature())
+
+
+def _results_signature(kind: str, checkpoint_id: str) -> tuple:
+    """The checkpoint's meta.json and its cached result file as they are now: a new result is read at once."""
+    from fer_core.failures.cache import result_file
+
+    file = result_file(kind, checkpoint_id, state.store_root())
+    return dict(state.store_signature()).get(checkpoint_id, 0), file.stat().st_mtime_ns if file.is_file() else 0
+
+
+def cached_robustness(checkpoint_ids: list[str], keys: tuple[str, ...]) -> dict[str, RobustnessRun]:
+    """The checkpoints whose runs hold every condition in `keys`, read from the store's cache."""
+    found = {cid: _cached_robustness(cid, _results_signature("robustness", cid), keys) for cid in checkpoint_ids}
+    return {cid: run for cid, run in found.items() if run is not None}
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _cached_robustness(checkpoint_id: str, signature: tuple, keys: tuple[str, ...]) -> RobustnessRun | None:
+    from fer_core.failures.robustness import cached_run
+
+    return cached_run(state.store_root() / checkpoint_id, state.metas()[checkpoint_id], list(keys), state.store_root())
+
+
+def cached_saliency(checkpoint_ids: list[str]) -> dict[str, ClassSaliency]:
+    found = {cid: _cached_saliency(cid, _results_signature("saliency", cid)) for cid in checkpoint_ids}
+    return {cid: maps for cid, maps in found.items() if maps is not None}
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _cached_saliency(checkpoint_id: str, signature: tuple) -> ClassSaliency | None:
+    from fer_core.failures.saliency import cached_class_saliency
+
+    return cached_class_saliency(state.store_root() / checkpoint_id, state.metas()[checkpoint_id], state.store_root())
+
+
+@st.cache_resource
+def _jobs() -> dict[str, BackgroundJob]:
+    return {}
+
+
+def job(kind: str) -> BackgroundJob | None:
+    """The process's job of that kind ("robustness" or "saliency"), running or finished, if any."""
+    return _jobs().get(kind)
+
+
+def start_robustness(checkpoint_ids: list[str], keys: tuple[str, ...]) -> None:
+    from fer_core.failures.background import BackgroundJob
+    from fer_core.failures.robustness import checkpoint_run
+
+    root, data = state.store_root(), state.default_dataset_path()
+
+    def step(cid: str):
+        return lambda report: checkpoint_run(
+            cid, data, list(keys), root, "faster", lambda d, t, what: report(d / max(t, 1), what)
+        )
+
+    _jobs()["robustness"] = BackgroundJob("robustness", [(state.name(cid), step(cid)) for cid in checkpoint_ids]).start()
+
+
+def start_saliency(checkpoint_ids: list[str]) -> None:
+    from fer_core.classifier import dataset_for, load_checkpoint
+    from fer_core.failures.background import BackgroundJob
+    from fer_core.failures.saliency import class_saliency
+
+    root, data = state.store_root(), state.default_dataset_path()
+
+    def step(cid: str):
+        def work(report):
+            clf = load_checkpoint(cid, root)
+            report(0.1, "Grad-CAM and occlusion over sampled test faces")
+            return class_saliency(clf, dataset_for(clf.meta, data), root)
+
+        return work
+
+    _jobs()["saliency"] = BackgroundJob("saliency", [(state.name(cid), step(cid)) for cid in checkpoint_ids]).start()
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _test_faces(checkpoint_id: str, signature: tuple) -> np.ndarray | None:
+    meta = state.metas()[checkpoint_id]
+    data = state.dataset_for(meta)
+    if data is None:
+        return None
+    return data.images[data.indices(meta.test_split)][:, 0].numpy()
+
+
+def test_faces(checkpoint_id: str) -> np.ndarray | None:
+    """A checkpoint's test faces (uint8 N x 48 x 48) in the order of its stored predictions; None without the data."""
+    return _test_faces(checkpoint_id, (checkpoint_id, dict(state.store_signature()).get(checkpoint_id, 0)))
+
+
+def corrupted(faces: np.ndarray, corruption: str, severity: int) -> np.ndarray:
+    """Faces as the suite degrades them (its definitions are seeded per face order, so these are a preview of the
+    same corruption, not the very pixels the whole test set got)."""
+    from fer_core.failures.corruptions import corrupt
+
+    return corrupt(faces, corruption, severity)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def external_faces(fingerprint: str) -> dict[str, np.ndarray]:
+    """A dataset of the user's cropped faces, by name."""
+    from fer_core.external import cached_data
+
+    data = cached_data(fingerprint, state.store_root())
+    return dict(zip(data.names, data.images, strict=True))
+
+
+def saliency_images(found: ClassSaliency) -> tuple[list[np.ndarray], list[str]]:
+    """Per class: the mean map over right faces, over wrong faces, and the region costs, each over its mean face."""
+    from fer_core.explain import overlay_heatmap
+    from fer_core.failures.saliency import region_heat
+
+    images, captions = [], []
+    heat = region_heat(found.region_drop)
+    for c, name in enumerate(found.classes):
+        face = np.clip(found.mean_faces[c], 0, 255).astype(np.uint8)
+        for maps, count, what in (
+            (found.correct_maps, found.correct_faces, "right"),
+            (found.wrong_maps, found.wrong_faces, "wrong"),
+        ):
+            images.append(overlay_heatmap(face, np.nan_to_num(maps[c])) if count[c] else np.zeros((48, 48, 3), np.uint8))
+            captions.append(f"{name}: {what} ({count[c]})")
+        images.append(overlay_heatmap(face, heat[c]))
+        captions.append(f"{name}: occlusion, max {found.region_drop[c].max():.0%}")
+    return [cv2.resize(i, (110, 110), interpolation=cv2.INTER_LINEAR) for i in images], captions
