@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from fer_core.models import list_models
-from fer_core.studies.report import point_label
+from fer_core.studies.report import point_label, significance, with_interval
 from fer_core.studies.runs import (
     cancel_study,
     list_runs,
@@ -149,7 +149,10 @@ if not report.points:
 st.subheader("Results (PrivateTest)")
 st.caption(
     f"Baseline {point_label(report.baseline)}; * significant at 5% after Holm's correction (McNemar on the same "
-    "test faces, each point's seed-averaged probabilities). Intervals: bootstrap 95% over the test faces."
+    "test faces, each point's seed-averaged probabilities). Intervals: bootstrap 95% over the test faces. **Agreed "
+    "labels**: accuracy on the faces whose FER2013 label is also the FER+ crowd's majority; **mCE**: corruption error "
+    "against AlexNet (Failures page), once every trial's robustness is computed."
+    + (f" ({report.robustness_note})" if report.robustness_note else "")
 )
 table = pd.DataFrame(
     [
@@ -160,7 +163,9 @@ table = pd.DataFrame(
             "± std": p.accuracy_std,
             "95% CI": f"{p.accuracy_ci.low:.2%} – {p.accuracy_ci.high:.2%}",
             "macro F1": p.macro_f1_mean,
-            "p (Holm)": "baseline" if p.baseline else (f"{p.p_holm:.3g}" + (" *" if p.significant else "")),
+            "p (Holm)": significance(p),
+            "agreed labels": with_interval(p.agreed_accuracy, p.agreed_ci, True),
+            "mCE": with_interval(p.mce, p.mce_ci, False),
         }
         for p in report.points
     ]

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from fer_core.evaluation import accuracy_interval
+from fer_core.failures import robustness
 from fer_core.store import list_checkpoints, load_predictions
 from fer_core.studies.report import holm, study_report
 from fer_core.studies.runner import resume_study, run_study
@@ -227,7 +228,7 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_a_quick_study_lands_checkpoints_and_a_report(ray_local, kaggle_zip, tmp_path):
+def test_a_quick_study_lands_checkpoints_and_a_report(ray_local, kaggle_zip, ferplus_dir, tmp_path, monkeypatch):
     spec = parse_study(GOOD, "good.toml")
     store, runs = tmp_path / "store", tmp_path / "runs"
     study_id, info = run_study(_write(tmp_path, GOOD), spec, "quick", str(kaggle_zip), "cpu", None, store, runs)
@@ -247,6 +248,15 @@ def test_a_quick_study_lands_checkpoints_and_a_report(ray_local, kaggle_zip, tmp
     for t in report.trials:
         stored = load_predictions(store / t.checkpoint)
         assert t.accuracy == pytest.approx(stored.accuracy) and t.accuracy_ci.low <= t.accuracy <= t.accuracy_ci.high
+    # Robustness beside accuracy: the crowd's votes are beside the data; mCE waits for the trials' robustness runs.
+    assert all(p.agreed_ci.low <= p.agreed_accuracy <= p.agreed_ci.high for p in report.points)
+    assert all(p.mce is None for p in report.points) and "no mCE" in report.robustness_note
+    monkeypatch.setattr(robustness, "REFERENCE_MODEL", trials[0].meta.model)  # the store has no AlexNet
+    for t in trials:
+        robustness.checkpoint_run(t.id, kaggle_zip, robustness.conditions(severities=(1, 3, 5)), store, "torch")
+    report = study_report(study_id, store, runs)
+    assert all(p.mce is not None and p.mce_ci.low <= p.mce <= p.mce_ci.high for p in report.points)
+    assert not report.robustness_note
 
 
 def test_failed_trials_are_recorded_and_the_others_finish(ray_local, kaggle_zip, tmp_path):

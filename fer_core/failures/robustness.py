@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..evaluation import EnsembleError, ensemble_probs
+from ..evaluation import EnsembleError, Interval, ensemble_probs
 from ..records import CheckpointMeta, Predictions
 from .cache import read_result, result_file, weights_digest, write_result
 from .corruptions import SUITE, SUITE_VERSION, corrupt, get_corruption
@@ -320,7 +320,43 @@ def checkpoint_run(
 
 
 def default_reference(metas: Iterable[CheckpointMeta], like: CheckpointMeta) -> str | None:
-    """The AlexNet checkpoint tested on the same data as `like` (Hendrycks & Dietterich normalise CE by AlexNet),
-    the most accurate where there are several; None without one."""
-    same = [m for m in metas if m.model == REFERENCE_MODEL and m.data.fingerprint == like.data.fingerprint]
+    """The AlexNet checkpoint of `like`'s labels and classes (Hendrycks & Dietterich normalise CE by AlexNet), the
+    most accurate where there are several; None without one. Its test faces are checked where CE is computed."""
+    same = [
+        m
+        for m in metas
+        if m.model == REFERENCE_MODEL
+        and (m.data.label_source, m.classes, m.test_split) == (like.data.label_source, like.classes, like.test_split)
+    ]
     return max(same, key=lambda m: m.accuracy).id if same else None
+
+
+def mce_interval(run: RobustnessRun, reference: RobustnessRun) -> Interval | None:
+    """Bootstrap (percentile) 95% interval of mCE over the test faces (scipy.stats.bootstrap resampling face
+    positions, so the model and the reference are judged on the same resampled faces); None where mCE is undefined."""
+    from scipy.stats import bootstrap
+
+    if _comparable(run, reference):
+        return None
+    names = [n for n in _by_corruption(run) if not get_corruption(n).control]
+    keys = [k for n in names for k in run.predictions if k != CLEAN and _parse(k)[0] == n and k in reference.predictions]
+    if not keys:
+        return None
+    groups = np.array([names.index(_parse(k)[0]) for k in keys])
+    labels = run.clean.labels
+
+    def correct(r: RobustnessRun) -> np.ndarray:
+        return np.stack([r.predictions[k].predicted == labels for k in keys]).astype(np.float32)
+
+    mine, theirs = correct(run), correct(reference)
+
+    def statistic(faces: np.ndarray, axis: int = -1) -> np.ndarray:
+        """mCE over resampled face positions (..., N): the same faces for the model and the reference."""
+        errors, ref_errors = 1 - mine[:, faces].mean(-1), 1 - theirs[:, faces].mean(-1)  # (conditions, resamples...)
+        sums = [(errors[groups == g].sum(0), ref_errors[groups == g].sum(0)) for g in range(len(names))]
+        return np.mean([e / np.maximum(r, 1e-12) for e, r in sums], axis=0)
+
+    result = bootstrap(
+        (np.arange(len(labels)),), statistic, vectorized=True, n_resamples=1000, batch=50, method="percentile", random_state=0
+    )
+    return Interval(float(result.confidence_interval.low), float(result.confidence_interval.high))

@@ -104,22 +104,25 @@ def _report(args: argparse.Namespace, study_id: str, checkpoints: Path | None, r
 
 
 def report_text(r: StudyReport) -> str:
-    from .report import point_label
+    from .report import point_label, significance, with_interval
 
     width = max([len(point_label(p.point)) for p in r.points] + [20])
     lines = [
         f"study {r.study_id} ({r.study}, profile {r.profile}); baseline {point_label(r.baseline)}",
-        f"{'point':<{width}} {'seeds':>5} {'accuracy':>9} {'± std':>7} {'95% CI':>17} {'macro F1':>9} {'p (Holm)':>9}",
+        f"{'point':<{width}} {'seeds':>5} {'accuracy':>9} {'± std':>7} {'95% CI':>17} {'macro F1':>9} {'p (Holm)':>9}"
+        f" {'agreed labels':>22} {'mCE':>21}",
     ]
     for p in r.points:
-        mark = "baseline" if p.baseline else (f"{p.p_holm:.3g}" + (" *" if p.significant else "") if p.p_holm is not None else "")
         lines.append(
             f"{point_label(p.point):<{width}} {p.seeds:>5} {p.accuracy_mean:>9.4f} {p.accuracy_std:>7.4f} "
-            f"[{p.accuracy_ci.low:.4f}, {p.accuracy_ci.high:.4f}] {p.macro_f1_mean:>9.4f} {mark:>9}"
+            f"[{p.accuracy_ci.low:.4f}, {p.accuracy_ci.high:.4f}] {p.macro_f1_mean:>9.4f} {significance(p):>9}"
+            f" {with_interval(p.agreed_accuracy, p.agreed_ci, True):>22} {with_interval(p.mce, p.mce_ci, False):>21}"
         )
     lines += [f"{s.state} {s.trial} ({point_label(s.point)}) seed {s.seed}: {s.error}" for s in r.failed]
     lines += [f"not finished: {', '.join(r.unfinished)} (python -m fer_core study resume {r.study_id})"] if r.unfinished else []
     lines.append("* significant at 5% after Holm's correction (McNemar on the same test faces, seed-averaged probabilities)")
+    lines.append("agreed labels: accuracy on the faces whose FER2013 label is the FER+ majority; mCE against AlexNet, 1, 3, 5")
+    lines += [f"note: {r.robustness_note}"] if r.robustness_note else []
     return "\n".join(lines)
 
 
@@ -143,6 +146,8 @@ def report_csv(r: StudyReport) -> str:
             "point_accuracy_std",
             "p_value",
             "p_holm",
+            "point_agreed_accuracy",
+            "point_mce",
             "train_time_s",
             "device",
         ]
@@ -164,6 +169,8 @@ def report_csv(r: StudyReport) -> str:
                 p.accuracy_std,
                 p.p_value,
                 p.p_holm,
+                p.agreed_accuracy,
+                p.mce,
                 t.train_time_s,
                 t.device,
             ]

@@ -9,13 +9,16 @@ same faces (each point's seed-averaged probabilities), Holm-corrected across the
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..data.choices import DataError
 from ..evaluation import Interval, accuracy_interval, mcnemar
+from ..failures.label_noise import CrowdVotes, find_crowd_votes, label_noise
+from ..failures.robustness import RobustnessRun, cached_run, conditions, default_reference, ensemble_run, mce_interval, report
 from ..records import CheckpointMeta, Predictions
 from ..store import default_root, list_checkpoints, load_predictions
 from .runs import TrialStatus, read_run, read_spec, read_trials, study_dir
@@ -50,6 +53,10 @@ class PointResult:
     p_value: float | None  # McNemar against the baseline point; None for the baseline itself
     p_holm: float | None  # Holm-adjusted across every comparison of the study
     significant: bool  # p_holm < 0.05
+    agreed_accuracy: float | None = None  # seed-averaged, on the faces whose FER2013 label is the FER+ majority
+    agreed_ci: Interval | None = None  # (None without the FER+ votes beside the study's data)
+    mce: float | None = None  # of the seed-averaged probabilities against the reference (None until every trial's
+    mce_ci: Interval | None = None  # robustness run is cached: `python -m fer_core robustness --checkpoint IDS`)
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,7 @@ class StudyReport:
     trials: list[TrialResult]
     failed: list[TrialStatus]  # failed, or stopped early by ASHA (their error says which)
     unfinished: list[str]  # trials neither done nor failed (queued or running)
+    robustness_note: str = ""  # what the agreed-label and mCE columns need, where they are missing
 
 
 def point_label(point: dict[str, Any]) -> str:
@@ -70,6 +78,22 @@ def point_label(point: dict[str, Any]) -> str:
     return ", ".join(
         f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={json.dumps(v)}".replace('"', "") for k, v in point.items()
     )
+
+
+def significance(p: PointResult) -> str:
+    """A point's p (Holm) as the CLI and the page print it: blank where there is no comparison (no baseline
+    checkpoint yet)."""
+    if p.baseline:
+        return "baseline"
+    return "" if p.p_holm is None else f"{p.p_holm:.3g}" + (" *" if p.significant else "")
+
+
+def with_interval(value: float | None, ci: Interval | None, percent: bool) -> str:
+    """`71.2% [69.8%, 72.6%]` or `0.912 [0.890, 0.931]`; blank where there is no value."""
+    if value is None:
+        return ""
+    fmt = "{:.1%}" if percent else "{:.3f}"
+    return fmt.format(value) + (f" [{fmt.format(ci.low)}, {fmt.format(ci.high)}]" if ci else "")
 
 
 def holm(p_values: list[float]) -> list[float]:
@@ -106,8 +130,28 @@ def _key(point: dict[str, Any]) -> str:
     return json.dumps(point, sort_keys=True)  # tuples of the file and lists of meta.json give the same key
 
 
-def _points(trials: list[TrialResult], predictions: dict[str, Predictions], baseline: dict[str, Any]) -> list[PointResult]:
-    """Group trials by point; each point against the baseline (McNemar on seed-averaged predictions, Holm)."""
+@dataclass(frozen=True)
+class _Failures:
+    """What the points' agreed-label accuracy and mCE are computed from, where it exists."""
+
+    crowd: CrowdVotes | None
+    runs: dict[str, RobustnessRun]  # checkpoint id -> its cached robustness run
+    reference: RobustnessRun | None
+
+
+def _robustness(checkpoints: list[str], found: _Failures) -> tuple[float | None, Interval | None]:
+    if found.reference is None or not all(c in found.runs for c in checkpoints):
+        return None, None
+    runs = [found.runs[c] for c in checkpoints]
+    run = ensemble_run(runs) if len(runs) > 1 else runs[0]
+    return report(run, found.reference).mce, mce_interval(run, found.reference)
+
+
+def _points(
+    trials: list[TrialResult], predictions: dict[str, Predictions], baseline: dict[str, Any], found: _Failures
+) -> list[PointResult]:
+    """Group trials by point; each point against the baseline (McNemar on seed-averaged predictions, Holm), with its
+    accuracy on the labels the crowd agrees with and its mCE where those exist."""
     groups: dict[str, list[TrialResult]] = {}
     for t in trials:
         groups.setdefault(_key(t.point), []).append(t)
@@ -121,6 +165,9 @@ def _points(trials: list[TrialResult], predictions: dict[str, Predictions], base
     for key, ts in groups.items():
         correct = np.mean([predictions[t.checkpoint].predicted == labels for t in ts], axis=0)
         accs, f1s = [t.accuracy for t in ts], [t.macro_f1 for t in ts]
+        mean = replace(predictions[ts[0].checkpoint], probs=mean_probs[key])
+        agreed = label_noise(key, mean, found.crowd).agreed_accuracy() if found.crowd is not None else None
+        mce, mce_ci = _robustness([t.checkpoint for t in ts], found)
         points.append(
             PointResult(
                 point=ts[0].point,
@@ -134,6 +181,10 @@ def _points(trials: list[TrialResult], predictions: dict[str, Predictions], base
                 p_value=raw_p.get(key),
                 p_holm=adjusted.get(key),
                 significant=adjusted.get(key, 1.0) < 0.05,
+                agreed_accuracy=agreed.value if agreed else None,
+                agreed_ci=agreed.ci if agreed else None,
+                mce=mce,
+                mce_ci=mce_ci,
             )
         )
     return sorted(points, key=lambda p: -p.accuracy_mean)
@@ -156,14 +207,42 @@ def study_report(study_id: str, checkpoints: Path | None = None, runs_root: Path
         raise ValueError(f"the trials of {study_id} were tested on different faces: no paired comparison is possible")
     trials = [_trial(meta, predictions[meta.id], list(spec.axes)) for meta, _ in found]
     statuses, done = read_trials(directory), {t.trial for t in trials}
+    failures, note = _failures(found, predictions, info.data, checkpoints)
     return StudyReport(
         study_id=study_id,
         study=spec.name,
         profile=info.profile,
         axes={k: v if isinstance(v, Range) else list(v) for k, v in spec.axes.items()},
         baseline=spec.baseline,
-        points=_points(trials, predictions, spec.baseline) if trials else [],
+        points=_points(trials, predictions, spec.baseline, failures) if trials else [],
         trials=trials,
         failed=[s for s in statuses.values() if s.state in ("failed", "stopped") and s.trial not in done],
         unfinished=[s.trial for s in statuses.values() if s.state in ("queued", "running") and s.trial not in done],
+        robustness_note=note,
     )
+
+
+def _failures(
+    found: list[tuple[CheckpointMeta, Path]], predictions: dict[str, Predictions], data: str, checkpoints: Path | None
+) -> tuple[_Failures, str]:
+    """The FER+ votes of the test faces, the trials' cached robustness runs (the app's default severities 1, 3, 5)
+    and the reference's; and a note saying what is missing."""
+    if not found:
+        return _Failures(None, {}, None), ""
+    notes, crowd = [], None
+    try:
+        crowd = find_crowd_votes(data, next(iter(predictions.values())).names)
+    except DataError as exc:
+        notes.append(f"no agreed-label accuracy: {exc}")
+    keys = conditions(severities=(1, 3, 5))
+    runs = {meta.id: run for meta, path in found if (run := cached_run(path, meta, keys)) is not None}
+    store = [i for i in list_checkpoints(checkpoints or default_root()) if i.meta is not None]
+    ref_id = default_reference([i.meta for i in store if i.meta is not None], found[0][0])
+    ref_info = next((i for i in store if i.id == ref_id), None)
+    reference = cached_run(ref_info.path, ref_info.meta, keys) if ref_info and ref_info.meta else None
+    missing = [meta.id for meta, _ in found if meta.id not in runs] + ([ref_id] if ref_id and reference is None else [])
+    if ref_id is None:
+        notes.append("no mCE: no AlexNet checkpoint to normalise by")
+    elif missing:
+        notes.append(f"no mCE yet: python -m fer_core robustness --severities 1,3,5 --checkpoint {','.join(missing)}")
+    return _Failures(crowd, runs, reference), "; ".join(notes)
