@@ -277,7 +277,7 @@ def robustness_tab() -> None:
         elif reports and next(iter(reports.values())).reference_note:
             st.caption(next(iter(reports.values())).reference_note)
         names = [state.name(c) for c in order]
-        st.altair_chart(charts.model_legend(names), width="stretch")
+        st.altair_chart(charts.model_legend(names), width="content")
         corruptions = [s.corruption for s in next(iter(reports.values())).scores]
         for start in range(0, len(corruptions), PANELS_PER_ROW):
             for column, name in zip(st.columns(PANELS_PER_ROW), corruptions[start : start + PANELS_PER_ROW], strict=False):

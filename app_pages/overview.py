@@ -15,7 +15,9 @@ st.markdown(
     "Compare CNNs trained on FER2013-style faces (48x48 grayscale; angry, disgust, fear, happy, sad, surprise, "
     "neutral): **Predict** runs every model on your photos or webcam, **Explain** shows where each model looks "
     "(Grad-CAM, Integrated Gradients, feature maps), **Evaluate** breaks results down by class, pair of models and "
-    "training run. Train new models from the sidebar; they appear here when they finish."
+    "training run, **Failures** shows which errors are the labels' (against the FER+ crowd), how models hold up under "
+    "blur, noise, compression, occlusion and misalignment, and what they look at per class. Train new models from the "
+    "sidebar; they appear here when they finish."
 )
 
 broken = [c for c in state.checkpoints() if not c.ok]

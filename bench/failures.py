@@ -20,9 +20,10 @@ from pathlib import Path
 
 from fer_core.classifier import dataset_for, load_checkpoint
 from fer_core.data import find_default_dataset
+from fer_core.failures.label_noise import find_crowd_votes, flag_agreement, label_issues, label_noise
 from fer_core.failures.robustness import conditions, report, robustness_run
 from fer_core.records import CheckpointMeta
-from fer_core.store import list_checkpoints
+from fer_core.store import list_checkpoints, load_predictions
 
 from .harness import machine
 
@@ -73,6 +74,40 @@ def robustness(
         print(f"{r.checkpoint[:25]:<26}" + "".join(f"{s.mean_accuracy:>10.1%}" for s in r.scores))
 
 
+def label_noise_table(metas: list[tuple[Path, CheckpointMeta]], data_path: str) -> None:
+    started = time.perf_counter()
+    predictions = {meta.id: load_predictions(path, meta) for path, meta in metas}
+    crowd = find_crowd_votes(data_path, next(iter(predictions.values())).names)
+    noise = {cid: label_noise(cid, p, crowd) for cid, p in predictions.items()}
+    rows = [(cid, n, n.counts(), n.crowd_accuracy(), n.agreed_accuracy()) for cid, n in noise.items()]
+    seconds = time.perf_counter() - started
+    print(
+        f"\nlabel noise: {len(rows)} checkpoints from stored predictions in {seconds:.2f} s "
+        "(votes read, buckets, two intervals each)"
+    )
+    print(
+        f"{'checkpoint':<42} {'errors':>6} {'crowd=model':>12} {'crowd=label':>11} {'neither':>7} {'no maj.':>7}"
+        "  vs crowd  agreed labels"
+    )
+    for cid, n, c, crowd_acc, agreed in sorted(rows, key=lambda r: -r[3].value):
+        print(
+            f"{cid:<42} {n.errors:>6} {c['crowd_agrees_with_model']:>5} ({c['crowd_agrees_with_model'] / n.errors:.0%}) "
+            f"{c['crowd_agrees_with_label']:>11} {c['crowd_agrees_with_neither']:>7} {c['no_crowd_majority']:>7}  "
+            f"{crowd_acc.value:7.2%}  {agreed.value:.2%} [{agreed.ci.low:.2%}, {agreed.ci.high:.2%}]"
+        )
+    first = next(iter(noise.values()))
+    majority, agreed_faces = first.crowd_accuracy().faces, first.agreed_accuracy().faces
+    print(f"faces with a crowd majority: {majority} (+{first.outside_classes} contempt); agreed subset: {agreed_faces}")
+    print("\ncleanlab flags (find_label_issues on each model's test probabilities) against 'the crowd disputes the label':")
+    for cid, p in predictions.items():
+        started = time.perf_counter()
+        a = flag_agreement(label_issues(cid, p), crowd, p)
+        print(
+            f"{cid:<42} flagged {a.flagged:>4}  precision {a.precision:.1%}  recall {a.recall:.1%} of {a.crowd_disagrees} "
+            f"disputed (base rate {a.crowd_disagrees / a.faces:.1%})  {time.perf_counter() - started:.2f} s"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(find_default_dataset() or ""))
@@ -93,6 +128,7 @@ def main() -> int:
     fer2013 = [(p, m) for p, m in found if m.data.label_source == "fer2013"]
     chosen = [(p, m) for p, m in fer2013 if only is None or m.model in only or m.id in only or m.model == args.reference]
     print(machine())
+    label_noise_table(chosen, args.data)
     if not args.skip_robustness:
         robustness(chosen, args.data, [int(s) for s in args.severities.split(",")], args.reference, args.backend)
     return 0

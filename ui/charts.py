@@ -399,7 +399,7 @@ def bucket_bars(shares: dict[str, dict[str, int]], labels: dict[str, str]) -> al
         .mark_bar()
         .encode(
             x=alt.X("share:Q", stack="zero", axis=alt.Axis(format="%"), title="test faces"),
-            y=alt.Y("model:N", sort=list(shares), title=None, axis=alt.Axis(labelLimit=150)),
+            y=alt.Y("model:N", sort=list(shares), title=None, axis=alt.Axis(labelLimit=150, labelOverlap=False)),
             color=colour,
             order="order:Q",
             tooltip=["model", "bucket", "faces", alt.Tooltip("share:Q", format=".1%")],
@@ -416,10 +416,10 @@ def vote_bars(votes: Sequence[float], labels: Sequence[str]) -> alt.Chart:
         .mark_bar()
         .encode(
             x=alt.X("votes:Q", scale=alt.Scale(domain=[0, 10]), axis=alt.Axis(tickMinStep=1)),
-            y=alt.Y("vote:N", sort=list(labels), title=None),
+            y=alt.Y("vote:N", sort=list(labels), title=None, axis=alt.Axis(labelOverlap=False)),
             tooltip=["vote", "votes"],
         )
-        .properties(height=200)
+        .properties(height=24 * len(labels))
     )
 
 
@@ -439,14 +439,12 @@ def robustness_panel(curves: dict[str, dict[int, float]], title: str, models: Se
     )
 
 
-def model_legend(models: Sequence[str]) -> alt.Chart:
-    """The colours robustness_panel gives the models, drawn once for all panels."""
-    return (
-        alt.Chart(pd.DataFrame({"model": list(models)}))
-        .mark_point(filled=True, size=80)
-        .encode(
-            y=alt.Y("model:N", sort=list(models), title=None, axis=alt.Axis(labelLimit=400, domain=False, ticks=False)),
-            color=alt.Color("model:N", sort=list(models), scale=alt.Scale(scheme="tableau10"), legend=None),
-        )
-        .properties(height=22 * len(models) + 10)
+def model_legend(models: Sequence[str]) -> alt.LayerChart:
+    """The colours robustness_panel gives the models, drawn once for all panels: a dot and the name, a line each."""
+    base = alt.Chart(pd.DataFrame({"model": list(models), "row": range(len(models))})).encode(
+        y=alt.Y("row:O", axis=None),
+        color=alt.Color("model:N", sort=list(models), scale=alt.Scale(scheme="tableau10"), legend=None),
     )
+    dots = base.mark_point(filled=True, size=80).encode(x=alt.value(6))
+    names = base.mark_text(align="left", dx=0, fontSize=12).encode(x=alt.value(16), text="model:N")
+    return (dots + names).properties(height=20 * len(models), width=400)

@@ -146,8 +146,11 @@ def start_saliency(checkpoint_ids: list[str]) -> None:
     def step(cid: str):
         def work(report):
             clf = load_checkpoint(cid, root)
-            report(0.1, "Grad-CAM and occlusion over sampled test faces")
-            return class_saliency(clf, dataset_for(clf.meta, data), root)
+
+            def classes_done(fraction: float) -> None:
+                report(fraction, "Grad-CAM and occlusion over sampled test faces, class by class")
+
+            return class_saliency(clf, dataset_for(clf.meta, data), root, classes_done)
 
         return work
 

@@ -12,6 +12,7 @@ FER2013's faces are only roughly aligned: a cell is where a mouth usually is, no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,8 +115,11 @@ def cached_class_saliency(path: Path, meta: CheckpointMeta, root: Path | None = 
     return _read(file, _key(weights_digest(path), meta.data.fingerprint), meta.id, meta.classes)
 
 
-def class_saliency(clf: FerClassifier, data: FerData, root: Path | None = None) -> ClassSaliency:
-    """The checkpoint's class-average maps and region costs on its test faces (cached per weights and data)."""
+def class_saliency(
+    clf: FerClassifier, data: FerData, root: Path | None = None, on_progress: Callable[[float], None] | None = None
+) -> ClassSaliency:
+    """The checkpoint's class-average maps and region costs on its test faces (cached per weights and data);
+    `on_progress(fraction)` after each class."""
     if clf.path is None or clf.backend != "torch":
         raise ValueError("class maps need a stored checkpoint on the PyTorch backend (Grad-CAM needs gradients)")
     file, key = result_file(KIND, clf.id, root or clf.path.parent), _key(weights_digest(clf.path), data.fingerprint)
@@ -141,6 +145,8 @@ def class_saliency(clf: FerClassifier, data: FerData, root: Path | None = None) 
             faces = images[both][:, 0].numpy()
             mean_faces[c] = faces.mean(0)
             region[c] = _region_drop(clf, faces, stored.labels[both])
+        if on_progress:
+            on_progress((c + 1) / k)
     result = ClassSaliency(
         clf.id,
         clf.classes,
