@@ -8,7 +8,7 @@ import streamlit as st
 from fer_core.data import DataError
 from fer_core.data.ferplus import VOTE_LABELS
 from fer_core.failures.corruptions import SUITE, get_corruption
-from fer_core.failures.label_noise import BUCKET_LABELS, BUCKETS
+from fer_core.failures.label_noise import BUCKET_LABELS, BUCKET_SHORT, BUCKETS
 from fer_core.failures.robustness import CLEAN, condition, conditions, default_reference, report
 from fer_core.leaderboard import ranked_checkpoints
 from ui import charts, failures, state
@@ -94,7 +94,7 @@ def label_noise_tab() -> None:
     except DataError as exc:
         st.warning(f"{exc}. Without the crowd's votes, cleanlab's flags below still point at labels that look wrong.")
     if noise:
-        st.altair_chart(charts.bucket_bars({k: v.counts() for k, v in noise.items()}, BUCKET_LABELS), width="stretch")
+        st.altair_chart(charts.bucket_bars({k: v.counts() for k, v in noise.items()}, BUCKET_SHORT), width="stretch")
         rows = []
         for label, n in noise.items():
             counts, crowd_acc, agreed = n.counts(), n.crowd_accuracy(), n.agreed_accuracy()
@@ -330,7 +330,8 @@ def saliency_tab() -> None:
         "Per class, the mean Grad-CAM (what the last convolutional layer used for the class it predicted) over faces "
         "the model got right and over faces it got wrong, each drawn over the mean of those faces; and how much greying "
         "each cell of a 4x4 grid costs the true class's probability (red: the model reads that region for the class). "
-        "At most 60 faces per class and outcome, seeded."
+        "Each Grad-CAM is scaled to its own peak; the grid to the model's largest cost. At most 60 faces per class and "
+        "outcome, seeded."
     )
     chosen = pick_models(ranked, "look-models", 3)
     maps = failures.cached_saliency(chosen)
@@ -341,8 +342,9 @@ def saliency_tab() -> None:
     job_progress("saliency")
     for cid, found in maps.items():
         st.markdown(f"**{state.name(cid)}**")
-        images, captions = failures.saliency_images(found)
-        st.image(images, caption=captions, width=110)
+        for title, images, captions in failures.saliency_rows(found):
+            st.caption(title)
+            st.image(images, caption=captions, width=100)
 
 
 tab_noise, tab_robust, tab_look = st.tabs(["Label noise", "Robustness", "What models look at"])

@@ -188,21 +188,32 @@ def external_faces(fingerprint: str) -> dict[str, np.ndarray]:
     return dict(zip(data.names, data.images, strict=True))
 
 
-def saliency_images(found: ClassSaliency) -> tuple[list[np.ndarray], list[str]]:
-    """Per class: the mean map over right faces, over wrong faces, and the region costs, each over its mean face."""
+def saliency_rows(found: ClassSaliency) -> list[tuple[str, list[np.ndarray], list[str]]]:
+    """Three rows of one image per class, each over the class's mean face: the mean Grad-CAM over faces the model
+    got right, over faces it got wrong (each scaled to its own peak), and the region costs (scaled to the model's
+    largest, so classes compare)."""
     from fer_core.explain import overlay_heatmap
     from fer_core.failures.saliency import region_heat
 
-    images, captions = [], []
+    faces = [np.clip(face, 0, 255).astype(np.uint8) for face in found.mean_faces]
+    rows = []
+    for title, maps, counts in (
+        ("Grad-CAM, faces it got right", found.correct_maps, found.correct_faces),
+        ("Grad-CAM, faces it got wrong", found.wrong_maps, found.wrong_faces),
+    ):
+        images = [
+            overlay_heatmap(face, np.nan_to_num(m) / max(float(np.nanmax(m)), 1e-6)) if n else np.zeros((48, 48, 3), np.uint8)
+            for face, m, n in zip(faces, maps, counts, strict=True)
+        ]
+        rows.append((title, images, [f"{c} ({n})" for c, n in zip(found.classes, counts, strict=True)]))
     heat = region_heat(found.region_drop)
-    for c, name in enumerate(found.classes):
-        face = np.clip(found.mean_faces[c], 0, 255).astype(np.uint8)
-        for maps, count, what in (
-            (found.correct_maps, found.correct_faces, "right"),
-            (found.wrong_maps, found.wrong_faces, "wrong"),
-        ):
-            images.append(overlay_heatmap(face, np.nan_to_num(maps[c])) if count[c] else np.zeros((48, 48, 3), np.uint8))
-            captions.append(f"{name}: {what} ({count[c]})")
-        images.append(overlay_heatmap(face, heat[c]))
-        captions.append(f"{name}: occlusion, max {found.region_drop[c].max():.0%}")
-    return [cv2.resize(i, (110, 110), interpolation=cv2.INTER_LINEAR) for i in images], captions
+    rows.append(
+        (
+            "Cost of greying each cell (probability of the true class lost)",
+            [overlay_heatmap(face, h) for face, h in zip(faces, heat, strict=True)],
+            [f"{c} (up to {d.max():.0%})" for c, d in zip(found.classes, found.region_drop, strict=True)],
+        )
+    )
+    return [
+        (title, [cv2.resize(i, (100, 100), interpolation=cv2.INTER_LINEAR) for i in images], caps) for title, images, caps in rows
+    ]

@@ -36,19 +36,12 @@ def _chosen(args: argparse.Namespace, label_source: str | None = None) -> tuple[
 
 
 # ---------------------------------------------------------------- label-noise
-_HEADINGS = {
-    "correct": "correct",
-    "crowd_agrees_with_model": "crowd=model",
-    "crowd_agrees_with_label": "crowd=label",
-    "crowd_agrees_with_neither": "crowd=other",
-    "no_crowd_majority": "no majority",
-}
 
 
 def cmd_label_noise(args: argparse.Namespace) -> None:
     from ..evaluation import evaluate_ensemble
     from ..store import load_predictions, read_meta, resolve_checkpoint
-    from .label_noise import BUCKET_LABELS, find_crowd_votes, flag_agreement, label_issues, label_noise
+    from .label_noise import BUCKET_LABELS, BUCKET_SHORT, find_crowd_votes, flag_agreement, label_issues, label_noise
 
     singles, members = _chosen(args, "fer2013")
     stored = {}
@@ -66,7 +59,7 @@ def cmd_label_noise(args: argparse.Namespace) -> None:
     crowd = find_crowd_votes(_data_path(args), next(iter(subjects.values())).names)
     rows: list[dict[str, Any]] = []
     lines = [
-        f"{'model':<44} {'faces':>6} {'errors':>6} " + " ".join(f"{h:>12}" for h in _HEADINGS.values()) + "  vs crowd  agreed"
+        f"{'model':<44} {'faces':>6} {'errors':>6} " + " ".join(f"{h:>12}" for h in BUCKET_SHORT.values()) + "  vs crowd  agreed"
     ]
     for cid, predictions in subjects.items():
         noise = label_noise(cid, predictions, crowd)
@@ -76,14 +69,14 @@ def cmd_label_noise(args: argparse.Namespace) -> None:
         crowd_acc, agreed = noise.crowd_accuracy(), noise.agreed_accuracy()
         lines.append(
             f"{cid[:44]:<44} {noise.faces:>6} {noise.errors:>6} "
-            + " ".join(f"{row[b]:>12}" for b in _HEADINGS)
+            + " ".join(f"{row[b]:>12}" for b in BUCKET_SHORT)
             + f"  {crowd_acc.value:7.2%}  {agreed.value:6.2%} [{agreed.ci.low:.2%}, {agreed.ci.high:.2%}]"
         )
         lines.append(
             f"{'':<44} cleanlab flags {agreement.flagged} faces: {agreement.precision:.0%} of them the crowd also disputes, "
             f"{agreement.recall:.0%} of the {agreement.crowd_disagrees} disputed faces found"
         )
-    lines.append("buckets: " + "; ".join(f"{_HEADINGS[b]}: {text}" for b, text in BUCKET_LABELS.items()))
+    lines.append("buckets: " + "; ".join(f"{BUCKET_SHORT[b]}: {text}" for b, text in BUCKET_LABELS.items()))
     emit(args, {"models": rows}, "\n".join(lines))
 
 

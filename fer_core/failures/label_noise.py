@@ -29,6 +29,13 @@ BUCKET_LABELS = {
     "crowd_agrees_with_neither": "wrong, the crowd agrees with neither",
     "no_crowd_majority": "wrong, no crowd majority",
 }
+BUCKET_SHORT = {  # column headings and chart legends, where the long label does not fit
+    "correct": "correct",
+    "crowd_agrees_with_model": "crowd = model",
+    "crowd_agrees_with_label": "crowd = label",
+    "crowd_agrees_with_neither": "crowd = other",
+    "no_crowd_majority": "no majority",
+}
 NO_MAJORITY, OTHER_CLASS = -1, -2  # crowd codes beside a class index
 
 
