@@ -116,8 +116,9 @@ def label_noise_tab() -> None:
             f"PrivateTest's {first.faces} faces. Errors count against FER2013's label; the crowd is the FER+ majority "
             "(Microsoft's rule: single votes dropped, more than half of the rest). **Accuracy vs crowd** is over the "
             f"{first.crowd_accuracy().faces} faces whose majority is one of the model's classes ({first.outside_classes} "
-            f"have contempt); **agreed labels** over the {first.agreed_accuracy().faces} faces whose FER2013 label is the "
-            "crowd's majority: a ranking there is not a ranking of label noise. Brackets: bootstrap 95% intervals."
+            "more have a majority it cannot predict, such as contempt); **agreed labels** over the "
+            f"{first.agreed_accuracy().faces} faces whose FER2013 label is the crowd's majority: a ranking there is not a "
+            "ranking of label noise. Brackets: bootstrap 95% intervals."
         )
         pick = st.selectbox("Model", list(noise), key="noise-one")
         one = noise[pick]

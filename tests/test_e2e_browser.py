@@ -271,3 +271,28 @@ def test_browser_hide_a_checkpoint_and_evaluate_own_data(tiny_checkpoints, kaggl
         assert len(list_checkpoints(store)) == len(infos) - 1
         assert page.locator("text=Traceback").count() == 0
         browser.close()
+
+
+def test_browser_failures_label_noise_robustness_and_explain(tiny_checkpoints, kaggle_zip, ferplus_dir, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    store = tmp_path / "store"  # robustness results are written to the store: a copy
+    shutil.copytree(tiny_checkpoints, store)
+    env = {"FER_CHECKPOINTS": str(store), "FER_DATA": str(kaggle_zip), "FER_RUNS": str(tmp_path / "runs")}
+    with running_app(env) as (_, url), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        page = browser.new_page(viewport={"width": 1280, "height": 1600})
+        page.set_default_timeout(120_000)
+        expect.set_options(timeout=120_000)
+        page.goto(url + "/failures")
+        expect(page.get_by_text("Brackets: bootstrap", exact=False)).to_be_visible()  # the crowd's votes were found
+        expect(page.get_by_text("Label issues without a relabelling (cleanlab)")).to_be_visible()
+        page.get_by_role("tab", name="Robustness").click()
+        until(
+            lambda: page.get_by_role("button", name=re.compile("^Compute for")).first.click(),
+            page.get_by_text("Per class, and the faces a corruption broke"),
+        )
+        assert len(list((store / ".failures" / "robustness").glob("*.safetensors"))) == len(list_checkpoints(store))
+        page.screenshot(path=str(ARTIFACTS / "failures_robustness.png"), full_page=True)
+        assert page.locator("text=Traceback").count() == 0
+        browser.close()
