@@ -348,6 +348,11 @@ def test_own_data_is_evaluated_from_evaluate_and_shown_on_the_leaderboard(
     own_column = next(c for c in board.columns if c.startswith("ckplus ("))
     shown = dict(zip(board["id"], board[own_column], strict=True))
     assert all(shown[cid] == pytest.approx(100 * r.predictions.accuracy) for cid, r in results.items())
+    failures = run_page("app_pages/failures.py")  # cleanlab's flags on the user's dataset, from the cached predictions
+    flagger = failures.selectbox(key="flagger").value
+    assert failures.selectbox(key="own-flags").value == fingerprint
+    faces = len(results[flagger].predictions.labels)
+    assert any("ckplus**: " in m.value and f"of {faces} faces flagged" in m.value for m in failures.markdown)
 
 
 def test_learning_curves_of_many_runs_are_panels_on_shared_axes():
