@@ -4,25 +4,22 @@ version). A file of another key, or a damaged one, reads as missing, so the call
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
 
 from ..atomic import write_atomically
+from ..data.disk_cache import file_digest
 from ..store import WEIGHTS_FILE, default_root
 
 FAILURES_DIR = ".failures"
 
 
 def weights_digest(checkpoint_path: Path) -> str:
-    """sha256 of a checkpoint's weights file (16 hex digits): new weights under an old id still miss the cache."""
-    digest = hashlib.sha256()
-    with (checkpoint_path / WEIGHTS_FILE).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    """sha256 of a checkpoint's weights file (16 hex digits, as the ONNX export cache keys it): new weights under an
+    old id still miss the cache."""
+    return file_digest(checkpoint_path / WEIGHTS_FILE)[:16]
 
 
 def result_file(kind: str, checkpoint_id: str, root: Path | None = None) -> Path:
