@@ -1,10 +1,11 @@
 """Retake the README screenshots with the shipped checkpoints: `python -m docs.take_screenshots`.
 
-Starts `streamlit run app.py` on a free port, drives headless Chromium through the four pages with one photo
+Starts `streamlit run app.py` on a free port, drives headless Chromium through the pages with one photo
 (Grace Hopper, shipped with matplotlib: nothing is downloaded), also as the fake webcam of Predict's Live mode,
 and writes 1280-pixel-wide PNGs to docs/screenshots/.
 With FER2013 found (../shared/data, data/ or $FER_DATA) the Overview and Evaluate pages show it too; the
-sidebar shows no training runs (an empty FER_RUNS folder).
+sidebar shows no training runs (an empty FER_RUNS folder). The Failures shots need the FER+ votes beside FER2013
+and the robustness suite computed for the default models (`python -m bench.failures --severities 1,3,5`).
 """
 
 from __future__ import annotations
@@ -80,6 +81,15 @@ def take(out: Path) -> list[Path]:
         page.get_by_role("link", name="Evaluate").click()
         expect(page.get_by_text("Classification report")).to_be_visible()
         shot("evaluate")
+
+        page.get_by_role("link", name="Failures").click()
+        expect(page.get_by_text("Brackets: bootstrap", exact=False)).to_be_visible()
+        shot("failures")
+        page.set_viewport_size(TALL)
+        page.get_by_role("tab", name="Robustness").click()
+        expect(page.get_by_text("Per class, and the faces a corruption broke")).to_be_visible()  # computed: cached
+        page.get_by_text("What each severity is").evaluate("e => e.scrollIntoView()")
+        shot("failures_robustness")
         if page.locator("text=Traceback").count():
             raise RuntimeError("a page shows a traceback; screenshots not trustworthy")
         browser.close()
