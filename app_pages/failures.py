@@ -309,15 +309,14 @@ def robustness_tab() -> None:
         }
         st.altair_chart(charts.per_class_heatmap(per_condition), width="stretch")
         broken = run.wrong(key)
-        faces = failures.test_faces(cid)
+        faces, degraded = failures.test_faces(cid), failures.corrupted(cid, name, severity)
         st.caption(
             f"{name} at severity {severity}: {len(broken)} faces right when clean, wrong after (clean face, then degraded)"
         )
-        if faces is not None and len(broken):
+        if faces is not None and degraded is not None and len(broken):
             shown = broken[: SHOWN_FACES // 2]
-            degraded = failures.corrupted(faces[shown], name, severity)
             p, q = run.clean, run.predictions[key]
-            pairs = [face for i, bad in zip(shown, degraded, strict=True) for face in (faces[i], bad)]
+            pairs = [face for i in shown for face in (faces[i], degraded[i])]
             captions = [t for i in shown for t in (p.classes[p.labels[i]], f"→{q.classes[q.predicted[i]]}")]
             face_grid(pairs, captions)
             which = st.selectbox(

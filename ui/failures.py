@@ -171,12 +171,18 @@ def test_faces(checkpoint_id: str) -> np.ndarray | None:
     return _test_faces(checkpoint_id, (checkpoint_id, dict(state.store_signature()).get(checkpoint_id, 0)))
 
 
-def corrupted(faces: np.ndarray, corruption: str, severity: int) -> np.ndarray:
-    """Faces as the suite degrades them (its definitions are seeded per face order, so these are a preview of the
-    same corruption, not the very pixels the whole test set got)."""
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _corrupted(checkpoint_id: str, signature: tuple, corruption: str, severity: int) -> np.ndarray | None:
     from fer_core.failures.corruptions import corrupt
 
-    return corrupt(faces, corruption, severity)
+    faces = test_faces(checkpoint_id)
+    return None if faces is None else corrupt(faces, corruption, severity)
+
+
+def corrupted(checkpoint_id: str, corruption: str, severity: int) -> np.ndarray | None:
+    """The checkpoint's whole test set as the suite degraded it: the very pixels the model was scored on (the random
+    parts are drawn face by face over the whole set, so degrading a few faces alone would draw others)."""
+    return _corrupted(checkpoint_id, (checkpoint_id, dict(state.store_signature()).get(checkpoint_id, 0)), corruption, severity)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
