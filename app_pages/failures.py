@@ -2,14 +2,17 @@
 view here compares models on one question (which labels are wrong, which conditions break them, where they look),
 while Evaluate's tabs look at one model's predictions; and its long computations run in the background here."""
 
+from collections.abc import Callable
+
 import pandas as pd
 import streamlit as st
 
 from fer_core.data import DataError
 from fer_core.data.ferplus import VOTE_LABELS
+from fer_core.failures.background import BackgroundJob
 from fer_core.failures.corruptions import SUITE, get_corruption
 from fer_core.failures.label_noise import BUCKET_LABELS, BUCKET_SHORT, BUCKETS
-from fer_core.failures.robustness import CLEAN, condition, conditions, default_reference, report
+from fer_core.failures.robustness import CLEAN, condition, conditions, default_reference, estimated_seconds, report
 from fer_core.leaderboard import ranked_checkpoints
 from ui import charts, failures, state
 
@@ -32,7 +35,7 @@ def pick_models(options: list[str], key: str, default: int) -> list[str]:
     )
 
 
-def explain_link(face: str, cid: str, key: str) -> None:
+def explain_link(face: str, cid: str) -> None:
     st.page_link(
         "app_pages/explain.py", label="Explain this face", icon=":material/visibility:", query_params={"face": face, "model": cid}
     )
@@ -42,12 +45,21 @@ def face_grid(faces: list, captions: list[str]) -> None:
     st.image([charts.upscale(f, 96) for f in faces], caption=captions, width=96)
 
 
-@st.fragment(run_every=2)
 def job_progress(kind: str) -> None:
-    """The running (or last) background job of this kind: progress, estimate, errors and Cancel."""
+    """The running (or last) background job of this kind: progress, estimate, errors and Cancel; redrawn every 2 s
+    while it runs, and the page once when it ends (to draw what it computed)."""
     job = failures.job(kind)
     if job is None:
         return
+
+    @st.fragment(run_every=2 if job.status().running else None)
+    def progress() -> None:
+        job_status(kind, job)
+
+    progress()
+
+
+def job_status(kind: str, job: BackgroundJob) -> None:
     status = job.status()
     if status.running:
         eta = f", about {status.eta_s / 60:.1f} min left" if status.eta_s is not None else ""
@@ -63,13 +75,7 @@ def job_progress(kind: str) -> None:
         st.rerun()  # draw what it computed
 
 
-def faces_per_second(cid: str) -> float:
-    """The checkpoint's measured CPU throughput: what a computation's estimate is made from (300 where unmeasured)."""
-    efficiency = meta_of[cid].efficiency
-    return max(efficiency.throughput_per_s, 1.0) if efficiency else 300.0
-
-
-def compute_button(kind: str, missing: list[str], minutes: float, start) -> None:
+def compute_button(kind: str, missing: list[str], minutes: float, start: Callable[[list[str]], None]) -> None:
     job = failures.job(kind)
     if job is not None and job.status().running:
         return
@@ -158,7 +164,7 @@ def label_noise_tab() -> None:
                 "Face", range(len(shown)), format_func=lambda k: f"{k + 1}: {p.names[shown[k]]}", key="noise-face"
             )
             st.altair_chart(charts.vote_bars(one.crowd.votes[shown[which]].tolist(), VOTE_LABELS), width="stretch")
-            explain_link(p.names[shown[which]], subjects[pick][0], "noise")
+            explain_link(p.names[shown[which]], subjects[pick][0])
         else:
             st.caption("No face there.")
     cleanlab_section(chosen, noise is not None)
@@ -238,8 +244,7 @@ def robustness_tab() -> None:
     runs = failures.cached_robustness(wanted, keys)
     missing = [cid for cid in wanted if cid not in runs]
     if missing:
-        n_faces = first.test_metrics.n if first else 0
-        minutes = sum(n_faces * (len(keys) + 1) / faces_per_second(c) for c in missing) / 60
+        minutes = sum(estimated_seconds(meta_of[c], len(keys)) for c in missing) / 60
         st.info(f"Not computed yet for {', '.join(state.name(c) for c in missing)} (cached in the store once done).")
         compute_button("robustness", missing, minutes, lambda ids: failures.start_robustness(ids, keys))
     job_progress("robustness")
@@ -322,7 +327,7 @@ def robustness_tab() -> None:
             which = st.selectbox(
                 "Face", range(len(shown)), format_func=lambda k: f"{k + 1}: {p.names[shown[k]]}", key="robust-face"
             )
-            explain_link(p.names[shown[which]], cid, "robust")
+            explain_link(p.names[shown[which]], cid)
 
 
 def saliency_tab() -> None:

@@ -319,6 +319,13 @@ def checkpoint_run(
     return robustness_run(clf, dataset_for(meta, data_path), keys, root or path.parent, on_progress)
 
 
+def estimated_seconds(meta: CheckpointMeta, conditions_count: int) -> float:
+    """How long computing that many conditions (and the clean faces) takes for a checkpoint on this kind of CPU, from
+    its measured throughput (300 faces/s where it has none): the page's estimate before a run."""
+    rate = meta.efficiency.throughput_per_s if meta.efficiency else 300.0
+    return meta.test_metrics.n * (conditions_count + 1) / max(rate, 1.0)
+
+
 def default_reference(metas: Iterable[CheckpointMeta], like: CheckpointMeta) -> str | None:
     """The AlexNet checkpoint of `like`'s labels and classes (Hendrycks & Dietterich normalise CE by AlexNet), the
     most accurate where there are several; None without one. Its test faces are checked where CE is computed."""
