@@ -12,7 +12,15 @@ from fer_core.data.ferplus import VOTE_LABELS
 from fer_core.failures.background import BackgroundJob
 from fer_core.failures.corruptions import SUITE, get_corruption
 from fer_core.failures.label_noise import BUCKET_LABELS, BUCKET_SHORT, BUCKETS
-from fer_core.failures.robustness import CLEAN, condition, conditions, default_reference, estimated_seconds, report
+from fer_core.failures.robustness import (
+    CLEAN,
+    condition,
+    conditions,
+    default_reference,
+    ensemble_run,
+    estimated_seconds,
+    report,
+)
 from fer_core.leaderboard import ranked_checkpoints
 from ui import charts, failures, state
 
@@ -26,6 +34,7 @@ meta_of = state.metas()
 ranked = ranked_checkpoints(meta_of.values())
 fer2013 = [cid for cid in ranked if meta_of[cid].data.label_source == "fer2013"]
 PANELS_PER_ROW = 4
+ENSEMBLE = "ensemble"  # the robustness tab's key for the chosen models' mean (not a checkpoint id: ids carry a date)
 SHOWN_FACES = 24
 
 
@@ -249,19 +258,27 @@ def robustness_tab() -> None:
         compute_button("robustness", missing, minutes, lambda ids: failures.start_robustness(ids, keys))
     job_progress("robustness")
     ref_run = runs.get(reference)
+    members = [cid for cid in chosen if cid in runs]
+    if len(members) > 1 and st.toggle("Add their ensemble (mean of probabilities)", key="robust-ensemble"):
+        runs = runs | {ENSEMBLE: ensemble_run([runs[cid] for cid in members])}
+        chosen = [*chosen, ENSEMBLE]
+
+    def label(cid: str) -> str:
+        return f"ensemble of {len(members)}" if cid == ENSEMBLE else state.name(cid)
+
     reports = {cid: report(runs[cid], ref_run) for cid in chosen if cid in runs}
     if reports:
         order = sorted(reports, key=lambda c: (reports[c].mce is None, reports[c].mce or 0, -reports[c].mean_corrupted_accuracy))
         table = pd.DataFrame(
             [
                 {
-                    "model": state.name(cid),
+                    "model": label(cid),
                     "clean": r.clean_accuracy,
                     "mCE": r.mce,
                     "relative mCE": r.relative_mce,
                     "mean corrupted accuracy": r.mean_corrupted_accuracy,
                     "worst corruption": r.worst,
-                    "id": cid,
+                    "id": "" if cid == ENSEMBLE else cid,
                 }
                 for cid, r in ((c, reports[c]) for c in order)
             ]
@@ -282,13 +299,13 @@ def robustness_tab() -> None:
             st.caption(f"{state.name(reference)} is still to be computed: CE appears when it is.")
         elif reports and next(iter(reports.values())).reference_note:
             st.caption(next(iter(reports.values())).reference_note)
-        names = [state.name(c) for c in order]
+        names = [label(c) for c in order]
         st.altair_chart(charts.model_legend(names), width="content")
         corruptions = [s.corruption for s in next(iter(reports.values())).scores]
         for start in range(0, len(corruptions), PANELS_PER_ROW):
             for column, name in zip(st.columns(PANELS_PER_ROW), corruptions[start : start + PANELS_PER_ROW], strict=False):
                 curves = {
-                    state.name(c): {
+                    label(c): {
                         0: reports[c].clean_accuracy,
                         **next(s.accuracy for s in reports[c].scores if s.corruption == name),
                     }
@@ -298,7 +315,7 @@ def robustness_tab() -> None:
 
         st.markdown("**Per class, and the faces a corruption broke**")
         c1, c2, c3 = st.columns(3)
-        cid = c1.selectbox("Model", order, format_func=state.name, key="robust-one")
+        cid = c1.selectbox("Model", order, format_func=label, key="robust-one")
         name = c2.selectbox("Corruption", corruptions, key="robust-corruption")
         severity = c3.selectbox(
             "Severity",
@@ -314,7 +331,8 @@ def robustness_tab() -> None:
         }
         st.altair_chart(charts.per_class_heatmap(per_condition), width="stretch")
         broken = run.wrong(key)
-        faces, degraded = failures.test_faces(cid), failures.corrupted(cid, name, severity)
+        faces_of = members[0] if cid == ENSEMBLE else cid  # an ensemble's members share their test faces
+        faces, degraded = failures.test_faces(faces_of), failures.corrupted(faces_of, name, severity)
         st.caption(
             f"{name} at severity {severity}: {len(broken)} faces right when clean, wrong after (clean face, then degraded)"
         )
@@ -327,7 +345,7 @@ def robustness_tab() -> None:
             which = st.selectbox(
                 "Face", range(len(shown)), format_func=lambda k: f"{k + 1}: {p.names[shown[k]]}", key="robust-face"
             )
-            explain_link(p.names[shown[which]], cid)
+            explain_link(p.names[shown[which]], faces_of)
 
 
 def saliency_tab() -> None:

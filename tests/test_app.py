@@ -444,6 +444,10 @@ def test_failures_page_label_noise_robustness_and_class_maps(monkeypatch, tiny_c
     assert not at.exception, [e.message for e in at.exception]
     ranking = at.dataframe[2].value
     assert set(ranking["id"]) == {i.id for i in infos} and ranking["mean corrupted accuracy"].between(0, 1).all()
+    at.toggle(key="robust-ensemble").set_value(True).run()
+    at.selectbox(key="robust-one").set_value("ensemble").run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert f"ensemble of {len(infos)}" in at.dataframe[2].value["model"].tolist()
 
     start = next(b for b in at.button if b.key == "start-saliency")
     start.click().run()
