@@ -117,7 +117,7 @@ def label_noise_tab() -> None:
                 {
                     "model": label,
                     "errors": n.errors,
-                    "crowd agrees with the model": f"{counts[BUCKETS[1]]} ({counts[BUCKETS[1]] / max(n.errors, 1):.0%})",
+                    "crowd agrees with the model": f"{counts[BUCKETS[1]]} ({n.crowd_sides_with_model:.0%})",
                     "crowd agrees with the label": counts[BUCKETS[2]],
                     "with neither": counts[BUCKETS[3]],
                     "no majority": counts[BUCKETS[4]],
@@ -140,6 +140,7 @@ def label_noise_tab() -> None:
         per_class = pd.DataFrame(
             [
                 {"class": c.name, "faces": c.faces, **{BUCKET_LABELS[b]: c.counts[b] for b in BUCKETS}}
+                | {"errors the crowd sides with": c.crowd_sides_with_model}
                 | {"accuracy vs crowd": c.crowd_accuracy.value, "accuracy, agreed labels": c.agreed_accuracy.value}
                 for c in one.per_class()
             ]
@@ -149,7 +150,11 @@ def label_noise_tab() -> None:
             per_class,
             hide_index=True,
             width="stretch",
-            column_config={"accuracy vs crowd": percent, "accuracy, agreed labels": percent},
+            column_config={
+                "errors the crowd sides with": percent,
+                "accuracy vs crowd": percent,
+                "accuracy, agreed labels": percent,
+            },
         )
         c1, c2 = st.columns(2)
         bucket = c1.selectbox("Faces in", list(BUCKETS[1:]), format_func=lambda b: BUCKET_LABELS[b], key="noise-bucket")

@@ -91,7 +91,7 @@ def label_noise_table(metas: list[tuple[Path, CheckpointMeta]], data_path: str) 
     )
     for cid, n, c, crowd_acc, agreed in sorted(rows, key=lambda r: -r[3].value):
         print(
-            f"{cid:<42} {n.errors:>6} {c['crowd_agrees_with_model']:>5} ({c['crowd_agrees_with_model'] / n.errors:.0%}) "
+            f"{cid:<42} {n.errors:>6} {c['crowd_agrees_with_model']:>5} ({n.crowd_sides_with_model:.0%}) "
             f"{c['crowd_agrees_with_label']:>11} {c['crowd_agrees_with_neither']:>7} {c['no_crowd_majority']:>7}  "
             f"{crowd_acc.value:7.2%}  {agreed.value:.2%} [{agreed.ci.low:.2%}, {agreed.ci.high:.2%}]"
         )

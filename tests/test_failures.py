@@ -60,13 +60,14 @@ def test_every_face_lands_in_exactly_one_bucket_with_exact_counts():
         "crowd_agrees_with_neither": 2,
         "no_crowd_majority": 1,
     }
-    assert noise.errors == 6 and noise.outside_classes == 1
+    assert noise.errors == 6 and noise.outside_classes == 1 and noise.crowd_sides_with_model == 2 / 6
     # Against the crowd: the five faces whose majority is one of the model's classes, three predicted as it says.
     assert (noise.crowd_accuracy().value, noise.crowd_accuracy().faces) == (3 / 5, 5)
     # The agreed subset: faces 0 and 4, whose label is the crowd's majority; the model is right on face 0 only.
     assert (noise.agreed_accuracy().value, noise.agreed_accuracy().faces) == (0.5, 2)
     sad = next(c for c in noise.per_class() if c.name == "sad")
     assert sad.counts["crowd_agrees_with_model"] == 1 and sad.counts["no_crowd_majority"] == 1 and sad.faces == 2
+    assert sad.errors == 2 and sad.crowd_sides_with_model == 0.5
     assert noise.faces_in("crowd_agrees_with_model", "sad").tolist() == [3]
     interval = label_noise("m", predictions, crowd).crowd_accuracy().ci
     assert interval.low <= 3 / 5 <= interval.high and interval.low < interval.high

@@ -98,6 +98,15 @@ class ClassNoise:
     def faces(self) -> int:
         return sum(self.counts.values())
 
+    @property
+    def errors(self) -> int:
+        return self.faces - self.counts["correct"]
+
+    @property
+    def crowd_sides_with_model(self) -> float:
+        """Share of the class's errors where the crowd's majority is what the model said."""
+        return self.counts["crowd_agrees_with_model"] / self.errors if self.errors else float("nan")
+
 
 @dataclass(frozen=True)
 class LabelNoise:
@@ -119,6 +128,11 @@ class LabelNoise:
     @property
     def faces(self) -> int:
         return len(self.buckets)
+
+    @property
+    def crowd_sides_with_model(self) -> float:
+        """Share of the errors where the crowd's majority is what the model said: errors that are the label's."""
+        return float((self.buckets == 1).sum() / self.errors) if self.errors else float("nan")
 
     def _codes(self) -> np.ndarray:
         return self.crowd.codes(self.predictions.classes)
@@ -160,6 +174,7 @@ class LabelNoise:
             "faces": self.faces,
             "errors": self.errors,
             **self.counts(),
+            "crowd_sides_with_model": self.crowd_sides_with_model,
             "crowd_accuracy": _estimate_json(crowd),
             "agreed_accuracy": _estimate_json(agreed),
             "majority_outside_classes": self.outside_classes,
