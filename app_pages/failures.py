@@ -259,7 +259,7 @@ def robustness_tab() -> None:
     missing = [cid for cid in wanted if cid not in runs]
     if missing:
         minutes = sum(estimated_seconds(meta_of[c], len(keys)) for c in missing) / 60
-        st.info(f"Not computed yet for {', '.join(state.name(c) for c in missing)} (cached in the store once done).")
+        st.info(f"Not computed yet for {', '.join(state.name(c) for c in missing)} (cached once done).")
         compute_button("robustness", missing, minutes, lambda ids: failures.start_robustness(ids, keys))
     job_progress("robustness")
     ref_run = runs.get(reference)

@@ -5,7 +5,7 @@
 
 Robustness: every FER2013 checkpoint on all PrivateTest faces under the suite (fer_core.failures.corruptions),
 computed on the backend this machine measured faster for it (measured first where it was not), then read back
-from the store's cache; prints seconds per model (computed, and opened from the cache), and the ranking by mCE
+from the cache; prints seconds per model (computed, and opened from the cache), and the ranking by mCE
 against the reference (AlexNet, as Hendrycks & Dietterich normalise) with each model's worst corruption.
 Label noise: every checkpoint's stored test predictions against the FER+ crowd (timed for all of them together),
 and cleanlab's flags on PrivateTest against "the crowd disagrees with the FER2013 label".
@@ -49,10 +49,10 @@ def robustness(
         data = dataset_for(meta, data_path)
         clf = load_checkpoint(path, backend=_backend(meta, path, backend))
         started = time.perf_counter()
-        run = robustness_run(clf, data, keys, path.parent)
+        run = robustness_run(clf, data, keys)
         total = time.perf_counter() - started
         started = time.perf_counter()
-        runs[meta.id] = robustness_run(clf, data, keys, path.parent)
+        runs[meta.id] = robustness_run(clf, data, keys)
         print(f"{meta.id:<42} {clf.backend:<12} {len(run.clean.labels):>6} {total:>10.1f} {time.perf_counter() - started:>9.2f}")
     ref = next((cid for cid, m in ((m.id, m) for _, m in metas) if m.model == reference or cid == reference), None)
     reports = [report(run, runs[ref] if ref else None) for run in runs.values()]

@@ -424,6 +424,7 @@ def test_failures_page_label_noise_robustness_and_class_maps(monkeypatch, tiny_c
     shutil.copytree(tiny_checkpoints, store)
     monkeypatch.setenv("FER_CHECKPOINTS", str(store))
     monkeypatch.setenv("FER_DATA", str(kaggle_zip))
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))  # nothing computed yet for these weights
     monkeypatch.chdir(REPO)
     infos = list_checkpoints(store)
     at = run_page("app_pages/failures.py")
@@ -439,7 +440,7 @@ def test_failures_page_label_noise_robustness_and_class_maps(monkeypatch, tiny_c
     start.click().run()
     assert failures.job("robustness").wait(TIMEOUT) and not failures.job("robustness").status().errors
     keys = conditions(severities=(1, 3, 5))
-    assert all(cached_run(i.path, i.meta, keys, store) is not None for i in infos)
+    assert all(cached_run(i.path, i.meta, keys) is not None for i in infos)
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     ranking = at.dataframe[2].value

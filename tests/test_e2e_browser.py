@@ -276,9 +276,10 @@ def test_browser_hide_a_checkpoint_and_evaluate_own_data(tiny_checkpoints, kaggl
 def test_browser_failures_label_noise_robustness_and_explain(tiny_checkpoints, kaggle_zip, ferplus_dir, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    store = tmp_path / "store"  # robustness results are written to the store: a copy
+    store, cache = tmp_path / "store", tmp_path / "cache"  # a cache of its own: nothing computed yet for these weights
     shutil.copytree(tiny_checkpoints, store)
     env = {"FER_CHECKPOINTS": str(store), "FER_DATA": str(kaggle_zip), "FER_RUNS": str(tmp_path / "runs")}
+    env["FER_CACHE_DIR"] = str(cache)
     with running_app(env) as (_, url), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM)
         page = browser.new_page(viewport={"width": 1280, "height": 1600})
@@ -292,7 +293,7 @@ def test_browser_failures_label_noise_robustness_and_explain(tiny_checkpoints, k
             lambda: page.get_by_role("button", name=re.compile("^Compute for")).first.click(),
             page.get_by_text("Per class, and the faces a corruption broke"),
         )
-        assert len(list((store / ".failures" / "robustness").glob("*.safetensors"))) == len(list_checkpoints(store))
+        assert len(list((cache / "failures" / "robustness").glob("*.safetensors"))) == len(list_checkpoints(store))
         page.screenshot(path=str(ARTIFACTS / "failures_robustness.png"), full_page=True)
         assert page.locator("text=Traceback").count() == 0
         browser.close()

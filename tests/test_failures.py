@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from fer_core.classifier import dataset_for, load_checkpoint
 from fer_core.data import FERPLUS_CLASSES, DataError
 from fer_core.failures import robustness as rb
+from fer_core.failures.cache import weights_digest
 from fer_core.failures.corruptions import SUITE, corrupt
 from fer_core.failures.label_noise import (
     BUCKETS,
@@ -132,7 +133,7 @@ def test_an_unknown_corruption_is_named_in_the_error():
         rb.conditions(["fog"])
 
 
-def test_the_flip_control_changes_a_symmetric_model_by_nothing(tiny_checkpoints, kaggle_zip, tmp_path):
+def test_the_flip_control_changes_a_symmetric_model_by_nothing(tiny_checkpoints, kaggle_zip, tmp_path, monkeypatch):
     class Symmetric(torch.nn.Module):
         def __init__(self, inner: torch.nn.Module) -> None:
             super().__init__()
@@ -141,10 +142,11 @@ def test_the_flip_control_changes_a_symmetric_model_by_nothing(tiny_checkpoints,
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.inner(x) + self.inner(x.flip(-1))
 
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path))  # results are keyed by the weights file: the wrapper's own
     info = list_checkpoints(tiny_checkpoints)[0]
     clf = load_checkpoint(info.path)
     clf.model = Symmetric(clf.model).eval()
-    run = rb.robustness_run(clf, dataset_for(clf.meta, kaggle_zip), ["flip@1", "gaussian_noise@5"], tmp_path)
+    run = rb.robustness_run(clf, dataset_for(clf.meta, kaggle_zip), ["flip@1", "gaussian_noise@5"])
     assert np.array_equal(run.predictions["flip@1"].predicted, run.clean.predicted)
     assert run.accuracy("flip@1") == run.accuracy()
 
@@ -154,13 +156,14 @@ def test_robustness_is_cached_and_recomputed_for_new_weights_damage_and_a_new_su
 ):
     store = tmp_path / "store"
     shutil.copytree(tiny_checkpoints, store)
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
     info = list_checkpoints(store)[0]
     data = dataset_for(info.meta, kaggle_zip)
     keys = ["gaussian_blur@1", "jpeg@5"]
     computed: list[str] = []
 
     def run() -> rb.RobustnessRun:
-        return rb.robustness_run(load_checkpoint(info.path), data, keys, store, lambda d, t, what: computed.append(what))
+        return rb.robustness_run(load_checkpoint(info.path), data, keys, lambda d, t, what: computed.append(what))
 
     first = run()
     assert computed[:3] == ["clean", *keys] and first.clean.labels.tolist() == data.take("test")[1].tolist()
@@ -168,15 +171,15 @@ def test_robustness_is_cached_and_recomputed_for_new_weights_damage_and_a_new_su
     computed.clear()
     again = run()
     assert computed == ["done"] and again.accuracy("jpeg@5") == first.accuracy("jpeg@5")  # nothing recomputed
-    assert rb.cached_run(info.path, info.meta, keys, store) is not None
-    assert rb.cached_run(info.path, info.meta, ["jpeg@1"], store) is None  # not computed yet: no partial answer
+    assert rb.cached_run(info.path, info.meta, keys) is not None
+    assert rb.cached_run(info.path, info.meta, ["jpeg@1"]) is None  # not computed yet: no partial answer
 
     state = load_file(str(info.path / WEIGHTS_FILE))
     save_file({k: v * 0.5 if v.is_floating_point() else v for k, v in state.items()}, str(info.path / WEIGHTS_FILE))
     computed.clear()
     assert run().weights != first.weights and computed[0] == "clean"  # new weights: all of it again
 
-    rb.cache_file(info.id, store).write_bytes(b"garbage")
+    rb.cache_file(info.id, weights_digest(info.path)).write_bytes(b"garbage")
     computed.clear()
     assert run().accuracy() >= 0 and computed[0] == "clean"  # damaged: recomputed, no traceback
 

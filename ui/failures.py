@@ -80,15 +80,16 @@ def external_issues(fingerprint: str, checkpoint_id: str) -> LabelIssues:
 
 
 def _results_signature(kind: str, checkpoint_id: str) -> tuple:
-    """The checkpoint's meta.json and its cached result file as they are now: a new result is read at once."""
-    from fer_core.failures.cache import result_file
+    """The checkpoint's meta.json and the folder of results of this kind as they are now: every result is written
+    by a rename into that folder, so a new one is read at once (without hashing the weights on every rerun)."""
+    from fer_core.failures.cache import results_folder
 
-    file = result_file(kind, checkpoint_id, state.store_root())
-    return dict(state.store_signature()).get(checkpoint_id, 0), file.stat().st_mtime_ns if file.is_file() else 0
+    folder = results_folder(kind)
+    return dict(state.store_signature()).get(checkpoint_id, 0), folder.stat().st_mtime_ns if folder.is_dir() else 0
 
 
 def cached_robustness(checkpoint_ids: list[str], keys: tuple[str, ...]) -> dict[str, RobustnessRun]:
-    """The checkpoints whose runs hold every condition in `keys`, read from the store's cache."""
+    """The checkpoints whose runs hold every condition in `keys`, read from the failures cache."""
     found = {cid: _cached_robustness(cid, _results_signature("robustness", cid), keys) for cid in checkpoint_ids}
     return {cid: run for cid, run in found.items() if run is not None}
 
@@ -97,7 +98,7 @@ def cached_robustness(checkpoint_ids: list[str], keys: tuple[str, ...]) -> dict[
 def _cached_robustness(checkpoint_id: str, signature: tuple, keys: tuple[str, ...]) -> RobustnessRun | None:
     from fer_core.failures.robustness import cached_run
 
-    return cached_run(state.store_root() / checkpoint_id, state.metas()[checkpoint_id], list(keys), state.store_root())
+    return cached_run(state.store_root() / checkpoint_id, state.metas()[checkpoint_id], list(keys))
 
 
 def cached_saliency(checkpoint_ids: list[str]) -> dict[str, ClassSaliency]:
@@ -109,7 +110,7 @@ def cached_saliency(checkpoint_ids: list[str]) -> dict[str, ClassSaliency]:
 def _cached_saliency(checkpoint_id: str, signature: tuple) -> ClassSaliency | None:
     from fer_core.failures.saliency import cached_class_saliency
 
-    return cached_class_saliency(state.store_root() / checkpoint_id, state.metas()[checkpoint_id], state.store_root())
+    return cached_class_saliency(state.store_root() / checkpoint_id, state.metas()[checkpoint_id])
 
 
 @st.cache_resource
@@ -150,7 +151,7 @@ def start_saliency(checkpoint_ids: list[str]) -> None:
             def classes_done(fraction: float) -> None:
                 report(fraction, "Grad-CAM and occlusion over sampled test faces, class by class")
 
-            return class_saliency(clf, dataset_for(clf.meta, data), root, classes_done)
+            return class_saliency(clf, dataset_for(clf.meta, data), classes_done)
 
         return work
 

@@ -1,5 +1,5 @@
 """Long failure computations (a robustness suite, class maps) in a background thread of the app's process, with a
-progress fraction, a time estimate and a cancel between steps. Each step caches its own result in the store, so a
+progress fraction, a time estimate and a cancel between steps. Each step caches its own result (failures/cache.py), so a
 cancelled or interrupted job keeps what it finished and a new job skips it."""
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
-"""Where derived failure results live: `<store>/.failures/<kind>/<checkpoint id>.safetensors`, one file per
-checkpoint, valid only for the key it was written with (the weights' digest, the data's fingerprint, the code's
-version). A file of another key, or a damaged one, reads as missing, so the caller computes it again."""
+"""Where derived failure results live: in the cache folder ($FER_CACHE_DIR, default ~/.cache/fer_core, beside the
+decoded datasets), `failures/<kind>/<checkpoint id>-<weights digest>.safetensors`. Not in the checkpoint store:
+they can always be computed again, a checkpoint's whole suite is several MB, and the store (the repository's
+checkpoints/) keeps to its size budget. A file is valid only for the key it was written with (the weights' digest,
+the data's fingerprint, the code's version); a file of another key, or a damaged one, reads as missing, so the
+caller computes it again."""
 
 from __future__ import annotations
 
@@ -10,10 +13,10 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 
 from ..atomic import write_atomically
-from ..data.disk_cache import file_digest
-from ..store import WEIGHTS_FILE, default_root
+from ..data.disk_cache import default_cache_dir, file_digest
+from ..store import WEIGHTS_FILE
 
-FAILURES_DIR = ".failures"
+FAILURES_DIR = "failures"
 
 
 def weights_digest(checkpoint_path: Path) -> str:
@@ -22,12 +25,17 @@ def weights_digest(checkpoint_path: Path) -> str:
     return file_digest(checkpoint_path / WEIGHTS_FILE)[:16]
 
 
-def result_file(kind: str, checkpoint_id: str, root: Path | None = None) -> Path:
-    return Path(root or default_root()) / FAILURES_DIR / kind / f"{checkpoint_id}.safetensors"
+def results_folder(kind: str) -> Path:
+    return default_cache_dir() / FAILURES_DIR / kind
+
+
+def result_file(kind: str, checkpoint_id: str, weights: str) -> Path:
+    """The file of one checkpoint's result of this kind, for the weights of that digest."""
+    return results_folder(kind) / f"{checkpoint_id}-{weights}.safetensors"
 
 
 def write_result(file: Path, tensors: dict[str, np.ndarray], key: dict[str, str], facts: dict[str, str]) -> None:
-    """Atomically; a read-only store is not an error (the result is computed again next time)."""
+    """Atomically; a read-only cache folder is not an error (the result is computed again next time)."""
     from safetensors.numpy import save_file
 
     arrays = {name: np.ascontiguousarray(a) for name, a in tensors.items()}

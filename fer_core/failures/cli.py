@@ -151,7 +151,7 @@ def add_parsers(sub: Any) -> None:
         "robustness",
         cmd_robustness,
         "accuracy on test faces under the corruption suite (noise, blur, JPEG, low resolution, light, occlusion, "
-        "misalignment; flip as a control), CE and mCE against a reference; cached in the store",
+        "misalignment; flip as a control), CE and mCE against a reference; cached in $FER_CACHE_DIR",
     )
     p.add_argument("--corruptions", help="comma-separated names (default: the whole suite)")
     p.add_argument("--severities", help="comma-separated, 1-5 (default: all five)")

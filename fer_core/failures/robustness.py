@@ -1,7 +1,7 @@
 """Accuracy under the corruption suite, and corruption error as Hendrycks & Dietterich (ICLR 2019) report it.
 
 A checkpoint's run holds its probabilities on every test face, clean and under each corruption and severity
-asked for, cached in the store (`<root>/.failures/robustness/<checkpoint id>.safetensors`, float16) and keyed by
+asked for, cached (failures/cache.py: the cache folder, float16) and keyed by
 the weights' digest, the data's fingerprint and SUITE_VERSION: a change of any recomputes it, a damaged file is
 recomputed, and severities asked for later are added to what is there. Scores (CE, mCE, relative mCE, per class)
 are numpy arithmetic on the stored probabilities, so ensembles and other references cost nothing.
@@ -80,8 +80,8 @@ class RobustnessRun:
         return np.flatnonzero(broken)
 
 
-def cache_file(checkpoint_id: str, root: Path | None = None) -> Path:
-    return result_file(KIND, checkpoint_id, root)
+def cache_file(checkpoint_id: str, weights: str) -> Path:
+    return result_file(KIND, checkpoint_id, weights)
 
 
 def _key(weights: str, fingerprint: str) -> dict[str, str]:
@@ -133,7 +133,6 @@ def robustness_run(
     clf: FerClassifier,
     data: FerData,
     keys: list[str] | None = None,
-    root: Path | None = None,
     on_progress: Progress | None = None,
 ) -> RobustnessRun:
     """The checkpoint's probabilities on its test faces, clean and under each condition in `keys` (default: the
@@ -142,7 +141,7 @@ def robustness_run(
         raise ValueError("robustness is measured for stored checkpoints (their weights key the cache)")
     keys = keys or conditions()
     weights = weights_digest(clf.path)
-    file = cache_file(clf.id, root)
+    file = cache_file(clf.id, weights)
     faces, base = _test_faces(clf, data)
     cached = _load(file, weights, data.fingerprint)
     have = dict(cached.predictions) if cached and cached.clean.names == base.names else {}
@@ -286,10 +285,11 @@ def report(run: RobustnessRun, reference: RobustnessRun | None = None) -> Robust
     )
 
 
-def cached_run(path: Path, meta: CheckpointMeta, keys: list[str], root: Path | None = None) -> RobustnessRun | None:
+def cached_run(path: Path, meta: CheckpointMeta, keys: list[str]) -> RobustnessRun | None:
     """The cached run of a checkpoint on the data it was trained on, when it holds every condition in `keys`: what
     a page opens without loading the dataset or the model."""
-    run = _load(cache_file(meta.id, root or path.parent), weights_digest(path), meta.data.fingerprint)
+    weights = weights_digest(path)
+    run = _load(cache_file(meta.id, weights), weights, meta.data.fingerprint)
     if run is None or any(k not in run.predictions for k in keys):
         return None
     return replace(run, predictions={k: run.predictions[k] for k in [CLEAN, *keys]})
@@ -311,12 +311,12 @@ def checkpoint_run(
 
     path = resolve_checkpoint(checkpoint, root)
     meta = read_meta(path)
-    cached = cached_run(path, meta, keys, root)
+    cached = cached_run(path, meta, keys)
     if cached is not None:
         return cached
     chosen = faster_backend(path, meta) if backend == "faster" else backend
     clf = load_checkpoint(path, backend=chosen)
-    return robustness_run(clf, dataset_for(meta, data_path), keys, root or path.parent, on_progress)
+    return robustness_run(clf, dataset_for(meta, data_path), keys, on_progress)
 
 
 def estimated_seconds(meta: CheckpointMeta, conditions_count: int) -> float:

@@ -6,7 +6,7 @@ batches with each face's own predicted class as the target (what the model looke
 each map scaled to [0, 1] before averaging so that no face dominates. Occlusion sensitivity greys one cell of a
 REGION_GRID x REGION_GRID grid at a time (the suite's grey) and records the mean drop of the true class's
 probability over the class's faces. Faces are a seeded sample of at most FACES_PER_GROUP per class and outcome,
-so a model's maps take about a minute on two CPU cores; cached in the store like the robustness runs.
+so a model's maps take about a minute on two CPU cores; cached like the robustness runs (failures/cache.py).
 FER2013's faces are only roughly aligned: a cell is where a mouth usually is, not where each face has it.
 """
 
@@ -109,20 +109,19 @@ def _read(file: Path, key: dict[str, str], checkpoint: str, classes: tuple[str, 
     return ClassSaliency(checkpoint, classes, **found[0])
 
 
-def cached_class_saliency(path: Path, meta: CheckpointMeta, root: Path | None = None) -> ClassSaliency | None:
+def cached_class_saliency(path: Path, meta: CheckpointMeta) -> ClassSaliency | None:
     """The cached maps of a checkpoint on the data it was trained on, without loading the data or the model."""
-    file = result_file(KIND, meta.id, root or path.parent)
-    return _read(file, _key(weights_digest(path), meta.data.fingerprint), meta.id, meta.classes)
+    weights = weights_digest(path)
+    return _read(result_file(KIND, meta.id, weights), _key(weights, meta.data.fingerprint), meta.id, meta.classes)
 
 
-def class_saliency(
-    clf: FerClassifier, data: FerData, root: Path | None = None, on_progress: Callable[[float], None] | None = None
-) -> ClassSaliency:
+def class_saliency(clf: FerClassifier, data: FerData, on_progress: Callable[[float], None] | None = None) -> ClassSaliency:
     """The checkpoint's class-average maps and region costs on its test faces (cached per weights and data);
     `on_progress(fraction)` after each class."""
     if clf.path is None or clf.backend != "torch":
         raise ValueError("class maps need a stored checkpoint on the PyTorch backend (Grad-CAM needs gradients)")
-    file, key = result_file(KIND, clf.id, root or clf.path.parent), _key(weights_digest(clf.path), data.fingerprint)
+    weights = weights_digest(clf.path)
+    file, key = result_file(KIND, clf.id, weights), _key(weights, data.fingerprint)
     cached = _read(file, key, clf.id, clf.classes)
     if cached is not None:
         return cached
