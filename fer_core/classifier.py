@@ -77,11 +77,10 @@ class FerClassifier:
         if tuple(data.classes) != self.classes:
             raise ValueError(f"{self.id} predicts {list(self.classes)}, the data has {list(data.classes)}")
         images, labels = data.take(split)
-        names = tuple(data.names[i] for i in data.indices(split).tolist())
         return Predictions(
             probs=self.probabilities(images, tta).numpy(),
             labels=labels.numpy(),
-            names=names,
+            names=data.names_of(split),
             classes=self.classes,
             split=split,
             data_fingerprint=data.fingerprint,

@@ -164,7 +164,7 @@ def _test_faces(checkpoint_id: str, signature: tuple) -> np.ndarray | None:
     data = state.dataset_for(meta)
     if data is None:
         return None
-    return data.images[data.indices(meta.test_split)][:, 0].numpy()
+    return data.take(meta.test_split)[0][:, 0].numpy()
 
 
 def test_faces(checkpoint_id: str) -> np.ndarray | None:

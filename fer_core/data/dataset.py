@@ -67,6 +67,10 @@ class FerData:
         idx = self.indices(split)
         return self.images[idx], self.labels[idx]
 
+    def names_of(self, split: str) -> tuple[str, ...]:
+        """The file names of one split's faces, in the order of `take`: how predictions name their faces."""
+        return tuple(self.names[i] for i in self.indices(split).tolist())
+
     def with_train_fraction(self, fraction: float, seed: int = 0) -> FerData:
         """A stratified, seeded share of the training faces (every class keeps its share); validation and
         test stay whole, so results stay comparable. The subset has its own fingerprint."""

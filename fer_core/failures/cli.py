@@ -32,6 +32,9 @@ def _chosen(args: argparse.Namespace, label_source: str | None = None) -> tuple[
         singles = members or [
             i.id for i in list_checkpoints(_store(args)) if i.meta and label_source in (None, i.meta.data.label_source)
         ]
+    if not singles:
+        which = f" trained on {label_source} labels" if label_source else ""
+        raise ValueError(f"no checkpoint{which} in the store; train one with `python -m fer_core train`")
     return singles, members
 
 
@@ -54,8 +57,6 @@ def cmd_label_noise(args: argparse.Namespace) -> None:
     subjects = {cid: stored[cid] for cid in singles}
     if members:
         subjects[f"ensemble of {', '.join(members)}"] = evaluate_ensemble({m: stored[m] for m in members}).predictions
-    if not subjects:
-        raise ValueError("no checkpoint trained on FER2013 labels in the store")
     crowd = find_crowd_votes(_data_path(args), next(iter(subjects.values())).names)
     rows: list[dict[str, Any]] = []
     lines = [
@@ -94,7 +95,7 @@ def cmd_robustness(args: argparse.Namespace) -> None:
     metas = [i.meta for i in list_checkpoints(_store(args)) if i.meta is not None]
     reference = args.reference
     if reference is None:
-        first = next((m for m in metas if m.id == (singles or members)[0]), None)
+        first = next((m for m in metas if m.id == singles[0]), None)
         reference = default_reference(metas, first) if first else None
     runs = {}
     for cid in dict.fromkeys([*singles, *members, *([reference] if reference and reference != "none" else [])]):

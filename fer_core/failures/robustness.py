@@ -124,8 +124,7 @@ def _test_faces(clf: FerClassifier, data: FerData) -> tuple[np.ndarray, Predicti
         raise ValueError(f"{clf.id} predicts {list(clf.classes)}, the data has {list(data.classes)}")
     split = clf.meta.test_split
     images, labels = data.take(split)
-    names = tuple(data.names[i] for i in data.indices(split).tolist())
-    empty = Predictions(np.empty((0, 0), np.float32), labels.numpy(), names, clf.classes, split, data.fingerprint)
+    empty = Predictions(np.empty((0, 0), np.float32), labels.numpy(), data.names_of(split), clf.classes, split, data.fingerprint)
     return images[:, 0].numpy(), empty
 
 

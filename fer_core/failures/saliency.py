@@ -126,7 +126,7 @@ def class_saliency(clf: FerClassifier, data: FerData, on_progress: Callable[[flo
     if cached is not None:
         return cached
     stored = load_predictions(clf.path, clf.meta)
-    images = data.images[data.indices(clf.meta.test_split)]
+    images = data.take(clf.meta.test_split)[0]
     if len(images) != len(stored.labels):
         raise ValueError(f"{clf.id}'s stored predictions cover {len(stored.labels)} faces, its test split {len(images)}")
     groups = _sample(stored.predicted, stored.labels, len(clf.classes))

@@ -122,7 +122,7 @@ def train_and_save(
     predictions = Predictions(
         probs=probs,
         labels=labels.numpy(),
-        names=tuple(data.names[i] for i in data.indices("test").tolist()),
+        names=data.names_of("test"),
         classes=tuple(data.classes),
         data_fingerprint=data.fingerprint,
     )
