@@ -120,6 +120,7 @@ def _train_config(args):
         activation=args.activation,
         norm=args.norm,
         dropout=args.dropout,
+        blur_pool=args.blur_pool or None,
     )
 
 
@@ -519,6 +520,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--activation", choices=ACTIVATIONS, help="custom FER CNNs only (default relu)")
     p.add_argument("--norm", choices=NORMS, help="custom FER CNNs only: batch (default), group or none")
     p.add_argument("--dropout", type=float, help="custom FER CNNs only: every dropout layer's rate")
+    p.add_argument(
+        "--blur-pool", action="store_true", help="custom FER CNNs only: anti-aliased downsampling (blur before every stride)"
+    )
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--mixup", type=float, help="mixup alpha")

@@ -7,6 +7,7 @@ import sys
 import time
 import zipfile
 
+import kornia.augmentation as K
 import numpy as np
 import pytest
 import torch
@@ -24,6 +25,9 @@ from fer_core.data import (
     summarize,
     to_model_input,
 )
+from fer_core.data.augment import AugMix, RandomLowResolution, RandomNoiseLevel
+from fer_core.data.choices import AUGMENT_PRESETS
+from fer_core.failures.corruptions import HELD_OUT
 from fer_core.input_spec import InputSpec
 from fer_core.store import list_checkpoints
 
@@ -286,7 +290,7 @@ def test_damaged_overview_cache_is_recomputed(kaggle_zip, tmp_path):
         dataset_overview(tmp_path / "missing.zip", cache_dir=tmp_path)
 
 
-@pytest.mark.parametrize("preset", ["none", "light", "strong"])
+@pytest.mark.parametrize("preset", AUGMENT_PRESETS)
 def test_augmentation_is_per_sample_and_shape_preserving(preset):
     torch.manual_seed(0)
     x = torch.from_numpy(np.stack([synthetic_face(2, 0)] * 16)).float().div(255)[:, None]
@@ -294,6 +298,43 @@ def test_augmentation_is_per_sample_and_shape_preserving(preset):
     assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
     distinct = len({o.numpy().tobytes() for o in out})
     assert distinct == 1 if preset == "none" else distinct >= 14
+
+
+@pytest.mark.parametrize("preset", ["robust", "robust_mix"])
+def test_robust_presets_never_imitate_the_held_out_corruptions(preset):
+    """The held-out mCE means something only if training never sees those corruptions."""
+    held_out = {"motion_blur": K.RandomMotionBlur, "jpeg": K.RandomJPEG, "underexposure": K.RandomGamma}
+    assert set(held_out) == set(HELD_OUT)
+    kinds = {type(m) for m in build_augmentation(preset).modules()}
+    assert not kinds & set(held_out.values())
+    assert {K.RandomGaussianBlur, RandomNoiseLevel, RandomLowResolution} <= kinds
+
+
+def test_noise_level_and_low_resolution_draw_per_face():
+    torch.manual_seed(0)
+    flat = torch.full((64, 1, 48, 48), 0.5)
+    noisy = RandomNoiseLevel(std=(0.01, 0.12), p=1.0)(flat)
+    stds = (noisy - flat).flatten(1).std(1)
+    assert stds.min() < 0.03 and stds.max() > 0.09  # each face its own sigma
+    checker = ((torch.arange(48)[:, None] + torch.arange(48)[None]) % 2).float().expand(64, 1, 48, 48)
+    low = RandomLowResolution((12, 24, 48), p=1.0)(checker)
+    sides = {round(float(f.std()), 3) for f in low}
+    assert low.shape == checker.shape and len(sides) >= 2  # down to 12 or 24 px erases the checkerboard, 48 keeps it
+    assert min(sides) < 0.05 and max(sides) == pytest.approx(float(checker[0].std()), abs=1e-3)
+
+
+def test_augmix_mixes_chains_with_the_face_by_convex_weights():
+    torch.manual_seed(0)
+    x = torch.rand(32, 1, 48, 48)
+    assert torch.allclose(AugMix([torch.nn.Identity()])(x), x, atol=1e-6)  # weights sum to one
+
+    class Black(torch.nn.Module):
+        def forward(self, faces: torch.Tensor) -> torch.Tensor:
+            return torch.zeros_like(faces)
+
+    kept = (AugMix([Black()])(x) / x).flatten(1)
+    assert torch.allclose(kept, kept[:, :1], atol=1e-4)  # one weight per face...
+    assert 0 < kept.min() < kept.max() < 1  # ...drawn per face, strictly between the chains and the face
 
 
 def test_random_crop_for_crop_models():

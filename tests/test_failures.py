@@ -16,7 +16,7 @@ from fer_core.classifier import dataset_for, load_checkpoint
 from fer_core.data import FERPLUS_CLASSES, DataError
 from fer_core.failures import robustness as rb
 from fer_core.failures.cache import weights_digest
-from fer_core.failures.corruptions import SUITE, corrupt
+from fer_core.failures.corruptions import CORRUPTIONS, HELD_OUT, SUITE, corrupt
 from fer_core.failures.label_noise import (
     BUCKETS,
     CrowdVotes,
@@ -214,6 +214,35 @@ def test_corruption_error_follows_hendrycks_and_dietterich():
     assert alone.mce is None and "reference" in alone.reference_note
     ensemble = rb.ensemble_run([model, model])
     assert ensemble.accuracy("jpeg@1") == pytest.approx(0.65)
+
+
+def test_held_out_and_seen_mce_split_the_suite_and_need_every_corruption_of_their_side():
+    assert set(HELD_OUT) < set(CORRUPTIONS) and not any(CORRUPTIONS[n].control for n in HELD_OUT)
+    keys = rb.conditions(severities=[1])
+    accuracy = {"clean": 0.9} | {k: 0.5 if k.split("@")[0] in HELD_OUT else 0.8 for k in keys}
+    model, reference = _run("m", accuracy), _run("ref", dict.fromkeys(accuracy, 0.5))
+    r = rb.report(model, reference)
+    assert r.mce_seen == pytest.approx(0.2 / 0.5) and r.mce_held_out == pytest.approx(0.5 / 0.5)
+    assert r.mce == pytest.approx((0.4 * (len(SUITE) - 1 - len(HELD_OUT)) + 1.0 * len(HELD_OUT)) / (len(SUITE) - 1))
+    held = rb.mce_interval(model, reference, held_out=True)
+    seen = rb.mce_interval(model, reference, held_out=False)
+    assert held is not None and seen is not None and seen.high < held.low  # each over its own corruptions only
+    without_jpeg = rb.report(_run("m", {k: v for k, v in accuracy.items() if k != "jpeg@1"}), reference)
+    assert without_jpeg.mce_held_out is None and without_jpeg.mce_seen == r.mce_seen  # a side short of one: no figure
+    assert r.to_json()["held_out"] == list(HELD_OUT) and r.to_json()["mce_held_out"] == r.mce_held_out
+
+
+def test_robustness_on_publictest_is_its_own_run_and_cache(tiny_checkpoints, kaggle_zip, tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path))
+    info = list_checkpoints(tiny_checkpoints)[0]
+    data = dataset_for(info.meta, kaggle_zip)
+    clf = load_checkpoint(info.path)
+    val = rb.robustness_run(clf, data, ["jpeg@1"], split="val")
+    test = rb.robustness_run(clf, data, ["jpeg@1"])
+    assert val.clean.names == data.names_of("val") and test.clean.names == data.names_of("test")
+    assert val.clean.split == "val" and set(val.clean.names).isdisjoint(test.clean.names)
+    assert rb.cached_run(info.path, info.meta, ["jpeg@1"], split="val").clean.names == val.clean.names
+    assert rb.cached_run(info.path, info.meta, ["jpeg@1"]).clean.names == test.clean.names
 
 
 def test_cli_label_noise_and_robustness_json(tiny_checkpoints, kaggle_zip, ferplus_dir, tmp_path):

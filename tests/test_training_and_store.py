@@ -175,6 +175,8 @@ def baseline_losses(kaggle_zip, skewed_data) -> list[float]:
         dict(label_smoothing=0.2),
         dict(grad_clip=1e-3),
         dict(augment="strong"),
+        dict(augment="robust"),
+        dict(augment="robust_mix"),
     ],
     ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()),
 )
@@ -653,5 +655,38 @@ def test_ablation_knobs_are_trained_recorded_and_reloaded(kaggle_zip, tmp_path):
     assert np.allclose(fresh.probs, load_predictions(path).probs, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="takes no activation"):
         get_spec("resnet18").build(7, activation="elu")
+    with pytest.raises(ValueError, match="augment must be one of"):
+        TrainConfig(model="keras_cnn", augment="robustest")
     with pytest.raises(ValueError, match="activation must be one of"):
         TrainConfig(model="keras_cnn", activation="tanh")
+
+
+@pytest.mark.parametrize("model", ["keras_cnn", "keras_cnn_avgpool", "xception_fer"])
+def test_blur_pool_is_recorded_reloaded_and_starts_from_a_plain_checkpoint(model, tiny_checkpoints, kaggle_zip, tmp_path):
+    """Anti-aliased downsampling adds no weights: the state dict keeps the plain network's keys (so `--init-from` a
+    plain parent works), meta.json records it and loading rebuilds the blurred network."""
+    spec = get_spec(model)
+    plain, blurred = spec.build(7), spec.build(7, blur_pool=True)
+    assert plain.state_dict().keys() == blurred.state_dict().keys()
+
+    def strided(net: torch.nn.Module) -> list[str]:
+        """Every subsampling layer: a blur (kornia's blur pools) or a plain stride of 2."""
+        blurs = [type(m).__name__ for m in net.modules() if type(m).__name__ in ("BlurPool2D", "MaxBlurPool2D")]
+        layers = (torch.nn.Conv2d, torch.nn.MaxPool2d, torch.nn.AvgPool2d)
+        return blurs + ["stride 2" for m in net.modules() if isinstance(m, layers) and m.stride in (2, (2, 2))]
+
+    assert set(strided(plain)) == {"stride 2"} and "stride 2" not in strided(blurred)
+    assert len(strided(blurred)) == len(strided(plain))  # each subsampling blurred, none added
+    with pytest.raises(ValueError, match="resnet18 takes no blur_pool option"):
+        get_spec("resnet18").build(7, blur_pool=True)
+    if model != "keras_cnn":
+        return
+    parent = next(i for i in list_checkpoints(tiny_checkpoints) if i.meta.model == model)
+    cfg = make_config(model, "quick", data=str(kaggle_zip), epochs=1, batch_size=8, device="cpu", blur_pool=True)
+    path = train_and_save(replace(cfg, init_from=str(parent.path)), root=tmp_path, measure_efficiency=False)
+    meta = read_meta(path)
+    assert meta.config.blur_pool and meta.init_from is not None
+    clf = load_checkpoint(path)
+    assert any(type(m).__name__ == "MaxBlurPool2D" for m in clf.model.modules())
+    fresh = clf.evaluate(load_dataset(kaggle_zip), "test")
+    assert np.allclose(fresh.probs, load_predictions(path).probs, rtol=0, atol=1e-6)

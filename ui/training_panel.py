@@ -96,7 +96,13 @@ def render() -> None:
             lr = c1.number_input("Learning rate", 1e-6, 1.0, start.lr, format="%.5f", key=f"train_lr-{preset}")
             optimizer = c2.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(start.optimizer), key=f"train_opt-{preset}")
             augment = c1.selectbox(
-                "Augmentation", AUGMENT_PRESETS, index=AUGMENT_PRESETS.index(start.augment), key=f"train_aug-{preset}"
+                "Augmentation",
+                AUGMENT_PRESETS,
+                index=AUGMENT_PRESETS.index(start.augment),
+                key=f"train_aug-{preset}",
+                help="light: flips and small shifts; strong: wider affine jitter, brightness/contrast, erasing; robust: "
+                "strong plus blur, noise, low resolution and grey occlusion (never motion blur, JPEG or gamma, which "
+                "the robustness suite holds out); robust_mix: the same mixed AugMix-style",
             )
             balance = c2.selectbox("Balancing", BALANCING)
             device = c1.selectbox(
@@ -120,6 +126,11 @@ def render() -> None:
                 key=f"train_share-{preset}",
                 help="A stratified share of the training faces (every class keeps its share): a quick first run. "
                 "Validation and test faces stay whole",
+            )
+            blur_pool = get_spec(model).ablations and c2.checkbox(
+                "Blur-pool",
+                key=f"train_blur-{model}",
+                help="anti-aliased downsampling (Zhang 2019): a blur before every stride, for shift robustness",
             )
             with st.expander("Start from a checkpoint, distil"):
                 fresh = "fresh weights"
@@ -164,6 +175,7 @@ def render() -> None:
                     time_budget_min=float(budget) or None,
                     scheduler="cosine" if budget else None,
                     train_fraction=int(share) / 100,
+                    blur_pool=blur_pool or None,
                 ),
             )
 

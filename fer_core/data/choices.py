@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 LABEL_SOURCES = ("fer2013", "ferplus")
-AUGMENT_PRESETS = ("none", "light", "strong")
+AUGMENT_PRESETS = ("none", "light", "strong", "robust", "robust_mix")
 
 
 class DataError(ValueError):

@@ -99,7 +99,7 @@ def cmd_robustness(args: argparse.Namespace) -> None:
         reference = default_reference(metas, first) if first else None
     runs = {}
     for cid in dict.fromkeys([*singles, *members, *([reference] if reference and reference != "none" else [])]):
-        runs[cid] = checkpoint_run(cid, data_path, keys, _store(args), args.backend, _progress(cid, args.json))
+        runs[cid] = checkpoint_run(cid, data_path, keys, _store(args), args.backend, _progress(cid, args.json), args.split)
     ref_run = runs.get(reference) if reference and reference != "none" else None
     subjects = [runs[cid] for cid in singles]
     if members:
@@ -121,6 +121,8 @@ def _robustness_text(reports: list[Any]) -> str:
     lines = []
     for r in reports:
         mce = f"mCE {r.mce:.3f}" if r.mce is not None else f"no mCE ({r.reference_note})"
+        parts = ", ".join(f"{what} {v:.3f}" for what, v in (("seen", r.mce_seen), ("held-out", r.mce_held_out)) if v is not None)
+        mce += f" ({parts})" if parts else ""
         rel = f", relative mCE {r.relative_mce:.3f}" if r.relative_mce is not None else ""
         lines.append(f"{r.checkpoint}: clean {r.clean_accuracy:.2%}, {mce}{rel}, worst: {r.worst}")
         for s in r.scores:
@@ -158,3 +160,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--severities", help="comma-separated, 1-5 (default: all five)")
     p.add_argument("--reference", help="checkpoint id CE is normalised by (default: the AlexNet checkpoint; 'none')")
     p.add_argument("--backend", choices=["faster", "torch", "onnxruntime"], default="faster")
+    p.add_argument(
+        "--split",
+        choices=["val", "test"],
+        help="the faces to corrupt: test (PrivateTest, default) or val (PublicTest: to select models without the test)",
+    )

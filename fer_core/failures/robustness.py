@@ -7,7 +7,9 @@ recomputed, and severities asked for later are added to what is there. Scores (C
 are numpy arithmetic on the stored probabilities, so ensembles and other references cost nothing.
 
 CE_c = sum_s E(c, s) / sum_s E_ref(c, s); relative CE_c = sum_s (E(c, s) - E_clean) / sum_s (E_ref(c, s) -
-E_ref_clean); mCE and relative mCE are their means over every corruption but the flip control.
+E_ref_clean); mCE and relative mCE are their means over every corruption but the flip control. The mCE of the
+held-out corruptions (corruptions.HELD_OUT, which no training preset imitates) and of the seen ones are reported
+apart: only the held-out figure shows robustness that training did not teach directly.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 from ..evaluation import EnsembleError, Interval, ensemble_probs
 from ..records import CheckpointMeta, Predictions
 from .cache import read_result, result_file, weights_digest, write_result
-from .corruptions import SUITE, SUITE_VERSION, corrupt, get_corruption
+from .corruptions import HELD_OUT, SUITE, SUITE_VERSION, corrupt, get_corruption
 
 if TYPE_CHECKING:
     from ..classifier import FerClassifier
@@ -80,8 +82,13 @@ class RobustnessRun:
         return np.flatnonzero(broken)
 
 
-def cache_file(checkpoint_id: str, weights: str) -> Path:
-    return result_file(KIND, checkpoint_id, weights)
+def cache_file(checkpoint_id: str, weights: str, split_tag: str = "") -> Path:
+    """`split_tag` names a split other than the checkpoint's test split (PublicTest runs select models)."""
+    return result_file(KIND, f"{checkpoint_id}@{split_tag}" if split_tag else checkpoint_id, weights)
+
+
+def _split_tag(meta: CheckpointMeta, split: str | None) -> str:
+    return "" if split in (None, meta.test_split) else str(split)
 
 
 def _key(weights: str, fingerprint: str) -> dict[str, str]:
@@ -119,10 +126,9 @@ def _load(file: Path, weights: str, fingerprint: str) -> RobustnessRun | None:
     return RobustnessRun(facts["checkpoint"], predictions, weights, facts.get("backend", "torch"))
 
 
-def _test_faces(clf: FerClassifier, data: FerData) -> tuple[np.ndarray, Predictions]:
+def _test_faces(clf: FerClassifier, data: FerData, split: str) -> tuple[np.ndarray, Predictions]:
     if tuple(data.classes) != clf.classes:
         raise ValueError(f"{clf.id} predicts {list(clf.classes)}, the data has {list(data.classes)}")
-    split = clf.meta.test_split
     images, labels = data.take(split)
     empty = Predictions(np.empty((0, 0), np.float32), labels.numpy(), data.names_of(split), clf.classes, split, data.fingerprint)
     return images[:, 0].numpy(), empty
@@ -133,15 +139,16 @@ def robustness_run(
     data: FerData,
     keys: list[str] | None = None,
     on_progress: Progress | None = None,
+    split: str | None = None,
 ) -> RobustnessRun:
-    """The checkpoint's probabilities on its test faces, clean and under each condition in `keys` (default: the
-    whole suite), from the cache where it has them, the rest computed in batches and added to the cache."""
+    """The checkpoint's probabilities on its test faces (or `split`'s), clean and under each condition in `keys`
+    (default: the whole suite), from the cache where it has them, the rest computed in batches and added to it."""
     if clf.path is None:
         raise ValueError("robustness is measured for stored checkpoints (their weights key the cache)")
     keys = keys or conditions()
     weights = weights_digest(clf.path)
-    file = cache_file(clf.id, weights)
-    faces, base = _test_faces(clf, data)
+    file = cache_file(clf.id, weights, _split_tag(clf.meta, split))
+    faces, base = _test_faces(clf, data, split or clf.meta.test_split)
     cached = _load(file, weights, data.fingerprint)
     have = dict(cached.predictions) if cached and cached.clean.names == base.names else {}
     missing = [k for k in [CLEAN, *keys] if k not in have]
@@ -198,12 +205,27 @@ class RobustnessReport:
     reference_note: str = ""  # why there are no CEs, when there are none
     per_class: dict[str, dict[str, float]] = field(default_factory=dict)  # condition -> class -> accuracy
 
-    def _ranked(self) -> list[CorruptionScore]:
-        return [s for s in self.scores if not get_corruption(s.corruption).control]
+    def _ranked(self, held_out: bool | None = None) -> list[CorruptionScore]:
+        return [s for s in self.scores if _on_side(s.corruption, held_out)]
 
     @property
     def mce(self) -> float | None:
         return _mean_or_none([s.ce for s in self._ranked()])
+
+    @property
+    def mce_held_out(self) -> float | None:
+        """mCE over the held-out corruptions; None unless every one of them was run."""
+        return self._mce_of_side(held_out=True)
+
+    @property
+    def mce_seen(self) -> float | None:
+        """mCE over the corruptions training imitates; None unless every one of them was run."""
+        return self._mce_of_side(held_out=False)
+
+    def _mce_of_side(self, held_out: bool) -> float | None:
+        scores = self._ranked(held_out)
+        side = {c.name for c in SUITE if _on_side(c.name, held_out)}
+        return _mean_or_none([s.ce for s in scores]) if {s.corruption for s in scores} == side else None
 
     @property
     def relative_mce(self) -> float | None:
@@ -227,6 +249,9 @@ class RobustnessReport:
             "ce": {s.corruption: s.ce for s in self.scores if s.ce is not None},
             "relative_ce": {s.corruption: s.relative_ce for s in self.scores if s.relative_ce is not None},
             "mce": self.mce,
+            "mce_seen": self.mce_seen,
+            "mce_held_out": self.mce_held_out,
+            "held_out": list(HELD_OUT),
             "relative_mce": self.relative_mce,
             "mean_corrupted_accuracy": self.mean_corrupted_accuracy,
             "worst": self.worst,
@@ -234,6 +259,11 @@ class RobustnessReport:
             "reference_note": self.reference_note,
             "per_class": self.per_class,
         }
+
+
+def _on_side(corruption: str, held_out: bool | None) -> bool:
+    """Not the control; and where `held_out` is given, a held-out corruption (True) or a seen one (False)."""
+    return not get_corruption(corruption).control and (held_out is None or (corruption in HELD_OUT) == held_out)
 
 
 def _mean_or_none(values: list[float | None]) -> float | None:
@@ -284,11 +314,11 @@ def report(run: RobustnessRun, reference: RobustnessRun | None = None) -> Robust
     )
 
 
-def cached_run(path: Path, meta: CheckpointMeta, keys: list[str]) -> RobustnessRun | None:
-    """The cached run of a checkpoint on the data it was trained on, when it holds every condition in `keys`: what
-    a page opens without loading the dataset or the model."""
+def cached_run(path: Path, meta: CheckpointMeta, keys: list[str], split: str | None = None) -> RobustnessRun | None:
+    """The cached run of a checkpoint on the data it was trained on (its test faces, or `split`'s), when it holds
+    every condition in `keys`: what a page opens without loading the dataset or the model."""
     weights = weights_digest(path)
-    run = _load(cache_file(meta.id, weights), weights, meta.data.fingerprint)
+    run = _load(cache_file(meta.id, weights, _split_tag(meta, split)), weights, meta.data.fingerprint)
     if run is None or any(k not in run.predictions for k in keys):
         return None
     return replace(run, predictions={k: run.predictions[k] for k in [CLEAN, *keys]})
@@ -301,21 +331,22 @@ def checkpoint_run(
     root: Path | None = None,
     backend: str = "faster",
     on_progress: Progress | None = None,
+    split: str | None = None,
 ) -> RobustnessRun:
-    """A stored checkpoint's run on its test faces from the data at `data_path` (read as the checkpoint saw it),
-    on the backend this machine measured faster for it unless `backend` names one."""
+    """A stored checkpoint's run on its test faces (or `split`'s) from the data at `data_path` (read as the
+    checkpoint saw it), on the backend this machine measured faster for it unless `backend` names one."""
     from ..classifier import dataset_for, load_checkpoint
     from ..export import faster_backend
     from ..store import read_meta, resolve_checkpoint
 
     path = resolve_checkpoint(checkpoint, root)
     meta = read_meta(path)
-    cached = cached_run(path, meta, keys)
+    cached = cached_run(path, meta, keys, split)
     if cached is not None:
         return cached
     chosen = faster_backend(path, meta) if backend == "faster" else backend
     clf = load_checkpoint(path, backend=chosen)
-    return robustness_run(clf, dataset_for(meta, data_path), keys, on_progress)
+    return robustness_run(clf, dataset_for(meta, data_path), keys, on_progress, split)
 
 
 def estimated_seconds(meta: CheckpointMeta, conditions_count: int) -> float:
@@ -337,14 +368,15 @@ def default_reference(metas: Iterable[CheckpointMeta], like: CheckpointMeta) -> 
     return max(same, key=lambda m: m.accuracy).id if same else None
 
 
-def mce_interval(run: RobustnessRun, reference: RobustnessRun) -> Interval | None:
+def mce_interval(run: RobustnessRun, reference: RobustnessRun, held_out: bool | None = None) -> Interval | None:
     """Bootstrap (percentile) 95% interval of mCE over the test faces (scipy.stats.bootstrap resampling face
-    positions, so the model and the reference are judged on the same resampled faces); None where mCE is undefined."""
+    positions, so the model and the reference are judged on the same resampled faces); None where mCE is undefined.
+    `held_out` as in RobustnessReport: the held-out corruptions only (True), the seen ones only (False)."""
     from scipy.stats import bootstrap
 
     if _comparable(run, reference):
         return None
-    names = [n for n in _by_corruption(run) if not get_corruption(n).control]
+    names = [n for n in _by_corruption(run) if _on_side(n, held_out)]
     keys = [k for n in names for k in run.predictions if k != CLEAN and _parse(k)[0] == n and k in reference.predictions]
     if not keys:
         return None

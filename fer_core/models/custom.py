@@ -1,13 +1,16 @@
 """CNNs designed for 48x48 FER2013 faces in the literature, rebuilt in PyTorch.
 
-Each takes the ablation knobs of the published studies (`Style`: activation, normalisation, dropout); the defaults
-build exactly the published networks (and the shipped checkpoints' layers).
+Each takes the ablation knobs of the published studies (`Style`: activation, normalisation, dropout) and
+anti-aliased downsampling (Zhang, ICML 2019, "Making convolutional networks shift-invariant again": blur before
+every subsampling); the defaults build exactly the published networks (and the shipped checkpoints' layers).
+Blur-pooling adds no weights, so a blur-pooled variant loads its parent's state dict (`--init-from`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kornia.filters import BlurPool2D, MaxBlurPool2D
 from torch import nn
 
 from .registry import ACTIVATIONS, NORMS
@@ -20,6 +23,7 @@ class Style:
     activation: str = "relu"  # one of registry.ACTIVATIONS
     norm: str = "batch"  # one of registry.NORMS
     dropout: float | None = None  # every dropout layer's rate; None: the architecture's own rates
+    blur_pool: bool = False  # anti-aliased downsampling: a 3x3 binomial blur before every stride of 2
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS or self.norm not in NORMS:
@@ -42,6 +46,18 @@ class Style:
     def drop(self, rate: float) -> nn.Dropout:
         return nn.Dropout(rate if self.dropout is None else self.dropout)
 
+    def max_pool(self, kernel: int = 2, padding: int = 0) -> nn.Module:
+        """Max-pooling with stride 2; blur-pooled, the max is taken densely (stride 1) and the blur subsamples."""
+        if not self.blur_pool:
+            return nn.MaxPool2d(kernel, 2, padding)
+        if (kernel, padding) == (2, 0):
+            return MaxBlurPool2D(3, stride=2, max_pool_size=2)
+        return nn.Sequential(nn.MaxPool2d(kernel, 1, padding), BlurPool2D(3, stride=2))
+
+    def avg_pool(self) -> nn.Module:
+        """2x2 average pooling with stride 2, or dense 2x2 averaging followed by a blurred subsampling."""
+        return nn.Sequential(nn.AvgPool2d(2, 1), BlurPool2D(3, stride=2)) if self.blur_pool else nn.AvgPool2d(2)
+
 
 DEFAULT = Style()
 
@@ -59,7 +75,7 @@ class FourConvFourFC(nn.Module):
         blocks: list[nn.Module] = []
         cin = 1
         for cout in (64, 128, 256, 512):
-            blocks += [conv_bn(cin, cout, style=style), nn.MaxPool2d(2), style.drop(0.2)]
+            blocks += [conv_bn(cin, cout, style=style), style.max_pool(), style.drop(0.2)]
             cin = cout
         self.features = nn.Sequential(*blocks)
         head: list[nn.Module] = [nn.Flatten()]
@@ -90,7 +106,7 @@ class KerasCNN(nn.Module):
         layers, cin, side = [], 1, 48
         for i, w in enumerate(widths):
             second_padding = 0 if valid_second_conv else "same"
-            pool = nn.AvgPool2d(2) if avg_pool_from_block is not None and i >= avg_pool_from_block else nn.MaxPool2d(2)
+            pool = style.avg_pool() if avg_pool_from_block is not None and i >= avg_pool_from_block else style.max_pool()
             layers.append(
                 nn.Sequential(
                     conv_bn(cin, w, kernel, style=style), conv_bn(w, w, kernel, second_padding, style), pool, style.drop(0.25)
@@ -135,12 +151,12 @@ class ResidualCNN(nn.Module):
         self.features = nn.Sequential(
             block(1, 64),
             block(64, 128),
-            nn.MaxPool2d(2),  # 24
+            style.max_pool(),  # 24
             Residual(nn.Sequential(block(128, 128), block(128, 128))),
             block(128, 256),
-            nn.MaxPool2d(2),  # 12
+            style.max_pool(),  # 12
             block(256, 512),
-            nn.MaxPool2d(2),  # 6
+            style.max_pool(),  # 6
             Residual(nn.Sequential(block(512, 512), block(512, 512))),
         )
         self.classifier = nn.Sequential(nn.MaxPool2d(6), nn.Flatten(), style.drop(0.2), nn.Linear(512, num_classes))
@@ -159,8 +175,13 @@ class SeparableBlock(nn.Module):
         def separable(a: int, b: int) -> list[nn.Module]:
             return [nn.Conv2d(a, a, 3, padding=1, groups=a, bias=False), nn.Conv2d(a, b, 1, bias=bias), style.norm_layer(b)]
 
-        self.body = nn.Sequential(*separable(cin, cout), style.act(), *separable(cout, cout), nn.MaxPool2d(3, 2, 1))
-        self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=2, bias=bias), style.norm_layer(cout))
+        body = [*separable(cin, cout), style.act(), *separable(cout, cout), style.max_pool(3, padding=1)]
+        self.body = nn.Sequential(*body)
+        if style.blur_pool:  # the 1x1 conv and its norm are per-pixel: blurring after them equals blurring first,
+            # and the state dict keeps the plain network's keys
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, bias=bias), style.norm_layer(cout), BlurPool2D(3, stride=2))
+        else:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=2, bias=bias), style.norm_layer(cout))
 
     def forward(self, x):
         return self.body(x) + self.shortcut(x)
@@ -191,7 +212,7 @@ class VggFER(nn.Module):
         super().__init__()
         stages, cin = [], 1
         for w in (64, 128, 256, 512):
-            stages.append(nn.Sequential(conv_bn(cin, w, style=style), conv_bn(w, w, style=style), nn.MaxPool2d(2)))
+            stages.append(nn.Sequential(conv_bn(cin, w, style=style), conv_bn(w, w, style=style), style.max_pool()))
             cin = w
         self.features = nn.Sequential(*stages)  # 40 -> 2x2x512
         self.classifier = nn.Sequential(

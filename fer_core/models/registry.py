@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 # The ablation knobs of the FER studies, taken by the custom CNNs (custom.Style); the defaults are the published nets.
 ACTIVATIONS = ("relu", "elu", "leaky_relu", "gelu", "silu")
 NORMS = ("batch", "group", "none")
+STYLE_DEFAULTS: dict[str, Any] = {"activation": "relu", "norm": "batch", "dropout": None, "blur_pool": False}
 
 
 class PretrainedUnavailable(RuntimeError):
@@ -39,7 +40,7 @@ class ModelSpec:
     supports_pretrained: bool = False
     head: str = "classifier"  # dotted name of the classification head: what stays trainable with a frozen backbone
     options: tuple[tuple[str, Any], ...] = ()  # keyword arguments for the builder (the variants of a family)
-    ablations: bool = False  # takes activation, norm and dropout (custom.Style)
+    ablations: bool = False  # takes activation, norm, dropout and blur_pool (custom.Style)
 
     def build(
         self,
@@ -48,17 +49,19 @@ class ModelSpec:
         activation: str = "relu",
         norm: str = "batch",
         dropout: float | None = None,
+        blur_pool: bool = False,
     ) -> nn.Module:
         if pretrained and not self.supports_pretrained:
             raise ValueError(f"{self.name} has no ImageNet weights (only torchvision families do)")
-        knobs = (activation, norm, dropout) != ("relu", "batch", None)
-        if knobs and not self.ablations:
-            raise ValueError(f"{self.name} takes no activation, norm or dropout options (the custom FER CNNs do)")
+        knobs = dict(activation=activation, norm=norm, dropout=dropout, blur_pool=blur_pool)
+        changed = [k for k, v in knobs.items() if v != STYLE_DEFAULTS[k]]
+        if changed and not self.ablations:
+            raise ValueError(f"{self.name} takes no {', '.join(changed)} option (only the custom FER CNNs do)")
         module, function = self.builder.split(":")
         builder = getattr(importlib.import_module(f"{__package__}.{module}"), function)
         kwargs = dict(self.options) | ({"pretrained": pretrained} if self.supports_pretrained else {})
-        if knobs:
-            kwargs["style"] = importlib.import_module(f"{__package__}.custom").Style(activation, norm, dropout)
+        if changed:
+            kwargs["style"] = importlib.import_module(f"{__package__}.custom").Style(**knobs)
         model = builder(num_classes, **kwargs)
         model.get_submodule(self.gradcam_layer)  # fail at build time, not in the Explain page
         model.get_submodule(self.head)

@@ -63,6 +63,7 @@ STUDY_FIELDS = (
     "activation",
     "norm",
     "dropout",
+    "blur_pool",
     "soft_labels",
     "labels",
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from ..data.choices import AUGMENT_PRESETS
 from ..models.registry import ACTIVATIONS, NORMS
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -56,6 +57,7 @@ class TrainConfig:
     activation: str = "relu"  # ablation knobs of the custom FER CNNs (models.custom.Style); torchvision families
     norm: str = "batch"  # refuse anything but these defaults
     dropout: float | None = None  # every dropout layer's rate; None: the architecture's own
+    blur_pool: bool = False  # custom FER CNNs only: anti-aliased downsampling (models.custom.Style)
 
     def __post_init__(self) -> None:
         checks = [
@@ -67,6 +69,7 @@ class TrainConfig:
             (self.compile, COMPILE_MODES, "compile"),
             (self.activation, ACTIVATIONS, "activation"),
             (self.norm, NORMS, "norm"),
+            (self.augment, AUGMENT_PRESETS, "augment"),
         ]
         for value, allowed, name in checks:
             if value not in allowed:
@@ -88,7 +91,7 @@ class TrainConfig:
 
     def architecture(self) -> dict[str, Any]:
         """What the model is built with besides its registry entry (ModelSpec.build's knobs)."""
-        return {"activation": self.activation, "norm": self.norm, "dropout": self.dropout}
+        return {"activation": self.activation, "norm": self.norm, "dropout": self.dropout, "blur_pool": self.blur_pool}
 
     def to_dict(self) -> dict:
         d = asdict(self)
