@@ -7,9 +7,9 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from fer_core.faces import DEFAULT_DETECTOR, DETECTORS
-from fer_core.leaderboard import WEAK_POINTS, default_ensemble, fastest_checkpoints
+from fer_core.leaderboard import WEAK_POINTS, default_ensemble
 from fer_core.predict import Ensemble, PhotoPrediction
-from ui import charts, state
+from ui import charts, failures, state
 
 st.title("Predict")
 
@@ -18,16 +18,22 @@ good = state.require_checkpoints()
 MODES = ("Photos", "Live", "Video file")
 mode = st.segmented_control("Input", MODES, default="Photos", key="predict_mode") or "Photos"
 ids = [c.id for c in good]
-moving = mode != "Photos"  # the live stream and videos default to the fastest models: every frame runs them all
+moving = mode != "Photos"  # the live stream and videos default to fast, robust models: every frame runs them all
+defaults = failures.moving_defaults() if moving else None
 c1, c2 = st.columns([3, 1])
 chosen = c1.multiselect(
     "Models",
     ids,
-    default=fastest_checkpoints(state.metas().values()) if moving else ids,
+    default=defaults.ids if defaults else ids,
     key=f"predict_models_{mode}",
     format_func=state.name,
-    help=state.ids_help(ids, "Moving pictures: the three fastest models of one class list by default; photos: every checkpoint"),
+    help=state.ids_help(ids, "Moving pictures: fast models that hold up on degraded faces by default; photos: every checkpoint"),
 )
+if defaults:
+    c1.caption(
+        f"Default: {defaults.reason}, as measured on Failures > Robustness (webcams and streams blur, compress and "
+        "shrink faces; every frame runs every model)."
+    )
 detector = c2.selectbox(
     "Face detector",
     list(DETECTORS),

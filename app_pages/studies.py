@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from fer_core.failures.corruptions import HELD_OUT
 from fer_core.models import list_models
 from fer_core.studies.report import point_label, significance, with_interval
 from fer_core.studies.runs import (
@@ -151,7 +152,8 @@ st.caption(
     f"Baseline {point_label(report.baseline)}; * significant at 5% after Holm's correction (McNemar on the same "
     "test faces, each point's seed-averaged probabilities). Intervals: bootstrap 95% over the test faces. **Agreed "
     "labels**: accuracy on the faces whose FER2013 label is also the FER+ crowd's majority; **mCE**: corruption error "
-    "against AlexNet (Failures page), once every trial's robustness is computed."
+    "against AlexNet (Failures page), once every trial's robustness is computed; **held-out mCE** the same over the "
+    f"corruptions no training preset imitates ({', '.join(HELD_OUT)}): robustness that was not taught."
     + (f" ({report.robustness_note})" if report.robustness_note else "")
 )
 table = pd.DataFrame(
@@ -166,6 +168,7 @@ table = pd.DataFrame(
             "p (Holm)": significance(p),
             "agreed labels": with_interval(p.agreed_accuracy, p.agreed_ci, True),
             "mCE": with_interval(p.mce, p.mce_ci, False),
+            "held-out mCE": with_interval(p.mce_held_out, p.mce_held_out_ci, False),
         }
         for p in report.points
     ]

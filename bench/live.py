@@ -30,7 +30,8 @@ import numpy as np
 
 from fer_core.classifier import FerClassifier, load_checkpoint
 from fer_core.faces import DEFAULT_DETECTOR, detect_faces, load_photo
-from fer_core.leaderboard import fastest_checkpoints
+from fer_core.failures.robustness import measured_mce
+from fer_core.leaderboard import moving_defaults
 from fer_core.predict import predict_photo
 from fer_core.store import list_checkpoints
 from fer_core.video import VIDEO_DETECTION_SIDE, LiveRecognizer, process_video
@@ -121,8 +122,14 @@ def main() -> int:
     args = p.parse_args()
     print(machine(detection=f"MTCNN at {VIDEO_DETECTION_SIDE} px") + "\n")
     good = [c for c in list_checkpoints() if c.ok and c.meta is not None]
-    three = fastest_checkpoints(c.meta for c in good if c.meta is not None)
-    sets = {"fastest model": three[:1], "three fastest (Live's default)": three, f"all {len(good)} shipped": [c.id for c in good]}
+    store = [(c.meta, c.path) for c in good if c.meta is not None]
+    defaults = moving_defaults([meta for meta, _ in store], measured_mce(store))
+    fastest = min(store, key=lambda item: item[0].efficiency.latency_ms_b1 if item[0].efficiency else float("inf"))[0].id
+    sets = {
+        "fastest model": [fastest],
+        f"Live's default: {defaults.reason}": defaults.ids,
+        f"all {len(good)} shipped": [c.id for c in good],
+    }
     loaded = {cid: load_checkpoint(cid) for cid in {cid for ids in sets.values() for cid in ids}}
     frames = moving_face_frames(args.frames)
     print(

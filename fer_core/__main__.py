@@ -99,6 +99,7 @@ def _train_config(args):
         lr=args.lr,
         optimizer=args.optimizer,
         scheduler=args.scheduler,
+        warmup_epochs=args.warmup,
         augment=args.augment,
         balance=args.balance,
         labels=args.labels,
@@ -346,13 +347,19 @@ def cmd_predict(args) -> None:
 def cmd_video(args) -> None:
     from .atomic import write_text_atomically
     from .classifier import load_checkpoint
-    from .leaderboard import fastest_checkpoints
+    from .failures.robustness import measured_mce
+    from .leaderboard import moving_defaults
     from .store import list_checkpoints
     from .video import process_video
 
     root = Path(args.checkpoints) if args.checkpoints else None
-    metas = [c.meta for c in list_checkpoints(root) if c.ok and c.meta is not None]
-    ids = [m.id for m in metas] if args.all else csv_list(args.models) or fastest_checkpoints(metas)
+    store = [(c.meta, c.path) for c in list_checkpoints(root) if c.ok and c.meta is not None]
+    metas = [meta for meta, _ in store]
+    ids = [m.id for m in metas] if args.all else csv_list(args.models)
+    if not ids:
+        defaults = moving_defaults(metas, measured_mce(store))
+        ids = defaults.ids
+        print(f"models: {', '.join(ids)} ({defaults.reason})", file=sys.stderr)
     if not ids:
         raise CliError("no trained checkpoints found; train one with `python -m fer_core train`")
     classifiers = [load_checkpoint(i, root, backend=args.backend) for i in ids]
@@ -527,6 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--mixup", type=float, help="mixup alpha")
     p.add_argument("--early-stopping", type=int, help="patience in epochs")
+    p.add_argument("--warmup", type=int, metavar="EPOCHS", help="linear warm-up of the learning rate (default: the recipe's)")
     p.add_argument(
         "--time-budget",
         type=float,
@@ -568,7 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("video", cmd_video, "faces, numbered across frames, and each model's expression for every Nth frame of a video")
     p.add_argument("video", help="mp4, webm, mov, avi or mkv (anything FFmpeg decodes)")
-    p.add_argument("--models", help="comma-separated checkpoint ids (default: the three fastest of one class list)")
+    p.add_argument("--models", help="comma-separated checkpoint ids (default: the three fastest of the five most robust by mCE)")
     p.add_argument("--all", action="store_true", help="every checkpoint")
     p.add_argument("--every", type=int, default=1, help="process every Nth frame (default 1: all)")
     p.add_argument("--out", help="write the processed frames, annotated, to this mp4 (H.264)")

@@ -96,10 +96,29 @@ def ranked_checkpoints(metas: Iterable[CheckpointMeta]) -> list[str]:
     return [m.id for m in sorted(_largest_class_list(metas), key=lambda m: -m.test_metrics.accuracy)]
 
 
-def fastest_checkpoints(metas: Iterable[CheckpointMeta], n: int = 3) -> list[str]:
-    """The `n` fastest checkpoints (measured CPU latency) of the most common class list: live and video default."""
-    group = sorted(_largest_class_list(metas), key=lambda m: m.efficiency.latency_ms_b1 if m.efficiency else float("inf"))
-    return [m.id for m in group[:n]]
+@dataclass(frozen=True)
+class MovingDefaults:
+    """The models Live and Video run unless the user picks others, and why these."""
+
+    ids: list[str]
+    reason: str
+
+
+def _latency(meta: CheckpointMeta) -> float:
+    return meta.efficiency.latency_ms_b1 if meta.efficiency else float("inf")
+
+
+def moving_defaults(metas: Iterable[CheckpointMeta], mce: dict[str, float], n: int = 3, pool: int = 5) -> MovingDefaults:
+    """Live's and Video's default models: the `n` fastest (measured CPU latency) of the `pool` most robust (lowest
+    mCE) of the most common class list. Every frame runs them all, on faces as webcams and streams degrade them.
+    Models without a measured mCE are left out; with fewer than `n` measured, the `n` fastest, and the reason says so."""
+    group = _largest_class_list(metas)
+    measured = sorted((m for m in group if m.id in mce), key=lambda m: mce[m.id])
+    if len(measured) < n:
+        ids = [m.id for m in sorted(group, key=_latency)[:n]]
+        return MovingDefaults(ids, f"the {n} fastest: robustness is measured for {len(measured)} of {len(group)} models")
+    ids = [m.id for m in sorted(measured[:pool], key=_latency)[:n]]
+    return MovingDefaults(ids, f"the {n} fastest of the {min(pool, len(measured))} most robust (lowest mCE)")
 
 
 def default_ensemble(metas: Iterable[CheckpointMeta]) -> list[str]:

@@ -53,14 +53,24 @@ def test_tracker_keeps_numbers_while_faces_move_and_never_reuses_one():
     assert tracker.update([(20, 6, 50, 50), (220, 0, 50, 50)]) == [1, 3]  # gone too long: a new number
 
 
-def test_live_and_video_default_to_the_fastest_of_the_largest_class_list():
+def test_live_and_video_default_to_the_fastest_of_the_most_robust():
     from fer_core.data.classes import FER2013_CLASSES
-    from fer_core.leaderboard import fastest_checkpoints
+    from fer_core.leaderboard import moving_defaults
     from fer_core.store import default_root
 
     metas = [c.meta for c in list_checkpoints(default_root()) if c.meta is not None]  # the shipped ten
     latency = {m.id: m.efficiency.latency_ms_b1 for m in metas if m.efficiency and m.classes == FER2013_CLASSES}
-    assert fastest_checkpoints(metas) == sorted(latency, key=latency.__getitem__)[:3]  # FER+'s classes differ
+    by_speed = sorted(latency, key=latency.__getitem__)
+    # the fastest made the least robust: the pool of the five most robust leaves it out
+    mce = {cid: 1.0 - 0.05 * rank for rank, cid in enumerate(by_speed)}
+    chosen = moving_defaults(metas, mce)
+    pool = sorted(mce, key=mce.__getitem__)[:5]
+    assert chosen.ids == sorted(pool, key=latency.__getitem__)[:3] and by_speed[0] not in chosen.ids
+    assert "most robust" in chosen.reason
+    ferplus = next(m.id for m in metas if m.classes != FER2013_CLASSES)
+    assert ferplus not in moving_defaults(metas, mce | {ferplus: 0.1}).ids  # another class list: no ensemble
+    few = moving_defaults(metas, dict(list(mce.items())[:2]))
+    assert few.ids == by_speed[:3] and "measured for 2 of" in few.reason  # too few measured: the fastest, and why
 
 
 def test_video_faces_are_numbered_across_frames_and_batched_through_each_model(classifiers, two_face_video):

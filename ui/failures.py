@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from fer_core.failures.label_noise import CrowdVotes, FlagAgreement, LabelIssues, LabelNoise
     from fer_core.failures.robustness import RobustnessRun
     from fer_core.failures.saliency import ClassSaliency
+    from fer_core.leaderboard import MovingDefaults
     from fer_core.records import Predictions
 
 
@@ -82,10 +83,14 @@ def external_issues(fingerprint: str, checkpoint_id: str) -> LabelIssues:
 def _results_signature(kind: str, checkpoint_id: str) -> tuple:
     """The checkpoint's meta.json and the folder of results of this kind as they are now: every result is written
     by a rename into that folder, so a new one is read at once (without hashing the weights on every rerun)."""
+    return dict(state.store_signature()).get(checkpoint_id, 0), _results_mtime(kind)
+
+
+def _results_mtime(kind: str) -> int:
     from fer_core.failures.cache import results_folder
 
     folder = results_folder(kind)
-    return dict(state.store_signature()).get(checkpoint_id, 0), folder.stat().st_mtime_ns if folder.is_dir() else 0
+    return folder.stat().st_mtime_ns if folder.is_dir() else 0
 
 
 def cached_robustness(checkpoint_ids: list[str], keys: tuple[str, ...]) -> dict[str, RobustnessRun]:
@@ -99,6 +104,20 @@ def _cached_robustness(checkpoint_id: str, signature: tuple, keys: tuple[str, ..
     from fer_core.failures.robustness import cached_run
 
     return cached_run(state.store_root() / checkpoint_id, state.metas()[checkpoint_id], list(keys))
+
+
+def moving_defaults() -> MovingDefaults:
+    """Live's and Video's default models, from the cached robustness runs (read again when a run is added)."""
+    return _moving_defaults(state.store_signature(), _results_mtime("robustness"))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _moving_defaults(signature: tuple, results_mtime: int) -> MovingDefaults:
+    from fer_core.failures.robustness import measured_mce
+    from fer_core.leaderboard import moving_defaults as choose
+
+    store = [(meta, state.store_root() / cid) for cid, meta in state.metas().items()]
+    return choose([meta for meta, _ in store], measured_mce(store))
 
 
 def cached_saliency(checkpoint_ids: list[str]) -> dict[str, ClassSaliency]:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 CLEAN = "clean"
 REFERENCE_MODEL = "alexnet"
+DEFAULT_SEVERITIES = (1, 3, 5)  # the app's and the reports' default: every corruption at three of its five levels
 KIND = "robustness"
 Progress = Callable[[int, int, str], None]  # (done, total, what is running)
 
@@ -366,6 +367,50 @@ def default_reference(metas: Iterable[CheckpointMeta], like: CheckpointMeta) -> 
         and (m.data.label_source, m.classes, m.test_split) == (like.data.label_source, like.classes, like.test_split)
     ]
     return max(same, key=lambda m: m.accuracy).id if same else None
+
+
+@dataclass(frozen=True)
+class CachedRuns:
+    """Checkpoints' cached runs and their reference's: what mCE is read from without running any model."""
+
+    wanted: tuple[str, ...]
+    runs: dict[str, RobustnessRun]
+    reference_id: str | None  # None: the store has no AlexNet of these classes and labels
+    reference: RobustnessRun | None
+
+    def missing(self) -> list[str]:
+        """The checkpoints (the reference included) whose runs are still to compute."""
+        ref = [self.reference_id] if self.reference_id and self.reference is None else []
+        return [cid for cid in self.wanted if cid not in self.runs] + ref
+
+    def mce(self) -> dict[str, float]:
+        """Each checkpoint's mCE, where its run and the reference's are cached."""
+        if self.reference is None:
+            return {}
+        return {cid: m for cid, run in self.runs.items() if (m := report(run, self.reference).mce) is not None}
+
+
+def cached_runs(
+    found: list[tuple[CheckpointMeta, Path]], store: list[tuple[CheckpointMeta, Path]], keys: list[str] | None = None
+) -> CachedRuns:
+    """`found`'s cached runs (default: every corruption at DEFAULT_SEVERITIES) and those of the reference `store`
+    holds for the first of them (default_reference). The checkpoints must share classes, labels and test faces."""
+    keys = keys or conditions(severities=DEFAULT_SEVERITIES)
+    runs = {meta.id: run for meta, path in found if (run := cached_run(path, meta, keys)) is not None}
+    ref_id = default_reference([m for m, _ in store], found[0][0]) if found else None
+    ref = next(((m, p) for m, p in store if m.id == ref_id), None)
+    reference = cached_run(ref[1], ref[0], keys) if ref else None
+    return CachedRuns(tuple(m.id for m, _ in found), runs, ref_id, reference)
+
+
+def measured_mce(store: list[tuple[CheckpointMeta, Path]]) -> dict[str, float]:
+    """Every checkpoint's mCE at the default severities where its run and its reference's are cached: no model runs,
+    so Live and Video can choose their default models by it."""
+    groups: dict[tuple, list[tuple[CheckpointMeta, Path]]] = {}
+    for meta, path in store:
+        key = (meta.data.label_source, meta.classes, meta.test_split, meta.data.fingerprint)
+        groups.setdefault(key, []).append((meta, path))
+    return {cid: m for group in groups.values() for cid, m in cached_runs(group, store).mce().items()}
 
 
 def mce_interval(run: RobustnessRun, reference: RobustnessRun, held_out: bool | None = None) -> Interval | None:

@@ -104,24 +104,30 @@ def _report(args: argparse.Namespace, study_id: str, checkpoints: Path | None, r
 
 
 def report_text(r: StudyReport) -> str:
+    from ..failures.corruptions import HELD_OUT
+    from ..failures.robustness import DEFAULT_SEVERITIES
     from .report import point_label, significance, with_interval
 
     width = max([len(point_label(p.point)) for p in r.points] + [20])
     lines = [
         f"study {r.study_id} ({r.study}, profile {r.profile}); baseline {point_label(r.baseline)}",
         f"{'point':<{width}} {'seeds':>5} {'accuracy':>9} {'± std':>7} {'95% CI':>17} {'macro F1':>9} {'p (Holm)':>9}"
-        f" {'agreed labels':>22} {'mCE':>21}",
+        f" {'agreed labels':>22} {'mCE':>21} {'held-out mCE':>21}",
     ]
     for p in r.points:
         lines.append(
             f"{point_label(p.point):<{width}} {p.seeds:>5} {p.accuracy_mean:>9.4f} {p.accuracy_std:>7.4f} "
             f"[{p.accuracy_ci.low:.4f}, {p.accuracy_ci.high:.4f}] {p.macro_f1_mean:>9.4f} {significance(p):>9}"
             f" {with_interval(p.agreed_accuracy, p.agreed_ci, True):>22} {with_interval(p.mce, p.mce_ci, False):>21}"
+            f" {with_interval(p.mce_held_out, p.mce_held_out_ci, False):>21}"
         )
     lines += [f"{s.state} {s.trial} ({point_label(s.point)}) seed {s.seed}: {s.error}" for s in r.failed]
     lines += [f"not finished: {', '.join(r.unfinished)} (python -m fer_core study resume {r.study_id})"] if r.unfinished else []
     lines.append("* significant at 5% after Holm's correction (McNemar on the same test faces, seed-averaged probabilities)")
-    lines.append("agreed labels: accuracy on the faces whose FER2013 label is the FER+ majority; mCE against AlexNet, 1, 3, 5")
+    lines.append(
+        "agreed labels: accuracy on the faces whose FER2013 label is the FER+ majority; mCE against AlexNet, severities "
+        f"{', '.join(map(str, DEFAULT_SEVERITIES))}; held-out mCE: over {', '.join(HELD_OUT)} alone (never trained on)"
+    )
     lines += [f"note: {r.robustness_note}"] if r.robustness_note else []
     return "\n".join(lines)
 
@@ -148,6 +154,7 @@ def report_csv(r: StudyReport) -> str:
             "p_holm",
             "point_agreed_accuracy",
             "point_mce",
+            "point_mce_held_out",
             "train_time_s",
             "device",
         ]
@@ -171,6 +178,7 @@ def report_csv(r: StudyReport) -> str:
                 p.p_holm,
                 p.agreed_accuracy,
                 p.mce,
+                p.mce_held_out,
                 t.train_time_s,
                 t.device,
             ]

@@ -18,7 +18,7 @@ import numpy as np
 from ..data.choices import DataError
 from ..evaluation import Interval, accuracy_interval, mcnemar
 from ..failures.label_noise import CrowdVotes, find_crowd_votes, label_noise
-from ..failures.robustness import RobustnessRun, cached_run, conditions, default_reference, ensemble_run, mce_interval, report
+from ..failures.robustness import DEFAULT_SEVERITIES, RobustnessRun, cached_runs, ensemble_run, mce_interval, report
 from ..records import CheckpointMeta, Predictions
 from ..store import default_root, list_checkpoints, load_predictions
 from .runs import TrialStatus, read_run, read_spec, read_trials, study_dir
@@ -57,6 +57,8 @@ class PointResult:
     agreed_ci: Interval | None = None  # (None without the FER+ votes beside the study's data)
     mce: float | None = None  # of the seed-averaged probabilities against the reference (None until every trial's
     mce_ci: Interval | None = None  # robustness run is cached: `python -m fer_core robustness --checkpoint IDS`)
+    mce_held_out: float | None = None  # the same over the corruptions no training preset imitates
+    mce_held_out_ci: Interval | None = None
 
 
 @dataclass(frozen=True)
@@ -139,12 +141,19 @@ class _Failures:
     reference: RobustnessRun | None
 
 
-def _robustness(checkpoints: list[str], found: _Failures) -> tuple[float | None, Interval | None]:
+def _robustness(checkpoints: list[str], found: _Failures) -> dict[str, Any]:
+    """The point's mCE and held-out mCE with their intervals (PointResult's fields), where its runs are cached."""
     if found.reference is None or not all(c in found.runs for c in checkpoints):
-        return None, None
+        return {}
     runs = [found.runs[c] for c in checkpoints]
     run = ensemble_run(runs) if len(runs) > 1 else runs[0]
-    return report(run, found.reference).mce, mce_interval(run, found.reference)
+    scores = report(run, found.reference)
+    return {
+        "mce": scores.mce,
+        "mce_ci": mce_interval(run, found.reference),
+        "mce_held_out": scores.mce_held_out,
+        "mce_held_out_ci": mce_interval(run, found.reference, held_out=True),
+    }
 
 
 def _points(
@@ -167,7 +176,6 @@ def _points(
         accs, f1s = [t.accuracy for t in ts], [t.macro_f1 for t in ts]
         mean = replace(predictions[ts[0].checkpoint], probs=mean_probs[key])
         agreed = label_noise(key, mean, found.crowd).agreed_accuracy() if found.crowd is not None else None
-        mce, mce_ci = _robustness([t.checkpoint for t in ts], found)
         points.append(
             PointResult(
                 point=ts[0].point,
@@ -183,8 +191,7 @@ def _points(
                 significant=adjusted.get(key, 1.0) < 0.05,
                 agreed_accuracy=agreed.value if agreed else None,
                 agreed_ci=agreed.ci if agreed else None,
-                mce=mce,
-                mce_ci=mce_ci,
+                **_robustness([t.checkpoint for t in ts], found),
             )
         )
     return sorted(points, key=lambda p: -p.accuracy_mean)
@@ -225,8 +232,8 @@ def study_report(study_id: str, checkpoints: Path | None = None, runs_root: Path
 def _failures(
     found: list[tuple[CheckpointMeta, Path]], predictions: dict[str, Predictions], data: str, checkpoints: Path | None
 ) -> tuple[_Failures, str]:
-    """The FER+ votes of the test faces, the trials' cached robustness runs (the app's default severities 1, 3, 5)
-    and the reference's; and a note saying what is missing."""
+    """The FER+ votes of the test faces, the trials' cached robustness runs (the default severities) and the
+    reference's; and a note saying what is missing."""
     if not found:
         return _Failures(None, {}, None), ""
     notes, crowd = [], None
@@ -234,15 +241,11 @@ def _failures(
         crowd = find_crowd_votes(data, next(iter(predictions.values())).names)
     except DataError as exc:
         notes.append(f"no agreed-label accuracy: {exc}")
-    keys = conditions(severities=(1, 3, 5))
-    runs = {meta.id: run for meta, path in found if (run := cached_run(path, meta, keys)) is not None}
-    store = [i for i in list_checkpoints(checkpoints or default_root()) if i.meta is not None]
-    ref_id = default_reference([i.meta for i in store if i.meta is not None], found[0][0])
-    ref_info = next((i for i in store if i.id == ref_id), None)
-    reference = cached_run(ref_info.path, ref_info.meta, keys) if ref_info and ref_info.meta else None
-    missing = [meta.id for meta, _ in found if meta.id not in runs] + ([ref_id] if ref_id and reference is None else [])
-    if ref_id is None:
+    store = [(i.meta, i.path) for i in list_checkpoints(checkpoints or default_root()) if i.meta is not None]
+    cached = cached_runs(found, store)
+    if cached.reference_id is None:
         notes.append("no mCE: no AlexNet checkpoint to normalise by")
-    elif missing:
-        notes.append(f"no mCE yet: python -m fer_core robustness --severities 1,3,5 --checkpoint {','.join(missing)}")
-    return _Failures(crowd, runs, reference), "; ".join(notes)
+    elif missing := cached.missing():
+        severities = ",".join(map(str, DEFAULT_SEVERITIES))
+        notes.append(f"no mCE yet: python -m fer_core robustness --severities {severities} --checkpoint {','.join(missing)}")
+    return _Failures(crowd, cached.runs, cached.reference), "; ".join(notes)
