@@ -24,9 +24,19 @@ def _created(meta: CheckpointMeta, fmt: str) -> str:
         return meta.id
 
 
-# Tags that tell checkpoints of one base name apart, tried in order until every tag in the group differs.
+def _robust(meta: CheckpointMeta) -> str:
+    """What makes a checkpoint a robustness variant: its robust augmentation preset, blur-pooling."""
+    cfg = meta.config
+    return " ".join(
+        t for t in (cfg.augment if cfg.augment.startswith("robust") else "", "blur-pool" if cfg.blur_pool else "") if t
+    )
+
+
+# Tags that tell checkpoints of one base name apart, tried in order until every tag in the group differs; one of
+# them may be empty (that checkpoint keeps the base name: a shipped model beside its study trials or variants).
 _TAGGERS: tuple[Callable[[CheckpointMeta], str], ...] = (
     lambda m: m.study.trial if m.study else "",
+    _robust,
     lambda m: _created(m, "%d %b"),
     lambda m: _created(m, "%d %b %H:%M"),
     lambda m: m.id,
@@ -35,7 +45,7 @@ _TAGGERS: tuple[Callable[[CheckpointMeta], str], ...] = (
 
 def display_names(metas: Iterable[CheckpointMeta]) -> dict[str, str]:
     """id -> short name, unique within `metas`: the base name, plus a tag where several share it (their study
-    trial, else the day they were trained, else day and minute, else the id)."""
+    trial, else their robust training, else the day they were trained, else day and minute, else the id)."""
     groups: dict[str, list[CheckpointMeta]] = {}
     for meta in metas:
         groups.setdefault(base_name(meta), []).append(meta)
@@ -45,5 +55,5 @@ def display_names(metas: Iterable[CheckpointMeta]) -> dict[str, str]:
             names[group[0].id] = base
             continue
         tags = next(t for t in ([tag(m) for m in group] for tag in _TAGGERS) if len(set(t)) == len(t))
-        names |= {m.id: f"{base} · {t}" for m, t in zip(group, tags, strict=True)}
+        names |= {m.id: f"{base} · {t}" if t else base for m, t in zip(group, tags, strict=True)}
     return names

@@ -489,6 +489,9 @@ def test_display_names_are_short_and_unique():
     pair = display_names([metas[0], twin])
     assert len(set(pair.values())) == 2 and all(n.startswith(base_name(metas[0]) + " · ") for n in pair.values())
     assert pair[twin.id].endswith("01 Dec")
+    robust = replace(twin, config=replace(twin.config, augment="robust", blur_pool=True))
+    shipped_and_robust = display_names([metas[0], robust])
+    assert shipped_and_robust == {metas[0].id: base_name(metas[0]), robust.id: f"{base_name(metas[0])} · robust blur-pool"}
 
 
 def _teacher(tiny_checkpoints, model: str = "keras_cnn"):
