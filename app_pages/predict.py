@@ -30,9 +30,12 @@ chosen = c1.multiselect(
     help=state.ids_help(ids, "Moving pictures: fast models that hold up on degraded faces by default; photos: every checkpoint"),
 )
 if defaults:
+    chosen_by = ", ".join(
+        state.name(cid) + (f" (mCE {defaults.mce[cid]:.2f})" if cid in defaults.mce else "") for cid in defaults.ids
+    )
     c1.caption(
-        f"Default: {defaults.reason}, as measured on Failures > Robustness (webcams and streams blur, compress and "
-        "shrink faces; every frame runs every model)."
+        f"Default: {chosen_by}: {defaults.reason}, as measured on Failures > Robustness (webcams and streams blur, "
+        "compress and shrink faces; every frame runs every model)."
     )
 detector = c2.selectbox(
     "Face detector",

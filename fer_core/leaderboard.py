@@ -102,6 +102,7 @@ class MovingDefaults:
 
     ids: list[str]
     reason: str
+    mce: dict[str, float]  # of the chosen, where measured
 
 
 def _latency(meta: CheckpointMeta) -> float:
@@ -116,9 +117,11 @@ def moving_defaults(metas: Iterable[CheckpointMeta], mce: dict[str, float], n: i
     measured = sorted((m for m in group if m.id in mce), key=lambda m: mce[m.id])
     if len(measured) < n:
         ids = [m.id for m in sorted(group, key=_latency)[:n]]
-        return MovingDefaults(ids, f"the {n} fastest: robustness is measured for {len(measured)} of {len(group)} models")
-    ids = [m.id for m in sorted(measured[:pool], key=_latency)[:n]]
-    return MovingDefaults(ids, f"the {n} fastest of the {min(pool, len(measured))} most robust (lowest mCE)")
+        reason = f"the {n} fastest: robustness is measured for {len(measured)} of {len(group)} models"
+    else:
+        ids = [m.id for m in sorted(measured[:pool], key=_latency)[:n]]
+        reason = f"the {n} fastest of the {min(pool, len(measured))} most robust (lowest mCE)"
+    return MovingDefaults(ids, reason, {cid: mce[cid] for cid in ids if cid in mce})
 
 
 def default_ensemble(metas: Iterable[CheckpointMeta]) -> list[str]:
