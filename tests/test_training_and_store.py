@@ -682,6 +682,8 @@ def test_blur_pool_is_recorded_reloaded_and_starts_from_a_plain_checkpoint(model
     assert len(strided(blurred)) == len(strided(plain))  # each subsampling blurred, none added
     with pytest.raises(ValueError, match="resnet18 takes no blur_pool option"):
         get_spec("resnet18").build(7, blur_pool=True)
+    with pytest.raises(ValueError, match="resnet18 takes no blur_pool option"):  # before any data loads
+        TrainConfig(model="resnet18", blur_pool=True)
     if model != "keras_cnn":
         return
     parent = next(i for i in list_checkpoints(tiny_checkpoints) if i.meta.model == model)

@@ -42,6 +42,14 @@ class ModelSpec:
     options: tuple[tuple[str, Any], ...] = ()  # keyword arguments for the builder (the variants of a family)
     ablations: bool = False  # takes activation, norm, dropout and blur_pool (custom.Style)
 
+    def style_options(self, knobs: dict[str, Any]) -> list[str]:
+        """The ablation knobs set away from their defaults; a one-line ValueError naming them where the model takes
+        none (only the custom FER CNNs do)."""
+        changed = [k for k, v in knobs.items() if v != STYLE_DEFAULTS[k]]
+        if changed and not self.ablations:
+            raise ValueError(f"{self.name} takes no {', '.join(changed)} option (only the custom FER CNNs do)")
+        return changed
+
     def build(
         self,
         num_classes: int,
@@ -54,9 +62,7 @@ class ModelSpec:
         if pretrained and not self.supports_pretrained:
             raise ValueError(f"{self.name} has no ImageNet weights (only torchvision families do)")
         knobs = dict(activation=activation, norm=norm, dropout=dropout, blur_pool=blur_pool)
-        changed = [k for k, v in knobs.items() if v != STYLE_DEFAULTS[k]]
-        if changed and not self.ablations:
-            raise ValueError(f"{self.name} takes no {', '.join(changed)} option (only the custom FER CNNs do)")
+        changed = self.style_options(knobs)
         module, function = self.builder.split(":")
         builder = getattr(importlib.import_module(f"{__package__}.{module}"), function)
         kwargs = dict(self.options) | ({"pretrained": pretrained} if self.supports_pretrained else {})

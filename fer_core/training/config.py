@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ..data.choices import AUGMENT_PRESETS
-from ..models.registry import ACTIVATIONS, NORMS
+from ..models.registry import ACTIVATIONS, NORMS, STYLE_DEFAULTS, get_spec
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULERS = ("none", "step", "exponential", "cosine", "plateau")
@@ -74,6 +74,8 @@ class TrainConfig:
         for value, allowed, name in checks:
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {value!r}")
+        if self.architecture() != STYLE_DEFAULTS:  # refused here, not minutes later when the model is built
+            get_spec(self.model).style_options(self.architecture())
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
         if self.time_budget_min is not None and (self.time_budget_min <= 0 or self.scheduler != "cosine"):
