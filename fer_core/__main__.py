@@ -356,10 +356,10 @@ def cmd_video(args) -> None:
     store = [(c.meta, c.path) for c in list_checkpoints(root) if c.ok and c.meta is not None]
     metas = [meta for meta, _ in store]
     ids = [m.id for m in metas] if args.all else csv_list(args.models)
+    chosen_by = ""
     if not ids:
         defaults = moving_defaults(metas, measured_mce(store))
-        ids = defaults.ids
-        print(f"models: {', '.join(ids)} ({defaults.reason})", file=sys.stderr)
+        ids, chosen_by = defaults.ids, f" ({defaults.reason})"
     if not ids:
         raise CliError("no trained checkpoints found; train one with `python -m fer_core train`")
     classifiers = [load_checkpoint(i, root, backend=args.backend) for i in ids]
@@ -381,6 +381,7 @@ def cmd_video(args) -> None:
     print(
         f"{result.source}: {info.width}x{info.height}, {info.duration_s or 0:.1f} s; {len(result.frames)} frames processed "
         f"(every {result.every}), {len({f.number for fr in result.frames for f in fr.faces})} face(s), models: {', '.join(ids)}"
+        + chosen_by
     )
     if result.stopped:
         print(f"stopped early: {result.stopped}")

@@ -117,7 +117,7 @@ def moving_defaults(metas: Iterable[CheckpointMeta], mce: dict[str, float], n: i
     measured = sorted((m for m in group if m.id in mce), key=lambda m: mce[m.id])
     if len(measured) < n:
         ids = [m.id for m in sorted(group, key=_latency)[:n]]
-        reason = f"the {n} fastest: robustness is measured for {len(measured)} of {len(group)} models"
+        reason = f"the {min(n, len(group))} fastest: robustness is measured for {len(measured)} of {len(group)} models"
     else:
         ids = [m.id for m in sorted(measured[:pool], key=_latency)[:n]]
         reason = f"the {n} fastest of the {min(pool, len(measured))} most robust (lowest mCE)"

@@ -257,7 +257,6 @@ def test_a_quick_study_lands_checkpoints_and_a_report(ray_local, kaggle_zip, fer
     report = study_report(study_id, store, runs)
     assert all(p.mce is not None and p.mce_ci.low <= p.mce <= p.mce_ci.high for p in report.points)
     assert all(p.mce_held_out_ci.low <= p.mce_held_out <= p.mce_held_out_ci.high for p in report.points)
-    assert all(p.mce_held_out != p.mce for p in report.points)  # its own corruptions, not the whole suite
     assert not report.robustness_note
 
 
