@@ -695,3 +695,21 @@ def test_blur_pool_is_recorded_reloaded_and_starts_from_a_plain_checkpoint(model
     assert any(type(m).__name__ == "MaxBlurPool2D" for m in clf.model.modules())
     fresh = clf.evaluate(load_dataset(kaggle_zip), "test")
     assert np.allclose(fresh.probs, load_predictions(path).probs, rtol=0, atol=1e-6)
+
+
+def test_interrupted_fine_tune_writes_nothing_and_resumes_from_its_epoch(tiny_checkpoints, kaggle_zip, tmp_path):
+    """A robust fine-tune (`--init-from`, robust preset) cancelled after its first epoch leaves no checkpoint; resumed,
+    it continues after that epoch (the first is not trained again) and records its parent."""
+    parent = next(i for i in list_checkpoints(tiny_checkpoints) if i.meta.model == "keras_cnn")
+    cfg = make_config("keras_cnn", "quick", data=str(kaggle_zip), epochs=2, batch_size=8, device="cpu", augment="robust")
+    cfg = replace(cfg, init_from=str(parent.path))
+    store, state, epochs_seen = tmp_path / "store", tmp_path / "state.pt", []
+    stop_after_first = Callbacks(on_epoch=lambda s: epochs_seen.append(s.epoch), should_stop=lambda: len(epochs_seen) >= 1)
+    with pytest.raises(TrainingCancelled):
+        train_and_save(cfg, root=store, callbacks=stop_after_first, state_file=state, measure_efficiency=False)
+    assert state.is_file() and not list_checkpoints(store)
+    resumed = Callbacks(on_epoch=lambda s: epochs_seen.append(s.epoch))
+    path = train_and_save(cfg, root=store, callbacks=resumed, state_file=state, measure_efficiency=False)
+    meta = read_meta(path)
+    assert epochs_seen == [1, 2] and [e.epoch for e in meta.history] == [1, 2]
+    assert meta.init_from is not None and meta.init_from.id == parent.id and meta.config.augment == "robust"
