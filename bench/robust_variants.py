@@ -31,6 +31,7 @@ from fer_core.failures.robustness import (
     cached_run,
     cached_runs,
     conditions,
+    default_reference,
     mce_interval,
     report,
 )
@@ -54,7 +55,8 @@ def publictest_line(pair: Store, store: Store) -> str:
     """Clean accuracy and held-out mCE on PublicTest, where the --split val runs are cached."""
     keys = conditions(HELD_OUT, DEFAULT_SEVERITIES)
     runs = [cached_run(path, meta, keys, split="val") for meta, path in pair]
-    ref = next(((m, p) for m, p in store if m.id == cached_runs(pair, store).reference_id), None)
+    ref_id = default_reference([m for m, _ in store], pair[0][0])
+    ref = next(((m, p) for m, p in store if m.id == ref_id), None)
     ref_run = cached_run(ref[1], ref[0], keys, split="val") if ref else None
     if ref_run is None or any(r is None for r in runs):
         return "PublicTest: held-out runs not cached (fer_core robustness --split val --corruptions " + ",".join(HELD_OUT) + ")"
@@ -165,7 +167,7 @@ def main() -> int:
     args = p.parse_args()
     store = [(i.meta, i.path) for i in list_checkpoints(Path(args.checkpoints) if args.checkpoints else None) if i.meta]
     by_id = {meta.id: (meta, path) for meta, path in store}
-    pairs = [tuple(pair.split(":", 1)) for pair in args.pair]
+    pairs = [(child, parent) for child, _, parent in (pair.partition(":") for pair in args.pair)]
     unknown = [cid for pair in pairs for cid in pair if cid not in by_id]
     if unknown:
         print(f"not in the store: {', '.join(unknown)}", file=sys.stderr)
@@ -175,7 +177,7 @@ def main() -> int:
     maps = {cid: saliency(*by_id[cid], args.data) for pair in pairs for cid in pair}
     print_regions(maps)
     if args.figure:
-        draw([(c, p) for c, p in pairs], maps, args.figure)
+        draw(pairs, maps, args.figure)
     print("\nships: " + (", ".join(c for c, ok in verdicts.items() if ok) or "none"))
     return 0
 

@@ -89,7 +89,7 @@ def cache_file(checkpoint_id: str, weights: str, split_tag: str = "") -> Path:
 
 
 def _split_tag(meta: CheckpointMeta, split: str | None) -> str:
-    return "" if split in (None, meta.test_split) else str(split)
+    return "" if split is None or split == meta.test_split else split
 
 
 def _key(weights: str, fingerprint: str) -> dict[str, str]:
@@ -399,7 +399,7 @@ def cached_runs(
     runs = {meta.id: run for meta, path in found if (run := cached_run(path, meta, keys)) is not None}
     ref_id = default_reference([m for m, _ in store], found[0][0]) if found else None
     ref = next(((m, p) for m, p in store if m.id == ref_id), None)
-    reference = cached_run(ref[1], ref[0], keys) if ref else None
+    reference = runs.get(ref_id) if ref_id in runs else (cached_run(ref[1], ref[0], keys) if ref else None)
     return CachedRuns(tuple(m.id for m, _ in found), runs, ref_id, reference)
 
 
