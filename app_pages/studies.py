@@ -49,7 +49,13 @@ if launched:
 with st.expander("Compose a study"), st.form("compose_study"):
     c1, c2 = st.columns(2)
     composed_name = c1.text_input("Name", "my_study", help="letters, digits, - and _")
-    models = c2.multiselect("Models (an axis when several)", [m.name for m in list_models()], default=["keras_cnn"])
+    models = c2.multiselect(
+        "Models (an axis when several)",
+        [m.name for m in list_models()],
+        default=["keras_cnn"],
+        accept_new_options=True,
+        help="registered models, or type timm:<name> (timm:<name>@<px> for an input size) for any timm model",
+    )
     c1, c2 = st.columns(2)
     axis = c1.selectbox("Axis", ["(none)", *STUDY_FIELDS], help="a TrainConfig field to vary")
     values = c2.text_input("Its values, comma-separated", "adam, sgd")

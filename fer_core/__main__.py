@@ -6,6 +6,7 @@ Errors are one line on stderr and a non-zero exit: 2 for bad arguments, 1 for a 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import sys
@@ -34,7 +35,14 @@ class CliError(Exception):
 
 # ---------------------------------------------------------------- models
 def cmd_models(args) -> None:
-    from .models import list_models, spec_parameters
+    from .models import NOT_REGISTERED, list_models, spec_parameters
+
+    if args.timm is not None:
+        from .models.timm_zoo import timm_names
+
+        names = [n for n in timm_names() if fnmatch.fnmatch(n, args.timm)]
+        emit(args, names, "\n".join(f"timm:{n}" for n in names) or f"no timm model matches {args.timm!r}")
+        return
 
     rows: list[dict[str, Any]] = []
     for spec in list_models():
@@ -52,9 +60,11 @@ def cmd_models(args) -> None:
             }
         )
     text = "\n".join(
-        f"{r['name']:<18} {r['family']:<12} {r['input_size']:>3}px {r['parameters'] / 1e6:6.2f}M  {r['reference']}" for r in rows
+        f"{r['name']:<20} {r['family']:<12} {r['input_size']:>3}px {r['parameters'] / 1e6:6.2f}M  {r['reference']}" for r in rows
     )
-    emit(args, rows, text)
+    missing = "\n".join(f"not registered: {name}: {why}" for name, why in NOT_REGISTERED.items())
+    timm = "any timm model by name: --model timm:<name> (list them: models --timm '*convnext*')"
+    emit(args, rows, f"{text}\n\n{missing}\n{timm}")
 
 
 # ---------------------------------------------------------------- data
@@ -82,6 +92,17 @@ def cmd_data(args) -> None:
 
 
 # ---------------------------------------------------------------- train
+def _sized(model: str, input_size: int | None) -> str:
+    """--model with --input-size folded into its name, the one place a timm model's size is recorded."""
+    from .models import TIMM_PREFIX, timm_name
+
+    if input_size is None:
+        return model
+    if not model.startswith(TIMM_PREFIX):
+        raise CliError(f"--input-size: only timm:<name> models take one; {model} has its own")
+    return timm_name(model.removeprefix(TIMM_PREFIX).split("@")[0], input_size)
+
+
 def _train_config(args):
     from .training import TrainConfig, make_config
 
@@ -91,7 +112,7 @@ def _train_config(args):
         raise CliError("train needs --model NAME and --data PATH (or --resume JOB_DIR)")
     pretrained = args.pretrained if args.pretrained not in (None, "imagenet") else (args.pretrained == "imagenet")
     return make_config(
-        args.model,
+        _sized(args.model, args.input_size),
         args.preset,
         data=str(args.data),
         epochs=args.epochs,
@@ -112,6 +133,7 @@ def _train_config(args):
         weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing,
         mixup_alpha=args.mixup,
+        train_fraction=args.train_fraction,
         early_stopping=args.early_stopping,
         compile=args.compile,
         time_budget_min=args.time_budget,
@@ -491,14 +513,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    command("models", cmd_models, "list the model registry")
+    p = command("models", cmd_models, "list the model registry, or timm's models by name")
+    p.add_argument("--timm", nargs="?", const="*", metavar="PATTERN", help="list timm's architectures matching PATTERN")
     p = command("data", cmd_data, "summarise a dataset: counts per split and class, duplicates, blanks")
     p.add_argument("path", help="Kaggle zip or folder, fer2013.csv, or an ImageFolder root")
     p.add_argument("--labels", choices=LABEL_SOURCES, default="fer2013")
     p.add_argument("--classes", help="comma-separated subset of classes")
 
     p = command("train", cmd_train, "train a model and write a checkpoint")
-    p.add_argument("--model")
+    p.add_argument("--model", help="a registered name (see `models`), or timm:<name> for any timm architecture")
+    p.add_argument("--input-size", type=int, metavar="PX", help="timm models only: upsample the faces to PX (timm:<name>@PX)")
     p.add_argument("--data")
     p.add_argument("--preset", choices=list(PRESETS))
     p.add_argument("--epochs", type=int)
@@ -541,6 +565,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="MIN",
         help="train for this many minutes: cosine schedule over time, --epochs becomes an upper bound",
+    )
+    p.add_argument(
+        "--train-fraction",
+        type=float,
+        metavar="F",
+        help="a stratified share of the training faces (0-1], for a quick first run; validation and test stay whole",
     )
     p.add_argument("--compile", choices=COMPILE_MODES, help="torch.compile mode (default none); reduce-overhead adds CUDA graphs")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")

@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import time
 import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -135,6 +136,16 @@ def list_checkpoints(root: Path | None = None) -> list[CheckpointInfo]:
     return infos
 
 
+def load_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """`model.load_state_dict(state)`, strictly, each tensor cast to the model's dtype. safetensors files (and dicts built
+    from them) lack PyTorch's per-module version metadata, which some modules require on load (torchvision's MNASNet):
+    these weights were written by this code, so the model's own versions are theirs."""
+    reference = model.state_dict()
+    versioned = OrderedDict((k, v.to(reference[k].dtype) if k in reference else v) for k, v in state.items())
+    versioned._metadata = reference._metadata  # type: ignore[attr-defined]  # set by Module.state_dict
+    model.load_state_dict(versioned, strict=True)
+
+
 def load_weights(path: Path, meta: CheckpointMeta) -> nn.Module:
     """Build the registered architecture and load the safetensors weights into it, strictly."""
     from safetensors.torch import load_file
@@ -145,10 +156,8 @@ def load_weights(path: Path, meta: CheckpointMeta) -> nn.Module:
         state = load_file(str(file))
     except (OSError, SafetensorError, ValueError) as exc:
         raise CheckpointError(f"{path.name}: corrupt or missing {WEIGHTS_FILE} ({exc})") from exc
-    reference = model.state_dict()
-    state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
     try:
-        model.load_state_dict(state, strict=True)
+        load_state(model, state)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0:3]
         raise CheckpointError(f"{path.name}: weights do not match architecture {meta.model}: {' '.join(first)}") from exc
@@ -224,7 +233,8 @@ def half_precision(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def new_checkpoint_id(model: str, labels: str, root: Path) -> str:
-    base = f"{model}-{labels}-{time.strftime('%Y%m%d-%H%M%S')}"
+    """<model>-<labels>-<time>, a folder name on every OS: "timm:convnext_atto@96" is spelt timm-convnext_atto-96."""
+    base = f"{re.sub(r'[^A-Za-z0-9._-]', '-', model)}-{labels}-{time.strftime('%Y%m%d-%H%M%S')}"
     candidate, n = base, 1
     while (root / candidate).exists():
         n += 1

@@ -90,7 +90,7 @@ def test_overview_and_sidebar_load_without_torch(tiny_checkpoints, kaggle_zip, t
         f"infos = list_checkpoints({str(tiny_checkpoints)!r}); assert infos and all(i.ok for i in infos); "
         "[leaderboard_row(i.meta) for i in infos]; assert find_default_dataset(); describe_devices(); "
         f"make_config('keras_cnn', 'custom', data={str(kaggle_zip)!r}, epochs=1); list_jobs({str(tmp_path)!r}); "
-        "print(sorted(m for m in ('torch', 'torchvision', 'sklearn', 'scipy', 'kornia') if m in sys.modules))"
+        "print(sorted(m for m in ('torch', 'torchvision', 'sklearn', 'scipy', 'kornia', 'timm') if m in sys.modules))"
     )
     env = {**os.environ, "FER_DATA": str(kaggle_zip)}
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
@@ -220,6 +220,27 @@ def test_sidebar_offers_only_checkpoints_of_the_chosen_label_source(monkeypatch,
     assert at.selectbox(key="train_init-keras_cnn_wide-ferplus").options[1:] == [
         f"{names[c]} ({accuracy[c]:.1%})" for c in ferplus
     ]
+
+
+def test_sidebar_trains_any_timm_model_searched_by_name(monkeypatch, tmp_path, kaggle_zip):
+    """The architecture picker's timm entry: a searchable list of timm's models and an input size; a model that cannot
+    take the size says which it needs, in the sidebar, and the page keeps working."""
+    monkeypatch.setenv("FER_CHECKPOINTS", str(tmp_path / "store"))
+    monkeypatch.setenv("FER_DATA", str(kaggle_zip))
+    monkeypatch.setenv("FER_RUNS", str(tmp_path / "runs"))
+    at = run_page()
+    at.selectbox(key="train_model").set_value("timm:")
+    at.run()
+    assert "convnext_atto" in at.selectbox(key="train_timm").options and at.selectbox(key="train_timm").value is None
+    at.selectbox(key="train_timm").set_value("inception_resnet_v2")
+    at.run()
+    assert not at.exception
+    assert any("needs at least 75 px" in e.value for e in at.sidebar.error)
+    at.number_input(key="train_timm_size").set_value(75)
+    at.run()
+    assert not at.exception and not at.sidebar.error
+    assert any("inception_resnet_v2 as timm builds it" in c.value for c in at.sidebar.caption)
+    assert at.selectbox(key="train_preset-timm:inception_resnet_v2@75-False").value == "timm"
 
 
 def test_training_from_the_sidebar_lands_a_checkpoint(monkeypatch, tmp_path, kaggle_zip):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import timm
 
 from fer_core.models import list_models
 from fer_core.store import list_checkpoints, load_predictions
@@ -45,6 +46,32 @@ def test_models_json_lists_the_registry():
     rows = json.loads(cli("models", "--json").stdout)
     assert [r["name"] for r in rows] == [s.name for s in list_models()]
     assert all(r["parameters"] > 0 and r["gradcam_layer"] for r in rows)
+    text = cli("models").stdout
+    assert "not registered: NASNet-A Mobile: no maintained implementation" in text and "timm:<name>" in text
+    assert json.loads(cli("models", "--timm", "convnext_at*", "--json").stdout) == [
+        "convnext_atto",
+        "convnext_atto_ols",
+        "convnext_atto_rms",
+    ]
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        (
+            ["--model", "timm:convnext_atom"],
+            f"error: timm {timm.__version__} has no model 'convnext_atom'; close: convnext_atto, ",
+        ),
+        (
+            ["--model", "timm:inception_resnet_v2"],
+            "it needs at least 75 px; ask for timm:inception_resnet_v2@75 (--input-size 75)",
+        ),
+        (["--model", "keras_cnn", "--input-size", "64"], "error: --input-size: only timm:<name> models take one"),
+    ],
+)
+def test_timm_models_that_cannot_be_built_fail_in_one_line(model, message, kaggle_zip):
+    proc = cli("train", *model, "--data", kaggle_zip, check=False)
+    assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_data_summary(kaggle_zip):

@@ -225,7 +225,7 @@ def test_grad_cam_and_integrated_gradients_are_non_trivial(tiny_checkpoints):
 
 
 def test_grad_cam_on_every_registered_architecture(tiny_checkpoints):
-    """The registry's Grad-CAM layer works for each model (random weights suffice)."""
+    """The registry's Grad-CAM layer works for each model (random weights suffice), and for timm models by name."""
     from dataclasses import replace
 
     from fer_core.classifier import FerClassifier
@@ -233,7 +233,7 @@ def test_grad_cam_on_every_registered_architecture(tiny_checkpoints):
 
     face = synthetic_face(2, 2)
     tiny = list_checkpoints(tiny_checkpoints)[0].meta
-    for spec in list_models():
+    for spec in list_models() + [get_spec("timm:convnext_atto"), get_spec("timm:vit_tiny_patch16_224")]:
         clf = FerClassifier(spec.build(7), replace(tiny, model=spec.name, input=spec.input))
         att = grad_cam(clf, face)
         assert att.heatmap.shape == (48, 48) and np.isfinite(att.heatmap).all(), spec.name

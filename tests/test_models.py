@@ -6,7 +6,7 @@ import torchvision.models as tvm
 from safetensors.torch import save_file
 
 from fer_core.data import to_model_input
-from fer_core.models import PretrainedUnavailable, build_model, count_parameters, get_spec, list_models
+from fer_core.models import NOT_REGISTERED, PretrainedUnavailable, build_model, count_parameters, get_spec, list_models
 from fer_core.models.torchvision_zoo import fold_rgb_conv
 
 SPECS = list_models()
@@ -36,8 +36,17 @@ def test_registry_holds_the_zoo_the_issue_lists():
         "efficientnet_b0",
         "densenet121",
         "inception_v3",
+        # the seed architectures of the FER studies (issue 30)
+        "efficientnet_b5",
+        "densenet169",
+        "resnet101",
+        "inception_resnet_v2",
+        "resnetv2_50",
+        "resnetv2_101",
+        "mnasnet1_0",
     }
     assert required <= names
+    assert "NASNet-A Mobile" in NOT_REGISTERED and "mnasnet1_0" in NOT_REGISTERED["NASNet-A Mobile"]
     with pytest.raises(KeyError, match="unknown model"):
         get_spec("not_a_model")
 
@@ -125,3 +134,72 @@ def test_registered_sizes_match_the_built_models():
     for spec in list_models():
         built = sum(p.numel() for p in spec.build(7).parameters()) / 1e6
         assert spec.parameters_m == pytest.approx(built, abs=0.006), spec.name
+
+
+def _spatial_output(model: torch.nn.Module, layer: str, x: torch.Tensor) -> torch.Size:
+    seen = []
+    handle = model.get_submodule(layer).register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    model.eval()(x)
+    handle.remove()
+    return seen[0]
+
+
+@pytest.mark.parametrize(
+    "name, size, layer",
+    [
+        ("timm:convnext_atto", 48, "stages.3"),
+        ("timm:vit_tiny_patch16_224", 48, "patch_embed.proj"),
+        ("timm:inception_resnet_v2@75", 75, "conv2d_7b"),
+    ],
+)
+def test_any_timm_model_by_name(name, size, layer):
+    """Built by timm for one channel and 7 classes, its Grad-CAM layer a map and its head found, its size true."""
+    spec = get_spec(name)
+    assert spec.family == "timm" and spec.input.size == size and spec.gradcam_layer == layer and spec.preset == "timm"
+    torch.manual_seed(0)
+    model = spec.build(7).train()
+    assert spec.parameters_m == pytest.approx(count_parameters(model) / 1e6, abs=0.006)
+    x = to_model_input(torch.randint(0, 256, (2, 1, 48, 48), dtype=torch.uint8), spec.input)
+    out = model(x)
+    assert out.shape == (2, 7)
+    out.logsumexp(1).sum().backward()
+    assert all(p.grad is not None for p in model.get_submodule(spec.head).parameters())
+    assert len(_spatial_output(model, spec.gradcam_layer, x)) == 4
+
+
+def test_timm_names_that_cannot_be_built_say_why():
+    with pytest.raises(KeyError, match="has no model 'convnext_atom'; close: convnext_atto"):
+        get_spec("timm:convnext_atom")
+    with pytest.raises(
+        ValueError, match=r"cannot take 48 px faces: it needs at least 75 px; ask for timm:inception_resnet_v2@75"
+    ):
+        get_spec("timm:inception_resnet_v2")
+    with pytest.raises(ValueError, match="from 32 to 512 px"):
+        get_spec("timm:resnet18@4000")
+    with pytest.raises(KeyError, match="timm:<name>"):
+        get_spec("timm:")
+    assert get_spec("timm:vit_tiny_patch16_224").options == (("arch", "vit_tiny_patch16_224"), ("img_size", 48))
+
+
+def test_timm_weights_from_a_local_file_and_never_a_silent_download(monkeypatch, tmp_path):
+    """A local ImageNet file loads (timm sums the RGB stem for one channel, the head is new); asking for the hub's
+    weights where they cannot come is an error, not a random start. No test downloads."""
+    import timm
+    import timm.models._builder
+
+    torch.manual_seed(2)
+    reference = timm.create_model("resnetv2_50").eval()  # 3 channels, 1000 classes: an ImageNet file's shape
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(tmp_path / "r50v2.safetensors"))
+    model = build_model("resnetv2_50", 7, pretrained=str(tmp_path / "r50v2.safetensors"))
+    assert torch.equal(model.stages[2].blocks[0].conv2.weight, reference.stages[2].blocks[0].conv2.weight)
+    assert torch.allclose(model.stem.conv.weight, reference.stem.conv.weight.sum(1, keepdim=True))
+    assert model.stem.conv.stride == (1, 1) and model.head.fc.out_channels == 7
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(timm.models._builder, "load_pretrained", offline)
+    with pytest.raises(PretrainedUnavailable, match="ImageNet weights for convnext_atto are unavailable"):
+        build_model("timm:convnext_atto", 7, pretrained=True)
+    with pytest.raises(PretrainedUnavailable, match="no such weights file"):
+        build_model("inception_resnet_v2", 7, pretrained=str(tmp_path / "missing.safetensors"))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import timm
 
 from fer_core.evaluation import accuracy_interval
 from fer_core.failures import robustness
@@ -86,6 +87,8 @@ def test_a_study_composed_in_the_app_is_a_valid_file():
     quick = spec.trials("quick")
     assert len(quick) == 8 and {t.config.train_fraction for t in quick} == {0.2} and {t.config.epochs for t in quick} == {5}
     assert {t.config.train_fraction for t in spec.trials("full")} == {1.0}
+    timm = parse_study(compose_study("timm", ["keras_cnn", "timm:convnext_atto@64"], None, "", 1, 3, 0.1))
+    assert timm.axes == {"model": ("keras_cnn", "timm:convnext_atto@64")}  # any timm model, sized, on an axis
     one = parse_study(compose_study("one", ["vgg_fer"], "augment", "none, strong", 1, 3, 0.1))
     assert one.base == {"model": "vgg_fer"} and one.axes == {"augment": ("none", "strong")}
     with pytest.raises(StudyError, match="optimizer must be one of"):
@@ -163,6 +166,14 @@ def test_a_bad_search_is_refused_with_one_line_naming_the_field(change, message)
     [
         (("[axes]", "[axes]\nbogus = [1]"), "good.toml: axes.bogus: not a TrainConfig field"),
         (('model = "keras_cnn"', 'model = "resnet99"'), "good.toml: base.model: unknown model 'resnet99'"),
+        (
+            ('model = "keras_cnn"', 'model = "timm:resnet99"'),
+            f"good.toml: base.model: timm {timm.__version__} has no model 'resnet99'",
+        ),
+        (
+            ('model = "keras_cnn"', 'model = "timm:inception_resnet_v2"'),
+            "good.toml: base.model: timm:inception_resnet_v2 cannot take 48 px faces: it needs at least 75 px",
+        ),
         (('optimizer = ["adam", "sgd"]', 'optimizer = ["adam", "lion"]'), "axes.optimizer = 'lion': optimizer must be one of"),
         (('optimizer = ["adam", "sgd"]', "optimizer = []"), "good.toml: axes.optimizer: must be a non-empty list"),
         (("epochs = 30", "minutes = 5\n[axes2]"), "good.toml: axes2: unknown key"),
@@ -179,6 +190,8 @@ def test_a_bad_search_is_refused_with_one_line_naming_the_field(change, message)
     ids=[
         "unknown-field",
         "unknown-model",
+        "unknown-timm-model",
+        "timm-model-too-small",
         "invalid-value",
         "empty-axis",
         "unknown-key",

@@ -353,7 +353,9 @@ def accuracy_latency(frame: pd.DataFrame, architectures: Sequence[str]) -> alt.C
     """Test accuracy against CPU latency for one label set, each point named; `architectures`: every registered
     name, so an architecture keeps its colour when checkpoints are added. Columns: model, id, architecture,
     test accuracy (%), CPU latency (ms), parameters (M)."""
-    colour = alt.Color("architecture:N", scale=alt.Scale(domain=list(architectures), scheme="tableau20"), legend=None)
+    # timm models asked by name follow the registry's colours, in name order (stable as checkpoints come and go)
+    by_name = sorted(set(frame["architecture"]) - set(architectures))
+    colour = alt.Color("architecture:N", scale=alt.Scale(domain=[*architectures, *by_name], scheme="tableau20"), legend=None)
     base = alt.Chart(frame).encode(
         x=alt.X("CPU latency (ms):Q", scale=alt.Scale(type="log")),
         y=alt.Y("test accuracy:Q", title="test accuracy (%)", scale=alt.Scale(zero=False)),

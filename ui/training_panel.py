@@ -8,7 +8,7 @@ import streamlit as st
 
 from fer_core.data import AUGMENT_PRESETS, LABEL_SOURCES, DataError
 from fer_core.devices import DeviceChoices, describe_devices
-from fer_core.models import get_spec, list_models
+from fer_core.models import TIMM_PREFIX, get_spec, list_models, timm_name
 from fer_core.records import CheckpointMeta
 from fer_core.training import BALANCING, OPTIMIZERS, PRESETS, TrainConfig, make_config, preset_for
 from fer_core.training.jobs import JobBusy, JobStatus, cancel_job, list_jobs, start_job
@@ -41,6 +41,64 @@ def _devices() -> DeviceChoices:
     return describe_devices()
 
 
+TIMM_CHOICE = "timm:"  # the architecture picker's entry for any timm model by name
+
+
+def _architecture(last: TrainConfig | None) -> str | None:
+    """The chosen model's name: a registered one, or any timm architecture searched by name (with an input size for
+    those that need the faces upsampled). None, with the reason shown, while the timm choice cannot be built."""
+    names = [s.name for s in list_models()] + [TIMM_CHOICE]
+    previous = last.model if last else "keras_cnn"
+    start = TIMM_CHOICE if previous.startswith(TIMM_PREFIX) else previous if previous in names else "keras_cnn"
+    choice = st.selectbox(
+        "Architecture",
+        names,
+        index=names.index(start),
+        key="train_model",
+        format_func=_architecture_label,
+        help="Each with its size in millions of weights; the chosen one's design is described below",
+    )
+    model = choice if choice != TIMM_CHOICE else _timm_model(previous)
+    if model is None:
+        return None
+    try:
+        spec = get_spec(model)
+    except (KeyError, ValueError) as exc:
+        st.error(exc.args[0])
+        return None
+    st.caption(f"{spec.description} {spec.parameters_m:.2f} M weights.")
+    return model
+
+
+def _architecture_label(name: str) -> str:
+    return "timm: any model by name…" if name == TIMM_CHOICE else f"{name} · {get_spec(name).parameters_m:.1f} M"
+
+
+def _timm_model(previous: str) -> str | None:
+    from fer_core.models.timm_zoo import parse_name, timm_names
+
+    arch, size = parse_name(previous) if previous.startswith(TIMM_PREFIX) else (None, 48)
+    names = list(timm_names())
+    c1, c2 = st.columns([3, 1])
+    chosen = c1.selectbox(
+        "timm model",
+        names,
+        index=names.index(arch) if arch in names else None,
+        key="train_timm",
+        placeholder=f"type to search {len(names):,} models",
+        help="Built by timm for one input channel and this dataset's classes; ImageNet weights only when asked",
+    )
+    pixels = c2.number_input(
+        "Input px",
+        32,
+        512,
+        size,
+        key="train_timm_size",
+        help="Faces are 48 px; networks that need more (Inception-ResNet: 75) get them upsampled",
+    )
+    return None if chosen is None else timm_name(chosen, int(pixels))
+
+
 def render() -> None:
     with st.sidebar:
         st.header("Train a model")
@@ -48,23 +106,16 @@ def render() -> None:
         info = _devices()
         gpu = ", ".join(info.cuda_devices) if info.cuda_devices else "no NVIDIA GPU: training runs on the CPU"
         st.caption(f"Device: {gpu}")
-        names = [s.name for s in list_models()]
         last = _last_config()
-        model = st.selectbox(
-            "Architecture",
-            names,
-            index=names.index(last.model if last and last.model in names else "keras_cnn"),
-            key="train_model",
-            format_func=lambda name: f"{name} · {get_spec(name).parameters_m:.1f} M",
-            help="Each with its size in millions of weights; the chosen one's design is described below",
-        )
-        st.caption(f"{get_spec(model).description} {get_spec(model).parameters_m:.2f} M weights.")
+        model = _architecture(last)
+        if model is None:
+            return
         can_pretrain = get_spec(model).supports_pretrained
         pretrained = st.checkbox(
             "ImageNet weights",
             key="train_pretrained",
             disabled=not can_pretrain,
-            help="torchvision families only; needs the weights downloaded once, or a local file via the CLI",
+            help="torchvision and timm families; needs the weights downloaded once, or a local file via the CLI",
         )
         pretrained = pretrained and can_pretrain
         presets = list(PRESETS)

@@ -1,9 +1,10 @@
 """The model zoo. Importing this package fills the registry from the catalog (without importing torch)."""
 
-from . import catalog  # noqa: F401  (registration side effect)
+from .catalog import NOT_REGISTERED
 from .registry import (
     ACTIVATIONS,
     NORMS,
+    TIMM_PREFIX,
     ModelSpec,
     PretrainedUnavailable,
     build_model,
@@ -12,11 +13,14 @@ from .registry import (
     list_models,
     register,
     spec_parameters,
+    timm_name,
 )
 
 __all__ = [
     "ACTIVATIONS",
     "NORMS",
+    "NOT_REGISTERED",
+    "TIMM_PREFIX",
     "ModelSpec",
     "PretrainedUnavailable",
     "build_model",
@@ -25,4 +29,5 @@ __all__ = [
     "list_models",
     "register",
     "spec_parameters",
+    "timm_name",
 ]

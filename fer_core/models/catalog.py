@@ -101,7 +101,7 @@ _custom(
 )
 
 
-def _tv(
+def _zoo_family(
     name: str,
     family: str,
     builder: str,
@@ -111,13 +111,15 @@ def _tv(
     parameters_m: float,
     head: str,
     size: int = 48,
+    zoo: str = "torchvision_zoo",
     **options: Any,
 ) -> None:
+    """A family from an ImageNet zoo (torchvision_zoo.py, timm_zoo.py): its own recipe, ImageNet weights on request."""
     register(
         ModelSpec(
             name=name,
             family=family,
-            builder=f"torchvision_zoo:{builder}",
+            builder=f"{zoo}:{builder}",
             input=_NATIVE if size == 48 else InputSpec(size=size, channels=1),
             gradcam_layer=gradcam_layer,
             reference=reference,
@@ -132,7 +134,7 @@ def _tv(
 
 
 # torchvision families adapted to 48x48 grayscale faces (torchvision_zoo.py)
-_tv(
+_zoo_family(
     "alexnet",
     "alexnet",
     "build_alexnet",
@@ -143,7 +145,7 @@ _tv(
     head="classifier",
 )
 for _arch, _layer, _ref, _size in (("vgg16_bn", "features.42", "VGG-16", 14.99), ("vgg19_bn", "features.51", "VGG-19", 20.3)):
-    _tv(
+    _zoo_family(
         _arch,
         "vgg",
         "build_vgg",
@@ -154,8 +156,8 @@ for _arch, _layer, _ref, _size in (("vgg16_bn", "features.42", "VGG-16", 14.99),
         head="classifier",
         arch=_arch,
     )
-for _depth, _size in ((18, 11.17), (34, 21.28), (50, 23.52)):
-    _tv(
+for _depth, _size in ((18, 11.17), (34, 21.28), (50, 23.52), (101, 42.51)):
+    _zoo_family(
         f"resnet{_depth}",
         "resnet",
         "build_resnet",
@@ -166,7 +168,7 @@ for _depth, _size in ((18, 11.17), (34, 21.28), (50, 23.52)):
         head="fc",
         arch=f"resnet{_depth}",
     )
-_tv(
+_zoo_family(
     "mobilenet_v2",
     "mobilenet",
     "build_features_stem",
@@ -177,7 +179,7 @@ _tv(
     head="classifier",
     arch="mobilenet_v2",
 )
-_tv(
+_zoo_family(
     "shufflenet_v2",
     "shufflenet",
     "build_shufflenet_v2",
@@ -187,28 +189,41 @@ _tv(
     parameters_m=1.26,
     head="fc",
 )
-_tv(
-    "efficientnet_b0",
-    "efficientnet",
-    "build_features_stem",
-    gradcam_layer="features.8",
-    reference="EfficientNet-B0 (Tan & Le 2019), torchvision",
-    description="Stem at stride 1: final features are 3x3.",
-    parameters_m=4.02,
+for _variant, _layer, _size in (("b0", "features.8", 4.02), ("b5", "features.8", 28.35)):
+    _zoo_family(
+        f"efficientnet_{_variant}",
+        "efficientnet",
+        "build_features_stem",
+        gradcam_layer=_layer,
+        reference=f"EfficientNet-{_variant.upper()} (Tan & Le 2019), torchvision",
+        description="Stem at stride 1: final features are 3x3.",
+        parameters_m=_size,
+        head="classifier",
+        arch=f"efficientnet_{_variant}",
+    )
+for _depth, _size in ((121, 6.95), (169, 12.49)):
+    _zoo_family(
+        f"densenet{_depth}",
+        "densenet",
+        "build_densenet",
+        gradcam_layer="features.denseblock4",
+        reference=f"DenseNet-{_depth} (Huang et al. 2017), torchvision",
+        description="Stem at stride 1 (pool kept): final features are 3x3.",
+        parameters_m=_size,
+        head="classifier",
+        arch=f"densenet{_depth}",
+    )
+_zoo_family(
+    "mnasnet1_0",
+    "mnasnet",
+    "build_mnasnet",
+    gradcam_layer="layers.16",
+    reference="MnasNet-A1 1.0 (Tan et al. 2019), torchvision; stands in for NASNet-A Mobile",
+    description="The maintained mobile network found by architecture search. Stem at stride 1: final features are 3x3.",
+    parameters_m=3.11,
     head="classifier",
-    arch="efficientnet_b0",
 )
-_tv(
-    "densenet121",
-    "densenet",
-    "build_densenet121",
-    gradcam_layer="features.denseblock4",
-    reference="DenseNet-121 (Huang et al. 2017), torchvision",
-    description="Stem at stride 1 (pool kept): final features are 3x3.",
-    parameters_m=6.95,
-    head="classifier",
-)
-_tv(
+_zoo_family(
     "inception_v3",
     "inception",
     "build_inception_v3",
@@ -219,3 +234,41 @@ _tv(
     head="fc",
     size=75,
 )
+
+
+# timm families of the FER literature that torchvision lacks (timm_zoo.py)
+for _depth, _size in ((50, 23.51), (101, 42.5)):
+    _zoo_family(
+        f"resnetv2_{_depth}",
+        "resnetv2",
+        "build_resnetv2",
+        gradcam_layer="norm",
+        reference=f"ResNet-{_depth} V2, pre-activation (He et al. 2016, Identity Mappings), timm",
+        description="Stem at stride 1 (max-pool kept): stages run at 24, 12, 6 and 3 pixels; Grad-CAM after the final BN-ReLU.",
+        parameters_m=_size,
+        head="head.fc",
+        zoo="timm_zoo",
+        arch=f"resnetv2_{_depth}",
+    )
+_zoo_family(
+    "inception_resnet_v2",
+    "inception",
+    "build_timm",
+    gradcam_layer="conv2d_7b",
+    reference="Inception-ResNet-v2 (Szegedy et al. 2017), timm",
+    description="Faces upsampled to its minimum input of 75x75.",
+    parameters_m=54.32,
+    head="classif",
+    size=75,
+    zoo="timm_zoo",
+    arch="inception_resnet_v2",
+)
+
+# Seed architectures of the FER studies that no maintained library implements, and what stands in for them.
+NOT_REGISTERED: dict[str, str] = {
+    "NASNet-A Mobile": "no maintained implementation: torchvision never added it (pytorch/vision#454), timm ships only "
+    "NASNet-A Large and PNASNet-5 Large (as timm:nasnetalarge and timm:pnasnet5large, 85 and 82 M weights), and "
+    "Cadene's pretrainedmodels, the last to ship the mobile one, has had no release since 2018. mnasnet1_0 stands in: "
+    "the maintained mobile-sized network found by architecture search (MnasNet, from the same Google Brain line of "
+    "search as NASNet; 3.1 M weights here against NASNet-A Mobile's 5.3 M)",
+}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..input_spec import InputSpec
@@ -22,14 +23,30 @@ NORMS = ("batch", "group", "none")
 STYLE_DEFAULTS: dict[str, Any] = {"activation": "relu", "norm": "batch", "dropout": None, "blur_pool": False}
 
 
+# Any timm architecture by name: "timm:<name>", or "timm:<name>@<pixels>" for one that needs faces upsampled.
+TIMM_PREFIX = "timm:"
+
+
+def timm_name(arch: str, size: int = 48) -> str:
+    """How a timm architecture is asked for: "timm:convnext_atto", "timm:inception_resnet_v2@75" (faces upsampled)."""
+    return f"{TIMM_PREFIX}{arch}" + ("" if size == 48 else f"@{size}")
+
+
 class PretrainedUnavailable(RuntimeError):
     """ImageNet weights could not be obtained (offline, or a bad local file)."""
+
+
+def pretrained_file(pretrained: bool | str) -> Path | None:
+    """The local weights file `pretrained` names; None where it asks for the library's own ImageNet weights."""
+    if isinstance(pretrained, str) and pretrained.lower() not in ("imagenet", "true", "1"):
+        return Path(pretrained).expanduser()
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)
 class ModelSpec:
     name: str
-    family: str  # "custom" or the torchvision family ("resnet", "vgg", ...)
+    family: str  # "custom", the torchvision or timm family ("resnet", "vgg", ...), or "timm" for a model asked by name
     builder: str  # "module:function" in fer_core.models; function(num_classes, [pretrained], **options) -> nn.Module
     input: InputSpec
     gradcam_layer: str  # dotted module name whose activations Grad-CAM weighs
@@ -60,7 +77,7 @@ class ModelSpec:
         blur_pool: bool = False,
     ) -> nn.Module:
         if pretrained and not self.supports_pretrained:
-            raise ValueError(f"{self.name} has no ImageNet weights (only torchvision families do)")
+            raise ValueError(f"{self.name} has no ImageNet weights (only torchvision and timm families do)")
         knobs = dict(activation=activation, norm=norm, dropout=dropout, blur_pool=blur_pool)
         changed = self.style_options(knobs)
         module, function = self.builder.split(":")
@@ -85,13 +102,18 @@ def register(spec: ModelSpec) -> ModelSpec:
 
 
 def get_spec(name: str) -> ModelSpec:
-    try:
+    """A registered model, or any timm architecture asked as "timm:<name>[@<pixels>]" (which imports timm and torch).
+
+    KeyError for a name neither knows; ValueError for a timm model that cannot take the faces at that size."""
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+    if name.startswith(TIMM_PREFIX):
+        return importlib.import_module(f"{__package__}.timm_zoo").timm_spec(name)
+    raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}, or timm:<name> for any timm model")
 
 
 def list_models() -> list[ModelSpec]:
+    """The registered models (timm's zoo by name is open-ended: `timm_zoo.timm_names`)."""
     return list(_REGISTRY.values())
 
 

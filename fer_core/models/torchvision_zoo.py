@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from ..input_spec import MEAN, STD
-from .registry import PretrainedUnavailable
+from .registry import PretrainedUnavailable, pretrained_file
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -61,8 +61,8 @@ def imagenet_backbone(arch: str, pretrained: bool | str, **kwargs) -> nn.Module:
     if not pretrained:
         return tvm.get_model(arch, weights=None, **kwargs)
     model = tvm.get_model(arch, weights=None, **kwargs)
-    if isinstance(pretrained, str) and pretrained not in ("imagenet", "true", "1"):
-        state = _read_state_dict(Path(pretrained).expanduser())
+    if (path := pretrained_file(pretrained)) is not None:
+        state = _read_state_dict(path)
     else:
         try:
             state = tvm.get_model_weights(arch).DEFAULT.get_state_dict(progress=False)
@@ -140,10 +140,17 @@ def build_shufflenet_v2(num_classes: int, pretrained: bool | str = False) -> nn.
     return m
 
 
-def build_densenet121(num_classes: int, pretrained: bool | str = False) -> nn.Module:
-    m = imagenet_backbone("densenet121", pretrained)
+def build_densenet(num_classes: int, pretrained: bool | str = False, *, arch: str) -> nn.Module:
+    m = imagenet_backbone(arch, pretrained)
     _fold_stem(m, "features.conv0", stride=1)
     _new_head(m, "classifier", num_classes)
+    return m
+
+
+def build_mnasnet(num_classes: int, pretrained: bool | str = False) -> nn.Module:
+    m = imagenet_backbone("mnasnet1_0", pretrained)
+    _fold_stem(m, "layers.0", stride=1)
+    _new_head(m, "classifier.1", num_classes)
     return m
 
 

@@ -238,8 +238,8 @@ def _models(source: str, base: dict[str, Any], axes: dict[str, Axis]) -> None:
         if value is None:
             continue
         try:
-            get_spec(value)
-        except KeyError as exc:
+            get_spec(value)  # a timm:<name> is built on the meta device here: a bad name or size fails at load
+        except (KeyError, ValueError) as exc:
             raise StudyError(f"{source}: {where}: {exc.args[0]}") from None
     if "model" not in base and "model" not in axes:
         raise StudyError(f"{source}: base.model: every trial needs a model (set it in [base] or vary it in [axes])")

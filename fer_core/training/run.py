@@ -20,7 +20,7 @@ from ..evaluation import compute_metrics
 from ..inference import predict_logits
 from ..models import count_parameters, get_spec
 from ..records import CheckpointMeta, CheckpointRef, DataProvenance, Predictions, StudyTrial
-from ..store import half_precision, load_weights, read_meta, resolve_checkpoint, save_checkpoint
+from ..store import half_precision, load_state, load_weights, read_meta, resolve_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .loop import Callbacks, fit
 from .targets import teacher_probabilities, training_targets
@@ -31,6 +31,7 @@ def library_versions() -> dict[str, str]:
     import kornia
     import safetensors
     import sklearn
+    import timm
 
     return {
         "fer_core": __version__,
@@ -42,6 +43,7 @@ def library_versions() -> dict[str, str]:
         "scikit-learn": sklearn.__version__,
         "opencv": cv2.__version__,
         "safetensors": safetensors.__version__,
+        "timm": timm.__version__,  # a timm:<name> checkpoint is rebuilt by name: the version that built it
         "platform": platform.platform(),
     }
 
@@ -115,7 +117,7 @@ def train_and_save(
 
     stage(f"testing the best epoch's weights ({result.best_epoch}) on {len(data.indices('test'))} test faces")
     saved = half_precision(result.best_state)
-    model.load_state_dict({k: v.to(result.best_state[k].dtype) for k, v in saved.items()})
+    load_state(model, saved)
     model.eval()
     images, labels = data.take("test")
     probs = predict_logits(model, images, spec.input, device).softmax(1).numpy()
