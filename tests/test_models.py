@@ -203,3 +203,15 @@ def test_timm_weights_from_a_local_file_and_never_a_silent_download(monkeypatch,
         build_model("timm:convnext_atto", 7, pretrained=True)
     with pytest.raises(PretrainedUnavailable, match="no such weights file"):
         build_model("inception_resnet_v2", 7, pretrained=str(tmp_path / "missing.safetensors"))
+
+
+def test_the_readme_model_list_is_the_registry():
+    """The README's zoo table and its count say what the registry holds: names, families, input sizes, weights."""
+    from .conftest import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## The model zoo", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:5] for line in section.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    listed = [(name.strip(), family.strip(), size.strip(), float(weights)) for name, family, size, weights in rows]
+    assert listed == [(s.name, s.family, f"{s.input.size} px", s.parameters_m) for s in SPECS]
+    assert f"zoo of {len(SPECS)} architectures" in readme
