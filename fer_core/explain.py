@@ -49,9 +49,10 @@ def overlay_heatmap(face: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) 
 
 
 def _normalise(a: np.ndarray) -> np.ndarray:
-    a = a - a.min()
-    peak = a.max()
-    return a / peak if peak > 0 else a
+    """Scaled to [0, 1]; a flat map (a 1x1 Grad-CAM layer upsampled) stays flat instead of stretching float noise."""
+    spread = a - a.min()
+    peak = spread.max()
+    return spread / peak if peak > 1e-6 * max(float(np.abs(a).max()), 1e-12) else np.zeros_like(a)
 
 
 def _target(clf: FerClassifier, x: torch.Tensor, target: str | None) -> tuple[int, float]:
@@ -97,8 +98,8 @@ def integrated_gradients(clf: FerClassifier, face: np.ndarray, target: str | Non
 IG_BLUR_PX = 2.0  # Gaussian sigma: single-pixel attributions of a 48x48 face are speckle; regions are what one reads
 METHODS = {"Grad-CAM": grad_cam, "Integrated Gradients": integrated_gradients}
 HOW_TO_READ = {
-    "Grad-CAM": "Where the features of the model's last convolutional layer raised the explained class: red most, blue "
-    "least. Coarse by design: that layer's few cells, upsampled to the face.",
+    "Grad-CAM": "Where the features of the model's deepest map of at least 2x2 cells (its last convolutional stage) "
+    "raised the explained class: red most, blue least. Coarse by design: that layer's few cells, upsampled to the face.",
     "Integrated Gradients": "How much each pixel moved the explained class's score on the way from a mid-grey image to "
     f"this face (absolute, blurred with a {IG_BLUR_PX:.0f} px Gaussian so regions show, not single pixels): red most, "
     "blue none.",

@@ -239,6 +239,16 @@ def test_grad_cam_on_every_registered_architecture(tiny_checkpoints):
         assert att.heatmap.shape == (48, 48) and np.isfinite(att.heatmap).all(), spec.name
 
 
+def test_a_flat_attribution_stays_flat():
+    """A 1x1 Grad-CAM layer upsampled is one value plus float noise: scaled to [0, 1] it would paint that noise."""
+    from fer_core.explain import _normalise
+
+    flat = np.full((48, 48), 0.37, np.float32) + np.random.default_rng(0).normal(0, 1e-9, (48, 48)).astype(np.float32)
+    assert not _normalise(flat).any()
+    ramp = np.linspace(0.2, 0.5, 48 * 48, dtype=np.float32).reshape(48, 48)
+    assert _normalise(ramp).min() == 0 and _normalise(ramp).max() == pytest.approx(1)
+
+
 def test_feature_maps(tiny_checkpoints):
     clf = load_checkpoint(list_checkpoints(tiny_checkpoints)[0].id, root=tiny_checkpoints)
     layers = feature_layers(clf)

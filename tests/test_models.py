@@ -67,7 +67,8 @@ def test_forward_backward(spec):
     handle = layer.register_forward_hook(lambda m, i, o: seen.append(o.shape))
     model.eval()(x)
     handle.remove()
-    assert len(seen[0]) == 4, "the Grad-CAM layer must output a spatial feature map"
+    # a map of at least 2x2: a 1x1 layer upsampled is one colour, no "where" (Inception's last blocks at 75 px)
+    assert len(seen[0]) == 4 and min(seen[0][-2:]) >= 2, f"the Grad-CAM layer's output {tuple(seen[0])} is not a map"
 
 
 def test_resnet9_style_net_has_about_6_5m_parameters():
@@ -147,9 +148,9 @@ def _spatial_output(model: torch.nn.Module, layer: str, x: torch.Tensor) -> torc
 @pytest.mark.parametrize(
     "name, size, layer",
     [
-        ("timm:convnext_atto", 48, "stages.3"),
+        ("timm:convnext_atto", 48, "stages.2"),
         ("timm:vit_tiny_patch16_224", 48, "patch_embed.proj"),
-        ("timm:inception_resnet_v2@75", 75, "conv2d_7b"),
+        ("timm:inception_resnet_v2@75", 75, "repeat_1"),
     ],
 )
 def test_any_timm_model_by_name(name, size, layer):
@@ -164,7 +165,8 @@ def test_any_timm_model_by_name(name, size, layer):
     assert out.shape == (2, 7)
     out.logsumexp(1).sum().backward()
     assert all(p.grad is not None for p in model.get_submodule(spec.head).parameters())
-    assert len(_spatial_output(model, spec.gradcam_layer, x)) == 4
+    shape = _spatial_output(model, spec.gradcam_layer, x)
+    assert len(shape) == 4 and min(shape[-2:]) >= 2
 
 
 def test_timm_names_that_cannot_be_built_say_why():

@@ -189,12 +189,12 @@ _zoo_family(
     parameters_m=1.26,
     head="fc",
 )
-for _variant, _layer, _size in (("b0", "features.8", 4.02), ("b5", "features.8", 28.35)):
+for _variant, _size in (("b0", 4.02), ("b5", 28.35)):
     _zoo_family(
         f"efficientnet_{_variant}",
         "efficientnet",
         "build_features_stem",
-        gradcam_layer=_layer,
+        gradcam_layer="features.8",
         reference=f"EfficientNet-{_variant.upper()} (Tan & Le 2019), torchvision",
         description="Stem at stride 1: final features are 3x3.",
         parameters_m=_size,
@@ -227,9 +227,10 @@ _zoo_family(
     "inception_v3",
     "inception",
     "build_inception_v3",
-    gradcam_layer="Mixed_7c",
+    gradcam_layer="Mixed_6e",
     reference="Inception-v3 (Szegedy et al. 2016), torchvision",
-    description="Faces upsampled to its minimum input of 75x75.",
+    description="Faces upsampled to its minimum input of 75x75; Grad-CAM on Mixed_6e, the last 3x3 map (the 8x8 "
+    "blocks are 1x1 at this size).",
     parameters_m=21.8,
     head="fc",
     size=75,
@@ -254,9 +255,10 @@ _zoo_family(
     "inception_resnet_v2",
     "inception",
     "build_timm",
-    gradcam_layer="conv2d_7b",
+    gradcam_layer="repeat_1",
     reference="Inception-ResNet-v2 (Szegedy et al. 2017), timm",
-    description="Faces upsampled to its minimum input of 75x75.",
+    description="Faces upsampled to its minimum input of 75x75; Grad-CAM on repeat_1, the last 3x3 map (the final "
+    "blocks are 1x1 at this size).",
     parameters_m=54.32,
     head="classif",
     size=75,

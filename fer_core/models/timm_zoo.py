@@ -110,12 +110,13 @@ def _fitting_options(arch: str, size: int) -> dict[str, Any]:
 
 
 def _spatial_layer(model: nn.Module, size: int) -> str:
-    """Grad-CAM's layer: the deepest of timm's feature stages that outputs a map (N, C, H, W), else the last
-    convolution (a transformer's stages output tokens: its patch embedding is the last map it makes)."""
+    """Grad-CAM's layer: the deepest of timm's feature stages whose map (N, C, H, W) is at least 2x2 at this input size
+    (at 48 px a 32x-downsampling network's last stage is 1x1: one cell, no where), else the last convolution that
+    makes such a map (a transformer's stages output tokens: its patch embedding is the last map it makes)."""
     maps: list[str] = []
 
     def seen(name: str, module: nn.Module, out: Any) -> None:
-        if getattr(out, "ndim", 0) == 4 and (name in stages or isinstance(module, nn.Conv2d)):
+        if getattr(out, "ndim", 0) == 4 and min(out.shape[-2:]) >= 2 and (name in stages or isinstance(module, nn.Conv2d)):
             maps.append(name)
 
     stages = {info["module"] for info in getattr(model, "feature_info", [])}
