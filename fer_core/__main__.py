@@ -154,6 +154,7 @@ def cmd_train(args) -> None:
     from .models import get_spec
     from .store import read_meta
     from .training import Callbacks, TrainConfig, TrainingCancelled
+    from .training.errors import describe_failure
     from .training.jobs import JobReporter, default_runs_root, run_position
     from .training.run import train_and_save
 
@@ -210,7 +211,7 @@ def cmd_train(args) -> None:
         reporter.set_status("cancelled", f"{exc}; nothing was saved")
         raise CliError(f"training {exc}; no checkpoint written") from None
     except BaseException as exc:
-        reporter.set_status("failed", f"{type(exc).__name__}: {exc}" if not isinstance(exc, KeyboardInterrupt) else "interrupted")
+        reporter.set_status("failed", describe_failure(exc) if not isinstance(exc, KeyboardInterrupt) else "interrupted")
         raise
     finally:
         if bar is not None:

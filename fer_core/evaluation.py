@@ -88,6 +88,12 @@ def compute_metrics(predictions: Predictions) -> Metrics:
     classes = predictions.classes
     probs = np.asarray(predictions.probs, dtype=np.float64)
     labels = np.asarray(predictions.labels, dtype=np.int64)
+    if not np.isfinite(probs).all():  # scikit-learn's own error ("Input contains NaN") would not say why
+        broken = int((~np.isfinite(probs)).any(axis=1).sum())
+        raise ValueError(
+            f"{broken} of {len(probs)} faces have NaN or infinite probabilities: the model's weights are not finite "
+            "(a diverged run); retrain it with a lower learning rate"
+        )
     k = len(classes)
     ids = list(range(k))
     pred = probs.argmax(axis=1)

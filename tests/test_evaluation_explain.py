@@ -57,6 +57,12 @@ def test_metrics_on_a_known_case():
     assert m.headline().accuracy == m.accuracy and m.headline().per_class_accuracy == m.per_class_accuracy
 
 
+def test_metrics_refuse_non_finite_probabilities_with_the_reason():
+    probs = np.array([[0.8, 0.1, 0.1], [np.nan, np.nan, np.nan], [0.1, 0.8, 0.1]])
+    with pytest.raises(ValueError, match=r"^1 of 3 faces have NaN or infinite probabilities: .+ lower learning rate$"):
+        compute_metrics(Predictions(probs, np.array([0, 1, 1]), tuple("123"), CLASSES))
+
+
 def test_ece_is_zero_when_calibrated_and_large_when_overconfident():
     labels = np.array([0, 1] * 50)
     calibrated = np.tile([[0.5, 0.5]], (100, 1))

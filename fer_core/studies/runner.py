@@ -90,6 +90,7 @@ def _run_trial(config: dict[str, Any]) -> None:
     from ray import tune
 
     from ..training import Callbacks, TrainingCancelled, train_and_save
+    from ..training.errors import describe_failure
 
     run = config["run"]
     directory, root = Path(run["dir"]), Path(run["checkpoints"])
@@ -138,7 +139,7 @@ def _run_trial(config: dict[str, Any]) -> None:
         write_trial(directory, replace(status, state="stopped", error=f"stopped by ASHA after epoch {status.epoch}"))
         raise
     except BaseException as exc:
-        write_trial(directory, replace(status, state="failed", error=f"{type(exc).__name__}: {exc}"))
+        write_trial(directory, replace(status, state="failed", error=describe_failure(exc)))
         raise
     write_trial(directory, replace(status, state="done", checkpoint=path.name))
 

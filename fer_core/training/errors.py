@@ -9,3 +9,9 @@ class TrainingCancelled(Exception):
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
+
+
+def describe_failure(exc: BaseException) -> str:
+    """The one line a failed run shows (sidebar, CLI, study trial): a divergence says what to do in its own words,
+    anything else is named by its type."""
+    return str(exc) if isinstance(exc, TrainingDiverged) else f"{type(exc).__name__}: {exc}"

@@ -229,7 +229,7 @@ def train_one_epoch(
         correct += (logits.argmax(1) == faces.labels[idx]).sum()
         # Checked every few batches, not every one: reading a GPU value waits for the GPU to finish.
         if (b + 1) % DIVERGENCE_CHECK_EVERY == 0 or b + 1 == steps:
-            _check_finite(loss_sum, epoch, b + 1, trainer.optimizer.param_groups[0]["lr"])
+            _check_finite("loss", loss_sum, f"epoch {epoch}, batch {b + 1}", trainer.optimizer.param_groups[0]["lr"])
         if callbacks.on_batch:
             callbacks.on_batch(epoch, b + 1, steps, loss)
     return float(loss_sum) / faces.seen, float(correct) / faces.seen
@@ -302,6 +302,8 @@ def fit(
         train_time = time.perf_counter() - run.epoch_started
         val_loss, val_acc = evaluate(model, x_val, y_val, spec, device, trainer.channels_last)
         lr = trainer.optimizer.param_groups[0]["lr"]
+        # The last step can break the weights after the last finite training loss: such weights must never be kept.
+        _check_finite("validation loss", torch.tensor(val_loss), f"epoch {epoch}", lr)
         metric = -val_loss if cfg.select_by == "val_loss" else val_acc
         trainer.schedule.after_epoch(val_loss if cfg.select_by == "val_loss" else val_acc)
         improved = metric > run.best_metric
@@ -336,12 +338,11 @@ def fit(
     return _result(run, "epochs", device)
 
 
-def _check_finite(loss_sum: torch.Tensor, epoch: int, batch: int, lr: float) -> None:
-    if not torch.isfinite(loss_sum):
-        raise TrainingDiverged(
-            f"loss became {loss_sum.item()} in epoch {epoch} (by batch {batch}) at learning rate {lr:.3g}: "
-            "lower the learning rate"
-        )
+def _check_finite(what: str, loss: torch.Tensor, at: str, lr: float) -> None:
+    """One message wherever a run diverges (sidebar, CLI, study trial): what broke, when, and what to do."""
+    if not torch.isfinite(loss):
+        value = "NaN" if torch.isnan(loss) else "infinite"
+        raise TrainingDiverged(f"{what} became {value} at {at} (lr {lr:.3g}): lower the learning rate")
 
 
 def _result(run: RunState, reason: StopReason, device: torch.device) -> FitResult:
