@@ -1,6 +1,9 @@
 """Overview: what the app does, the leaderboard of trained models, and what is in the dataset."""
 
+from __future__ import annotations
+
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import altair as alt
 import pandas as pd
@@ -8,7 +11,10 @@ import streamlit as st
 
 from fer_core.leaderboard import WEAK_POINTS, LeaderboardRow
 from fer_core.models import list_models
-from ui import charts, state
+from ui import charts, glossary, state
+
+if TYPE_CHECKING:  # the Overview draws before scikit-learn (which fer_core.evaluation imports) is loaded
+    from fer_core.evaluation import Standing
 
 st.title("Facial expression recognition workbench")
 st.markdown(
@@ -44,24 +50,41 @@ LABEL_TITLES = {
 }
 
 
-def leaderboard_frame(rows: list[LeaderboardRow], own: dict[str, dict]) -> pd.DataFrame:
-    """One label set's rows, best first: short names, percentages in points, the best checkpoint marked."""
+def leaderboard_frame(rows: list[LeaderboardRow], own: dict[str, dict[str, float]], marks: dict[str, Standing]) -> pd.DataFrame:
+    """One label set's rows, best first: short names, percentages in points, each accuracy's interval, and the
+    best mark on every checkpoint the test cannot tell from the most accurate (none until `marks` are known)."""
     frame = pd.DataFrame([asdict(r) for r in rows])
     frame.insert(0, "model", [f"ensemble ({r.architecture})" if r.members else state.name(r.id) for r in rows])
     frame = frame.rename(columns={k: title for k, (title, _) in COLUMNS.items()})
     frame[list(PERCENT)] = frame[list(PERCENT)] * 100
-    frame = frame.sort_values("test accuracy", ascending=False)
-    singles = frame[frame["members"].map(len) == 0]
-    frame.insert(0, "best", ["★" if i == singles["test accuracy"].idxmax() else "" for i in frame.index])
-    for title, results in own.items():
-        frame[title] = [100 * results[cid].predictions.accuracy if cid in results else None for cid in frame["id"]]
-    return frame
+    frame["95% CI"] = [interval_text(r, marks) for r in rows]
+    frame["vs best"] = [marks[r.id].verdict() if r.id in marks else "" for r in rows]
+    frame.insert(0, "best", ["★" if r.id in marks and marks[r.id].best_within_noise else "" for r in rows])
+    for title, accuracy in own.items():
+        frame[title] = [100 * accuracy[cid] if cid in accuracy else None for cid in frame["id"]]
+    return frame.sort_values("test accuracy", ascending=False)
 
 
-def own_data_columns() -> dict[str, dict]:
-    """Column title -> the cached results of each dataset of the user's (Evaluate > Your data)."""
+def interval_text(row: LeaderboardRow, marks: dict[str, Standing]) -> str:
+    """The accuracy's bootstrap 95% interval in points: an ensemble's from its line, a checkpoint's from `marks`."""
+    ci = row.accuracy_ci or ((marks[row.id].interval.low, marks[row.id].interval.high) if row.id in marks else None)
+    return f"{100 * ci[0]:.1f} – {100 * ci[1]:.1f}" if ci else ""
+
+
+def own_data_columns() -> dict[str, dict[str, float]]:
+    """Column title -> each checkpoint's accuracy on that dataset of the user's (Evaluate > Your data)."""
     datasets = state.external_datasets()
-    return {f"{summary['name']} ({fp[:6]})": state.external_results(fp) for fp, summary in datasets.items()}
+    return {
+        f"{summary['name']} ({fp[:6]})": {cid: r.predictions.accuracy for cid, r in state.external_results(fp).items()}
+        for fp, summary in datasets.items()
+    }
+
+
+def own_data_ensembles() -> dict[str, float]:
+    """Column title -> the default ensemble's accuracy on that dataset, where every member has run on it."""
+    datasets = state.external_datasets()
+    found = {f"{s['name']} ({fp[:6]})": state.external_ensemble(fp) for fp, s in datasets.items()}
+    return {title: e.predictions.accuracy for title, e in found.items() if e is not None}
 
 
 def show_leaderboard(frame: pd.DataFrame, own_titles: list[str]) -> None:
@@ -81,11 +104,25 @@ def show_leaderboard(frame: pd.DataFrame, own_titles: list[str]) -> None:
         for title in own_titles
     }
     st.dataframe(
-        frame[["best", "model", "test accuracy", *own, *(title for title, _ in COLUMNS.values() if title != "test accuracy")]],
+        frame[
+            [
+                "best",
+                "model",
+                "test accuracy",
+                "95% CI",
+                "vs best",
+                *own,
+                *(title for title, _ in COLUMNS.values() if title != "test accuracy"),
+            ]
+        ],
         hide_index=True,
         width="stretch",
         column_config={
-            "best": st.column_config.TextColumn("", help="The most accurate checkpoint of this label set", width=30),
+            "best": st.column_config.TextColumn("", help=glossary.BEST_WITHIN_NOISE, width=30),
+            "95% CI": st.column_config.TextColumn(
+                "95% CI", help="Bootstrap 95% interval of the test accuracy, in points (2,000 resamples of the test faces)"
+            ),
+            "vs best": st.column_config.TextColumn("vs best", help=glossary.BEST_WITHIN_NOISE),
             "model": st.column_config.TextColumn("model", help="Architecture · labels (· a tag where two share them)"),
             **percent,
             **{t: st.column_config.NumberColumn(t, format=f, help=COLUMNS_HELP[t]) for t, f in number.items()},
@@ -96,6 +133,7 @@ def show_leaderboard(frame: pd.DataFrame, own_titles: list[str]) -> None:
 
 
 COLUMNS_HELP = {title: text for title, text in COLUMNS.values()}
+
 rows = state.leaderboard()
 st.subheader("Leaderboard (PrivateTest)")
 if not rows:
@@ -104,18 +142,20 @@ if not rows:
         "`python -m fer_core train --model keras_cnn --data path/to/fer2013.zip`"
     )
 else:
-    own = own_data_columns()  # read once: every table and its ensemble redraw use it
+    own = own_data_columns()  # read once: every table and its redraw use it
     groups: dict[str, list[LeaderboardRow]] = {}
     for row in rows:
         groups.setdefault(row.labels, []).append(row)
     order = [lab for lab in LABEL_TITLES if lab in groups] + sorted(set(groups) - set(LABEL_TITLES))
     st.caption(
-        f"{len(rows)} checkpoints; ★ the best of its label set. The ensemble line averages the default members' "
-        "probabilities (Evaluate > Ensemble to choose others); its cost is the sum of theirs."
+        f"{len(rows)} checkpoints. ★ marks the most accurate of each label set and every checkpoint whose gap to it is "
+        "within noise (McNemar on the same faces, Holm-corrected over the table); 95% CI: the accuracy's bootstrap "
+        "interval. The ensemble line averages the default members' probabilities (Evaluate > Ensemble to choose "
+        "others); its cost is the sum of theirs."
     )
     tables = {}
     for labels in order:
-        frame = leaderboard_frame(groups[labels], own)
+        frame = leaderboard_frame(groups[labels], own, {})
         st.markdown(f"**{LABEL_TITLES.get(labels, labels)}**")
         tables[labels] = st.empty()
         with tables[labels]:
@@ -132,10 +172,16 @@ else:
                 f"Accuracy against CPU latency at batch 1 (log scale); point size: parameters. Checkpoints more than "
                 f"{WEAK_POINTS:.0f} points below the best are left out{off}."
             )
-    ensemble = state.ensemble_line()  # drawn into its table afterwards: the metrics import scikit-learn (~1 s)
-    if ensemble is not None:
-        with tables[ensemble.labels]:
-            show_leaderboard(leaderboard_frame([*groups[ensemble.labels], ensemble], own), list(own))
+    # Redrawn once the page is up: the intervals, the tests and the ensembles read every stored prediction and
+    # import scikit-learn (seconds on a small CPU the first time; cached after).
+    ensemble = state.ensemble_line()
+    for title, accuracy in own_data_ensembles().items():
+        own[title]["ensemble"] = accuracy
+    for labels in order:
+        marks = state.standings([r.id for r in groups[labels]])
+        extra = [ensemble] if ensemble is not None and ensemble.labels == labels else []
+        with tables[labels]:
+            show_leaderboard(leaderboard_frame([*groups[labels], *extra], own, marks), list(own))
     with st.expander("Model cards: what each model is, its hardware and budget, what limited it"):
         for row in sorted(rows, key=lambda r: -r.test_accuracy):
             st.markdown(f"**{state.name(row.id)}** (`{row.id}`): {row.card or 'no card'}")

@@ -17,11 +17,12 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from fer_core.data import load_dataset
-from fer_core.evaluation import evaluate_ensemble, misclassified_faces
+from fer_core.evaluation import compute_metrics, evaluate_ensemble, misclassified_faces, standings
 from fer_core.external import cached_results
 from fer_core.leaderboard import default_ensemble
 from fer_core.naming import display_names
-from fer_core.store import list_checkpoints, load_predictions
+from fer_core.records import Predictions
+from fer_core.store import list_checkpoints, load_predictions, replace_test_predictions
 
 from .conftest import REPO, image_bytes
 
@@ -74,9 +75,44 @@ def test_overview_lists_checkpoints_and_dataset(app_env):
     ids = {c.id for c in list_checkpoints(app_env)}
     table = at.dataframe[0].value
     assert set(table["id"]) == ids | {"ensemble"}  # the tiny checkpoints share classes: their default ensemble
-    assert table["best"].tolist().count("★") == 1
-    assert table.loc[table["best"] == "★", "test accuracy"].item() == table.loc[table["id"] != "ensemble", "test accuracy"].max()
+    marks = standings({c.id: load_predictions(app_env / c.id, c.meta) for c in list_checkpoints(app_env)})
+    assert set(table.loc[table["best"] == "★", "id"]) == {cid for cid, m in marks.items() if m.best_within_noise}
+    assert all(table.set_index("id").loc[cid, "vs best"] == m.verdict() for cid, m in marks.items())
+    assert table.set_index("id").loc["ensemble", "95% CI"]  # the ensemble's interval too
     assert any("Duplicate groups" in m.label for m in at.metric)
+
+
+def _made_up_answers(correct: np.ndarray, classes: tuple[str, ...]) -> Predictions:
+    labels = np.arange(len(correct)) % len(classes)
+    predicted = np.where(correct, labels, (labels + 1) % len(classes))
+    return Predictions(np.eye(len(classes))[predicted], labels, tuple(f"{i}.png" for i in range(len(correct))), classes)
+
+
+def test_the_leaderboard_stars_every_model_within_noise_of_the_best(monkeypatch, tiny_checkpoints, kaggle_zip, tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(tiny_checkpoints, store)
+    monkeypatch.setenv("FER_CHECKPOINTS", str(store))
+    monkeypatch.setenv("FER_DATA", str(kaggle_zip))
+    monkeypatch.chdir(REPO)
+    first, second = (i.meta for i in list_checkpoints(store))
+    correct = np.random.default_rng(0).random(2000) < 0.7
+
+    def store_answers(best: np.ndarray, other: np.ndarray) -> pd.DataFrame:
+        for meta, answers in ((first, best), (second, other)):
+            made_up = _made_up_answers(answers, meta.classes)
+            replace_test_predictions(meta.id, made_up, compute_metrics(made_up).headline(), store)
+        return run_page().dataframe[0].value.set_index("id")
+
+    one_face_less = correct.copy()
+    one_face_less[np.flatnonzero(correct)[0]] = False  # 71.86% against 71.83%: McNemar's p = 1
+    tie = store_answers(correct, one_face_less)
+    assert tie.loc[[first.id, second.id], "best"].tolist() == ["★", "★"]
+    assert tie.loc[second.id, "vs best"] == "within noise of the best (p 1)"
+    far_behind = correct.copy()
+    far_behind[np.flatnonzero(correct)[:150]] = False  # 7.5 points fewer on the same faces
+    lead = store_answers(correct, far_behind)
+    assert lead.loc[[first.id, second.id], "best"].tolist() == ["★", ""]
+    assert lead.loc[first.id, "vs best"] == "most accurate" and lead.loc[second.id, "vs best"].startswith("behind the best")
 
 
 def test_overview_and_sidebar_load_without_torch(tiny_checkpoints, kaggle_zip, tmp_path):
@@ -362,13 +398,18 @@ def test_own_data_is_evaluated_from_evaluate_and_shown_on_the_leaderboard(
     assert set(results) == {i.id for i in infos}  # every model ran and was cached
     table = next(d.value for d in at.dataframe if "what it covers" in d.value.columns)
     expected = {display_names(i.meta for i in infos)[cid]: 100 * r.predictions.accuracy for cid, r in results.items()}
+    ensemble = evaluate_ensemble({cid: r.predictions for cid, r in results.items()})  # both are the default members
+    expected["ensemble (mean of 2)"] = 100 * ensemble.metrics.accuracy
     assert dict(zip(table["model"], table["accuracy"], strict=True)) == pytest.approx(expected)
+    marks = standings({cid: r.predictions for cid, r in results.items()})
+    assert set(table.loc[table["best"] == "★", "id"]) == {cid for cid, m in marks.items() if m.best_within_noise}
     assert any("on ckplus: accuracy on the 5 shared classes" in c.value for c in at.caption)
     overview = run_page()
     board = overview.dataframe[0].value
     own_column = next(c for c in board.columns if c.startswith("ckplus ("))
     shown = dict(zip(board["id"], board[own_column], strict=True))
     assert all(shown[cid] == pytest.approx(100 * r.predictions.accuracy) for cid, r in results.items())
+    assert shown["ensemble"] == pytest.approx(100 * ensemble.metrics.accuracy)  # the ensemble on the user's data too
     failures = run_page("app_pages/failures.py")  # cleanlab's flags on the user's dataset, from the cached predictions
     flagger = failures.selectbox(key="flagger").value
     assert failures.selectbox(key="own-flags").value == fingerprint

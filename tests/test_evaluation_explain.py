@@ -21,6 +21,7 @@ from fer_core.evaluation import (
     misclassified,
     misclassified_faces,
     select_ensemble,
+    standings,
 )
 from fer_core.explain import (
     colour_scale,
@@ -61,6 +62,40 @@ def test_metrics_refuse_non_finite_probabilities_with_the_reason():
     probs = np.array([[0.8, 0.1, 0.1], [np.nan, np.nan, np.nan], [0.1, 0.8, 0.1]])
     with pytest.raises(ValueError, match=r"^1 of 3 faces have NaN or infinite probabilities: .+ lower learning rate$"):
         compute_metrics(Predictions(probs, np.array([0, 1, 1]), tuple("123"), CLASSES))
+
+
+def _answers(correct: np.ndarray, names: tuple[str, ...] | None = None) -> Predictions:
+    """Made-up predictions over three classes: right where `correct`, class (label + 1) % 3 elsewhere."""
+    labels = np.arange(len(correct)) % 3
+    predicted = np.where(correct, labels, (labels + 1) % 3)
+    names = names or tuple(f"{i}.png" for i in range(len(correct)))
+    return Predictions(np.eye(3)[predicted], labels, names, CLASSES)
+
+
+def test_standings_tell_a_real_lead_from_noise():
+    rng = np.random.default_rng(0)
+    base = rng.random(2000) < 0.7
+    tie = base.copy()
+    tie[np.flatnonzero(base)[:1]] = False  # one face fewer: 0.05 points behind
+    behind = base.copy()
+    behind[np.flatnonzero(base)[:120]] = False  # 6 points behind on the same faces
+    s = standings({"best": _answers(base), "tie": _answers(tie), "behind": _answers(behind)})
+    assert s["best"].p_holm is None and s["best"].verdict() == "most accurate"
+    assert s["tie"].best_within_noise and s["tie"].p_holm == pytest.approx(1.0)
+    assert not s["behind"].best_within_noise and s["behind"].p_holm < 1e-6
+    assert s["behind"].verdict().startswith("behind the best (p ")
+    assert s["best"].interval.low < s["best"].accuracy < s["best"].interval.high
+    # Holm: the raw p of the tie (1.0) and of the lead both count; the adjusted p is never below the raw one
+    raw = mcnemar(_answers(base).predicted, _answers(behind).predicted, _answers(base).labels).p_value
+    assert s["behind"].p_holm >= raw
+
+
+def test_standings_compare_models_on_the_faces_both_saw():
+    names = tuple(f"{i}.png" for i in range(300))
+    full = _answers(np.ones(300, bool), names)
+    partial = Predictions(full.probs[100:], full.labels[100:], names[100:], CLASSES)  # 100 faces left out
+    s = standings({"full": full, "partial": partial})
+    assert s["partial"].p_holm == pytest.approx(1.0)  # the same answers on the 200 shared faces
 
 
 def test_ece_is_zero_when_calibrated_and_large_when_overconfident():

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import timm
 
-from fer_core.evaluation import accuracy_interval
+from fer_core.evaluation import accuracy_interval, holm
 from fer_core.failures import robustness
 from fer_core.store import list_checkpoints, load_predictions
-from fer_core.studies.report import holm, study_report
+from fer_core.studies.report import study_report
 from fer_core.studies.runner import resume_study, run_study
 from fer_core.studies.runs import read_run, read_trials, study_dir, write_run
 from fer_core.studies.spec import StudyError, load_study, parse_study

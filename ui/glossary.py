@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+BEST_WITHIN_NOISE = (
+    "★ marks the most accurate model of a table and every model that McNemar's exact test, on the faces both saw, "
+    "cannot tell from it (p ≥ 0.05 after Holm's correction over the table's comparisons): a lead within noise is no "
+    "lead. 'vs best' gives each model's corrected p against the most accurate one."
+)
 TERMS = {
     "Accuracy": "Share of test faces whose top class is right: FER2013's PrivateTest (3,589 faces); models are "
     "chosen on PublicTest, never on PrivateTest.",
@@ -13,6 +18,7 @@ TERMS = {
     "confidence bins; 0 means a 70% confident answer is right 70% of the time.",
     "McNemar": "A paired test on the same test faces, from the faces one model gets right and the other wrong; a small "
     "p-value says the difference is unlikely to be chance. Holm corrects it for many comparisons.",
+    "★ best within noise": BEST_WITHIN_NOISE,
     "95% interval": "Bootstrap confidence interval: the range of accuracy over test sets resampled with replacement.",
     "MMACs": "Millions of multiply-accumulate operations to classify one face: the model's compute per prediction.",
     "CPU latency": "Milliseconds to classify one face (batch 1) on the CPU of the machine that measured it.",

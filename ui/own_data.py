@@ -17,7 +17,7 @@ from fer_core.data import FERPLUS_CLASSES, DataError
 from fer_core.external import IGNORE, default_mapping, list_labelled
 from fer_core.faces import DEFAULT_DETECTOR, DETECTORS
 
-from . import charts, state
+from . import charts, glossary, state
 
 UPLOAD_KEY = "own_data_upload"  # (file id, temporary path) of the uploaded zip
 UPLOAD_PREFIX = "fer-own-"
@@ -47,29 +47,48 @@ def render(ids: list[str], ranked: list[str]) -> None:
     if not results:
         return
     order = [cid for cid in ranked if cid in results] + [cid for cid in results if cid not in ranked]
-    table = pd.DataFrame(
-        [
+    marks = state.external_standings(fingerprint, order)
+    rows = [
+        {
+            "best": "★" if marks[cid].best_within_noise else "",
+            "model": state.name(cid),
+            "accuracy": 100 * results[cid].predictions.accuracy,
+            "95% CI": f"{100 * marks[cid].interval.low:.1f} – {100 * marks[cid].interval.high:.1f}",
+            "vs best": marks[cid].verdict(),
+            "macro F1": state.external_metrics(fingerprint, cid).macro_f1,
+            "faces": len(results[cid].predictions.labels),
+            "what it covers": results[cid].note(),
+            "id": cid,
+        }
+        for cid in order
+    ]
+    if (ensemble := state.external_ensemble(fingerprint)) is not None:
+        ci = ensemble.accuracy_interval()
+        rows.append(
             {
-                "model": state.name(cid),
-                "accuracy": 100 * results[cid].predictions.accuracy,
-                "macro F1": state.external_metrics(fingerprint, cid).macro_f1,
-                "faces": len(results[cid].predictions.labels),
-                "what it covers": results[cid].note(),
-                "id": cid,
+                "model": f"ensemble (mean of {len(ensemble.members)})",
+                "accuracy": 100 * ensemble.metrics.accuracy,
+                "95% CI": f"{100 * ci.low:.1f} – {100 * ci.high:.1f}",
+                "macro F1": ensemble.metrics.macro_f1,
+                "faces": ensemble.metrics.n,
+                "what it covers": "the leaderboard's default ensemble: " + ", ".join(map(state.name, ensemble.members)),
+                "id": "ensemble",
             }
-            for cid in order
-        ]
-    ).sort_values("accuracy", ascending=False)
+        )
+    table = pd.DataFrame(rows).fillna({"best": "", "vs best": ""}).sort_values("accuracy", ascending=False)
     st.dataframe(
         table,
         hide_index=True,
         width="stretch",
         column_config={
+            "best": st.column_config.TextColumn("", help=glossary.BEST_WITHIN_NOISE, width=30),
             "accuracy": st.column_config.NumberColumn(format="%.2f%%", help="on the classes the model shares with the data"),
+            "95% CI": st.column_config.TextColumn(help="Bootstrap 95% interval of the accuracy, in points"),
+            "vs best": st.column_config.TextColumn(help=glossary.BEST_WITHIN_NOISE),
             "macro F1": st.column_config.NumberColumn(format="%.3f"),
         },
     )
-    table_ids = list(table["id"])
+    table_ids = [cid for cid in table["id"] if cid != "ensemble"]
     cid = st.selectbox("Model", table_ids, format_func=state.name, key="own_model", help=state.ids_help(table_ids))
     result, m = results[cid], state.external_metrics(fingerprint, cid)
     st.caption(

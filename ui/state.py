@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NoReturn
 import streamlit as st
 
 from fer_core.atomic import write_text_atomically
-from fer_core.leaderboard import LeaderboardRow, default_ensemble, ensemble_row, leaderboard_row
+from fer_core.leaderboard import LeaderboardRow, default_ensemble, ensemble_row, leaderboard_row, row_from_json
 from fer_core.naming import display_names
 from fer_core.records import CheckpointMeta, Predictions
 from fer_core.store import (
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     from fer_core.classifier import FerClassifier
     from fer_core.data import DatasetOverview, FerData
-    from fer_core.evaluation import Metrics, Mistake
+    from fer_core.evaluation import EnsembleResult, Metrics, Mistake, Standing
     from fer_core.explain import Attribution, FaceEmbedding
     from fer_core.export import BackendSpeed
     from fer_core.external import ExternalData, ExternalResult
@@ -196,7 +196,7 @@ def _ensemble_line(signature: tuple) -> LeaderboardRow | None:
     try:
         saved = json.loads(file.read_text(encoding="utf-8"))
         if saved["signature"] == key:
-            return LeaderboardRow(**{**saved["row"], "members": tuple(saved["row"]["members"])}) if saved["row"] else None
+            return row_from_json(saved["row"]) if saved["row"] else None
     except (OSError, ValueError, KeyError, TypeError):
         pass  # none yet, another store's, or damaged: computed again
     row = _compute_ensemble_line()
@@ -220,6 +220,19 @@ def _compute_ensemble_line() -> LeaderboardRow | None:
 def ensemble_line() -> LeaderboardRow | None:
     """The default ensemble (leaderboard.default_ensemble) as a leaderboard line, from stored predictions."""
     return _ensemble_line(store_signature())
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _standings(signatures: tuple[tuple, ...]) -> dict[str, Standing]:
+    from fer_core.evaluation import standings
+
+    return standings({sig[0]: _predictions(sig[0], sig) for sig in signatures})
+
+
+def standings(checkpoint_ids: list[str]) -> dict[str, Standing]:
+    """Each checkpoint's accuracy interval on its test faces and whether the best one's lead over it is noise
+    (fer_core.evaluation.standings), among the checkpoints given."""
+    return _standings(tuple(_signature_of(cid) for cid in checkpoint_ids))
 
 
 def shipped() -> frozenset[str]:
@@ -535,6 +548,37 @@ def _external_metrics(fingerprint: str, checkpoint_id: str, signature: tuple) ->
 def external_metrics(fingerprint: str, checkpoint_id: str) -> Metrics:
     """Every metric of a checkpoint on a dataset of the user's, over the classes they share."""
     return _external_metrics(fingerprint, checkpoint_id, _external_signature())
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _external_standings(fingerprint: str, checkpoint_ids: tuple[str, ...], signature: tuple) -> dict[str, Standing]:
+    from fer_core.evaluation import standings
+
+    results = _external_results(fingerprint, signature)
+    return standings({cid: results[cid].predictions for cid in checkpoint_ids})
+
+
+def external_standings(fingerprint: str, checkpoint_ids: list[str]) -> dict[str, Standing]:
+    """standings() on a dataset of the user's, among the checkpoints given (each with a result on it)."""
+    return _external_standings(fingerprint, tuple(checkpoint_ids), _external_signature())
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _external_ensemble(fingerprint: str, members: tuple[str, ...], signature: tuple) -> EnsembleResult | None:
+    from fer_core.evaluation import EnsembleError, evaluate_ensemble
+
+    results = _external_results(fingerprint, signature)
+    if not all(cid in results for cid in members):
+        return None
+    try:
+        return evaluate_ensemble({cid: results[cid].predictions for cid in members})
+    except EnsembleError:  # fewer than two, or members that saw other faces of it (other class lists)
+        return None
+
+
+def external_ensemble(fingerprint: str) -> EnsembleResult | None:
+    """The leaderboard's default ensemble on a dataset of the user's; None until every member has run on it."""
+    return _external_ensemble(fingerprint, tuple(default_ensemble(metas().values())), _external_signature())
 
 
 def evaluate_external(

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..data.choices import DataError
-from ..evaluation import Interval, accuracy_interval, mcnemar
+from ..evaluation import Interval, accuracy_interval, holm, mcnemar
 from ..failures.label_noise import CrowdVotes, find_crowd_votes, label_noise
 from ..failures.robustness import DEFAULT_SEVERITIES, RobustnessRun, cached_runs, ensemble_run, mce_interval, report
 from ..records import CheckpointMeta, Predictions
@@ -96,17 +96,6 @@ def with_interval(value: float | None, ci: Interval | None, percent: bool) -> st
         return ""
     fmt = "{:.1%}" if percent else "{:.3f}"
     return fmt.format(value) + (f" [{fmt.format(ci.low)}, {fmt.format(ci.high)}]" if ci else "")
-
-
-def holm(p_values: list[float]) -> list[float]:
-    """Holm's step-down adjustment (family-wise error), in the input order; none of the chosen libraries has it."""
-    order = np.argsort(p_values)
-    adjusted = np.empty(len(p_values))
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted.tolist()
 
 
 def _trial(meta: CheckpointMeta, predictions: Predictions, axes: list[str]) -> TrialResult:
