@@ -18,6 +18,13 @@ pages = [
 ]
 navigation = st.navigation(pages)
 training_panel.status_line()  # a running training job, above every page
+if trials := state.study_trials():  # before the page: the page's pickers read it
+    st.sidebar.toggle(
+        f"Show study trials ({len(trials)})",
+        key=state.SHOW_TRIALS,
+        help="Study trials (mostly short runs) stay out of the leaderboard, Predict, Explain, Evaluate and Failures "
+        "unless shown; the Studies page always shows them. Hide or delete a whole study's checkpoints there.",
+    )
 try:
     navigation.run()
 except state.PageEnd:  # a page that said all it had to say (pages end with state.end_page, never st.stop)

@@ -13,7 +13,10 @@ from ui.curves import OVERLAID_RUNS, learning_curves
 st.title("Evaluate")
 
 state.require_checkpoints()
+linked = st.query_params.get("model")  # a link from another page (a study's trial) opens on that model
 meta_of = state.metas()
+if linked and linked not in meta_of and linked in (with_trials := state.metas(trials=True)):
+    meta_of[linked] = with_trials[linked]  # a study trial asked for by name shows although trials are hidden
 ids = list(meta_of)
 ranked = ranked_checkpoints(meta_of.values())  # the best first: what the views open on
 
@@ -74,7 +77,6 @@ tab_one, tab_two, tab_all, tab_ens, tab_emb, tab_runs, tab_own = st.tabs(
 )
 
 with tab_one:
-    linked = st.query_params.get("model")  # a link from another page (a study's trial) opens on that model
     cid = st.selectbox(
         "Model",
         ids,

@@ -24,10 +24,15 @@ c1, c2 = st.columns([3, 1])
 chosen = c1.multiselect(
     "Models",
     ids,
-    default=defaults.ids if defaults else ids,
+    default=defaults.ids if defaults else default_ensemble(state.metas().values()),
     key=f"predict_models_{mode}",
     format_func=state.name,
-    help=state.ids_help(ids, "Moving pictures: fast models that hold up on degraded faces by default; photos: every checkpoint"),
+    help=state.ids_help(
+        ids,
+        "Moving pictures: fast models that hold up on degraded faces by default; photos: the leaderboard's default "
+        f"ensemble (the most common class list within {WEAK_POINTS:.0f} points of its best). Study trials are listed "
+        "only while the sidebar shows them.",
+    ),
 )
 if defaults:
     chosen_by = ", ".join(

@@ -211,7 +211,7 @@ shown = st.multiselect(
     format_func=trial_label.__getitem__,
     help=state.ids_help(list(trial_label)),
 )
-metas = state.metas()
+metas = state.metas(trials=True)  # this page is where trials are shown whatever the sidebar says
 if shown:
     learning_curves({trial_label[cid]: metas[cid].history for cid in shown if cid in metas}, key="trial_curves")
     for cid in shown:

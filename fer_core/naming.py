@@ -33,9 +33,10 @@ def _robust(meta: CheckpointMeta) -> str:
 
 
 # Tags that tell checkpoints of one base name apart, tried in order until every tag in the group differs; one of
-# them may be empty (that checkpoint keeps the base name: a shipped model beside its study trials or variants).
+# them may be empty (that checkpoint keeps the base name: a user's run beside its study trials or variants).
 _TAGGERS: tuple[Callable[[CheckpointMeta], str], ...] = (
     lambda m: m.study.trial if m.study else "",
+    lambda m: f"{m.study.study} {m.study.trial}" if m.study else "",  # trials of two studies share trial ids
     _robust,
     lambda m: _created(m, "%d %b"),
     lambda m: _created(m, "%d %b %H:%M"),
@@ -43,17 +44,31 @@ _TAGGERS: tuple[Callable[[CheckpointMeta], str], ...] = (
 )
 
 
-def display_names(metas: Iterable[CheckpointMeta]) -> dict[str, str]:
+def display_names(metas: Iterable[CheckpointMeta], keep: frozenset[str] = frozenset()) -> dict[str, str]:
     """id -> short name, unique within `metas`: the base name, plus a tag where several share it (their study
-    trial, else their robust training, else the day they were trained, else day and minute, else the id)."""
+    trial, else their study and trial, else their robust training, else the day they were trained, else day and
+    minute, else the id). A checkpoint in `keep` (the shipped ones) keeps its base name whatever else is trained,
+    so its name never changes under the user; with several of one base, the first."""
     groups: dict[str, list[CheckpointMeta]] = {}
     for meta in metas:
         groups.setdefault(base_name(meta), []).append(meta)
     names: dict[str, str] = {}
     for base, group in groups.items():
-        if len(group) == 1:
-            names[group[0].id] = base
+        kept = next((m for m in group if m.id in keep), None)
+        rest = [m for m in group if m is not kept]
+        if kept is not None:
+            names[kept.id] = base
+        if len(group) == 1 or not rest:
+            names |= {m.id: base for m in rest}
             continue
-        tags = next(t for t in ([tag(m) for m in group] for tag in _TAGGERS) if len(set(t)) == len(t))
-        names |= {m.id: f"{base} · {t}" if t else base for m, t in zip(group, tags, strict=True)}
+        names |= {m.id: f"{base} · {t}" if t else base for m, t in zip(rest, _tags(rest, kept is None), strict=True)}
     return names
+
+
+def _tags(group: list[CheckpointMeta], one_may_be_empty: bool) -> list[str]:
+    """The first tagger's tags that tell the group apart (none empty where the base name is taken)."""
+    for tag in _TAGGERS:
+        tags = [tag(m) for m in group]
+        if len(set(tags)) == len(tags) and (one_may_be_empty or all(tags)):
+            return tags
+    raise AssertionError("checkpoint ids are unique")  # the last tagger is the id

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,10 @@ from fer_core.data import load_dataset
 from fer_core.evaluation import compute_metrics, evaluate_ensemble, misclassified_faces, standings
 from fer_core.external import cached_results
 from fer_core.leaderboard import default_ensemble
-from fer_core.naming import display_names
-from fer_core.records import Predictions
-from fer_core.store import list_checkpoints, load_predictions, replace_test_predictions
+from fer_core.naming import base_name, display_names
+from fer_core.records import Predictions, StudyTrial
+from fer_core.store import list_checkpoints, load_predictions, meta_json, replace_test_predictions
+from ui.state import SHOW_TRIALS
 
 from .conftest import REPO, image_bytes
 
@@ -158,6 +160,32 @@ def test_predict_shows_every_model(app_env, grace_hopper):
     assert any("notes.png" in e.value and "not an image" in e.value for e in at.error)
     at = next(m for m in at.multiselect if m.label == "Members").set_value([]).run()
     assert set(chart_data(at)[0]["model"]) == set(names.values())  # no ensemble chosen: no ensemble row
+
+
+def test_study_trials_stay_out_of_the_pickers_until_the_sidebar_shows_them(monkeypatch, tiny_checkpoints, kaggle_zip, tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(tiny_checkpoints, store)
+    monkeypatch.setenv("FER_CHECKPOINTS", str(store))
+    monkeypatch.setenv("FER_DATA", str(kaggle_zip))
+    monkeypatch.chdir(REPO)
+    own = [i.meta for i in list_checkpoints(store)]
+    trial_id = "architectures-quick-20261204-081926-p00-s0"
+    shutil.copytree(store / own[0].id, store / trial_id)
+    trial = replace(
+        own[0], id=trial_id, study=StudyTrial("architectures-quick-20261204-081926", "architectures", "quick", "p00-s0", {}, 0)
+    )
+    (store / trial_id / "meta.json").write_text(meta_json(trial))
+    names = display_names([*own, trial])  # the trial is told apart by its trial id; the others keep their names
+    assert names[own[0].id] == base_name(own[0]) and names[trial_id] == f"{base_name(own[0])} · p00-s0"
+    at = run_page()
+    assert set(at.dataframe[0].value["id"]) == {m.id for m in own} | {"ensemble"}  # no trial on the leaderboard
+    predict = run_page("app_pages/predict.py")
+    models = next(m for m in predict.multiselect if m.label == "Models")
+    assert names[trial_id] not in models.options and models.value == default_ensemble(own)  # the leaderboard's ensemble
+    shown = predict.toggle(key=SHOW_TRIALS).set_value(True).run()
+    models = next(m for m in shown.multiselect if m.label == "Models")
+    assert names[trial_id] in models.options and trial_id not in models.value
+    assert f"{names[trial_id]}: `{trial_id}`" in models.help
 
 
 def test_predict_camera_opens_on_request_below_the_results(app_env, grace_hopper):

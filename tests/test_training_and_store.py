@@ -15,7 +15,7 @@ from fer_core.data import load_dataset
 from fer_core.inference import predict_logits
 from fer_core.models import get_spec
 from fer_core.naming import base_name, display_names
-from fer_core.records import CheckpointMeta, CheckpointRef, Predictions
+from fer_core.records import CheckpointMeta, CheckpointRef, Predictions, StudyTrial
 from fer_core.store import (
     HIDDEN_FILE,
     SHIPPED_FILE,
@@ -509,6 +509,23 @@ def test_display_names_are_short_and_unique():
     robust = replace(twin, config=replace(twin.config, augment="robust", blur_pool=True))
     shipped_and_robust = display_names([metas[0], robust])
     assert shipped_and_robust == {metas[0].id: base_name(metas[0]), robust.id: f"{base_name(metas[0])} · robust blur-pool"}
+
+
+def test_shipped_names_stay_put_and_trials_of_two_studies_are_told_apart():
+    shipped = next(i.meta for i in list_checkpoints(REPO / "checkpoints") if i.meta.model == "resnet18")
+    base = base_name(shipped)
+    own = replace(shipped, id="resnet18-mine", created_at="2026-12-04T09:00:00+00:00")
+    assert display_names([shipped, own], keep=frozenset({shipped.id})) == {shipped.id: base, own.id: f"{base} · 04 Dec"}
+    trials = [
+        replace(own, id=f"{study}-p00-s0", study=StudyTrial(f"{study}-quick-1", study, "quick", "p00-s0", {}, 0))
+        for study in ("optimizers", "architectures")
+    ]
+    names = display_names([shipped, *trials], keep=frozenset({shipped.id}))
+    assert names == {
+        shipped.id: base,
+        "optimizers-p00-s0": f"{base} · optimizers p00-s0",
+        "architectures-p00-s0": f"{base} · architectures p00-s0",
+    }
 
 
 def _teacher(tiny_checkpoints, model: str = "keras_cnn"):

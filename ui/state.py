@@ -97,7 +97,8 @@ def _hidden(signature: tuple) -> frozenset[str]:
 # rerun (st.cache_data's hashing was ~1 ms a call).
 @functools.lru_cache(maxsize=1)
 def _names(signature: tuple) -> dict[str, str]:
-    return display_names(c.meta for c in _checkpoints(signature) if c.meta is not None)
+    metas = (c.meta for c in _checkpoints(signature) if c.meta is not None)
+    return display_names(metas, keep=shipped_checkpoints(store_root()))  # hidden ones too: names stay put
 
 
 def checkpoints() -> list[CheckpointInfo]:
@@ -110,10 +111,23 @@ def hidden() -> frozenset[str]:
     return _hidden(store_signature())
 
 
-def good_checkpoints() -> list[CheckpointInfo]:
-    """The usable checkpoints the user has not hidden."""
+SHOW_TRIALS = "show_study_trials"  # the sidebar toggle's key (workbench.py)
+
+
+def study_trials() -> list[str]:
+    """The usable, shown checkpoints that are study trials: dozens after a week of studies, most of them short
+    runs, so the leaderboard, Predict, Explain, Evaluate and Failures leave them out unless the user shows them."""
+    return [c.id for c in good_checkpoints(trials=True) if c.meta is not None and c.meta.study is not None]
+
+
+def good_checkpoints(trials: bool | None = None) -> list[CheckpointInfo]:
+    """The usable checkpoints the user has not hidden; study trials only with `trials`, by default while the
+    sidebar's "Show study trials" is on."""
     hidden_ids = hidden()
-    return [c for c in checkpoints() if c.ok and c.id not in hidden_ids]
+    show = st.session_state.get(SHOW_TRIALS, False) if trials is None else trials
+    return [
+        c for c in checkpoints() if c.ok and c.id not in hidden_ids and (show or (c.meta is not None and c.meta.study is None))
+    ]
 
 
 def name(checkpoint_id: str) -> str:
@@ -176,9 +190,9 @@ def require_checkpoints() -> list[CheckpointInfo]:
     return good
 
 
-def metas() -> dict[str, CheckpointMeta]:
-    """The usable, shown checkpoints' meta.json, by id."""
-    return {c.id: c.meta for c in good_checkpoints() if c.meta is not None}
+def metas(trials: bool | None = None) -> dict[str, CheckpointMeta]:
+    """The usable, shown checkpoints' meta.json, by id (study trials as good_checkpoints says)."""
+    return {c.id: c.meta for c in good_checkpoints(trials) if c.meta is not None}
 
 
 def leaderboard() -> list[LeaderboardRow]:
