@@ -7,7 +7,8 @@ import streamlit as st
 
 from fer_core.evaluation import EnsembleError, evaluate_ensemble, mcnemar
 from fer_core.leaderboard import WEAK_POINTS, default_ensemble, ranked_checkpoints
-from ui import charts, own_data, state
+from fer_core.naming import LABEL_NAMES
+from ui import charts, glossary, own_data, state
 from ui.curves import OVERLAID_RUNS, learning_curves
 
 st.title("Evaluate")
@@ -93,7 +94,9 @@ with tab_one:
     model_panel(cid, "one")
     downloads(cid)
     st.markdown("**Classification report**")
-    report = pd.DataFrame(m.classification_report).T
+    # scikit-learn's accuracy entry is a bare number: a row of it would repeat it as precision, recall and F1 with
+    # "support 1"; accuracy is the first figure above
+    report = pd.DataFrame({k: v for k, v in m.classification_report.items() if k != "accuracy"}).T
     st.dataframe(report.style.format("{:.3f}").format("{:.0f}", subset=["support"]), width="stretch")
     left, right = st.columns(2)
     left.markdown("**ROC (one-vs-rest)**")
@@ -160,28 +163,48 @@ with tab_two:
             )
 
 with tab_all:
-    headlines = {cid: asdict(state.metrics(cid).headline()) for cid in ids}
-    table = pd.DataFrame(
-        [
-            {"model": state.name(cid), **{k: v for k, v in h.items() if k != "per_class_accuracy"}, "id": cid}
-            for cid, h in headlines.items()
-        ]
-    ).sort_values("accuracy", ascending=False)
+    by_labels: dict[str, list[str]] = {}
+    for cid in ids:
+        by_labels.setdefault(meta_of[cid].data.label_source, []).append(cid)
+    if len(by_labels) > 1:
+        st.caption(
+            "One table per label set: their test faces carry other labels (FER2013's or the FER+ crowd's majority), "
+            "so their accuracies are not comparable and are never ranked together."
+        )
     three = {"loss": "loss", "macro_f1": "macro F1", "weighted_f1": "weighted F1", "ece": "ECE", "micro_auc": "micro AUC"}
-    st.dataframe(
-        table,
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "id": st.column_config.TextColumn("checkpoint id"),
-            "n": st.column_config.NumberColumn("test faces", format="%d"),
-            "accuracy": st.column_config.NumberColumn(format="percent"),
-            "top2_accuracy": st.column_config.NumberColumn("top-2 accuracy", format="percent"),
-            **{name: st.column_config.NumberColumn(label, format="%.3f") for name, label in three.items()},
-        },
-    )
-    heatmap = {state.name(cid): headlines[cid]["per_class_accuracy"] for cid in table["id"]}  # the table's order
-    st.altair_chart(charts.per_class_heatmap(heatmap), width="stretch")
+    for labels, group in by_labels.items():
+        marks = state.standings(group)
+        table = pd.DataFrame(
+            [
+                {
+                    "best": "★" if marks[cid].best_within_noise else "",
+                    "model": state.name(cid),
+                    **{k: v for k, v in asdict(state.metrics(cid).headline()).items() if k != "per_class_accuracy"},
+                    "95% CI": marks[cid].interval.points(),
+                    "vs best": marks[cid].verdict(),
+                    "id": cid,
+                }
+                for cid in group
+            ]
+        ).sort_values("accuracy", ascending=False)
+        st.markdown(f"**{LABEL_NAMES.get(labels, labels)} labels** ({len(group)} models)")
+        st.dataframe(
+            table,
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "best": st.column_config.TextColumn("", help=glossary.BEST_WITHIN_NOISE, width=30),
+                "id": st.column_config.TextColumn("checkpoint id"),
+                "n": st.column_config.NumberColumn("test faces", format="%d"),
+                "accuracy": st.column_config.NumberColumn(format="percent"),
+                "95% CI": st.column_config.TextColumn(help="Bootstrap 95% interval of the accuracy, in points"),
+                "vs best": st.column_config.TextColumn(help=glossary.BEST_WITHIN_NOISE),
+                "top2_accuracy": st.column_config.NumberColumn("top-2 accuracy", format="percent"),
+                **{name: st.column_config.NumberColumn(label, format="%.3f") for name, label in three.items()},
+            },
+        )
+        heatmap = {state.name(cid): state.metrics(cid).per_class_accuracy for cid in table["id"]}  # the table's order
+        st.altair_chart(charts.per_class_heatmap(heatmap), width="stretch")
 
 with tab_ens:
     members = st.multiselect(

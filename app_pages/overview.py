@@ -67,8 +67,8 @@ def leaderboard_frame(rows: list[LeaderboardRow], own: dict[str, dict[str, float
 
 def interval_text(row: LeaderboardRow, marks: dict[str, Standing]) -> str:
     """The accuracy's bootstrap 95% interval in points: an ensemble's from its line, a checkpoint's from `marks`."""
-    ci = row.accuracy_ci or ((marks[row.id].interval.low, marks[row.id].interval.high) if row.id in marks else None)
-    return f"{100 * ci[0]:.1f} – {100 * ci[1]:.1f}" if ci else ""
+    ci = row.accuracy_ci or (marks[row.id].interval if row.id in marks else None)
+    return ci.points() if ci else ""
 
 
 def own_data_columns() -> dict[str, dict[str, float]]:

@@ -20,7 +20,7 @@ from sklearn.metrics import (
 )
 from sklearn.preprocessing import label_binarize
 
-from .records import Predictions, TestMetrics
+from .records import Interval, Predictions, TestMetrics
 
 if TYPE_CHECKING:
     from .data import FerData
@@ -130,12 +130,6 @@ def compute_metrics(predictions: Predictions) -> Metrics:
 
 CONFIDENCE = 0.95
 RESAMPLES = 2000
-
-
-@dataclass(frozen=True)
-class Interval:
-    low: float
-    high: float
 
 
 def accuracy_interval(correct: np.ndarray) -> Interval:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .records import CheckpointMeta
+from .records import CheckpointMeta, Interval
 
 if TYPE_CHECKING:
     from .evaluation import EnsembleResult
@@ -31,13 +31,13 @@ class LeaderboardRow:
     date: str
     card: str
     members: tuple[str, ...] = ()  # an ensemble's checkpoints (empty for a checkpoint's own line)
-    accuracy_ci: tuple[float, float] | None = None  # an ensemble's bootstrap 95% (a checkpoint's needs its predictions)
+    accuracy_ci: Interval | None = None  # an ensemble's bootstrap 95% (a checkpoint's needs its predictions)
 
 
 def row_from_json(saved: dict) -> LeaderboardRow:
-    """A line as `dataclasses.asdict` wrote it to JSON (lists back to tuples)."""
+    """A line as `dataclasses.asdict` wrote it to JSON (lists back to tuples, the interval to its record)."""
     ci = saved.get("accuracy_ci")
-    return LeaderboardRow(**{**saved, "members": tuple(saved["members"]), "accuracy_ci": tuple(ci) if ci else None})
+    return LeaderboardRow(**{**saved, "members": tuple(saved["members"]), "accuracy_ci": Interval(**ci) if ci else None})
 
 
 def leaderboard_row(meta: CheckpointMeta) -> LeaderboardRow:
@@ -65,7 +65,7 @@ def leaderboard_row(meta: CheckpointMeta) -> LeaderboardRow:
 def ensemble_row(members: Sequence[CheckpointMeta], result: EnsembleResult) -> LeaderboardRow:
     """An ensemble as a leaderboard line: accuracy from its stored predictions, cost the sum of its members' (each
     face runs through all of them)."""
-    m, first, ci = result.metrics, members[0], result.accuracy_interval()
+    m, first = result.metrics, members[0]
     measured = all(meta.efficiency for meta in members)
     return LeaderboardRow(
         id="ensemble",
@@ -84,7 +84,7 @@ def ensemble_row(members: Sequence[CheckpointMeta], result: EnsembleResult) -> L
         date=max(meta.created_at for meta in members)[:10],
         card="The default ensemble: " + ", ".join(meta.model for meta in members),
         members=tuple(meta.id for meta in members),
-        accuracy_ci=(ci.low, ci.high),
+        accuracy_ci=result.accuracy_interval(),
     )
 
 

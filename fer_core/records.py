@@ -97,6 +97,18 @@ class CheckpointRef:
 
 
 @dataclass(frozen=True)
+class Interval:
+    """A 95% confidence interval (of an accuracy, a share, an mCE)."""
+
+    low: float
+    high: float
+
+    def points(self) -> str:
+        """A share's interval in percentage points, as tables print it: `70.4 – 73.4`."""
+        return f"{100 * self.low:.1f} – {100 * self.high:.1f}"
+
+
+@dataclass(frozen=True)
 class StudyTrial:
     """What a checkpoint was within a study: the study run, its trial, the point of the axes and the seed."""
 

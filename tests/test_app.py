@@ -244,6 +244,8 @@ def test_evaluate_renders(app_env):
     stored = load_predictions(shown.path)
     wrong = int((stored.predicted != stored.labels).sum())
     assert any(c.value.startswith(f"{wrong} misclassified faces match") for c in at.caption)
+    report = next(d.value for d in at.dataframe if "support" in d.value.columns)
+    assert "accuracy" not in report.index and "macro avg" in report.index  # no "support 1" row of a bare number
     infos = list_checkpoints(app_env)  # the Ensemble tab: the default ensemble preselected, figures from fer_core
     members = next(m for m in at.multiselect if m.label.startswith("Members"))
     assert members.value == default_ensemble(c.meta for c in infos)
@@ -258,6 +260,17 @@ def test_evaluate_renders(app_env):
     next(b for b in at.button if b.label.startswith("Compute t-SNE")).click().run()
     assert not at.exception, [e.message for e in at.exception]
     assert any("Hover a point" in c.value for c in at.caption)
+
+
+def test_evaluate_never_ranks_two_label_sets_in_one_table(monkeypatch, kaggle_zip):
+    monkeypatch.setenv("FER_CHECKPOINTS", str(REPO / "checkpoints"))  # nine FER2013 models and one FER+ model
+    monkeypatch.setenv("FER_DATA", str(kaggle_zip))
+    monkeypatch.chdir(REPO)
+    at = run_page("app_pages/evaluate.py")
+    tables = [d.value for d in at.dataframe if {"vs best", "n"} <= set(d.value.columns)]  # All models' tables
+    by_labels = {i.id: i.meta.data.label_source for i in list_checkpoints(REPO / "checkpoints")}
+    assert sorted({by_labels[cid] for cid in t["id"]} for t in tables) == [{"fer2013"}, {"ferplus"}]
+    assert any("never ranked together" in c.value for c in at.caption)
 
 
 def test_sidebar_offers_only_checkpoints_of_the_chosen_label_source(monkeypatch, kaggle_zip, tmp_path):

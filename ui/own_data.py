@@ -53,7 +53,7 @@ def render(ids: list[str], ranked: list[str]) -> None:
             "best": "★" if marks[cid].best_within_noise else "",
             "model": state.name(cid),
             "accuracy": 100 * results[cid].predictions.accuracy,
-            "95% CI": f"{100 * marks[cid].interval.low:.1f} – {100 * marks[cid].interval.high:.1f}",
+            "95% CI": marks[cid].interval.points(),
             "vs best": marks[cid].verdict(),
             "macro F1": state.external_metrics(fingerprint, cid).macro_f1,
             "faces": len(results[cid].predictions.labels),
@@ -63,12 +63,11 @@ def render(ids: list[str], ranked: list[str]) -> None:
         for cid in order
     ]
     if (ensemble := state.external_ensemble(fingerprint)) is not None:
-        ci = ensemble.accuracy_interval()
         rows.append(
             {
                 "model": f"ensemble (mean of {len(ensemble.members)})",
                 "accuracy": 100 * ensemble.metrics.accuracy,
-                "95% CI": f"{100 * ci.low:.1f} – {100 * ci.high:.1f}",
+                "95% CI": ensemble.accuracy_interval().points(),
                 "macro F1": ensemble.metrics.macro_f1,
                 "faces": ensemble.metrics.n,
                 "what it covers": "the leaderboard's default ensemble: " + ", ".join(map(state.name, ensemble.members)),
