@@ -233,14 +233,14 @@ def test_browser_hide_a_checkpoint_and_evaluate_own_data(tiny_checkpoints, kaggl
         page.set_default_timeout(120_000)
         expect.set_options(timeout=120_000)
         page.goto(url)
-        expect(page.get_by_text(f"{len(infos)} checkpoints;")).to_be_visible()
+        expect(page.get_by_text(f"{len(infos)} checkpoints. ")).to_be_visible()
         hide, show = (page.get_by_role("button", name=re.compile(f"{label}$")) for label in ("Hide", "Show again"))
         until(lambda: page.get_by_text("Hide or delete checkpoints").click(), hide)
-        until(lambda: hide.click(), page.get_by_text(f"{len(infos) - 1} checkpoints;"))
+        until(lambda: hide.click(), page.get_by_text(f"{len(infos) - 1} checkpoints. "))
         hidden = (store / ".hidden.json").read_text()
         assert sum(cid in hidden for cid in names) == 1
         page.screenshot(path=str(ARTIFACTS / "overview_hidden.png"), full_page=True)
-        until(lambda: show.click(), page.get_by_text(f"{len(infos)} checkpoints;"))
+        until(lambda: show.click(), page.get_by_text(f"{len(infos)} checkpoints. "))
 
         page.get_by_role("link", name="Evaluate").click()  # a misclassified test face opens in Explain
         best = ranked_checkpoints(c.meta for c in infos if c.meta)[0]  # what One model opens on
@@ -261,12 +261,12 @@ def test_browser_hide_a_checkpoint_and_evaluate_own_data(tiny_checkpoints, kaggl
         page.screenshot(path=str(ARTIFACTS / "evaluate_own_data.png"), full_page=True)
 
         page.get_by_role("link", name="Overview").click()  # a column for the dataset; then delete a checkpoint
-        expect(page.get_by_text(f"{len(infos)} checkpoints;")).to_be_visible()
+        expect(page.get_by_text(f"{len(infos)} checkpoints. ")).to_be_visible()
         until(lambda: page.get_by_text("Hide or delete checkpoints").click(), hide)
         page.get_by_text("and its files for good").click()
         until(
             lambda: page.get_by_role("button", name=re.compile("Delete$")).click(),
-            page.get_by_text(f"{len(infos) - 1} checkpoints;"),
+            page.get_by_text(f"{len(infos) - 1} checkpoints. "),
         )
         assert len(list_checkpoints(store)) == len(infos) - 1
         assert page.locator("text=Traceback").count() == 0
