@@ -200,14 +200,14 @@ else:
         if cid is not None:
             hide_col, delete_col = st.columns(2)
             if cid in hidden:
-                hide_col.button("Show again", on_click=state.hide, args=(cid, False), icon=":material/visibility:")
+                hide_col.button("Show again", on_click=state.hide, args=([cid], False), icon=":material/visibility:")
             else:
-                hide_col.button("Hide", on_click=state.hide, args=(cid, True), icon=":material/visibility_off:")
+                hide_col.button("Hide", on_click=state.hide, args=([cid], True), icon=":material/visibility_off:")
             if cid in state.shipped():
-                delete_col.caption("Ships with the workbench: hide it instead.")
+                delete_col.caption("Ships with the workbench: it can be hidden, never deleted.")
             else:
                 sure = delete_col.checkbox(f"Delete `{cid}` and its files for good", key=f"sure-{cid}")
-                delete_col.button("Delete", disabled=not sure, on_click=state.delete, args=(cid,), icon=":material/delete:")
+                delete_col.button("Delete", disabled=not sure, on_click=state.delete, args=([cid],), icon=":material/delete:")
         if problem := st.session_state.pop("delete_error", None):
             st.error(f"Not deleted: {problem}")
 

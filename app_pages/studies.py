@@ -7,13 +7,17 @@ from fer_core.failures.corruptions import HELD_OUT
 from fer_core.models import list_models
 from fer_core.studies.report import point_label, significance, with_interval
 from fer_core.studies.runs import (
+    UNFINISHED,
     cancel_study,
+    cancel_trial,
+    driver_alive,
     list_runs,
     read_trials,
     resume_in_background,
     save_composed,
     start_study,
     study_dir,
+    trial_counts,
 )
 from fer_core.studies.spec import STUDY_FIELDS, Range, StudyError, compose_study, load_study, shipped_studies
 from fer_core.training.jobs import JobBusy
@@ -27,6 +31,8 @@ st.markdown(
     "against the baseline. Every finished trial is an ordinary checkpoint: Overview, Evaluate and Explain list it."
 )
 
+RUN_KEY = "study_run"  # the run picker's key: a launch selects the run it started
+
 with st.form("launch_study"):
     files = {path.stem: path for path in shipped_studies()}
     c1, c2 = st.columns([3, 1])
@@ -39,7 +45,7 @@ if launched:
         spec = load_study(files[name])
         if not data.strip():
             raise StudyError("give the path of FER2013 (Kaggle .zip or folder, or fer2013.csv)")
-        st.session_state["study_id"] = start_study(files[name], spec, profile, data.strip(), checkpoints=state.store_root())
+        st.session_state[RUN_KEY] = start_study(files[name], spec, profile, data.strip(), checkpoints=state.store_root())
         st.toast(f"Study {name} ({profile}) started in the background")
     except JobBusy as exc:
         st.warning(str(exc))
@@ -70,7 +76,7 @@ with st.expander("Compose a study"), st.form("compose_study"):
                 composed_name, models, None if axis == "(none)" else axis, values, int(seeds), int(epochs), float(fraction)
             )
             path = save_composed(composed_name, text)
-            st.session_state["study_id"] = start_study(
+            st.session_state[RUN_KEY] = start_study(
                 path, load_study(path), composed_profile, data.strip(), checkpoints=state.store_root()
             )
             st.toast(f"Study {composed_name} started in the background")
@@ -84,24 +90,29 @@ if not runs:
     st.info("No study has run yet: launch one above, or `python -m fer_core study run studies/keras_variants.toml`.")
     state.end_page()
 ids = [r.study_id for r in runs]
-chosen = st.session_state.get("study_id")
-study_id = st.selectbox("Study run", ids, index=ids.index(chosen) if chosen in ids else 0, key="study_run")
+if st.session_state.get(RUN_KEY) not in ids:
+    st.session_state[RUN_KEY] = ids[0]
+study_id = st.selectbox("Study run", ids, key=RUN_KEY)
+
+
+def _done(study_id: str) -> int:
+    return sum(t.state == "done" for t in read_trials(study_dir(study_id)).values())
 
 
 @st.fragment(run_every=2)
-def progress(study_id: str) -> None:
-    """The run's trials as their status files say, refreshed every 2 s without rerunning the page."""
+def progress(study_id: str, done_when_drawn: int) -> None:
+    """The run's trials as their status files say, refreshed every 2 s without rerunning the page; the whole page
+    reruns when a trial finishes, so that its results below appear."""
     info = next((r for r in list_runs() if r.study_id == study_id), None)
     if info is None:
         st.warning(f"The run {study_id} is gone (its folder was removed).")
         return
     trials = read_trials(study_dir(study_id))
-    counts = {
-        s: sum(t.state == s for t in trials.values()) for s in ("queued", "running", "done", "failed", "stopped", "cancelled")
-    }
+    if sum(t.state == "done" for t in trials.values()) != done_when_drawn:
+        st.rerun()
     st.markdown(
         f"**{info.state}** · profile {info.profile} · started {info.started_at} · "
-        + " · ".join(f"{n} {s}" for s, n in counts.items() if n)
+        + " · ".join(f"{n} {s}" for s, n in trial_counts(trials).items())
     )
     if info.error:
         st.error(f"The run failed: {info.error}")
@@ -119,10 +130,10 @@ def progress(study_id: str) -> None:
                 "point": point_label(t.point) or "(chosen when it starts)",
                 "seed": t.seed,
                 "state": t.state,
-                "epoch": t.epoch,
+                "progress": t.progress(),
                 "val acc": t.val_acc,
-                "checkpoint": t.checkpoint,
-                "error": t.error,
+                "checkpoint": t.checkpoint or "",
+                "error": t.error or "",
             }
             for t in trials.values()
         ]
@@ -135,15 +146,31 @@ def progress(study_id: str) -> None:
                 "val acc": st.column_config.NumberColumn(format="percent"),
             },
         )
-    if info.state in ("starting", "running") and st.button("Cancel study", key=f"cancel-{study_id}"):
-        cancel_study(study_id)
+    if driver_alive(info):
+        _cancel_buttons(study_id, info.state == "cancelling", [t.trial for t in trials.values() if t.state in UNFINISHED])
+
+
+def _cancel_buttons(study_id: str, cancelling: bool, unfinished: list[str]) -> None:
+    """Cancel the study, or one trial while the others go on; a cancel shows until the trials have stopped."""
+    if cancelling:
         st.info(
-            "Cancelling: running trials stop after their current batch, queued ones never start; finished trials "
-            "keep their checkpoints."
+            "Cancelling: running trials stop at their next batch (of training, validation or testing), queued ones "
+            "never start; finished trials keep their checkpoints."
         )
+    c1, c2, c3 = st.columns([1, 2, 1], vertical_alignment="bottom")
+    if c1.button("Cancel study", key=f"cancel-{study_id}", disabled=cancelling):
+        cancel_study(study_id)
+        st.rerun(scope="fragment")
+    trial = c2.selectbox("Trial", unfinished, key=f"trial-{study_id}", disabled=cancelling or not unfinished)
+    if c3.button("Cancel trial", key=f"cancel-trial-{study_id}", disabled=cancelling or trial is None):
+        try:
+            cancel_trial(study_id, str(trial))
+            st.rerun(scope="fragment")
+        except ValueError as exc:  # it finished in the meantime
+            st.warning(str(exc))
 
 
-progress(study_id)
+progress(study_id, _done(study_id))
 
 try:
     report = state.study_report(study_id)
@@ -151,7 +178,12 @@ except (ValueError, OSError) as exc:  # a damaged run folder or trials tested on
     st.error(f"No report for {study_id}: {exc}")
     state.end_page()
 if not report.points:
-    st.caption("Results appear here as trials finish.")
+    active = driver_alive(next(r for r in runs if r.study_id == study_id))
+    st.caption(
+        "Results appear here as trials finish."
+        if active
+        else "No trial of this run has a checkpoint: none finished, or they were deleted."
+    )
     state.end_page()
 st.subheader("Results (PrivateTest)")
 st.caption(
@@ -217,3 +249,22 @@ if shown:
     for cid in shown:
         link = f"Evaluate {state.name(cid)}"
         st.page_link("app_pages/evaluate.py", label=link, icon=":material/analytics:", query_params={"model": cid})
+
+with st.expander("This run's checkpoints: hide or delete them all"):
+    run_ids = [t.checkpoint for t in report.trials]
+    hidden = state.hidden()
+    shown_ids = [cid for cid in run_ids if cid not in hidden]
+    st.caption(
+        f"{len(run_ids)} checkpoints, {len(run_ids) - len(shown_ids)} hidden. Study trials stay out of the leaderboard "
+        "and the pickers unless the sidebar shows them; hidden ones stay out even then. This report reads them either "
+        "way; deleting them removes their files, and the report, for good."
+    )
+    c1, c2, c3 = st.columns([1, 2, 1], vertical_alignment="bottom")
+    if shown_ids:
+        c1.button(f"Hide all {len(shown_ids)}", on_click=state.hide, args=(shown_ids, True), icon=":material/visibility_off:")
+    else:
+        c1.button(f"Show all {len(run_ids)}", on_click=state.hide, args=(run_ids, False), icon=":material/visibility:")
+    sure = c2.checkbox(f"Delete the {len(run_ids)} checkpoints of {study_id} for good", key=f"sure-{study_id}")
+    c3.button("Delete all", disabled=not sure, on_click=state.delete, args=(run_ids,), icon=":material/delete:")
+    if problem := st.session_state.pop("delete_error", None):
+        st.error(f"Not deleted: {problem}")

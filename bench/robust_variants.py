@@ -23,7 +23,7 @@ import numpy as np
 
 from fer_core.classifier import dataset_for, load_checkpoint
 from fer_core.data import find_default_dataset
-from fer_core.evaluation import Interval, accuracy_interval, mcnemar
+from fer_core.evaluation import accuracy_interval, mcnemar
 from fer_core.failures.corruptions import HELD_OUT
 from fer_core.failures.robustness import (
     DEFAULT_SEVERITIES,
@@ -36,7 +36,7 @@ from fer_core.failures.robustness import (
     report,
 )
 from fer_core.failures.saliency import ClassSaliency, cached_class_saliency, class_saliency
-from fer_core.records import CheckpointMeta
+from fer_core.records import CheckpointMeta, Interval
 from fer_core.store import list_checkpoints, load_predictions
 
 from .harness import machine

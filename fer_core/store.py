@@ -18,6 +18,7 @@ import tempfile
 import time
 import zipfile
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -320,12 +321,12 @@ def hidden_checkpoints(root: Path | None = None) -> frozenset[str]:
     return frozenset(i for i in ids if isinstance(i, str)) if isinstance(ids, list) else frozenset()
 
 
-def set_hidden(checkpoint_id: str, hidden: bool, root: Path | None = None) -> frozenset[str]:
-    """Hide or show a checkpoint (atomic rewrite of .hidden.json); returns the hidden ids."""
+def set_hidden(checkpoint_ids: Iterable[str], hidden: bool, root: Path | None = None) -> frozenset[str]:
+    """Hide or show checkpoints (one atomic rewrite of .hidden.json: a whole study's at once); returns the hidden ids."""
     root = Path(root or default_root())
-    checkpoint_dir(checkpoint_id, root)  # a valid id, inside the root
+    changed = {checkpoint_dir(cid, root).name for cid in checkpoint_ids}  # valid ids, inside the root
     before = hidden_checkpoints(root)
-    ids = (before | {checkpoint_id}) if hidden else (before - {checkpoint_id})
+    ids = (before | changed) if hidden else (before - changed)
     write_text_atomically(root / HIDDEN_FILE, json.dumps(sorted(ids), indent=1) + "\n")
     return ids
 
@@ -341,7 +342,7 @@ def delete_checkpoint(checkpoint_id: str, root: Path | None = None) -> None:
     os.rename(path, trash)  # disappears from listings at once, even if removal is slow
     shutil.rmtree(trash, ignore_errors=True)
     if checkpoint_id in hidden_checkpoints(root):
-        set_hidden(checkpoint_id, False, root)
+        set_hidden([checkpoint_id], False, root)
 
 
 def package_checkpoint(checkpoint_id: str, root: Path | None = None) -> bytes:

@@ -82,7 +82,7 @@ def test_reporter_status_follows_the_run(tmp_path):
     assert callbacks.should_stop()
 
 
-def _job(cfg, epochs: int, batch: BatchProgress | None, state: str = "running") -> JobStatus:
+def _job(cfg, epochs: int, batch: BatchProgress | None, state: str = "running", directory: Path = Path("j")) -> JobStatus:
     history = [
         EpochStats(
             epoch=e,
@@ -100,7 +100,7 @@ def _job(cfg, epochs: int, batch: BatchProgress | None, state: str = "running") 
     ]
     return JobStatus(
         id="j",
-        dir=Path("j"),
+        dir=directory,
         state=state,
         config=cfg,
         message="",
@@ -123,3 +123,14 @@ def test_progress_and_eta_follow_the_runs_real_bound():
     assert job.position() == "epoch 4/10"
     assert job.eta_s() == pytest.approx(6.5 * 60) and job.fraction_done() == pytest.approx(0.35)
     assert _job(by_epochs, epochs=10, batch=None, state="succeeded").eta_s() == 0
+
+
+def test_the_eta_counts_on_between_reports_and_cancelling_lasts_until_the_process_stops(tmp_path):
+    """Validation writes no batches: the estimate must not freeze there. A cancel shows until the job has ended."""
+    by_epochs = make_config("keras_cnn", epochs=10)
+    validating = _job(by_epochs, 3, BatchProgress(epoch=4, batch=100, batches=100, at=time.time() - 30), directory=tmp_path)
+    assert validating.eta_s() == pytest.approx(6 * 60 - 30, abs=5)
+    assert not validating.cancelling
+    (tmp_path / "cancel").touch()
+    assert validating.cancelling
+    assert not _job(by_epochs, 3, None, state="cancelled", directory=tmp_path).cancelling

@@ -393,8 +393,9 @@ def test_a_killed_driver_resumes_and_reruns_only_the_missing_trials(ray_local, k
 
 
 def test_the_studies_page_launches_follows_and_reports(monkeypatch, kaggle_zip, tmp_path):
+    from fer_core.store import hidden_checkpoints
     from fer_core.studies import spec as study_spec
-    from fer_core.studies.runs import list_runs
+    from fer_core.studies.runs import cancel_study, list_runs
 
     from .test_app import run_page
 
@@ -422,6 +423,15 @@ def test_the_studies_page_launches_follows_and_reports(monkeypatch, kaggle_zip, 
     trials, results = at.dataframe[0].value, at.dataframe[1].value
     assert list(trials["state"]) == ["done"] * 4 and set(results["point"]) == {"optimizer=adam", "optimizer=sgd"}
     assert "baseline" in set(results["p (Holm)"]) and any("Baseline" in c.value for c in at.caption)
+    next(b for b in at.button if b.label == "Hide all 4").click().run()  # a whole study's trials in one step
+    assert hidden_checkpoints(store) == {c.id for c in list_checkpoints(store)} and len(list_checkpoints(store)) == 4
+    next(b for b in at.button if b.label == "Launch").click().run()  # a second launch: the picker follows it
+    second = list_runs(runs / "studies")[0]
+    assert second.study_id != launched.study_id and at.selectbox(key="study_run").value == second.study_id
+    cancel_study(second.study_id, runs / "studies")
+    while time.time() < deadline and list_runs(runs / "studies")[0].state not in ("cancelled", "finished"):
+        time.sleep(1)
+    at.selectbox(key="study_run").set_value(launched.study_id).run()
     # A run whose driver died: the page says so and offers to resume it
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -433,18 +443,38 @@ def test_the_studies_page_launches_follows_and_reports(monkeypatch, kaggle_zip, 
     assert any("driver is gone" in w.value for w in at.warning) and any(b.label == "Resume study" for b in at.button)
 
 
-def test_cancel_stops_a_background_study_and_keeps_finished_trials(kaggle_zip, tmp_path):
-    from fer_core.studies.runs import cancel_study, list_runs, start_study
+def _wait(condition, deadline: float, what: str):
+    while time.time() < deadline:
+        if found := condition():
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def test_cancel_stops_one_trial_then_the_whole_background_study(kaggle_zip, tmp_path):
+    from fer_core.studies.runs import cancel_study, cancel_trial, list_runs, start_study
     from fer_core.training.jobs import pid_alive
 
     store, runs = tmp_path / "store", tmp_path / "runs" / "studies"
     text = GOOD.replace("[profiles.quick]\nepochs = 1", "[profiles.quick]\nepochs = 200")  # far longer than the test
     path = _write(tmp_path, text)
     study_id = start_study(path, parse_study(text, "long.toml"), "quick", str(kaggle_zip), "cpu", store, runs)
-    deadline = time.time() + 240
-    while time.time() < deadline and not any(t.state == "running" for t in read_trials(study_dir(study_id, runs)).values()):
-        time.sleep(0.5)
+    directory, deadline = study_dir(study_id, runs), time.time() + 240
+
+    def trials():
+        return read_trials(directory)
+
+    # a running trial says which batch it is on, not "epoch 0" for minutes
+    first = _wait(lambda: next((t for t in trials().values() if t.state == "running" and t.batches), None), deadline, "a batch")
+    assert first.progress().startswith(f"epoch {first.epoch + 1}")
+    assert cancel_trial(study_id, first.trial, runs).state in ("cancelling", "cancelled")  # the latter if it was quick
+    _wait(lambda: trials()[first.trial].state == "cancelled", deadline, "the trial to stop")
+    assert read_run(directory).state == "running"  # the others go on
+    with pytest.raises(ValueError, match="only a queued or running trial"):
+        cancel_trial(study_id, first.trial, runs)
+    _wait(lambda: any(t.state == "running" for t in trials().values()), deadline, "another trial")
     info = cancel_study(study_id, runs)
+    assert info.state in ("cancelling", "cancelled")  # cancelling until the driver has seen its trials stop
     while time.time() < deadline and list_runs(runs)[0].state != "cancelled":  # the driver stops its trials
         time.sleep(0.5)
     statuses = read_trials(study_dir(study_id, runs))

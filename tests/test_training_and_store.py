@@ -307,6 +307,29 @@ def test_cancel_between_batches_writes_nothing(kaggle_zip, tmp_path):
     assert len(calls) == 2 and not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(
+    ("asked_after", "during"),
+    [("the last training batch", "validation after epoch 1"), ("the last epoch", "testing")],
+)
+def test_cancel_reaches_the_validation_and_test_passes(kaggle_zip, tmp_path, asked_after, during):
+    """A cancel asked while the model validates or tests stops there (on a CPU those passes take minutes)."""
+    asked: list[bool] = []
+
+    def last_batch(epoch: int, batch: int, batches: int, loss: torch.Tensor) -> None:
+        if asked_after == "the last training batch" and batch == batches:
+            asked.append(True)
+
+    cb = Callbacks(
+        should_stop=lambda: bool(asked),
+        on_batch=last_batch,
+        on_epoch=lambda stats: asked.append(True) if asked_after == "the last epoch" else None,
+    )
+    cfg = make_config("keras_cnn", "quick", epochs=1, batch_size=8, data=str(kaggle_zip), device="cpu")
+    with pytest.raises(TrainingCancelled, match=f"^cancelled during {during}$"):
+        train_and_save(cfg, root=tmp_path, callbacks=cb, measure_efficiency=False)
+    assert not any(tmp_path.iterdir())
+
+
 def test_resume_continues_from_last_epoch(kaggle_zip, tmp_path):
     data = load_dataset(kaggle_zip)
     spec = get_spec("keras_cnn")
@@ -473,7 +496,7 @@ def test_delete_checkpoint(tiny_checkpoints, tmp_path):
 def test_hidden_checkpoints_are_remembered_and_shipped_ones_never_deleted(tiny_checkpoints, tmp_path):
     root = tmp_path / "ck"
     a, b = (i.id for i in _copy_store(tiny_checkpoints, root))
-    assert set_hidden(a, True, root) == {a} and hidden_checkpoints(root) == {a}
+    assert set_hidden([a], True, root) == {a} and hidden_checkpoints(root) == {a}
     assert {i.id for i in list_checkpoints(root)} == {a, b}  # hiding is a view setting: nothing moves
     (root / SHIPPED_FILE).write_text(f"# shipped\n{b}\n")
     assert shipped_checkpoints(root) == {b}
@@ -485,7 +508,7 @@ def test_hidden_checkpoints_are_remembered_and_shipped_ones_never_deleted(tiny_c
     (root / HIDDEN_FILE).write_text("{not json")
     assert hidden_checkpoints(root) == frozenset()  # a damaged file hides nothing
     with pytest.raises(CheckpointError):
-        set_hidden("../outside", True, root)
+        set_hidden(["../outside"], True, root)
 
 
 def test_shipped_txt_lists_every_checkpoint_the_repository_ships():

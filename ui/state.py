@@ -253,16 +253,17 @@ def shipped() -> frozenset[str]:
     return shipped_checkpoints(store_root())
 
 
-def hide(checkpoint_id: str, hidden: bool) -> None:
-    set_hidden(checkpoint_id, hidden, store_root())
+def hide(checkpoint_ids: list[str], hidden: bool) -> None:
+    set_hidden(checkpoint_ids, hidden, store_root())
 
 
-def delete(checkpoint_id: str) -> None:
-    """Delete a user-trained checkpoint; a refusal (shipped, already gone) is kept for the page to show."""
-    try:
-        delete_checkpoint(checkpoint_id, store_root())
-    except CheckpointError as exc:
-        st.session_state["delete_error"] = str(exc)
+def delete(checkpoint_ids: list[str]) -> None:
+    """Delete user-trained checkpoints; a refusal (shipped, already gone) is kept for the page to show."""
+    for checkpoint_id in checkpoint_ids:
+        try:
+            delete_checkpoint(checkpoint_id, store_root())
+        except CheckpointError as exc:
+            st.session_state["delete_error"] = str(exc)
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=64)
@@ -512,9 +513,10 @@ def _study_report(study_id: str, signature: tuple) -> StudyReport:
 
 def study_report(study_id: str) -> StudyReport:
     """A study's report, recomputed when a checkpoint or a trial's status changes."""
-    from fer_core.studies.runs import study_dir
+    from fer_core.studies.runs import read_trials, study_dir
 
-    trials = tuple((f.name, f.stat().st_mtime_ns) for f in sorted((study_dir(study_id) / "trials").glob("*.json")))
+    # by states, not file times: a running trial rewrites its file every few seconds with its batch
+    trials = tuple((t.trial, t.state, t.checkpoint) for t in read_trials(study_dir(study_id)).values())
     return _study_report(study_id, (store_signature(), trials))
 
 

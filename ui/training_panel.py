@@ -253,8 +253,13 @@ def _start(data_path: str, model: str, preset: str, settings: dict) -> None:
     st.toast(f"Training {model} started in the background")
 
 
+CANCELLING = "cancelling: it stops at its next batch (of training, validation or testing) and saves nothing"
+
+
 def _stage(job: JobStatus) -> str:
     """The time left while epochs run, else the stage the job reports (teachers predicting, testing, saving)."""
+    if job.cancelling:
+        return CANCELLING
     eta = job.eta_s()
     return f"ETA {eta / 60:.1f} min" if job.message.startswith("epoch") and eta is not None else job.message or "starting…"
 
@@ -290,12 +295,16 @@ def _progress() -> None:
         st.progress(job.fraction_done(), text=_stage(job))
         if b:
             st.caption(f"batch loss {b.loss:.3f}" + (f" · val acc {job.epochs[-1].val_acc:.1%}" if job.epochs else ""))
-        if st.button("Cancel", key=f"cancel-{job.id}", width="stretch"):
+        if st.button("Cancel", key=f"cancel-{job.id}", width="stretch", disabled=job.cancelling):
             cancel_job(job.id)
-            st.info("Cancelling after the current batch…")
-    elif job.state == "succeeded":
+            st.rerun(scope="fragment")  # the note below comes from the job's files and stays until the job ends
+        if job.cancelling:
+            st.info(f"Cancel asked: {CANCELLING}.")
+    elif job.state == "succeeded" and job.checkpoint in {c.id for c in state.checkpoints()}:
         st.success(f"{model} finished: checkpoint {job.checkpoint}")
         st.caption("Its training curves and test metrics: **Evaluate**, One model.")
+    elif job.state == "succeeded":
+        st.caption(f"{model} finished; its checkpoint {job.checkpoint} has since been deleted.")
     elif job.state == "cancelled":
         st.info(f"{model} was cancelled; nothing was saved.")
     else:

@@ -18,8 +18,8 @@ import numpy as np
 
 from ..data.choices import DataError
 from ..data.ferplus import VOTES_FILE, find_ferplus_dir, read_votes, rows_for_names
-from ..evaluation import Interval, accuracy_interval
-from ..records import Predictions
+from ..evaluation import accuracy_interval
+from ..records import Interval, Predictions
 
 BUCKETS = ("correct", "crowd_agrees_with_model", "crowd_agrees_with_label", "crowd_agrees_with_neither", "no_crowd_majority")
 BUCKET_LABELS = {

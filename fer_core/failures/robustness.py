@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..evaluation import EnsembleError, Interval, ensemble_probs
-from ..records import CheckpointMeta, Predictions
+from ..evaluation import EnsembleError, ensemble_probs
+from ..records import CheckpointMeta, Interval, Predictions
 from .cache import read_result, result_file, weights_digest, write_result
 from .corruptions import HELD_OUT, SUITE, SUITE_VERSION, corrupt, get_corruption
 

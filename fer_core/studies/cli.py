@@ -60,15 +60,20 @@ def cmd_resume(args: argparse.Namespace) -> None:
 
 
 def cmd_cancel(args: argparse.Namespace) -> None:
-    from .runs import cancel_study
+    from .runs import cancel_study, cancel_trial
 
+    if args.trial:
+        trial = cancel_trial(args.study_id, args.trial, _paths(args)[1])
+        text = "cancelled" if trial.state == "cancelled" else "cancel requested: it stops after its current batch"
+        emit(args, asdict(trial), f"{args.study_id} trial {trial.trial}: {text}; the other trials go on")
+        return
     info = cancel_study(args.study_id, _paths(args)[1])
     text = "cancelled" if info.state == "cancelled" else "cancel requested: its trials stop after their current batch"
     emit(args, asdict(info), f"{info.study_id}: {text}")
 
 
 def cmd_status(args: argparse.Namespace) -> None:
-    from .runs import list_runs, read_trials, study_dir
+    from .runs import list_runs, read_trials, study_dir, trial_counts
 
     _, runs = _paths(args)
     rows = []
@@ -76,8 +81,7 @@ def cmd_status(args: argparse.Namespace) -> None:
         if args.study_id and info.study_id != args.study_id:
             continue
         trials = read_trials(study_dir(info.study_id, runs))
-        counts = {s: sum(t.state == s for t in trials.values()) for s in ("queued", "running", "done", "failed", "stopped")}
-        rows.append({**asdict(info), "trials": counts})
+        rows.append({**asdict(info), "trials": trial_counts(trials)})
     resume = "driver gone: `python -m fer_core study resume {}` trains the rest"
     lines = [
         f"{r['study_id']:<48} {r['state']:<11} {r['trials']}"
@@ -215,8 +219,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--study-id", help=argparse.SUPPRESS)  # chosen by a background launch (runs.start_study)
     p = action("resume", cmd_resume, "run the trials of an interrupted study that have no checkpoint yet")
     p.add_argument("study_id")
-    p = action("cancel", cmd_cancel, "stop a running study; its unfinished trials are marked cancelled")
+    p = action("cancel", cmd_cancel, "stop a running study (or one trial); its unfinished trials are marked cancelled")
     p.add_argument("study_id")
+    p.add_argument("--trial", help="cancel this trial alone (queued or running); the study goes on")
     p = action("status", cmd_status, "studies and their trials' states")
     p.add_argument("study_id", nargs="?")
     p = action("report", cmd_report, "per point and trial: accuracy with 95%% intervals, significance against the baseline")

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 
 from ..data.choices import DataError
-from ..evaluation import Interval, accuracy_interval, holm, mcnemar
+from ..evaluation import accuracy_interval, holm, mcnemar
 from ..failures.label_noise import CrowdVotes, find_crowd_votes, label_noise
 from ..failures.robustness import DEFAULT_SEVERITIES, RobustnessRun, cached_runs, ensemble_run, mce_interval, report
-from ..records import CheckpointMeta, Predictions
+from ..records import CheckpointMeta, Interval, Predictions
 from ..store import default_root, list_checkpoints, load_predictions
-from .runs import TrialStatus, read_run, read_spec, read_trials, study_dir
+from .runs import UNFINISHED, TrialStatus, read_run, read_spec, read_trials, study_dir
 from .spec import Range
 
 
@@ -213,7 +213,7 @@ def study_report(study_id: str, checkpoints: Path | None = None, runs_root: Path
         points=_points(trials, predictions, spec.baseline, failures) if trials else [],
         trials=trials,
         failed=[s for s in statuses.values() if s.state in ("failed", "stopped") and s.trial not in done],
-        unfinished=[s.trial for s in statuses.values() if s.state in ("queued", "running") and s.trial not in done],
+        unfinished=[s.trial for s in statuses.values() if s.state in UNFINISHED and s.trial not in done],
         robustness_note=note,
     )
 

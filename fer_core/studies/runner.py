@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ from .runs import (
     read_spec,
     read_trials,
     study_dir,
+    trial_cancel_requested,
+    trial_cancelled_alone,
     write_run,
     write_trial,
 )
@@ -108,15 +111,23 @@ def _run_trial(config: dict[str, Any]) -> None:
     if _saved(checkpoint_id, root):  # finished by a worker of a killed driver after the resume listed it
         write_trial(directory, replace(status, state="done", checkpoint=checkpoint_id))
         return
-    if cancel_requested(directory):
+    if trial_cancel_requested(directory, trial.id):
         write_trial(directory, replace(status, state="cancelled"))
         return
     write_trial(directory, status)
     best = _Objective(trial.config.select_by)
+    last_write = 0.0
+
+    def on_batch(epoch: int, batch: int, batches: int, loss: object) -> None:
+        nonlocal status, last_write
+        if time.monotonic() - last_write >= BATCH_REPORT_S or batch == batches:
+            last_write = time.monotonic()
+            status = replace(status, batch=batch, batches=batches)
+            write_trial(directory, status)
 
     def on_epoch(stats: EpochStats) -> None:
         nonlocal status
-        status = replace(status, epoch=stats.epoch, val_acc=stats.val_acc)
+        status = replace(status, epoch=stats.epoch, val_acc=stats.val_acc, batch=0)
         write_trial(directory, status)
         tune.report({"epoch": stats.epoch, "val_acc": stats.val_acc, "val_loss": stats.val_loss, OBJECTIVE: best(stats)})
 
@@ -124,7 +135,9 @@ def _run_trial(config: dict[str, Any]) -> None:
         path = train_and_save(
             trial.config,
             root=root,
-            callbacks=Callbacks(on_epoch=on_epoch, should_stop=lambda: cancel_requested(directory)),
+            callbacks=Callbacks(
+                on_epoch=on_epoch, on_batch=on_batch, should_stop=lambda: trial_cancel_requested(directory, trial.id)
+            ),
             measure_efficiency=False,
             study=study,
             checkpoint_id=checkpoint_id,
@@ -144,6 +157,7 @@ def _run_trial(config: dict[str, Any]) -> None:
     write_trial(directory, replace(status, state="done", checkpoint=path.name))
 
 
+BATCH_REPORT_S = 2.0  # how often a running trial rewrites its batch progress
 OBJECTIVE = "objective"  # what a TPE search maximises: the best validation accuracy so far (or -the lowest loss)
 
 
@@ -177,12 +191,15 @@ def _saved(checkpoint_id: str, root: Path) -> bool:
 
 
 def _pending(study_id: str, trial_ids: list[str], root: Path, directory: Path) -> list[str]:
-    """Trials without a checkpoint in the store that ASHA did not stop: what a (resumed) run still has to train."""
+    """Trials without a checkpoint in the store that ASHA did not stop and the user did not cancel alone: what a
+    (resumed) run still has to train."""
     statuses = read_trials(directory)
     return [
         i
         for i in trial_ids
-        if not _saved(_checkpoint_id(study_id, i), root) and (statuses.get(i) is None or statuses[i].state != "stopped")
+        if not _saved(_checkpoint_id(study_id, i), root)
+        and (statuses.get(i) is None or statuses[i].state != "stopped")
+        and not trial_cancelled_alone(directory, i)
     ]
 
 
@@ -329,12 +346,11 @@ def execute(study_id: str, directory: Path, spec: StudySpec, info: RunInfo, root
 
                 ray.shutdown()
             release_device(info.device, name)
+    for status in read_trials(directory).values():
+        if status.state == "cancelling":  # asked to stop (the study or the trial) and never got to say it did
+            write_trial(directory, replace(status, state="cancelled"))
     statuses = read_trials(directory)
-    failed = [i for i in planned if statuses.get(i) is None or statuses[i].state not in ("done", "stopped")]
-    if cancel_requested(directory):
-        for status in statuses.values():
-            if status.state in ("queued", "running"):
-                write_trial(directory, replace(status, state="cancelled"))
+    failed = [i for i in planned if statuses.get(i) is None or statuses[i].state not in ("done", "stopped", "cancelled")]
     final = replace(info, state="cancelled" if cancel_requested(directory) else "failed" if failed else "finished")
     write_run(directory, final)
     return final

@@ -2,9 +2,10 @@
 
     runs/studies/<study id>/study.toml         the study file as it was run (resume reads it back)
     runs/studies/<study id>/run.json           profile, data, device, address, state, started_at, the driver's pid
-    runs/studies/<study id>/trials/<trial>.json  queued | running (epoch, val acc) | done (checkpoint) | failed (reason)
-                                                 | stopped (by ASHA) | cancelled
-    runs/studies/<study id>/cancel             asks the trials to stop between batches
+    runs/studies/<study id>/trials/<trial>.json  queued | running (epoch, batch, val acc) | done (checkpoint)
+                                                 | failed (reason) | stopped (by ASHA) | cancelled
+    runs/studies/<study id>/trials/<trial>.cancel  asks that one trial to stop between batches (or never to start)
+    runs/studies/<study id>/cancel             asks every trial to stop between batches
 
 Every file is written atomically; a trial writes only its own file, so trials never contend. Torch- and Ray-free.
 """
@@ -23,7 +24,10 @@ from ..atomic import write_text_atomically
 from ..training.jobs import default_runs_root, pid_alive, refuse_if_busy, start_background
 from .spec import StudySpec, parse_study
 
-TrialState = Literal["queued", "running", "done", "failed", "stopped", "cancelled"]
+# "cancelling" is never written: it is how a queued or running trial reads back once it was asked to stop.
+TrialState = Literal["queued", "running", "cancelling", "done", "failed", "stopped", "cancelled"]
+TRIAL_STATES: tuple[TrialState, ...] = ("queued", "running", "cancelling", "done", "failed", "stopped", "cancelled")
+UNFINISHED: tuple[TrialState, ...] = ("queued", "running", "cancelling")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -35,8 +39,9 @@ class RunInfo:
     device: str
     address: str | None  # a Ray cluster, or None for a local instance
     storage: str | None  # Ray Tune's storage (on a cluster: a path or URI every node reaches); None: the run's folder
-    state: str  # starting, running, finished, failed (some trials failed, or the run itself: `error`), cancelled,
-    # interrupted (read back while its driver is gone: `study resume` goes on)
+    state: str  # starting, running, finished, failed (some trials failed, or the run itself: `error`), cancelled;
+    # read back only: cancelling (asked to stop, its driver still waits on trials), interrupted (its driver is
+    # gone: `study resume` goes on)
     started_at: str
     pid: int | None = None  # the driver process
     error: str | None = None  # why the run itself failed (no cluster at --address, ...)
@@ -48,10 +53,22 @@ class TrialStatus:
     state: TrialState
     point: dict[str, Any]
     seed: int
-    epoch: int = 0
+    epoch: int = 0  # epochs finished
     val_acc: float | None = None
     checkpoint: str | None = None
     error: str | None = None
+    batch: int = 0  # of the epoch being trained (epoch + 1), rewritten every few seconds
+    batches: int = 0
+
+    def progress(self) -> str:
+        """Where a trial is: 'epoch 2, batch 40/225', 'epoch 2: validating', or the epochs it finished."""
+        if self.state in ("running", "cancelling"):
+            if not self.batches:
+                return f"epoch {self.epoch + 1}: starting"
+            if self.batch == self.batches:
+                return f"epoch {self.epoch + 1}: validating"
+            return f"epoch {self.epoch + 1}, batch {self.batch}/{self.batches}"
+        return f"{self.epoch} epochs" if self.epoch else ""
 
 
 def studies_root() -> Path:
@@ -78,12 +95,22 @@ def write_run(directory: Path, info: RunInfo) -> None:
 
 
 def read_run(directory: Path) -> RunInfo:
-    """A run as its driver last wrote it; "interrupted" when it says starting or running but its driver is gone."""
+    """A run as its driver last wrote it; "interrupted" when it says starting or running but its driver is gone,
+    "cancelling" while its driver is alive and was asked to stop."""
     try:
         info = RunInfo(**json.loads((directory / "run.json").read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError) as exc:
         raise ValueError(f"{directory.name}: not a study run ({exc})") from None
-    return replace(info, state="interrupted") if info.state in ("starting", "running") and not pid_alive(info.pid) else info
+    if info.state not in ("starting", "running"):
+        return info
+    if not pid_alive(info.pid):
+        return replace(info, state="interrupted")
+    return replace(info, state="cancelling") if cancel_requested(directory) else info
+
+
+def driver_alive(info: RunInfo) -> bool:
+    """Whether the run's driver still runs (as read_run read it back): it then records its trials' ends itself."""
+    return info.state in ("starting", "running", "cancelling")
 
 
 def read_spec(directory: Path) -> StudySpec:
@@ -95,15 +122,23 @@ def write_trial(directory: Path, status: TrialStatus) -> None:
 
 
 def read_trials(directory: Path) -> dict[str, TrialStatus]:
-    """Every trial's last written status, by trial id; an unreadable file counts as not started."""
+    """Every trial's last written status, by trial id; an unreadable file counts as not started. A queued or
+    running trial asked to stop reads as "cancelling" until it has."""
     out = {}
     for file in sorted((directory / "trials").glob("*.json")):
         try:
             status = TrialStatus(**json.loads(file.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError):
             continue
+        if status.state in UNFINISHED and trial_cancel_requested(directory, status.trial):
+            status = replace(status, state="cancelling")
         out[status.trial] = status
     return out
+
+
+def trial_counts(trials: dict[str, TrialStatus]) -> dict[str, int]:
+    """How many trials are in each state, in TRIAL_STATES order (the page and `study status` show the same)."""
+    return {state: n for state in TRIAL_STATES if (n := sum(t.state == state for t in trials.values()))}
 
 
 def list_runs(root: Path | None = None) -> list[RunInfo]:
@@ -180,17 +215,48 @@ def cancel_requested(directory: Path) -> bool:
     return (directory / "cancel").exists()
 
 
+def trial_cancel_requested(directory: Path, trial_id: str) -> bool:
+    """Whether this trial must stop: its study was cancelled, or the trial alone."""
+    return cancel_requested(directory) or _trial_cancel_file(directory, trial_id).exists()
+
+
+def _trial_cancel_file(directory: Path, trial_id: str) -> Path:
+    if not _ID.match(trial_id) or ".." in trial_id:
+        raise ValueError(f"invalid trial id {trial_id!r}")
+    return directory / "trials" / f"{trial_id}.cancel"
+
+
 def cancel_study(study_id: str, runs_root: Path | None = None) -> RunInfo:
     """Ask a study to stop: its trials see the flag between batches and end without a checkpoint, queued trials
     never start, finished ones keep theirs. A run whose driver is gone is marked cancelled at once."""
     directory = study_dir(study_id, runs_root)
-    info = read_run(directory)
     (directory / "cancel").touch()
-    if info.state in ("starting", "running"):
-        return info  # the driver is alive (read_run): it writes "cancelled" once its trials have stopped
+    info = read_run(directory)
+    if driver_alive(info):
+        return info  # it writes "cancelled" once its trials have stopped
     for status in read_trials(directory).values():
-        if status.state in ("queued", "running"):
+        if status.state in UNFINISHED:
             write_trial(directory, replace(status, state="cancelled"))
     cancelled = replace(info, state="cancelled")
     write_run(directory, cancelled)
     return cancelled
+
+
+def cancel_trial(study_id: str, trial_id: str, runs_root: Path | None = None) -> TrialStatus:
+    """Ask one queued or running trial to stop (between batches; a queued one never starts) while the study goes
+    on; a resume does not train it again. Returns the trial as it reads now."""
+    directory = study_dir(study_id, runs_root)
+    status = read_trials(directory).get(trial_id)
+    if status is None:
+        raise ValueError(f"{study_id} has no trial {trial_id!r}")
+    if status.state not in UNFINISHED:
+        raise ValueError(f"trial {trial_id} is {status.state}: only a queued or running trial can be cancelled")
+    _trial_cancel_file(directory, trial_id).touch()
+    if not driver_alive(read_run(directory)):  # nobody would record it: a trial of an interrupted run
+        write_trial(directory, replace(status, state="cancelled"))
+    return read_trials(directory)[trial_id]
+
+
+def trial_cancelled_alone(directory: Path, trial_id: str) -> bool:
+    """A trial the user cancelled by itself: a resumed run leaves it cancelled."""
+    return _trial_cancel_file(directory, trial_id).exists()

@@ -84,6 +84,7 @@ class BatchProgress:
     batches: int = 0
     loss: float = float("nan")
     elapsed_s: float = 0.0  # since the process started
+    at: float = 0.0  # when it was written (Unix time): estimates count on from it through validation and testing
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,11 @@ class JobStatus:
     @property
     def running(self) -> bool:
         return self.state == "running"
+
+    @property
+    def cancelling(self) -> bool:
+        """Cancel was asked and the process has not stopped yet (it looks between batches of every pass)."""
+        return self.running and (self.dir / "cancel").exists()
 
     @property
     def model(self) -> str:
@@ -131,11 +137,15 @@ class JobStatus:
         total = self.config.epochs
         if self.epochs:
             per_epoch = self.epochs[-1].elapsed_s / len(self.epochs)
-            return max(0.0, (total - len(self.epochs) - self._batch_share()) * per_epoch)
+            return max(0.0, (total - len(self.epochs) - self._batch_share()) * per_epoch - self._since_report())
         if self.batch and self.batch.batch and self.batch.elapsed_s:
             per_batch = self.batch.elapsed_s / self.batch.batch
-            return per_batch * (self.batch.batches * total - self.batch.batch)
+            return max(0.0, per_batch * (self.batch.batches * total - self.batch.batch) - self._since_report())
         return None
+
+    def _since_report(self) -> float:
+        """Seconds since the running process last wrote its batch: the clock does not stop between two reports."""
+        return max(0.0, time.time() - self.batch.at) if self.running and self.batch and self.batch.at else 0.0
 
     def _batch_share(self) -> float:
         return self.batch.batch / max(1, self.batch.batches) if self.batch and self.running else 0.0
@@ -145,7 +155,7 @@ class JobStatus:
         done = self.epochs[-1].elapsed_s if self.epochs else 0.0
         if not self.running or not self.epochs:
             return done
-        return done + self._batch_share() * self.epochs[-1].epoch_time_s
+        return done + self._batch_share() * self.epochs[-1].epoch_time_s + self._since_report()
 
 
 def run_position(cfg: TrainConfig, epoch: int, elapsed_s: float) -> str:
@@ -360,7 +370,7 @@ class JobReporter:
             self._last_batch_write = now
             _write_json(
                 self.dir / "batch.json",
-                {"epoch": epoch, "batch": batch, "batches": batches, "loss": float(loss), "elapsed_s": now - self.t0},
+                {"epoch": epoch, "batch": batch, "batches": batches, "loss": float(loss), "elapsed_s": now - self.t0, "at": now},
             )
 
     def on_stage(self, message: str) -> None:

@@ -8,6 +8,7 @@ augmented by kornia in one call, so no per-image Python runs in the hot loop (be
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -53,6 +54,11 @@ class Callbacks:
     on_batch: Callable[[int, int, int, torch.Tensor], None] | None = None
     should_stop: Callable[[], bool] | None = None
     on_stage: Callable[[str], None] | None = None  # what a run does before its first epoch (the sidebar shows it)
+
+    def stop_if_asked(self, during: str) -> None:
+        """Raise TrainingCancelled when the user asked to stop: looked at between batches of every pass."""
+        if self.should_stop and self.should_stop():
+            raise TrainingCancelled(f"cancelled during {during}")
 
 
 @dataclass
@@ -212,8 +218,7 @@ def train_one_epoch(
     correct = torch.zeros((), device=device)
     chunk = torch.empty(0)
     for b in range(steps):
-        if callbacks.should_stop and callbacks.should_stop():
-            raise TrainingCancelled(f"cancelled during epoch {epoch}")
+        callbacks.stop_if_asked(f"epoch {epoch}")
         idx = order[b * bs : (b + 1) * bs]
         if b % faces.chunk_batches == 0:
             chunk = _augmented_chunk(faces, order[b * bs : (b + faces.chunk_batches) * bs], spec, trainer.channels_last)
@@ -260,9 +265,10 @@ def evaluate(
     spec: ModelSpec,
     device: torch.device,
     channels_last: bool = False,
+    between_batches: Callable[[], None] | None = None,
 ) -> tuple[float, float]:
     """Loss and accuracy on held-out faces (the validation split during training)."""
-    logits = predict_logits(model, images, spec.input, device, channels_last=channels_last)
+    logits = predict_logits(model, images, spec.input, device, channels_last=channels_last, between_batches=between_batches)
     return float(F.cross_entropy(logits, labels)), float((logits.argmax(1) == labels).float().mean())
 
 
@@ -300,7 +306,8 @@ def fit(
         run.epoch_started = time.perf_counter()
         train_loss, train_acc = train_one_epoch(trainer, faces, spec, cfg, epoch, generator, cb)
         train_time = time.perf_counter() - run.epoch_started
-        val_loss, val_acc = evaluate(model, x_val, y_val, spec, device, trainer.channels_last)
+        cancel = functools.partial(cb.stop_if_asked, f"validation after epoch {epoch}")
+        val_loss, val_acc = evaluate(model, x_val, y_val, spec, device, trainer.channels_last, cancel)
         lr = trainer.optimizer.param_groups[0]["lr"]
         # The last step can break the weights after the last finite training loss: such weights must never be kept.
         _check_finite("validation loss", torch.tensor(val_loss), f"epoch {epoch}", lr)

@@ -111,7 +111,9 @@ def train_and_save(
     stage = cb.on_stage or (lambda message: None)  # minutes outside the epochs must not look like a hang
     if cfg.teachers:
         stage(f"{len(cfg.teachers)} teacher(s) predicting the training faces")
-        teacher_probs, teachers = teacher_probabilities(cfg.teachers, data, root, device, cb.should_stop)
+        teacher_probs, teachers = teacher_probabilities(
+            cfg.teachers, data, root, device, lambda: cb.stop_if_asked("teachers' predictions")
+        )
         targets = training_targets(data, cfg, teacher_probs)
     result = fit(model, spec, data, cfg, device, callbacks, state_file, targets)
 
@@ -120,7 +122,8 @@ def train_and_save(
     load_state(model, saved)
     model.eval()
     images, labels = data.take("test")
-    probs = predict_logits(model, images, spec.input, device).softmax(1).numpy()
+    logits = predict_logits(model, images, spec.input, device, between_batches=lambda: cb.stop_if_asked("testing"))
+    probs = logits.softmax(1).numpy()
     predictions = Predictions(
         probs=probs,
         labels=labels.numpy(),
@@ -165,5 +168,6 @@ def train_and_save(
         efficiency=efficiency(model, spec.input) if measure_efficiency else None,
         study=study,
     )
+    cb.stop_if_asked("the last step before saving")  # a cancel that came while MACs were measured still counts
     stage("saving the checkpoint")
     return save_checkpoint(saved, meta, predictions, root=root, checkpoint_id=checkpoint_id)

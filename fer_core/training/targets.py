@@ -23,9 +23,6 @@ from ..inference import predict_logits
 from ..records import CheckpointMeta, CheckpointRef
 from ..store import WEIGHTS_FILE, load_weights, read_meta, resolve_checkpoint
 from .config import TrainConfig
-from .errors import TrainingCancelled
-
-TEACHER_CHUNK = 2048  # faces predicted between two looks at should_stop (seconds on a CPU)
 
 
 class TeacherError(ValueError):
@@ -53,13 +50,14 @@ def teacher_probabilities(
     data: FerData,
     root: Path | None = None,
     device: str | torch.device = "cpu",
-    should_stop: Callable[[], bool] | None = None,
+    between_batches: Callable[[], None] | None = None,
 ) -> tuple[torch.Tensor, list[CheckpointRef]]:
     """Mean probability of the teachers on every training face, and what each teacher was (for meta.json).
 
     A teacher must predict the same classes and must have been trained on the same data (equal
     fingerprint): one trained on other splits could carry this run's validation or test faces into training.
-    `should_stop` is asked between chunks of faces: on a CPU the teachers take minutes, and Cancel must work.
+    `between_batches` runs between batches of faces and may raise: on a CPU the teachers take minutes, and Cancel
+    must work.
     Each teacher's predictions are cached on disk (keyed by its weights and the data), so the next student
     taught by the same checkpoint starts at once.
     """
@@ -80,12 +78,7 @@ def teacher_probabilities(
         probs = _read_cached(cache_file, (len(images), len(data.classes)))
         if probs is None:
             model = load_weights(path, meta).to(device)
-            chunks = []
-            for start in range(0, len(images), TEACHER_CHUNK):
-                if should_stop and should_stop():
-                    raise TrainingCancelled(f"cancelled while teacher {meta.id} was predicting")
-                chunks.append(predict_logits(model, images[start : start + TEACHER_CHUNK], meta.input, device).softmax(1))
-            probs = torch.cat(chunks)
+            probs = predict_logits(model, images, meta.input, device, between_batches=between_batches).softmax(1)
             _write_cache(cache_file, probs)
         total = probs if total is None else total + probs
         provenance.append(
