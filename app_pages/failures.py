@@ -215,11 +215,12 @@ def cleanlab_section(chosen: list[str], crowd_found: bool) -> None:
         face_grid([faces[i] for i in shown], [f"{p.classes[p.labels[i]]}→{p.classes[p.predicted[i]]}" for i in shown])
     own = state.external_datasets()
     if own:
-        fingerprint = st.selectbox("Your dataset", list(own), format_func=lambda f: own[f]["name"], key="own-flags")
+        names = state.external_names()
+        fingerprint = st.selectbox("Your dataset", list(own), format_func=names.__getitem__, key="own-flags")
         results = state.external_results(fingerprint)
         if flagger in results:
             own_flags = failures.external_issues(fingerprint, flagger)
-            st.markdown(f"**{own[fingerprint]['name']}**: {len(own_flags.flagged)} of {own_flags.faces} faces flagged. {trust}")
+            st.markdown(f"**{names[fingerprint]}**: {len(own_flags.flagged)} of {own_flags.faces} faces flagged. {trust}")
             own_faces, own_predictions = failures.external_faces(fingerprint), results[flagger].predictions
             shown = own_flags.flagged[:SHOWN_FACES]
             labels = [own_predictions.classes[own_predictions.labels[i]] for i in shown]

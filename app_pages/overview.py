@@ -73,17 +73,15 @@ def interval_text(row: LeaderboardRow, marks: dict[str, Standing]) -> str:
 
 def own_data_columns() -> dict[str, dict[str, float]]:
     """Column title -> each checkpoint's accuracy on that dataset of the user's (Evaluate > Your data)."""
-    datasets = state.external_datasets()
     return {
-        f"{summary['name']} ({fp[:6]})": {cid: r.predictions.accuracy for cid, r in state.external_results(fp).items()}
-        for fp, summary in datasets.items()
+        title: {cid: r.predictions.accuracy for cid, r in state.external_results(fp).items()}
+        for fp, title in state.external_names().items()
     }
 
 
 def own_data_ensembles() -> dict[str, float]:
     """Column title -> the default ensemble's accuracy on that dataset, where every member has run on it."""
-    datasets = state.external_datasets()
-    found = {f"{s['name']} ({fp[:6]})": state.external_ensemble(fp) for fp, s in datasets.items()}
+    found = {title: state.external_ensemble(fp) for fp, title in state.external_names().items()}
     return {title: e.predictions.accuracy for title, e in found.items() if e is not None}
 
 

@@ -4,6 +4,7 @@ tooltips and in every export."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
@@ -72,3 +73,19 @@ def _tags(group: list[CheckpointMeta], one_may_be_empty: bool) -> list[str]:
         if len(set(tags)) == len(tags) and (one_may_be_empty or all(tags)):
             return tags
     raise AssertionError("checkpoint ids are unique")  # the last tagger is the id
+
+
+def dataset_names(summaries: dict[str, dict]) -> dict[str, str]:
+    """fingerprint -> a dataset of the user's by its own name (ExternalData.summary); two of one name are told
+    apart by their size, and only where that fails by their fingerprint."""
+    names = Counter(s["name"] for s in summaries.values())
+    sizes = Counter((s["name"], s["faces"]) for s in summaries.values())
+    out = {}
+    for fingerprint, s in summaries.items():
+        if names[s["name"]] == 1:
+            out[fingerprint] = s["name"]
+        elif sizes[s["name"], s["faces"]] == 1:
+            out[fingerprint] = f"{s['name']} · {s['faces']} faces"
+        else:
+            out[fingerprint] = f"{s['name']} · {s['faces']} faces · {fingerprint[:6]}"
+    return out

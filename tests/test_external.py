@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,6 +88,20 @@ def test_results_are_cached_by_dataset_fingerprint(own_dataset, tiny_checkpoints
     listed = cached_datasets(store)
     assert list(listed) == [data.fingerprint] and listed[data.fingerprint]["counts"] == data.counts()
     assert set(cached_results(data.fingerprint, store)) == {clf.meta.id}
+
+
+def test_the_same_faces_as_a_zip_upload_and_a_folder_are_one_dataset(own_dataset, tmp_path, monkeypatch):
+    """A zip holds its folder under another name (ckplus/anger/...): the faces are what makes the dataset."""
+    from fer_core.external import dataset
+
+    cache = external_root(tmp_path / "store")
+    folder = load_external(own_dataset, cache=cache)
+    archive = shutil.make_archive(str(tmp_path / "upload" / "ckplus"), "zip", own_dataset.parent, own_dataset.name)
+    zipped = load_external(Path(archive), cache=cache)
+    assert zipped.fingerprint == folder.fingerprint and list(cached_datasets(tmp_path / "store")) == [folder.fingerprint]
+    assert zipped.names == folder.names  # the dataset as it was first added: cached results keep their faces
+    monkeypatch.setattr(dataset, "_decode", lambda *a: pytest.fail("a source seen before was decoded again"))
+    assert load_external(Path(archive), cache=cache).fingerprint == folder.fingerprint
 
 
 def test_paths_in_a_csv_cannot_leave_its_folder(own_dataset, tmp_path):

@@ -31,11 +31,13 @@ def render(ids: list[str], ranked: list[str]) -> None:
     if not datasets:
         st.info("No dataset of yours evaluated yet: add one above.")
         return
+    names = state.external_names()
     fingerprint = st.selectbox(
         "Dataset",
         list(datasets),
-        format_func=lambda f: f"{datasets[f]['name']} · {datasets[f]['faces']} faces · {f}",
+        format_func=names.__getitem__,
         key="own_dataset",
+        help="\n\n".join(f"{names[f]}: fingerprint {f} (of its faces and labels)" for f in datasets),
     )
     summary = datasets[fingerprint]
     _describe(summary)
@@ -140,13 +142,31 @@ def _add(ids: list[str]) -> None:
         column_config={"class": st.column_config.SelectboxColumn(options=[*FERPLUS_CLASSES, IGNORE], required=True)},
         key=f"own_mapping-{source}",
     )
+    chosen = dict(zip(edited["label"], edited["class"], strict=True))
+    _say_which_models_lack(chosen, dict(zip(edited["label"], edited["images"], strict=True)), ids)
     detectors = list(DETECTORS)
     detector = st.selectbox("Face detector (for images larger than a face crop)", detectors, detectors.index(DEFAULT_DETECTOR))
     if st.button(f"Find faces and run the {len(ids)} models", type="primary", key="own_go"):
-        chosen = dict(zip(edited["label"], edited["class"], strict=True))
         fingerprint = _run(lambda progress: state.evaluate_external(source, chosen, detector, ids, progress, st.warning))
         if fingerprint:
             st.session_state["own_dataset"] = fingerprint  # the dataset picker below opens on it
+
+
+def _say_which_models_lack(mapping: dict[str, str], images: dict[str, int], ids: list[str]) -> None:
+    """Before anything runs: the mapped classes that some models do not predict, whose faces those models skip."""
+    metas = state.metas(trials=True)
+    lines = []
+    for target in sorted(set(mapping.values()) - {IGNORE}):
+        lacking = [cid for cid in ids if target not in metas[cid].classes]
+        if lacking:
+            n = sum(images[label] for label, mapped in mapping.items() if mapped == target)
+            shown = ", ".join(map(state.name, lacking[:4])) + (" …" if len(lacking) > 4 else "")
+            lines.append(
+                f"**{target}** is not a class of {len(lacking)} of the {len(ids)} models ({shown}): its {n} images are "
+                "left out of their figures."
+            )
+    if lines:
+        st.caption("  \n".join(lines))
 
 
 def _uploaded_zip() -> Path | None:

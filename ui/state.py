@@ -541,6 +541,13 @@ def external_datasets() -> dict[str, dict]:
     return _external_datasets(_external_signature())
 
 
+def external_names() -> dict[str, str]:
+    """fingerprint -> the name a dataset of the user's goes by in tables and pickers (naming.dataset_names)."""
+    from fer_core.naming import dataset_names
+
+    return dataset_names(external_datasets())
+
+
 @st.cache_data(show_spinner=False)
 def _external_results(fingerprint: str, signature: tuple) -> dict[str, ExternalResult]:
     from fer_core.external import cached_results

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from ..atomic import write_text_atomically
 from ..data.choices import DataError
 from ..data.classes import FERPLUS_CLASSES, normalize_class_name
 from ..data.sources import IMAGE_SUFFIXES
@@ -26,7 +27,8 @@ from .records import FACES_FILE, ExternalData, read_faces, write_faces
 IGNORE = "ignore"  # a mapping target: that label's faces are left out
 PATH_COLUMNS = ("path", "file", "filename", "image")
 LABEL_COLUMNS = ("label", "emotion", "expression", "class")
-CROP_VERSION = "1"  # part of the fingerprint: bump when cropping changes
+CROP_VERSION = "1"  # part of a source's cache key: bump when cropping changes
+SOURCES_DIR = "sources"  # in the cache: which dataset (fingerprint) each source (files, mapping, detector) gave
 
 
 @dataclass(frozen=True)
@@ -121,8 +123,9 @@ def _reader(path: Path) -> tuple[Callable[[str], bytes], Callable[[], None]]:
     return read, lambda: None
 
 
-def _fingerprint(files: list[LabelledFile], read: Callable[[str], bytes], used: dict[str, str], detector: str) -> str:
-    """Every used file's name, label and content hash, the mapping and the detector: equal means equal faces."""
+def _source_key(files: list[LabelledFile], read: Callable[[str], bytes], used: dict[str, str], detector: str) -> str:
+    """Every used file's name, label and content hash, the mapping and the detector: the cache's key for a source,
+    known before any face is decoded (detection is the slow part)."""
     digest = hashlib.sha256(json.dumps([CROP_VERSION, detector, sorted(used.items())]).encode())
     for file in files:
         if used[file.label] != IGNORE:
@@ -143,28 +146,52 @@ def load_external(
 ) -> ExternalData:
     """Read, match and crop a labelled dataset. `mapping` overrides the aliases label by label; a label that
     maps to no class is left out and reported, as are files that are not images. With `cache`, the cropped
-    faces are kept in `cache/<fingerprint>/` and read from there next time (detection is the slow part)."""
+    faces are kept in `cache/<fingerprint>/` and read from there next time (detection is the slow part).
+
+    The fingerprint is the decoded faces' and their labels' (faces_fingerprint): the same faces given as a zip
+    upload and as a folder on the server are one dataset, evaluated once."""
     path = Path(path)
     files = list_labelled(path)
     labels_found = {f.label for f in files}
     used = default_mapping(labels_found) | {k: v for k, v in (mapping or {}).items() if k in labels_found}
     read, close = _reader(path)
     try:
-        fingerprint = _fingerprint(files, read, used, detector)
-        if cache is not None and (cache / fingerprint / FACES_FILE).is_file():
-            return read_faces(cache / fingerprint / FACES_FILE)
+        key = _source_key(files, read, used, detector)
+        if cache is not None and (known := _cached_source(cache, key)) is not None:
+            return known
         name = path.stem if path.is_file() else path.name  # ckplus.zip and ckplus/ are both "ckplus"
-        data = _decode(name, fingerprint, files, read, used, detector, on_progress)
+        data = _decode(name, files, read, used, detector, on_progress)
     finally:
         close()
-    if cache is not None:
-        write_faces(cache / fingerprint / FACES_FILE, data)
+    if cache is None:
+        return data
+    faces = cache / data.fingerprint / FACES_FILE
+    if faces.is_file():  # these faces came before from another source: the dataset they made stays as it was
+        data = read_faces(faces)
+    else:
+        write_faces(faces, data)
+    write_text_atomically(cache / SOURCES_DIR / key, data.fingerprint)
     return data
+
+
+def _cached_source(cache: Path, key: str) -> ExternalData | None:
+    """The dataset a source made before, when its faces are still cached."""
+    try:
+        fingerprint = (cache / SOURCES_DIR / key).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    faces = cache / fingerprint / FACES_FILE
+    return read_faces(faces) if fingerprint.isalnum() and faces.is_file() else None
+
+
+def faces_fingerprint(images: np.ndarray, labels: Iterable[str]) -> str:
+    """The faces' pixels and labels, whatever their order, file names or container: equal means the same dataset."""
+    lines = sorted(f"{hashlib.sha256(face.tobytes()).hexdigest()}|{label}" for face, label in zip(images, labels, strict=True))
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
 
 def _decode(
     name: str,
-    fingerprint: str,
     files: list[LabelledFile],
     read: Callable[[str], bytes],
     used: dict[str, str],
@@ -191,10 +218,11 @@ def _decode(
         names.append(file.name)
     if not images:
         raise DataError(f"{name}: no face left to evaluate (no label matched a class, or no readable image)")
+    faces = np.stack(images)
     return ExternalData(
         name=name,
-        fingerprint=fingerprint,
-        images=np.stack(images),
+        fingerprint=faces_fingerprint(faces, labels),
+        images=faces,
         labels=tuple(labels),
         names=tuple(names),
         mapping=used,

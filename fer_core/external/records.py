@@ -22,7 +22,7 @@ class ExternalData:
     """Decoded 48x48 faces with canonical labels, and what happened on the way, to be reported."""
 
     name: str  # the folder, zip or csv name
-    fingerprint: str  # files' contents, their labels, the mapping and the detector
+    fingerprint: str  # the decoded faces and their labels (dataset.faces_fingerprint): one per dataset, however given
     images: np.ndarray  # uint8 (N, 48, 48)
     labels: tuple[str, ...]  # canonical class per face
     names: tuple[str, ...]
