@@ -174,7 +174,8 @@ def test_browser_live_camera_and_video_file(server, tiny_checkpoints, grace_hopp
         streamer = page.frame_locator("iframe[title*=webrtc]")
         streamer.get_by_role("button", name="START").click()
         expect(page.get_by_text("Face 1, last 30 s")).to_be_visible()  # the timeline has data
-        expect(page.get_by_test_id("stMetricValue").first).not_to_have_text("0.0")  # frames per second
+        # frames per second: a real rate, however slowly a loaded machine processes them (never a 0.0)
+        expect(page.get_by_test_id("stMetricValue").first).to_have_text(re.compile(r"^(?!0\.0$)\d+\.\d$"))
         video = streamer.locator("video")
         expect(video).to_have_js_property("readyState", 4)  # annotated frames are arriving and playing
         assert video.evaluate("v => v.videoWidth") == 640

@@ -195,6 +195,18 @@ def test_live_recognizer_annotates_and_reports_rate_latency_and_timeline(classif
     assert status.since_last_frame_s < 5
 
 
+@pytest.mark.parametrize("seconds_per_frame", [0.4, 1.4, 6.0])
+def test_live_frames_per_second_on_a_slow_machine_is_the_real_rate_never_zero(classifiers, grace_hopper, seconds_per_frame):
+    """18 frames in 25 s on a loaded CPU read 0.0 when the rate was counted in a 2 s window."""
+    ticks = iter(np.arange(0, 1000, seconds_per_frame / 2))  # each frame arrives, then finishes half a period later
+    live = LiveRecognizer(classifiers, clock=lambda: float(next(ticks)))
+    frame = face_frames(grace_hopper, 1, (320, 240))[0]
+    assert live.status().fps is None  # before the second frame there is no rate
+    for _ in range(6):
+        live.process(frame)
+    assert live.status().fps == pytest.approx(1 / seconds_per_frame)
+
+
 def test_ice_servers_come_from_the_environment(monkeypatch):
     from ui.live import ice_servers
 

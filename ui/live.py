@@ -12,7 +12,7 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from fer_core.video import LiveRecognizer
-from fer_core.video.live import RATE_WINDOW_S, WINDOW_S
+from fer_core.video.live import RATE_MIN_FRAMES, RATE_WINDOW_S, WINDOW_S
 
 from . import charts, state
 
@@ -108,7 +108,12 @@ def _status(recognizer: LiveRecognizer, playing: bool, signalling: bool) -> None
         if not status.frames:
             return
         rate, latency = st.columns(2)
-        rate.metric("frames / s", f"{status.fps:.1f}", help=f"frames processed per second, over the last {RATE_WINDOW_S:.0f} s")
+        rate.metric(
+            "frames / s",
+            "–" if status.fps is None else f"{status.fps:.1f}",
+            help=f"frames processed per second over the last {RATE_WINDOW_S:.0f} s, or over the last "
+            f"{RATE_MIN_FRAMES} frames when fewer came in that time; a stalled stream is flagged above",
+        )
         latency.metric(
             "latency p50",
             f"{status.latency_p50_ms:.0f} ms",

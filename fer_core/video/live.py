@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,13 +17,14 @@ from ..faces import DEFAULT_DETECTOR
 from .recognizer import VIDEO_DETECTION_SIDE, FrameRecognizer, TimelinePoint, TrackedFace, annotate, timeline
 
 WINDOW_S = 30.0  # how far back the timeline reaches
-RATE_WINDOW_S = 2.0  # frames per second are counted over this much recent time
+RATE_WINDOW_S = 5.0  # frames per second and latency are measured over this much recent time...
+RATE_MIN_FRAMES = 3  # ...or over the last few frames, when fewer finished in it (a loaded CPU: one every 1-2 s)
 
 
 @dataclass(frozen=True)
 class LiveStatus:
     frames: int  # processed so far
-    fps: float  # processed frames per second, recently
+    fps: float | None  # processed frames per second, recently; None before the second frame
     latency_p50_ms: float  # frame in -> annotated frame out, recently
     latency_p95_ms: float
     since_last_frame_s: float  # inf before the first frame: a stalled stream shows here
@@ -34,8 +36,13 @@ class LiveRecognizer:
     """Thread-safe: `process` from the stream's thread, `status` from the page's."""
 
     def __init__(
-        self, classifiers: list[FerClassifier], detector: str = DEFAULT_DETECTOR, detection_side: int = VIDEO_DETECTION_SIDE
+        self,
+        classifiers: list[FerClassifier],
+        detector: str = DEFAULT_DETECTOR,
+        detection_side: int = VIDEO_DETECTION_SIDE,
+        clock: Callable[[], float] = time.perf_counter,  # seconds; tests pass a machine of any speed
     ) -> None:
+        self.clock = clock
         self.recognizer = FrameRecognizer(classifiers, detector, detection_side)
         self._process_lock = threading.Lock()  # frames one at a time: the tracker needs them in order
         self._state_lock = threading.Lock()
@@ -47,7 +54,7 @@ class LiveRecognizer:
 
     def process(self, rgb: np.ndarray) -> np.ndarray:
         """The frame annotated with every face's number, label and confidence."""
-        received = time.perf_counter()
+        received = self.clock()
         error = None
         try:
             with self._process_lock:
@@ -55,7 +62,7 @@ class LiveRecognizer:
             out = annotate(rgb, faces)
         except Exception as exc:  # the stream must go on: the frame goes back as it came, the page says why
             faces, out, error = [], rgb, f"{type(exc).__name__}: {exc}"
-        finished = time.perf_counter()
+        finished = self.clock()
         with self._state_lock:
             self._error = error
             if self._start is None:
@@ -70,13 +77,15 @@ class LiveRecognizer:
     def status(self) -> LiveStatus:
         with self._state_lock:
             history, done, frames, error = list(self._history), list(self._done), self._frames, self._error
-        now = time.perf_counter()
+        now = self.clock()
         recent = [(t, ms) for t, ms in done if t >= now - RATE_WINDOW_S]
-        span = now - recent[0][0] if len(recent) > 1 else 0.0
+        if len(recent) < RATE_MIN_FRAMES:
+            recent = done[-RATE_MIN_FRAMES:]
+        span = recent[-1][0] - recent[0][0] if len(recent) > 1 else 0.0  # between the first and last frame: a rate
         latencies = np.array([ms for _, ms in recent]) if recent else np.zeros(1)
         return LiveStatus(
             frames=frames,
-            fps=(len(recent) - 1) / span if span > 0 else 0.0,
+            fps=(len(recent) - 1) / span if span > 0 else None,
             latency_p50_ms=float(np.percentile(latencies, 50)),
             latency_p95_ms=float(np.percentile(latencies, 95)),
             since_last_frame_s=now - done[-1][0] if done else float("inf"),
