@@ -122,14 +122,14 @@ def verdicts(result: PhotoPrediction, ensembles: list[Ensemble | None], column: 
             )
 
 
-def downloads(result: PhotoPrediction, name: str, index: int, column: DeltaGenerator) -> None:
-    """The photo's predictions as CSV and as the CLI's `--json` shape."""
+def downloads(result: PhotoPrediction, name: str, index: int, members: list[str], column: DeltaGenerator) -> None:
+    """The photo's predictions as CSV and as the CLI's `--json` shape, with each face's ensemble verdict."""
     stem = name.rsplit(".", 1)[0]
     csv_col, json_col = column.columns(2)
     csv_col.download_button(
-        "Predictions (.csv)", result.to_csv(), f"{stem}-predictions.csv", "text/csv", on_click="ignore", key=f"csv-{index}"
+        "Predictions (.csv)", result.to_csv(members), f"{stem}-predictions.csv", "text/csv", on_click="ignore", key=f"csv-{index}"
     )
-    as_json = json.dumps({"images": [result.to_json()]}, indent=2)
+    as_json = json.dumps({"images": [result.to_json(members)]}, indent=2)
     json_col.download_button(
         "Predictions (.json)", as_json, f"{stem}-predictions.json", "application/json", on_click="ignore", key=f"json-{index}"
     )
@@ -149,19 +149,16 @@ def probability_grids(result: PhotoPrediction, ensembles: list[Ensemble | None])
         grid_col.caption("Outlined: each model's top class.")
 
 
-def photo_result(result: PhotoPrediction, name: str, index: int, members: list[str]) -> None:
-    assert result.image is not None  # decoded: only a result with an error has none
+def photo_result(shown: state.ShownPhoto, name: str, index: int, members: list[str]) -> None:
+    result = shown.prediction
     if result.no_face_found:
         st.warning(
             f"No face found in {name}. The models below saw the whole image (its centred square): their labels "
             "are guesses about something that may not be a face."
         )
     photo_col, summary_col = st.columns([1, 1])
-    photo_col.image(
-        charts.draw_faces(result.image, [fp.face.box for fp in result.faces], [fp.face.detected for fp in result.faces]),
-        width="stretch",
-        output_format="JPEG",
-    )
+    if shown.drawn_jpeg is not None:
+        photo_col.image(shown.drawn_jpeg, width="stretch")
     latencies = [p.latency_ms for fp in result.faces[:1] for p in fp.predictions.values()]
     photo_col.caption(
         f"{sum(fp.face.detected for fp in result.faces)} face(s) found · detection {result.detect_ms:.0f} ms and "
@@ -169,7 +166,7 @@ def photo_result(result: PhotoPrediction, name: str, index: int, members: list[s
     )
     ensembles = [fp.ensemble(members) for fp in result.faces]
     verdicts(result, ensembles, summary_col)
-    downloads(result, name, index, summary_col)
+    downloads(result, name, index, members, summary_col)
     probability_grids(result, ensembles)
 
 
@@ -194,14 +191,14 @@ def photos(chosen: list[str], detector: str, members: list[str]) -> None:
         with results.container(border=True):
             st.subheader(name)
             try:
-                result = state.predict(data, chosen, detector, name)
+                shown = state.predict(data, chosen, detector, name)
             except Exception as exc:  # one bad file must never stop the others
                 st.error(f"{name}: could not be processed ({type(exc).__name__}: {exc})")
                 continue
-            if result.error:
-                st.error(f"{name}: {result.error}")
+            if shown.prediction.error:
+                st.error(f"{name}: {shown.prediction.error}")
             else:
-                photo_result(result, name, index, members)
+                photo_result(shown, name, index, members)
 
 
 photos(chosen, detector, members)

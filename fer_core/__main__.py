@@ -358,10 +358,13 @@ def cmd_predict(args) -> None:
                 continue
             print(f"{r.source}: {len(r.faces)} face(s)")
             for n, fp in enumerate(r.faces, 1):
-                x, y, w, h = fp.face.box
+                x, y, w, h = r.box_in_file(fp.face)
                 print(f"  face {n} at ({x},{y}) {w}x{h}{'' if fp.face.detected else '  [' + fp.face.note + ']'}")
                 for cid, p in fp.predictions.items():
                     print(f"    {cid:<40} {p.label:<9} {p.probabilities[p.label]:.2f}")
+                if (ensemble := fp.ensemble()) is not None:
+                    label = max(ensemble[0], key=ensemble[0].__getitem__)
+                    print(f"    {'ensemble of ' + str(len(ensemble[1])):<40} {label:<9} {ensemble[0][label]:.2f}")
     if results and all(r.error for r in results):
         raise SystemExit(1)
 

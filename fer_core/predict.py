@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .classifier import FerClassifier
-from .faces import DEFAULT_DETECTOR, NO_FACE, Face, FaceDetector, PhotoError, find_faces, load_photo
+from .faces import DEFAULT_DETECTOR, NO_FACE, Box, Face, FaceDetector, PhotoError, decode_photo, find_faces
 
 
 @dataclass
@@ -61,44 +61,63 @@ class FacePrediction:
 class PhotoPrediction:
     source: str
     error: str | None = None
-    image: np.ndarray | None = None  # RGB, upright
+    image: np.ndarray | None = None  # RGB, upright, as decoded (a large JPEG at reduced size: faces.Photo)
     faces: list[FacePrediction] = field(default_factory=list)
     detect_ms: float = 0.0
+    scale: float = 1.0  # pixels of the file per pixel of `image`: the exports give boxes in the file's pixels
+
+    def box_in_file(self, face: Face) -> Box:
+        x, y, w, h = face.box
+        return (round(x * self.scale), round(y * self.scale), round(w * self.scale), round(h * self.scale))
 
     @property
     def no_face_found(self) -> bool:
         """Detection ran and found nothing: the models saw the image's centred square, which may be no face."""
         return any(fp.face.note == NO_FACE for fp in self.faces)
 
-    def to_csv(self) -> str:
-        """One row per face and model: the box, whether it was detected, the label and every class probability."""
+    def to_csv(self, members: Collection[str] | None = None) -> str:
+        """One row per face and model, then the face's ensemble verdict (the mean over `members`, default every
+        model of the largest class list, as the page headlines it): the box in the file's pixels, whether it was
+        detected, the label and every class probability."""
         classes = list(dict.fromkeys(c for fp in self.faces for p in fp.predictions.values() for c in p.probabilities))
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["path", "face", "x", "y", "w", "h", "detected", "model", "label", *classes])
+        writer.writerow(["path", "face", "x", "y", "w", "h", "detected", "model", "label", *classes, "ensemble members"])
         for n, fp in enumerate(self.faces, 1):
-            for cid, p in fp.predictions.items():
-                cells = [f"{p.probabilities[c]:.5f}" if c in p.probabilities else "" for c in classes]
-                writer.writerow([self.source, n, *fp.face.box, fp.face.detected, cid, p.label, *cells])
+            rows = [(cid, p.label, p.probabilities, "") for cid, p in fp.predictions.items()]
+            if (ensemble := fp.ensemble(members)) is not None:
+                mean, member_ids = ensemble
+                rows.append(("ensemble", max(mean, key=mean.__getitem__), mean, " ".join(member_ids)))
+            for model, label, probabilities, listed in rows:
+                cells = [f"{probabilities[c]:.5f}" if c in probabilities else "" for c in classes]
+                writer.writerow([self.source, n, *self.box_in_file(fp.face), fp.face.detected, model, label, *cells, listed])
         return out.getvalue()
 
-    def to_json(self) -> dict:
-        """The documented `predict --json` contract."""
+    def to_json(self, members: Collection[str] | None = None) -> dict:
+        """The documented `predict --json` contract; each face's `ensemble` as to_csv has it (null below 2 models)."""
         return {
             "path": self.source,
             "error": self.error,
             "faces": [
                 {
-                    "box": list(fp.face.box),
+                    "box": list(self.box_in_file(fp.face)),
                     "detected": fp.face.detected,
                     "note": fp.face.note,
                     "predictions": {
                         cid: {"label": p.label, "probabilities": p.probabilities} for cid, p in fp.predictions.items()
                     },
+                    "ensemble": _ensemble_json(fp.ensemble(members)),
                 }
                 for fp in self.faces
             ],
         }
+
+
+def _ensemble_json(ensemble: Ensemble | None) -> dict | None:
+    if ensemble is None:
+        return None
+    mean, ids = ensemble
+    return {"members": ids, "label": max(mean, key=mean.__getitem__), "probabilities": mean}
 
 
 def predict_faces(classifiers: list[FerClassifier], faces: list[Face]) -> list[FacePrediction]:
@@ -126,12 +145,14 @@ def predict_photo(
     """Faces and per-model probabilities for one photo; a bad file yields `error`, never an exception."""
     label = name or (str(source) if isinstance(source, (str, Path)) else "<image>")
     try:
-        rgb = load_photo(source)
+        photo = decode_photo(source)
     except PhotoError as exc:
         return PhotoPrediction(label, error=str(exc))
     except OSError as exc:
         return PhotoPrediction(label, error=f"cannot read the file ({exc.strerror or exc})")
     t = time.perf_counter()
-    faces = find_faces(rgb, detector)
+    faces = find_faces(photo.rgb, detector)
     detect_ms = (time.perf_counter() - t) * 1000
-    return PhotoPrediction(label, image=rgb, faces=predict_faces(classifiers, faces), detect_ms=detect_ms)
+    return PhotoPrediction(
+        label, image=photo.rgb, faces=predict_faces(classifiers, faces), detect_ms=detect_ms, scale=photo.scale
+    )

@@ -191,10 +191,20 @@ def test_photo_ensemble_averages_the_largest_group_sharing_a_class_list():
     # m2's tie goes to its first class: two models vote "a", the FER+ model "contempt"; most votes first
     assert fp.votes() == {"a": ["m1", "m2"], "contempt": ["plus"]}
     assert fp.ensemble({"m1", "m2", "plus"}) == fp.ensemble() and fp.ensemble({"m1", "plus"}) is None  # chosen members
-    photo = PhotoPrediction("p.jpg", image=np.zeros((48, 48, 3), np.uint8), faces=[fp])
+    photo = PhotoPrediction("p.jpg", image=np.zeros((48, 48, 3), np.uint8), faces=[fp], scale=2.0)  # decoded at half size
     rows = list(csv.DictReader(io.StringIO(photo.to_csv())))
-    assert [r["model"] for r in rows] == ["m1", "plus", "m2"] and rows[0]["contempt"] == "" and rows[1]["contempt"] == "1.00000"
-    assert not photo.no_face_found and photo.to_json()["faces"][0]["predictions"]["m1"]["label"] == "a"
+    assert [r["model"] for r in rows] == ["m1", "plus", "m2", "ensemble"]  # the verdict the page headlines, too
+    assert rows[0]["contempt"] == "" and rows[1]["contempt"] == "1.00000" and rows[0]["ensemble members"] == ""
+    assert rows[3]["label"] == "a" and rows[3]["a"] == "0.75000" and rows[3]["ensemble members"] == "m1 m2"
+    assert rows[0]["w"] == "96"  # boxes in the file's pixels
+    face_json = photo.to_json()["faces"][0]
+    assert not photo.no_face_found and face_json["predictions"]["m1"]["label"] == "a" and face_json["box"] == [0, 0, 96, 96]
+    assert face_json["ensemble"] == {
+        "members": ["m1", "m2"],
+        "label": "a",
+        "probabilities": pytest.approx({"a": 0.75, "b": 0.25}),
+    }
+    assert photo.to_json({"m1", "plus"})["faces"][0]["ensemble"] is None  # the members chosen on the page
 
 
 def test_default_ensemble_leaves_out_other_classes_and_weak_models():

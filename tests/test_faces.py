@@ -69,6 +69,18 @@ def test_boxes_are_in_original_coordinates_after_downscaling(grace_hopper):
     assert np.allclose(np.array(big_box) / 4, small_box, atol=12)
 
 
+def test_a_phone_sized_jpeg_is_decoded_smaller_and_its_boxes_scale_back_to_the_file(grace_hopper):
+    from fer_core.faces import DECODE_SIDE, decode_photo
+
+    rgb = load_photo(grace_hopper)
+    big = cv2.resize(rgb, (rgb.shape[1] * 8, rgb.shape[0] * 8))  # larger than a 12 MP phone photo
+    photo = decode_photo(cv2.imencode(".jpg", big[..., ::-1])[1].tobytes())
+    assert DECODE_SIDE <= max(photo.rgb.shape[:2]) < max(big.shape[:2]) and photo.scale == 2.0
+    full, reduced = find_faces(big, "mtcnn")[0], find_faces(photo.rgb, "mtcnn")[0]
+    assert np.allclose(np.array(reduced.box) * photo.scale, full.box, atol=24)
+    assert np.abs(reduced.face.astype(int) - full.face).mean() < 12  # the model sees nearly the same 48x48 crop
+
+
 @pytest.mark.parametrize("orientation", [3, 6, 8, 1])
 def test_exif_orientation_is_applied(grace_hopper, orientation):
     img = Image.open(grace_hopper)

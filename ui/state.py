@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -442,15 +442,30 @@ def feature_grid(checkpoint_id: str, face: np.ndarray, layer: str, max_maps: int
     return _feature_grid(checkpoint_id, face, layer, max_maps, _signature_of(checkpoint_id))
 
 
-# Each entry holds the decoded photo: 32 keeps the cache under ~100 MB for 720p photos.
+@dataclass(frozen=True)
+class ShownPhoto:
+    """A photo as Predict shows it: its prediction without the decoded image (a phone photo's is ~9 MB, which the
+    cache would copy on every rerun), and the photo drawn at display size with its numbered face boxes."""
+
+    prediction: PhotoPrediction
+    drawn_jpeg: bytes | None  # None when the photo could not be read (prediction.error says why)
+
+
 @st.cache_data(show_spinner="Finding faces and predicting…", max_entries=32)
-def photo_prediction(
-    data: bytes, models: tuple[tuple[str, str], ...], detector: str, name: str, signature: tuple
-) -> PhotoPrediction:
+def photo_prediction(data: bytes, models: tuple[tuple[str, str], ...], detector: str, name: str, signature: tuple) -> ShownPhoto:
     """Cached per (file bytes, models and their backends, detector): reruns of the page do not predict again."""
+    import cv2
+
     from fer_core.predict import predict_photo
 
-    return predict_photo([classifier(cid, backend) for cid, backend in models], data, detector=detector, name=name)
+    from .charts import draw_faces
+
+    result = predict_photo([classifier(cid, backend) for cid, backend in models], data, detector=detector, name=name)
+    if result.image is None:
+        return ShownPhoto(result, None)
+    drawn = draw_faces(result.image, [fp.face.box for fp in result.faces], [fp.face.detected for fp in result.faces])
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return ShownPhoto(replace(result, image=None), jpeg.tobytes() if ok else None)
 
 
 def predict_classifiers(checkpoint_ids: list[str]) -> list[FerClassifier]:
@@ -488,7 +503,7 @@ def probability_grid_spec(per_model: dict[str, dict[str, float]]) -> dict:
     return layout | {"datasets": {GRID_DATA: probability_cells(per_model)}}
 
 
-def predict(data: bytes, checkpoint_ids: list[str], detector: str, name: str) -> PhotoPrediction:
+def predict(data: bytes, checkpoint_ids: list[str], detector: str, name: str) -> ShownPhoto:
     models = tuple(predict_backends(checkpoint_ids).items())
     return photo_prediction(data, models, detector, name, store_signature())
 
