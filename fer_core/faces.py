@@ -199,10 +199,18 @@ def detect_faces(
     det = get_detector(detector) if isinstance(detector, str) else detector
     scale = min(1.0, side / max(H, W))
     small = cv2.resize(rgb, (int(W * scale), int(H * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else rgb
-    boxes = [(round(x / scale), round(y / scale), round(w / scale), round(h / scale)) for x, y, w, h in det.detect(small)]
+    boxes = [
+        _inside(round(x / scale), round(y / scale), round(w / scale), round(h / scale), W, H) for x, y, w, h in det.detect(small)
+    ]
     boxes = [b for b in boxes if b[2] > 0 and b[3] > 0]
     boxes.sort(key=lambda b: b[2] * b[3], reverse=True)
     return [Face(b, True, crop_face(gray, b, margin)) for b in boxes]
+
+
+def _inside(x: int, y: int, w: int, h: int, width: int, height: int) -> Box:
+    """A detector's box clipped to the image (MTCNN's reach past the edge for a face cut by it)."""
+    x0, y0 = min(max(0, x), width), min(max(0, y), height)
+    return (x0, y0, max(0, min(width, x + w) - x0), max(0, min(height, y + h) - y0))
 
 
 def find_faces(rgb: np.ndarray, detector: str | FaceDetector = DEFAULT_DETECTOR, margin: float = 0.15) -> list[Face]:

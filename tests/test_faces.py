@@ -69,6 +69,18 @@ def test_boxes_are_in_original_coordinates_after_downscaling(grace_hopper):
     assert np.allclose(np.array(big_box) / 4, small_box, atol=12)
 
 
+def test_a_face_cut_by_the_edge_gets_a_box_inside_the_image(grace_hopper):
+    """MTCNN reaches past the edge for a face the frame cuts; boxes in CSVs and drawn titles must not."""
+    from fer_core.faces import detect_faces, get_detector
+
+    rgb = load_photo(grace_hopper)
+    x, y, w, h = find_faces(rgb, "mtcnn")[0].box
+    cut = np.ascontiguousarray(rgb[:, x + w // 4 :])  # a quarter of the face outside the frame
+    assert any(bx < 0 for bx, *_ in get_detector("mtcnn").detect(cut))  # what the detector gives
+    boxes = [f.box for f in detect_faces(cut)]
+    assert boxes and all(bx >= 0 and by >= 0 and bx + bw <= cut.shape[1] and by + bh <= cut.shape[0] for bx, by, bw, bh in boxes)
+
+
 def test_a_phone_sized_jpeg_is_decoded_smaller_and_its_boxes_scale_back_to_the_file(grace_hopper):
     from fer_core.faces import DECODE_SIDE, decode_photo
 
