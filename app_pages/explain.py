@@ -34,7 +34,7 @@ if source == "test set":
             caption = f"{data.names[pool[int(n) - 1]]} (true: {cls})"
 else:
     file = (
-        st.file_uploader("Photo", type=["png", "jpg", "jpeg", "webp", "bmp"])
+        st.file_uploader("Photo")  # any file: the decoder says why one is not an image (a type filter shows an icon only)
         if source == "upload"
         else st.camera_input("Snapshot")
     )

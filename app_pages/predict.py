@@ -175,9 +175,8 @@ def photos(chosen: list[str], detector: str, members: list[str]) -> None:
     """Uploads, the snapshot and their results. A fragment: a new photo reruns only this part, not the pickers
     above it or the sidebar (~100 ms of a new photo's rerun, bench/RESULTS.md "The app")."""
     upload_col, camera_col = st.columns([5, 1], vertical_alignment="bottom")
-    uploads = upload_col.file_uploader(
-        "Photos", type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"], accept_multiple_files=True
-    )
+    # Any file is taken (no type filter): Streamlit refuses a filtered type with an icon only, the decoder says why.
+    uploads = upload_col.file_uploader("Photos", accept_multiple_files=True)
     camera = camera_col.toggle("Camera", help="Opens the camera below the results for a snapshot")
     results = st.container()
     snapshot = st.camera_input("Snapshot") if camera else None

@@ -146,7 +146,7 @@ def test_overview_empty_state(monkeypatch, tmp_path, kaggle_zip):
 def test_predict_shows_every_model(app_env, grace_hopper):
     at = run_page("app_pages/predict.py")
     at.file_uploader[0].set_value(
-        [("hopper.jpg", grace_hopper.read_bytes(), "image/jpeg"), ("notes.png", b"definitely not an image", "image/png")]
+        [("hopper.jpg", grace_hopper.read_bytes(), "image/jpeg"), ("notes.txt", b"definitely not an image", "text/plain")]
     )
     at.run()
     assert not at.exception
@@ -157,7 +157,7 @@ def test_predict_shows_every_model(app_env, grace_hopper):
     at = members.set_value(sorted(names)).run()  # both tiny models in the ensemble, whatever their accuracy
     grid = chart_data(at)[0]  # the face's probability grid: one row per model (short names) and one for the ensemble
     assert set(grid["model"]) == set(names.values()) | {f"ensemble (mean of {len(names)})"}
-    assert any("notes.png" in e.value and "not an image" in e.value for e in at.error)
+    assert any("notes.txt" in e.value and "not an image" in e.value for e in at.error)
     at = next(m for m in at.multiselect if m.label == "Members").set_value([]).run()
     assert set(chart_data(at)[0]["model"]) == set(names.values())  # no ensemble chosen: no ensemble row
 

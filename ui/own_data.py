@@ -173,7 +173,8 @@ def _uploaded_zip() -> Path | None:
     """The uploaded zip as a file (the dataset readers take paths), written once per upload into its own
     temporary folder; removed when the user removes or replaces the upload. Folders that ended sessions left
     behind go after a day."""
-    upload = st.file_uploader("Zip of class folders", type=["zip"], key="own_zip", max_upload_size=500)
+    # any file: the reader says why one is not a dataset (a type filter refuses it with an icon only)
+    upload = st.file_uploader("Zip of class folders", key="own_zip", max_upload_size=500)
     held = st.session_state.get(UPLOAD_KEY)
     if held is not None and (upload is None or held[0] != upload.file_id):
         shutil.rmtree(Path(held[1]).parent, ignore_errors=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from fer_core.video import ENSEMBLE, VIDEO_TYPES, VideoError, VideoResult, process_video
+from fer_core.video import ENSEMBLE, VideoError, VideoResult, process_video
 
 from . import charts, state
 
@@ -22,8 +22,7 @@ MAX_FACES_SHOWN = 4  # a crowd: the first faces' charts, the others on request
 
 def render(checkpoint_ids: list[str], detector: str) -> None:
     upload = st.file_uploader(
-        "Video",
-        type=list(VIDEO_TYPES),
+        "Video",  # any file: the decoder says why one is not a video (a type filter shows an icon only)
         max_upload_size=MAX_VIDEO_MB,
         help=f"Up to {MAX_VIDEO_MB} MB, held in memory while it is processed; the CLI's `video` streams any size",
     )

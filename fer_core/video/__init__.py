@@ -3,7 +3,6 @@ frame step (recognizer.py: detect, crop, predict in batches, number the faces wi
 
 from .files import (
     ENSEMBLE,
-    VIDEO_TYPES,
     ExpressionShare,
     FrameResult,
     VideoError,
@@ -19,7 +18,6 @@ from .tracking import FaceTracker
 __all__ = [
     "ENSEMBLE",
     "VIDEO_DETECTION_SIDE",
-    "VIDEO_TYPES",
     "ExpressionShare",
     "FaceTracker",
     "FrameRecognizer",

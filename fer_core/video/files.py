@@ -21,7 +21,6 @@ from ..classifier import FerClassifier
 from ..faces import DEFAULT_DETECTOR, MAX_PIXELS, Box
 from .recognizer import VIDEO_DETECTION_SIDE, FrameRecognizer, TimelinePoint, TrackedFace, annotate, timeline
 
-VIDEO_TYPES = ("mp4", "webm", "mov", "avi", "mkv")
 MAX_SIDE = 1280  # larger frames (4K...) are scaled down by FFmpeg before anything else: faster, same faces
 BATCH_FRAMES = 16  # frames whose faces go through each model together
 ENSEMBLE = "ensemble"  # the model name of the ensemble's rows in the CSV and the summary
