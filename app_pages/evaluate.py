@@ -193,12 +193,10 @@ with tab_all:
             hide_index=True,
             width="stretch",
             column_config={
-                "best": st.column_config.TextColumn("", help=glossary.BEST_WITHIN_NOISE, width=30),
+                **glossary.standing_columns(),
                 "id": st.column_config.TextColumn("checkpoint id"),
                 "n": st.column_config.NumberColumn("test faces", format="%d"),
                 "accuracy": st.column_config.NumberColumn(format="percent"),
-                "95% CI": st.column_config.TextColumn(help="Bootstrap 95% interval of the accuracy, in points"),
-                "vs best": st.column_config.TextColumn(help=glossary.BEST_WITHIN_NOISE),
                 "top2_accuracy": st.column_config.NumberColumn("top-2 accuracy", format="percent"),
                 **{name: st.column_config.NumberColumn(label, format="%.3f") for name, label in three.items()},
             },

@@ -79,6 +79,13 @@ for method_name in METHODS:
         cell.image(
             charts.upscale(att.overlay, MAP_PX), width=MAP_PX, caption=f"{state.name(cid)}\n{att.target} ({att.probability:.0%})"
         )
+        if att.scant():
+            cell.caption(
+                f"Empty: nothing in this face raises {att.target}'s score at Grad-CAM's layer."
+                if att.support == 0
+                else f"Mostly empty: only {att.support:.0%} of the face raises {att.target}'s score, and those specks "
+                "fill the colour scale. The model finds little for this class here; the map is not where it looks."
+            )
 
 st.subheader("Feature maps")
 model_col, layer_col = st.columns(2)

@@ -116,11 +116,9 @@ def show_leaderboard(frame: pd.DataFrame, own_titles: list[str]) -> None:
         hide_index=True,
         width="stretch",
         column_config={
-            "best": st.column_config.TextColumn("", help=glossary.BEST_WITHIN_NOISE, width=30),
-            "95% CI": st.column_config.TextColumn(
-                "95% CI", help="Bootstrap 95% interval of the test accuracy, in points (2,000 resamples of the test faces)"
+            **glossary.standing_columns(
+                "Bootstrap 95% interval of the test accuracy, in points (2,000 resamples of the test faces)"
             ),
-            "vs best": st.column_config.TextColumn("vs best", help=glossary.BEST_WITHIN_NOISE),
             "model": st.column_config.TextColumn("model", help="Architecture · labels (· a tag where two share them)"),
             **percent,
             **{t: st.column_config.NumberColumn(t, format=f, help=COLUMNS_HELP[t]) for t, f in number.items()},

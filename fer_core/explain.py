@@ -21,6 +21,13 @@ class Attribution:
     heatmap: np.ndarray  # float (H, W) in [0, 1], at the face's resolution
     overlay: np.ndarray  # RGB uint8 (H, W, 3): heat map blended over the face
     probability: float  # the model's probability for `target`
+    # share of the face with any evidence for `target`: Grad-CAM keeps only what raises the class's score (ReLU), so
+    # for an improbable class a few specks, scaled to the full colour range, can be all there is
+    support: float = 1.0
+
+    def scant(self) -> bool:
+        """Whether the map is mostly empty: what it shows is a little evidence scaled up, not where the model looks."""
+        return self.support < SCANT_SUPPORT
 
 
 def _face_tensor(face: np.ndarray) -> torch.Tensor:
@@ -78,8 +85,10 @@ def grad_cam(clf: FerClassifier, face: np.ndarray, target: str | None = None) ->
     layer = clf.model.get_submodule(clf.spec.gradcam_layer)
     cam = LayerGradCam(clf.model, layer).attribute(x, target=idx, relu_attributions=True)
     cam = LayerAttribution.interpolate(cam.detach(), (face.shape[0], face.shape[1]), interpolate_mode="bilinear")
-    heat = _normalise(cam[0].mean(0).cpu().numpy())
-    return Attribution("Grad-CAM", clf.classes[idx], heat, overlay_heatmap(face, heat), prob)
+    raw = cam[0].mean(0).cpu().numpy()
+    heat = _normalise(raw)
+    support = float((raw > 1e-6 * max(float(raw.max()), 1e-12)).mean())
+    return Attribution("Grad-CAM", clf.classes[idx], heat, overlay_heatmap(face, heat), prob, support)
 
 
 def integrated_gradients(clf: FerClassifier, face: np.ndarray, target: str | None = None, steps: int = 32) -> Attribution:
@@ -95,6 +104,7 @@ def integrated_gradients(clf: FerClassifier, face: np.ndarray, target: str | Non
     return Attribution("Integrated Gradients", clf.classes[idx], heat, overlay_heatmap(face, heat), prob)
 
 
+SCANT_SUPPORT = 0.1  # below this share of the face with evidence, Explain says the map is mostly empty
 IG_BLUR_PX = 2.0  # Gaussian sigma: single-pixel attributions of a 48x48 face are speckle; regions are what one reads
 METHODS = {"Grad-CAM": grad_cam, "Integrated Gradients": integrated_gradients}
 HOW_TO_READ = {

@@ -33,7 +33,7 @@ from fer_core.explain import (
     integrated_gradients,
     overlay_heatmap,
 )
-from fer_core.faces import Face
+from fer_core.faces import Face, find_faces, load_photo
 from fer_core.models import get_spec
 from fer_core.predict import FacePrediction, ModelPrediction, PhotoPrediction
 from fer_core.records import Predictions
@@ -288,6 +288,19 @@ def test_grad_cam_on_every_registered_architecture(tiny_checkpoints):
         clf = FerClassifier(spec.build(7), replace(tiny, model=spec.name, input=spec.input))
         att = grad_cam(clf, face)
         assert att.heatmap.shape == (48, 48) and np.isfinite(att.heatmap).all(), spec.name
+
+
+def test_a_grad_cam_with_next_to_no_evidence_says_so(grace_hopper):
+    """The shipped ResNet-18 on a neutral face: Grad-CAM for disgust (p < 1%) is empty, for neutral it covers the face."""
+    from fer_core.store import default_root
+
+    resnet = next(c for c in list_checkpoints(default_root()) if c.meta is not None and c.meta.model == "resnet18")
+    clf = load_checkpoint(resnet.id, default_root())
+    face = find_faces(load_photo(grace_hopper))[0].face
+    neutral, disgust = grad_cam(clf, face, "neutral"), grad_cam(clf, face, "disgust")
+    assert neutral.probability > 0.5 and not neutral.scant() and neutral.support > 0.5
+    assert disgust.probability < 0.05 and disgust.scant()
+    assert integrated_gradients(clf, face, "disgust").support == 1.0  # |IG| is evidence either way: never scant
 
 
 def test_a_flat_attribution_stays_flat():

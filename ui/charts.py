@@ -298,7 +298,8 @@ def expression_shares(shares: Sequence[ExpressionShare], classes: Sequence[str],
         .encode(
             x=alt.X("share:Q", stack="normalize", axis=alt.Axis(format="%"), title=None),  # the caption above names it
             y=alt.Y("model:N", title=None, axis=alt.Axis(labelLimit=320), sort=list(models)),
-            color=expression_color(classes),
+            # below the bars, in rows: beside them, seven classes are taller than a chart of two or three models
+            color=expression_color(classes).legend(orient="bottom", columns=4, title=None),
             order=alt.Order("label_order:Q"),
             tooltip=["model", "label", alt.Tooltip("share:Q", format=".0%")],
         )

@@ -9,6 +9,18 @@ BEST_WITHIN_NOISE = (
     "cannot tell from it (p ≥ 0.05 after Holm's correction over the table's comparisons): a lead within noise is no "
     "lead. 'vs best' gives each model's corrected p against the most accurate one."
 )
+
+
+def standing_columns(interval_help: str = "Bootstrap 95% interval of the accuracy, in points") -> dict:
+    """Column settings of the ★, '95% CI' and 'vs best' columns wherever a table ranks models (fixed widths: a table
+    drawn first without its marks keeps the widths of its first draw, which cut the verdicts off)."""
+    return {
+        "best": st.column_config.TextColumn("", help=BEST_WITHIN_NOISE, width=30),
+        "95% CI": st.column_config.TextColumn("95% CI", help=interval_help, width=100),
+        "vs best": st.column_config.TextColumn("vs best", help=BEST_WITHIN_NOISE, width=220),
+    }
+
+
 TERMS = {
     "Accuracy": "Share of test faces whose top class is right: FER2013's PrivateTest (3,589 faces); models are "
     "chosen on PublicTest, never on PrivateTest.",

@@ -82,10 +82,8 @@ def render(ids: list[str], ranked: list[str]) -> None:
         hide_index=True,
         width="stretch",
         column_config={
-            "best": st.column_config.TextColumn("", help=glossary.BEST_WITHIN_NOISE, width=30),
+            **glossary.standing_columns(),
             "accuracy": st.column_config.NumberColumn(format="%.2f%%", help="on the classes the model shares with the data"),
-            "95% CI": st.column_config.TextColumn(help="Bootstrap 95% interval of the accuracy, in points"),
-            "vs best": st.column_config.TextColumn(help=glossary.BEST_WITHIN_NOISE),
             "macro F1": st.column_config.NumberColumn(format="%.3f"),
         },
     )
