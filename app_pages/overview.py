@@ -38,7 +38,7 @@ COLUMNS = {  # LeaderboardRow field -> (title, help)
     "mmacs": ("MMACs", "Millions of multiply-accumulates for one face: compute, whatever the machine"),
     "cpu_latency_ms": ("CPU latency (ms)", "Median time for one face at batch 1 on the CPU it was measured on"),
     "training_time_min": ("training time (min)", "Wall-clock training time on its device"),
-    "epochs": ("epochs", "Epochs run; the weights of the best one (on PublicTest) are kept"),
+    "epochs": ("epochs", "Epochs run; the weights of the best one (on PublicTest) are kept. The ensemble: its members' together"),
     "device": ("device", "Where it was trained"),
     "date": ("date", "When training finished"),
     "id": ("id", "The checkpoint's folder in checkpoints/: what the CLI and exports name"),

@@ -131,7 +131,7 @@ def progress(study_id: str, done_when_drawn: int) -> None:
                 "seed": t.seed,
                 "state": t.state,
                 "progress": t.progress(),
-                "val acc": t.val_acc,
+                "val acc": "" if t.val_acc is None else f"{t.val_acc:.1%}",  # text: a number column shows None
                 "checkpoint": t.checkpoint or "",
                 "error": t.error or "",
             }
@@ -143,7 +143,6 @@ def progress(study_id: str, done_when_drawn: int) -> None:
             width="stretch",
             column_config={
                 "point": st.column_config.TextColumn(width="medium", pinned=True),  # stays in view while a phone scrolls
-                "val acc": st.column_config.NumberColumn(format="percent"),
             },
         )
     if driver_alive(info):

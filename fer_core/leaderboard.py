@@ -24,7 +24,7 @@ class LeaderboardRow:
     mmacs: float | None  # None until measured
     cpu_latency_ms: float | None
     training_time_min: float
-    epochs: int | None  # None for an ensemble
+    epochs: int  # an ensemble's: its members' together, like its training time
     labels: str
     dataset: str
     device: str
@@ -77,7 +77,7 @@ def ensemble_row(members: Sequence[CheckpointMeta], result: EnsembleResult) -> L
         mmacs=sum(meta.efficiency.macs for meta in members if meta.efficiency) / 1e6 if measured else None,
         cpu_latency_ms=sum(meta.efficiency.latency_ms_b1 for meta in members if meta.efficiency) if measured else None,
         training_time_min=sum(meta.train_time_s for meta in members) / 60,
-        epochs=None,
+        epochs=sum(meta.epochs_run for meta in members),
         labels=first.data.label_source,
         dataset=f"{first.data.source} ({first.data.label_source})",
         device=first.device,

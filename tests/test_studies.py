@@ -443,6 +443,18 @@ def test_the_studies_page_launches_follows_and_reports(monkeypatch, kaggle_zip, 
     assert any("driver is gone" in w.value for w in at.warning) and any(b.label == "Resume study" for b in at.button)
 
 
+def test_a_trials_progress_says_where_it_is():
+    from fer_core.studies.runs import TrialStatus
+
+    running = TrialStatus("p0-s0", "running", {}, 0, epoch=1)
+    assert running.progress() == "epoch 2: starting"
+    assert replace(running, batch=40, batches=225).progress() == "epoch 2, batch 40/225"
+    assert replace(running, batch=225, batches=225).progress() == "epoch 2: validating"
+    testing = replace(running, epoch=2, batches=225, stage="testing the best epoch's weights (2) on 3589 test faces")
+    assert testing.progress() == testing.stage  # not "epoch 3" of a two-epoch run
+    assert replace(testing, state="done").progress() == "2 epochs"
+
+
 def _wait(condition, deadline: float, what: str):
     while time.time() < deadline:
         if found := condition():

@@ -202,6 +202,7 @@ def leaderboard() -> list[LeaderboardRow]:
 # The default ensemble's line, kept in the store as JSON with the store signature it was computed for: a cold
 # start then draws it without importing scikit-learn (~1.3 s on a small CPU, bench/RESULTS.md "The app").
 ENSEMBLE_LINE_FILE = ".ensemble-line.json"
+ENSEMBLE_LINE_VERSION = 2  # 2: the ensemble's epochs are its members' together (1 had none)
 
 
 @st.cache_data(show_spinner=False)
@@ -209,13 +210,15 @@ def _ensemble_line(signature: tuple) -> LeaderboardRow | None:
     file, key = store_root() / ENSEMBLE_LINE_FILE, json.loads(json.dumps(signature))
     try:
         saved = json.loads(file.read_text(encoding="utf-8"))
-        if saved["signature"] == key:
+        if saved["signature"] == key and saved.get("version") == ENSEMBLE_LINE_VERSION:
             return row_from_json(saved["row"]) if saved["row"] else None
     except (OSError, ValueError, KeyError, TypeError):
         pass  # none yet, another store's, or damaged: computed again
     row = _compute_ensemble_line()
     with contextlib.suppress(OSError):  # a read-only store still shows the line
-        write_text_atomically(file, json.dumps({"signature": key, "row": asdict(row) if row else None}))
+        write_text_atomically(
+            file, json.dumps({"version": ENSEMBLE_LINE_VERSION, "signature": key, "row": asdict(row) if row else None})
+        )
     return row
 
 

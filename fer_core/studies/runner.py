@@ -122,8 +122,13 @@ def _run_trial(config: dict[str, Any]) -> None:
         nonlocal status, last_write
         if time.monotonic() - last_write >= BATCH_REPORT_S or batch == batches:
             last_write = time.monotonic()
-            status = replace(status, batch=batch, batches=batches)
+            status = replace(status, batch=batch, batches=batches, stage="")
             write_trial(directory, status)
+
+    def on_stage(message: str) -> None:
+        nonlocal status
+        status = replace(status, stage=message)
+        write_trial(directory, status)
 
     def on_epoch(stats: EpochStats) -> None:
         nonlocal status
@@ -136,7 +141,10 @@ def _run_trial(config: dict[str, Any]) -> None:
             trial.config,
             root=root,
             callbacks=Callbacks(
-                on_epoch=on_epoch, on_batch=on_batch, should_stop=lambda: trial_cancel_requested(directory, trial.id)
+                on_epoch=on_epoch,
+                on_batch=on_batch,
+                on_stage=on_stage,
+                should_stop=lambda: trial_cancel_requested(directory, trial.id),
             ),
             measure_efficiency=False,
             study=study,
@@ -154,7 +162,7 @@ def _run_trial(config: dict[str, Any]) -> None:
     except BaseException as exc:
         write_trial(directory, replace(status, state="failed", error=describe_failure(exc)))
         raise
-    write_trial(directory, replace(status, state="done", checkpoint=path.name))
+    write_trial(directory, replace(status, state="done", checkpoint=path.name, stage=""))
 
 
 BATCH_REPORT_S = 2.0  # how often a running trial rewrites its batch progress

@@ -59,10 +59,14 @@ class TrialStatus:
     error: str | None = None
     batch: int = 0  # of the epoch being trained (epoch + 1), rewritten every few seconds
     batches: int = 0
+    stage: str = ""  # what it does outside the epochs: loading data, teachers predicting, testing, saving
 
     def progress(self) -> str:
-        """Where a trial is: 'epoch 2, batch 40/225', 'epoch 2: validating', or the epochs it finished."""
+        """Where a trial is: 'epoch 2, batch 40/225', 'epoch 2: validating', a stage ('testing the best epoch's
+        weights...'), or the epochs it finished."""
         if self.state in ("running", "cancelling"):
+            if self.stage:
+                return self.stage
             if not self.batches:
                 return f"epoch {self.epoch + 1}: starting"
             if self.batch == self.batches:
