@@ -235,7 +235,7 @@ with tab_ens:
 with tab_emb:
     cid = st.selectbox("Model", ids, index=ids.index(ranked[0]), key="emb", format_func=state.name, help=state.ids_help(ids))
     n = st.slider("Test faces", 200, 2000, 600, step=100)
-    if state.dataset_for(meta_of[cid]) is None:
+    if state.found_dataset(meta_of[cid]) is None:
         st.info("The test faces are needed for this view: FER2013 was not found (set FER_DATA).")
     elif st.button("Compute t-SNE of penultimate-layer features"):
         emb = state.embedding(cid, n, state.store_signature())

@@ -16,9 +16,9 @@ import tempfile
 from functools import partial
 from pathlib import Path
 
-from fer_core.classifier import FerClassifier, dataset_for, load_checkpoint
+from fer_core.classifier import FerClassifier, load_checkpoint
 from fer_core.export import OrtModule, export_checkpoint
-from fer_core.store import list_checkpoints
+from fer_core.store import dataset_for, list_checkpoints
 
 from .harness import machine, percentiles, timed_ms
 

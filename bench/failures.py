@@ -18,12 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-from fer_core.classifier import dataset_for, load_checkpoint
+from fer_core.classifier import load_checkpoint
 from fer_core.data import find_default_dataset
 from fer_core.failures.label_noise import find_crowd_votes, flag_agreement, label_issues, label_noise
 from fer_core.failures.robustness import conditions, report, robustness_run
 from fer_core.records import CheckpointMeta
-from fer_core.store import list_checkpoints, load_predictions
+from fer_core.store import dataset_for, list_checkpoints, load_predictions
 
 from .harness import machine
 
@@ -31,7 +31,7 @@ from .harness import machine
 def _backend(meta: CheckpointMeta, path: Path, choice: str) -> str:
     if choice != "faster":
         return choice
-    from fer_core.export import faster_backend, measure_backends, speed_file
+    from fer_core.backends import faster_backend, measure_backends, speed_file
 
     if not speed_file(path, meta).is_file():
         measure_backends(path, meta)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core.classifier import dataset_for, load_checkpoint
+from fer_core.classifier import load_checkpoint
 from fer_core.data import find_default_dataset
 from fer_core.evaluation import accuracy_interval, mcnemar
 from fer_core.failures.corruptions import HELD_OUT
@@ -37,7 +37,7 @@ from fer_core.failures.robustness import (
 )
 from fer_core.failures.saliency import ClassSaliency, cached_class_saliency, class_saliency
 from fer_core.records import CheckpointMeta, Interval
-from fer_core.store import list_checkpoints, load_predictions
+from fer_core.store import dataset_for, list_checkpoints, load_predictions
 
 from .harness import machine
 

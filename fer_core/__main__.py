@@ -249,7 +249,7 @@ def _metrics_text(title: str, m: TestMetrics) -> str:
 
 def _training_data(path: str, meta: CheckpointMeta) -> FerData:
     """The dataset at `path` as the checkpoint saw it; a note when it is not the same data."""
-    from .classifier import dataset_for
+    from .store import dataset_for
 
     data = dataset_for(meta, path)
     if data.fingerprint != meta.data.fingerprint:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import FerData, load_dataset, to_model_input
+from .data import FerData, to_model_input
 from .data.preprocess import center_crop
 from .inference import predict_logits
 from .input_spec import TTA_MODES, InputSpec
@@ -100,14 +100,6 @@ def _tta_views(batch: torch.Tensor, spec: InputSpec, tta: str) -> list[torch.Ten
     return views + [v.flip(-1) for v in views]
 
 
-def dataset_for(meta: CheckpointMeta, path: str | Path) -> FerData:
-    """The dataset at `path` with a checkpoint's label source, classes and split options (its fingerprint tells
-    whether it is the data the checkpoint was trained on)."""
-    return load_dataset(
-        path, labels=meta.data.label_source, classes=meta.classes, val_fraction=meta.config.val_fraction, seed=meta.seed
-    ).with_train_fraction(meta.config.train_fraction)
-
-
 BACKENDS = ("torch", "onnxruntime")
 
 
@@ -121,7 +113,7 @@ def load_checkpoint(
     path = resolve_checkpoint(id_or_path, root)
     meta = read_meta(path)
     if backend == "onnxruntime":
-        from .export import onnxruntime_model  # imports this module: loaded on first use
+        from .backends import onnxruntime_model  # onnx and onnxruntime load on first use
 
         return FerClassifier(onnxruntime_model(path, meta), meta, path, backend)
     # channels_last: oneDNN's faster convolution layout on CPUs (and tensor cores on GPUs); see bench/RESULTS.md.

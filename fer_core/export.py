@@ -1,7 +1,7 @@
 """Take a model out: a checkpoint as ONNX (or TorchScript) plus a JSON sidecar with everything needed to feed it,
 checked against the PyTorch model on real faces before anything is written; int8 ONNX calibrated on training faces,
-with its accuracy change; and ONNX Runtime as a backend behind FerClassifier. The only module that imports onnx and
-onnxruntime.
+with its accuracy change; an export read back and run on ONNX Runtime (OrtModule). Takes a network and its meta,
+never a FerClassifier: the ONNX Runtime backend (backends.py) exports through it, and classifier uses that.
 
     <out>/model.onnx   input "input": float32 (batch, channels, size, size), normalised as the sidecar says
                        output "logits": (batch, classes); softmax gives the probabilities
@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import platform
 import shutil
 import tempfile
 import warnings
@@ -28,16 +27,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .atomic import write_text_atomically
-from .classifier import FerClassifier, dataset_for, load_checkpoint
 from .data import to_model_input
 from .data.choices import find_default_dataset
-from .data.disk_cache import default_cache_dir, file_digest
+from .data.disk_cache import file_digest
 from .faces import PhotoError, crop_face, find_faces, load_photo
 from .inference import predict_logits
 from .input_spec import MEAN, STD, InputSpec
 from .records import CheckpointMeta
-from .store import WEIGHTS_FILE
+from .store import dataset_for, load_weights, read_meta, resolve_checkpoint
 
 FORMATS = ("onnx", "torchscript")
 FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
@@ -164,20 +161,22 @@ def export_checkpoint(
         raise ExportError("--quantize int8 is for ONNX exports only")
     out = Path(out)
     _check_target(out)
-    clf = load_checkpoint(checkpoint, root)
-    faces = _faces(clf.meta, data, with_training=quantize is not None)
+    path = resolve_checkpoint(checkpoint, root)
+    meta = read_meta(path)
+    model = Packaged(load_weights(path, meta))
+    faces = _faces(meta, data, with_training=quantize is not None)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         file = tmp / FILES[fmt]
-        _write_model(clf, fmt, file)
-        int8 = _quantize(clf, file, faces) if quantize else None
-        parity = _parity(clf, file, faces, fmt)
+        _write_model(model, meta, fmt, file)
+        int8 = _quantize(meta, file, faces) if quantize else None
+        parity = _parity(model, meta, file, faces, fmt)
         if quantize is None and parity.max_abs_diff > PARITY_TOLERANCE:
             raise ExportError(
-                f"{clf.meta.model}: the {fmt} export differs from PyTorch by up to {parity.max_abs_diff:.2e} in "
+                f"{meta.model}: the {fmt} export differs from PyTorch by up to {parity.max_abs_diff:.2e} in "
                 f"probability (tolerance {PARITY_TOLERANCE:g}); nothing was written"
             )
-        sidecar = _sidecar(clf, fmt, file, parity, quantize, int8)
+        sidecar = _sidecar(meta, fmt, file, parity, quantize, int8)
         (tmp / SIDECAR).write_text(sidecar.to_json(), encoding="utf-8")
         umask = os.umask(0)
         os.umask(umask)
@@ -260,10 +259,9 @@ def _sample_photo_faces() -> torch.Tensor:
     return torch.from_numpy(faces)[:, None]
 
 
-def _write_model(clf: FerClassifier, fmt: str, file: Path) -> None:
+def _write_model(module: Packaged, meta: CheckpointMeta, fmt: str, file: Path) -> None:
     """The network alone (normalised input -> logits) with a dynamic batch dimension."""
-    module = Packaged(clf.model)
-    example = torch.zeros(2, clf.input.channels, clf.input.size, clf.input.size)
+    example = torch.zeros(2, meta.input.channels, meta.input.size, meta.input.size)
     try:
         if fmt == "torchscript":
             with warnings.catch_warnings():
@@ -281,8 +279,8 @@ def _write_model(clf: FerClassifier, fmt: str, file: Path) -> None:
             dynamo=False,
         )
     except Exception as exc:  # each exporter raises its own kinds; say which architecture and why
-        raise ExportError(f"{clf.meta.model} does not export to {fmt}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
-    _stamp(file, clf.meta)
+        raise ExportError(f"{meta.model} does not export to {fmt}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+    _stamp(file, meta)
 
 
 def _stamp(file: Path, meta: CheckpointMeta) -> None:
@@ -295,12 +293,12 @@ def _stamp(file: Path, meta: CheckpointMeta) -> None:
     onnx.save(model, str(file))
 
 
-def _parity(clf: FerClassifier, file: Path, faces: _Faces, fmt: str) -> Parity:
+def _parity(model: Packaged, meta: CheckpointMeta, file: Path, faces: _Faces, fmt: str) -> Parity:
     """The written file run as a user would (ONNX Runtime, or TorchScript) against the PyTorch model."""
     n = min(PARITY_FACES, len(faces.test))
     sample = faces.test[:n]
-    reference = clf.probabilities(sample).numpy()
-    exported = _probabilities(_runner(file, fmt), sample, clf.input)
+    reference = _probabilities(model, sample, meta.input)
+    exported = _probabilities(_runner(file, fmt), sample, meta.input)
     return Parity(
         faces=n,
         source=faces.source,
@@ -309,14 +307,14 @@ def _parity(clf: FerClassifier, file: Path, faces: _Faces, fmt: str) -> Parity:
     )
 
 
-def _quantize(clf: FerClassifier, file: Path, faces: _Faces) -> Int8Accuracy:
+def _quantize(meta: CheckpointMeta, file: Path, faces: _Faces) -> Int8Accuracy:
     """Replace the float ONNX file by its static int8 version (activation ranges from training faces), and measure
     both on the test faces."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     assert faces.training is not None
-    spec = clf.input
+    spec = meta.input
     batches = iter([{"input": to_model_input(b, spec).numpy()} for b in faces.training.split(64)])
 
     class Calibration(CalibrationDataReader):
@@ -337,7 +335,7 @@ def _quantize(clf: FerClassifier, file: Path, faces: _Faces) -> Int8Accuracy:
     )
     os.replace(quantized, file)
     prepared.unlink()
-    _stamp(file, clf.meta)
+    _stamp(file, meta)
     return Int8Accuracy(
         calibration_faces=len(faces.training),
         test_faces=len(faces.test),
@@ -364,23 +362,23 @@ def _runner(file: Path, fmt: str) -> nn.Module:
 
 
 def _sidecar(
-    clf: FerClassifier, fmt: str, file: Path, parity: Parity, quantize: str | None, int8: Int8Accuracy | None
+    meta: CheckpointMeta, fmt: str, file: Path, parity: Parity, quantize: str | None, int8: Int8Accuracy | None
 ) -> Sidecar:
     import onnx
     import onnxruntime
 
-    spec = clf.input
+    spec = meta.input
     return Sidecar(
         format=fmt,
         file=file.name,
         sha256=file_digest(file),
-        checkpoint_id=clf.meta.id,
-        model=clf.meta.model,
-        classes=clf.classes,
+        checkpoint_id=meta.id,
+        model=meta.model,
+        classes=meta.classes,
         input=InputRecipe(fit=spec.fit, size=spec.size, channels=spec.channels),
         parity=parity,
-        metrics=asdict(clf.meta.test_metrics),
-        card=clf.meta.card,
+        metrics=asdict(meta.test_metrics),
+        card=meta.card,
         quantized=quantize,
         int8=int8,
         versions={"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
@@ -427,75 +425,3 @@ def load_export(folder: str | Path) -> tuple[OrtModule, Sidecar]:
     if stamped != (sidecar.checkpoint_id, json.dumps(list(sidecar.classes))):
         raise ExportError(f"{folder / SIDECAR}: its checkpoint or classes are not the ones inside {sidecar.file} (edited?)")
     return module, sidecar
-
-
-def _cached_export(path: Path, meta: CheckpointMeta, cache: Path | None) -> Path:
-    """Where a checkpoint's ONNX Runtime export lives in the cache, keyed by its weights (a retrained id misses)."""
-    return (cache or default_cache_dir()) / "onnx" / f"{meta.id}-{file_digest(path / WEIGHTS_FILE)[:16]}"
-
-
-def onnxruntime_model(path: Path, meta: CheckpointMeta, cache: Path | None = None) -> OrtModule:
-    """The checkpoint's network on ONNX Runtime: exported once (parity-checked) into the cache."""
-    return _exported(path, meta, _cached_export(path, meta, cache))
-
-
-def _exported(path: Path, meta: CheckpointMeta, folder: Path) -> OrtModule:
-    if not (folder / SIDECAR).is_file():
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            export_checkpoint(path, folder)
-        except (ExportError, OSError):
-            if not (folder / SIDECAR).is_file():  # not another process that exported it first
-                raise
-    module, sidecar = load_export(folder)
-    if sidecar.classes != meta.classes:
-        raise ExportError(f"{folder}: exported with classes {list(sidecar.classes)}, not the checkpoint's")
-    return module
-
-
-@dataclass(frozen=True)
-class BackendSpeed:
-    """Batch-1 latency of the network on each backend, measured on the same machine one after the other."""
-
-    torch_ms: float
-    onnxruntime_ms: float
-    measured_on: str
-
-    @property
-    def faster(self) -> str:
-        return "onnxruntime" if self.onnxruntime_ms < self.torch_ms else "torch"
-
-
-SPEED = "speed.json"
-
-
-def measure_backends(path: Path, meta: CheckpointMeta, cache: Path | None = None) -> BackendSpeed:
-    """Export the checkpoint for ONNX Runtime if needed, time both backends here, and keep the figures with the
-    export: what `faster_backend` decides by."""
-    from .efficiency import measure_speed
-
-    folder = _cached_export(path, meta, cache)  # hashes the weights: once
-    ort = _exported(path, meta, folder)
-    model = load_checkpoint(path).model
-    speed = BackendSpeed(
-        torch_ms=measure_speed(model, meta.input, repeats=50)[0],
-        onnxruntime_ms=measure_speed(ort, meta.input, repeats=50)[0],
-        measured_on=platform.platform(),
-    )
-    write_text_atomically(folder / SPEED, json.dumps(asdict(speed)))
-    return speed
-
-
-def speed_file(path: Path, meta: CheckpointMeta, cache: Path | None = None) -> Path:
-    """Where measure_backends keeps a checkpoint's figures (beside its cached export)."""
-    return _cached_export(path, meta, cache) / SPEED
-
-
-def faster_backend(path: Path, meta: CheckpointMeta, cache: Path | None = None) -> str:
-    """The backend this machine measured faster for this checkpoint (measure_backends); "torch" when unmeasured."""
-    file = speed_file(path, meta, cache)
-    try:
-        speed = BackendSpeed(**json.loads(file.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
-        return "torch"
-    return speed.faster if speed.measured_on == platform.platform() else "torch"

@@ -34,6 +34,8 @@ if TYPE_CHECKING:  # torch is imported where tensors are read or written: listin
     import torch
     from torch import nn
 
+    from .data import FerData
+
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "meta.json"
 PREDICTIONS_FILE = "predictions.safetensors"
@@ -163,6 +165,16 @@ def load_weights(path: Path, meta: CheckpointMeta) -> nn.Module:
         first = str(exc).splitlines()[0:3]
         raise CheckpointError(f"{path.name}: weights do not match architecture {meta.model}: {' '.join(first)}") from exc
     return model.eval()
+
+
+def dataset_for(meta: CheckpointMeta, path: str | Path) -> FerData:
+    """The dataset at `path` as the checkpoint saw it: its label source, classes and split options (the fingerprint
+    then tells whether it is the data the checkpoint was trained on)."""
+    from .data import load_dataset  # torch: not on the app's first page, which lists the store
+
+    return load_dataset(
+        path, labels=meta.data.label_source, classes=meta.classes, val_fraction=meta.config.val_fraction, seed=meta.seed
+    ).with_train_fraction(meta.config.train_fraction)
 
 
 def load_predictions(path: Path, meta: CheckpointMeta | None = None) -> Predictions:

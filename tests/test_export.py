@@ -225,7 +225,7 @@ def test_a_tampered_export_is_refused_at_load(tamper, message, tiny_checkpoints,
 def test_predict_backends_are_decided_by_a_measurement_on_this_machine(
     tiny_checkpoints, keras, kaggle_zip, tmp_path, monkeypatch
 ):
-    from fer_core.export import faster_backend, measure_backends, speed_file
+    from fer_core.backends import faster_backend, measure_backends, speed_file
     from fer_core.store import read_meta
 
     monkeypatch.setenv("FER_DATA", str(kaggle_zip))

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from fer_core.classifier import dataset_for, load_checkpoint
+from fer_core.classifier import load_checkpoint
 from fer_core.data import FERPLUS_CLASSES, DataError
 from fer_core.failures import robustness as rb
 from fer_core.failures.cache import weights_digest
@@ -27,7 +27,7 @@ from fer_core.failures.label_noise import (
     label_noise,
 )
 from fer_core.records import Predictions
-from fer_core.store import WEIGHTS_FILE, list_checkpoints
+from fer_core.store import WEIGHTS_FILE, dataset_for, list_checkpoints
 
 from .conftest import kaggle_entries
 from .test_cli import cli

@@ -157,9 +157,10 @@ def start_robustness(checkpoint_ids: list[str], keys: tuple[str, ...]) -> None:
 
 
 def start_saliency(checkpoint_ids: list[str]) -> None:
-    from fer_core.classifier import dataset_for, load_checkpoint
+    from fer_core.classifier import load_checkpoint
     from fer_core.failures.background import BackgroundJob
     from fer_core.failures.saliency import class_saliency
+    from fer_core.store import dataset_for
 
     root, data = state.store_root(), state.default_dataset_path()
 
@@ -180,7 +181,7 @@ def start_saliency(checkpoint_ids: list[str]) -> None:
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _test_faces(checkpoint_id: str, signature: tuple) -> np.ndarray | None:
     meta = state.metas()[checkpoint_id]
-    data = state.dataset_for(meta)
+    data = state.found_dataset(meta)
     if data is None:
         return None
     return data.take(meta.test_split)[0][:, 0].numpy()

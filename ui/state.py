@@ -43,11 +43,11 @@ from fer_core.store import (
 if TYPE_CHECKING:
     import numpy as np
 
+    from fer_core.backends import BackendSpeed
     from fer_core.classifier import FerClassifier
     from fer_core.data import DatasetOverview, FerData
     from fer_core.evaluation import EnsembleResult, Metrics, Mistake, Standing
     from fer_core.explain import Attribution, FaceEmbedding
-    from fer_core.export import BackendSpeed
     from fer_core.external import ExternalData, ExternalResult
     from fer_core.predict import PhotoPrediction
     from fer_core.studies.report import StudyReport
@@ -284,14 +284,14 @@ def classifier(checkpoint_id: str, backend: str = "torch") -> FerClassifier:
 # st.cache_data's hashing of the arguments cost ~6 ms a rerun for ten models.
 @functools.lru_cache(maxsize=256)
 def _speed_file(root: Path, checkpoint_id: str, signature: tuple) -> Path:
-    from fer_core.export import speed_file
+    from fer_core.backends import speed_file
 
     return speed_file(root / checkpoint_id, metas()[checkpoint_id])  # hashes the weights: once per checkpoint
 
 
 @functools.lru_cache(maxsize=256)
 def _faster_backend(root: Path, checkpoint_id: str, signature: tuple, measured_ns: int) -> str:
-    from fer_core.export import faster_backend
+    from fer_core.backends import faster_backend
 
     return faster_backend(root / checkpoint_id, metas()[checkpoint_id])
 
@@ -309,7 +309,7 @@ def predict_backends(checkpoint_ids: list[str]) -> dict[str, str]:
 
 def measure_backends(checkpoint_ids: list[str]) -> dict[str, BackendSpeed]:
     """Export (parity-checked) and time PyTorch against ONNX Runtime for each model, on this machine."""
-    from fer_core.export import measure_backends as measure
+    from fer_core.backends import measure_backends as measure
 
     return {cid: measure(store_root() / cid, metas()[cid]) for cid in checkpoint_ids}
 
@@ -378,8 +378,10 @@ def dataset_overview(path: str, labels: str = "fer2013") -> DatasetOverview:
     return dataset_overview(path, labels)
 
 
-def dataset_for(meta: CheckpointMeta) -> FerData | None:
-    """The dataset a checkpoint was trained on, if it is where we can find it, else None."""
+def found_dataset(meta: CheckpointMeta) -> FerData | None:
+    """The dataset a checkpoint was trained on where the app finds it (FER_DATA), else None: cached per path and
+    label source, with the checkpoint's classes. Its test split is what the pages read (store.dataset_for applies a
+    checkpoint's own split options too)."""
     path = default_dataset_path()
     if not path:
         return None
@@ -396,7 +398,7 @@ def _mistakes(
     from fer_core.evaluation import misclassified_faces
 
     meta = metas()[checkpoint_id]
-    data = dataset_for(meta)
+    data = found_dataset(meta)
     if data is None:
         return None
     return misclassified_faces(_predictions(checkpoint_id, signature), data, true_class, predicted_class, limit)
@@ -516,7 +518,7 @@ def embedding(checkpoint_id: str, n: int, signature: tuple) -> FaceEmbedding:
     from fer_core.explain import embed_test_faces
 
     clf = classifier(checkpoint_id)
-    data = dataset_for(clf.meta)
+    data = found_dataset(clf.meta)
     if data is None:
         raise ValueError("the test faces are needed for the embedding: FER2013 was not found (set FER_DATA)")
     return embed_test_faces(clf, data, n)

@@ -336,9 +336,9 @@ def checkpoint_run(
 ) -> RobustnessRun:
     """A stored checkpoint's run on its test faces (or `split`'s) from the data at `data_path` (read as the
     checkpoint saw it), on the backend this machine measured faster for it unless `backend` names one."""
-    from ..classifier import dataset_for, load_checkpoint
-    from ..export import faster_backend
-    from ..store import read_meta, resolve_checkpoint
+    from ..backends import faster_backend
+    from ..classifier import load_checkpoint
+    from ..store import dataset_for, read_meta, resolve_checkpoint
 
     path = resolve_checkpoint(checkpoint, root)
     meta = read_meta(path)
