@@ -171,7 +171,7 @@ with tab_all:
             "One table per label set: their test faces carry other labels (FER2013's or the FER+ crowd's majority), "
             "so their accuracies are not comparable and are never ranked together."
         )
-    three = {"loss": "loss", "macro_f1": "macro F1", "weighted_f1": "weighted F1", "ece": "ECE", "micro_auc": "micro AUC"}
+    decimals = {"loss": "loss", "macro_f1": "macro F1", "weighted_f1": "weighted F1", "ece": "ECE", "micro_auc": "micro AUC"}
     for labels, group in by_labels.items():
         marks = state.standings(group)
         table = pd.DataFrame(
@@ -198,7 +198,7 @@ with tab_all:
                 "n": st.column_config.NumberColumn("test faces", format="%d"),
                 "accuracy": st.column_config.NumberColumn(format="percent"),
                 "top2_accuracy": st.column_config.NumberColumn("top-2 accuracy", format="percent"),
-                **{name: st.column_config.NumberColumn(label, format="%.3f") for name, label in three.items()},
+                **{name: st.column_config.NumberColumn(label, format="%.3f") for name, label in decimals.items()},
             },
         )
         heatmap = {state.name(cid): state.metrics(cid).per_class_accuracy for cid in table["id"]}  # the table's order

@@ -196,9 +196,9 @@ else:
         if cid is not None:
             hide_col, delete_col = st.columns(2)
             if cid in hidden:
-                hide_col.button("Show again", on_click=state.hide, args=([cid], False), icon=":material/visibility:")
+                hide_col.button("Show again", on_click=state.set_hidden, args=([cid], False), icon=":material/visibility:")
             else:
-                hide_col.button("Hide", on_click=state.hide, args=([cid], True), icon=":material/visibility_off:")
+                hide_col.button("Hide", on_click=state.set_hidden, args=([cid], True), icon=":material/visibility_off:")
             if cid in state.shipped():
                 delete_col.caption("Ships with the workbench: it can be hidden, never deleted.")
             else:

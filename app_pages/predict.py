@@ -102,11 +102,7 @@ def verdicts(result: PhotoPrediction, ensembles: list[Ensemble | None], column: 
     """Each face's verdict (the ensemble's, else the models' single answer) and any disagreement."""
     for n, (fp, ensemble) in enumerate(zip(result.faces, ensembles, strict=True), 1):
         votes = fp.votes()
-        verdict = (
-            f"ensemble of {len(ensemble[1])}: **{max(ensemble[0], key=ensemble[0].__getitem__)}**"
-            if ensemble
-            else f"**{next(iter(votes))}**"
-        )
+        verdict = f"ensemble of {len(ensemble.members)}: **{ensemble.label}**" if ensemble else f"**{next(iter(votes))}**"
         if fp.face.detected:
             where = f"**Face {n}**"
         else:
@@ -138,7 +134,7 @@ def downloads(result: PhotoPrediction, name: str, index: int, members: list[str]
 def probability_grids(result: PhotoPrediction, ensembles: list[Ensemble | None]) -> None:
     """Per face: the model's 48x48 input beside every model's (and the ensemble's) class probabilities."""
     for n, (fp, ensemble) in enumerate(zip(result.faces, ensembles, strict=True), 1):
-        per_model = {f"ensemble (mean of {len(ensemble[1])})": ensemble[0]} if ensemble else {}
+        per_model = {f"ensemble (mean of {len(ensemble.members)})": ensemble.probabilities} if ensemble else {}
         per_model |= {state.name(cid): pred.probabilities for cid, pred in fp.predictions.items()}
         face_col, grid_col = st.columns([1, 6])
         face_col.image(

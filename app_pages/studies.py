@@ -260,9 +260,10 @@ with st.expander("This run's checkpoints: hide or delete them all"):
     )
     c1, c2, c3 = st.columns([1, 2, 1], vertical_alignment="bottom")
     if shown_ids:
-        c1.button(f"Hide all {len(shown_ids)}", on_click=state.hide, args=(shown_ids, True), icon=":material/visibility_off:")
+        hide_all = f"Hide all {len(shown_ids)}"
+        c1.button(hide_all, on_click=state.set_hidden, args=(shown_ids, True), icon=":material/visibility_off:")
     else:
-        c1.button(f"Show all {len(run_ids)}", on_click=state.hide, args=(run_ids, False), icon=":material/visibility:")
+        c1.button(f"Show all {len(run_ids)}", on_click=state.set_hidden, args=(run_ids, False), icon=":material/visibility:")
     sure = c2.checkbox(f"Delete the {len(run_ids)} checkpoints of {study_id} for good", key=f"sure-{study_id}")
     c3.button("Delete all", disabled=not sure, on_click=state.delete, args=(run_ids,), icon=":material/delete:")
     if problem := st.session_state.pop("delete_error", None):

@@ -363,8 +363,8 @@ def cmd_predict(args) -> None:
                 for cid, p in fp.predictions.items():
                     print(f"    {cid:<40} {p.label:<9} {p.probabilities[p.label]:.2f}")
                 if (ensemble := fp.ensemble()) is not None:
-                    label = max(ensemble[0], key=ensemble[0].__getitem__)
-                    print(f"    {'ensemble of ' + str(len(ensemble[1])):<40} {label:<9} {ensemble[0][label]:.2f}")
+                    verdict = f"ensemble of {len(ensemble.members)}"
+                    print(f"    {verdict:<40} {ensemble.label:<9} {ensemble.probabilities[ensemble.label]:.2f}")
     if results and all(r.error for r in results):
         raise SystemExit(1)
 

@@ -22,7 +22,16 @@ class ModelPrediction:
     latency_ms: float  # this model's share: its forward pass over all faces of the photo
 
 
-Ensemble = tuple[dict[str, float], list[str]]  # mean probabilities over the members, and the member ids
+@dataclass(frozen=True)
+class Ensemble:
+    """A face's ensemble verdict: the mean probabilities over its members."""
+
+    probabilities: dict[str, float]
+    members: list[str]  # checkpoint ids
+
+    @property
+    def label(self) -> str:
+        return max(self.probabilities, key=self.probabilities.__getitem__)
 
 
 @dataclass
@@ -47,7 +56,7 @@ class FacePrediction:
         if len(members) < 2:
             return None
         mean = np.mean([[self.predictions[m].probabilities[c] for c in classes] for m in members], axis=0)
-        return {c: float(v) for c, v in zip(classes, mean, strict=True)}, members
+        return Ensemble({c: float(v) for c, v in zip(classes, mean, strict=True)}, members)
 
     def votes(self) -> dict[str, list[str]]:
         """Top class -> ids of the models that predict it, most votes first: more than one key is a disagreement."""
@@ -86,8 +95,7 @@ class PhotoPrediction:
         for n, fp in enumerate(self.faces, 1):
             rows = [(cid, p.label, p.probabilities, "") for cid, p in fp.predictions.items()]
             if (ensemble := fp.ensemble(members)) is not None:
-                mean, member_ids = ensemble
-                rows.append(("ensemble", max(mean, key=mean.__getitem__), mean, " ".join(member_ids)))
+                rows.append(("ensemble", ensemble.label, ensemble.probabilities, " ".join(ensemble.members)))
             for model, label, probabilities, listed in rows:
                 cells = [f"{probabilities[c]:.5f}" if c in probabilities else "" for c in classes]
                 writer.writerow([self.source, n, *self.box_in_file(fp.face), fp.face.detected, model, label, *cells, listed])
@@ -116,8 +124,7 @@ class PhotoPrediction:
 def _ensemble_json(ensemble: Ensemble | None) -> dict | None:
     if ensemble is None:
         return None
-    mean, ids = ensemble
-    return {"members": ids, "label": max(mean, key=mean.__getitem__), "probabilities": mean}
+    return {"members": ensemble.members, "label": ensemble.label, "probabilities": ensemble.probabilities}
 
 
 def predict_faces(classifiers: list[FerClassifier], faces: list[Face]) -> list[FacePrediction]:

@@ -185,8 +185,9 @@ def test_photo_ensemble_averages_the_largest_group_sharing_a_class_list():
     fp = FacePrediction(
         face, {"m1": pred(seven, [1.0, 0.0]), "plus": pred(eight, [0.0, 0.0, 1.0]), "m2": pred(seven, [0.5, 0.5])}
     )
-    probs, members = fp.ensemble()
-    assert members == ["m1", "m2"] and probs == pytest.approx({"a": 0.75, "b": 0.25})
+    ensemble = fp.ensemble()
+    assert ensemble.members == ["m1", "m2"] and ensemble.probabilities == pytest.approx({"a": 0.75, "b": 0.25})
+    assert ensemble.label == "a"
     assert FacePrediction(face, {"m1": fp.predictions["m1"], "plus": fp.predictions["plus"]}).ensemble() is None
     # m2's tie goes to its first class: two models vote "a", the FER+ model "contempt"; most votes first
     assert fp.votes() == {"a": ["m1", "m2"], "contempt": ["plus"]}

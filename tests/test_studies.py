@@ -393,7 +393,7 @@ def test_a_killed_driver_resumes_and_reruns_only_the_missing_trials(ray_local, k
 
 
 def test_the_studies_page_launches_follows_and_reports(monkeypatch, kaggle_zip, tmp_path):
-    from fer_core.store import hidden_checkpoints
+    from fer_core.store import delete_checkpoint, hidden_checkpoints
     from fer_core.studies import spec as study_spec
     from fer_core.studies.runs import cancel_study, list_runs
 
@@ -441,6 +441,14 @@ def test_the_studies_page_launches_follows_and_reports(monkeypatch, kaggle_zip, 
     at.run()
     at.selectbox(key="study_run").set_value("tiny-quick-dead").run()
     assert any("driver is gone" in w.value for w in at.warning) and any(b.label == "Resume study" for b in at.button)
+    # A baseline point without a checkpoint (deleted here; running, failed or stopped by ASHA elsewhere): no p-values
+    for trial in read_trials(study_dir(launched.study_id, runs / "studies")).values():
+        if trial.point == {"optimizer": "adam"}:
+            delete_checkpoint(trial.checkpoint, store)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    results = at.dataframe[1].value
+    assert list(results["point"]) == ["optimizer=sgd"] and list(results["p (Holm)"]) == [""]
 
 
 def test_a_trials_progress_says_where_it_is():

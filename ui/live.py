@@ -18,9 +18,9 @@ from . import charts, state
 
 ICE_SERVERS_ENV = "FER_ICE_SERVERS"
 MAX_TIMELINES = 4  # faces with a timeline beside the video (the most recently numbered are left out)
-STALL_S = 3.0
+STALL_S = 3.0  # no frame for this long while playing: the stream is said to have stopped
 CONNECT_TIMEOUT_S = 15.0  # signalling without a stream this long: the connection is said to have failed
-CONNECTING_SINCE = "live_connecting_since"  # no frame for this long while playing: the stream is said to have stopped
+CONNECTING_SINCE = "live_connecting_since"  # session key: when this connection attempt began (for CONNECT_TIMEOUT_S)
 
 
 def ice_servers() -> tuple[list[dict], str | None]:
@@ -129,6 +129,6 @@ def _status(recognizer: LiveRecognizer, playing: bool, signalling: bool) -> None
             classes = list(dict.fromkeys(p.label for p in points))
             st.altair_chart(charts.probability_timeline(points, classes, WINDOW_S), width="stretch")
         if status.frames and not faces:
-            st.caption("No face in the last 30 s.")
+            st.caption(f"No face in the last {WINDOW_S:.0f} s.")
 
     draw()

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import streamlit as st
 
+from fer_core import store
 from fer_core.atomic import write_text_atomically
 from fer_core.leaderboard import LeaderboardRow, default_ensemble, ensemble_row, leaderboard_row, row_from_json
 from fer_core.naming import display_names
@@ -34,7 +35,6 @@ from fer_core.store import (
     list_checkpoints,
     load_predictions,
     package_checkpoint,
-    set_hidden,
     shipped_checkpoints,
 )
 
@@ -256,8 +256,9 @@ def shipped() -> frozenset[str]:
     return shipped_checkpoints(store_root())
 
 
-def hide(checkpoint_ids: list[str], hidden: bool) -> None:
-    set_hidden(checkpoint_ids, hidden, store_root())
+def set_hidden(checkpoint_ids: list[str], hidden: bool) -> None:
+    """Hide (True) or show again (False) checkpoints: out of or back into the leaderboard, pickers and ensembles."""
+    store.set_hidden(checkpoint_ids, hidden, store_root())
 
 
 def delete(checkpoint_ids: list[str]) -> None:

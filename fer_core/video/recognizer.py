@@ -85,8 +85,8 @@ class FrameRecognizer:
                         number,
                         face.box,
                         fp.predictions,
-                        ensemble[0] if ensemble else None,
-                        tuple(ensemble[1]) if ensemble else (),
+                        ensemble.probabilities if ensemble else None,
+                        tuple(ensemble.members) if ensemble else (),
                     )
                 )
             out.append(frame_faces)
