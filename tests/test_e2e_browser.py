@@ -80,8 +80,9 @@ def test_browser_predict_camera_explain_evaluate(server, tiny_checkpoints, grace
         with page.expect_download() as download:
             page.get_by_role("button", name="Predictions (.csv)").click()
         rows = Path(download.value.path()).read_text().splitlines()
-        assert rows[0].startswith("path,face,") and len(rows) == 1 + len(names)  # one face: a row per model
-        assert {row.split(",")[7] for row in rows[1:]} == set(names)  # exports name checkpoints by id
+        assert rows[0].startswith("path,face,") and len(rows) == 2 + len(names)  # one face: a row per model, the ensemble
+        assert rows[-1].split(",")[7] == "ensemble"  # the verdict the page headlines is in the download too
+        assert {row.split(",")[7] for row in rows[1:-1]} == set(names)  # exports name checkpoints by id
 
         page.get_by_text("Camera", exact=True).click()  # the camera opens on request, below the results
         camera = page.get_by_test_id("stCameraInput")

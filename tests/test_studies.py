@@ -446,7 +446,7 @@ def test_the_studies_page_launches_follows_and_reports(monkeypatch, kaggle_zip, 
     for trial in read_trials(study_dir(launched.study_id, runs / "studies")).values():
         if trial.point == {"optimizer": "adam"}:
             delete_checkpoint(trial.checkpoint, store)
-    at.run()
+    at.selectbox(key="study_run").set_value(launched.study_id).run()
     assert not at.exception, [e.message for e in at.exception]
     results = at.dataframe[1].value
     assert list(results["point"]) == ["optimizer=sgd"] and list(results["p (Holm)"]) == [""]
