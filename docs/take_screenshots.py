@@ -87,9 +87,14 @@ def take(out: Path) -> list[Path]:
         shot("failures")
         page.set_viewport_size(TALL)
         page.get_by_role("tab", name="Robustness").click()
-        expect(page.get_by_text("Per class, and the faces a corruption broke")).to_be_visible()  # computed: cached
-        page.get_by_text("What each severity is").evaluate("e => e.scrollIntoView()")
-        shot("failures_robustness")
+        computed = page.get_by_text("Per class, and the faces a corruption broke")  # from the cache
+        try:
+            expect(computed).to_be_visible(timeout=60_000)
+        except AssertionError:
+            print("the robustness suite is not computed here: failures_robustness.png left as it was")
+        else:
+            page.get_by_text("What each severity is").evaluate("e => e.scrollIntoView()")
+            shot("failures_robustness")
         if page.locator("text=Traceback").count():
             raise RuntimeError("a page shows a traceback; screenshots not trustworthy")
         browser.close()
