@@ -159,12 +159,12 @@ def _cancel_buttons(study_id: str, cancelling: bool, unfinished: list[str]) -> N
     c1, c2, c3 = st.columns([1, 2, 1], vertical_alignment="bottom")
     if c1.button("Cancel study", key=f"cancel-{study_id}", disabled=cancelling):
         cancel_study(study_id)
-        st.rerun(scope="fragment")
+        st.rerun()
     trial = c2.selectbox("Trial", unfinished, key=f"trial-{study_id}", disabled=cancelling or not unfinished)
     if c3.button("Cancel trial", key=f"cancel-trial-{study_id}", disabled=cancelling or trial is None):
         try:
             cancel_trial(study_id, str(trial))
-            st.rerun(scope="fragment")
+            st.rerun()
         except ValueError as exc:  # it finished in the meantime
             st.warning(str(exc))
 

@@ -299,3 +299,33 @@ def test_browser_failures_label_noise_robustness_and_explain(tiny_checkpoints, k
         page.screenshot(path=str(ARTIFACTS / "failures_robustness.png"), full_page=True)
         assert page.locator("text=Traceback").count() == 0
         browser.close()
+
+
+def test_browser_cancel_a_study_and_see_it_cancelled(kaggle_zip, tmp_path, monkeypatch):
+    """A study training in the background, cancelled from the Studies page: 'cancelled', and no checkpoint."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from fer_core.studies.runs import start_study
+    from fer_core.studies.spec import parse_study
+
+    from .test_studies import GOOD
+
+    store, runs = tmp_path / "store", tmp_path / "runs"
+    monkeypatch.setenv("FER_RUNS", str(runs))  # the study's device lock, where the app looks for it too
+    text = GOOD.replace("[profiles.quick]\nepochs = 1", "[profiles.quick]\nepochs = 200")  # far longer than the test
+    (tmp_path / "long.toml").write_text(text)
+    start_study(tmp_path / "long.toml", parse_study(text, "long.toml"), "quick", str(kaggle_zip), "cpu", store)
+    env = {"FER_CHECKPOINTS": str(store), "FER_DATA": str(kaggle_zip), "FER_RUNS": str(runs)}
+    with running_app(env) as (_, url), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(120_000)
+        expect.set_options(timeout=120_000)
+        page.goto(url + "/studies")
+        expect(page.get_by_text(re.compile(r"· [12] running"))).to_be_visible()  # a trial is training
+        page.get_by_role("button", name="Cancel study").click()
+        expect(page.get_by_text(re.compile(r"^cancelled · profile quick"))).to_be_visible()  # refreshed every 2 s
+        expect(page.get_by_role("button", name="Cancel study")).to_have_count(0)  # nothing left to cancel
+        assert page.locator("text=Traceback").count() == 0
+        browser.close()
+    assert not list_checkpoints(store)

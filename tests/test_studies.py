@@ -472,6 +472,41 @@ def _wait(condition, deadline: float, what: str):
     raise AssertionError(f"gave up waiting for {what}")
 
 
+def test_the_studies_page_shows_a_diverged_a_cancelled_and_a_running_trial(monkeypatch, kaggle_zip, tmp_path):
+    """Status files as a live run writes them (this process stands in for its driver): no training needed."""
+    from fer_core.studies.runs import RunInfo, TrialStatus, cancel_trial, write_trial
+
+    from .test_app import run_page
+
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("FER_CHECKPOINTS", str(tmp_path / "store"))
+    monkeypatch.setenv("FER_RUNS", str(runs))
+    monkeypatch.setenv("FER_DATA", str(kaggle_zip))
+    monkeypatch.chdir(REPO)
+    directory = study_dir("demo-quick-1", runs / "studies")
+    (directory / "trials").mkdir(parents=True)
+    _write(directory, GOOD).rename(directory / "study.toml")
+    write_run(directory, RunInfo("demo-quick-1", "quick", str(kaggle_zip), "cpu", None, None, "running", "now", os.getpid()))
+    diverged = "loss became NaN at epoch 2, batch 25 (lr 0.5): lower the learning rate"
+    write_trial(directory, TrialStatus("p00-s0", "failed", {"optimizer": "adam"}, 0, epoch=1, error=diverged))
+    write_trial(directory, TrialStatus("p00-s1", "cancelled", {"optimizer": "adam"}, 1, epoch=1, val_acc=0.31))
+    write_trial(directory, TrialStatus("p01-s0", "running", {"optimizer": "sgd"}, 0, epoch=1, batch=40, batches=225))
+    write_trial(directory, TrialStatus("p01-s1", "queued", {"optimizer": "sgd"}, 1))
+    at = run_page("app_pages/studies.py")
+    trials = at.dataframe[0].value.set_index("trial")
+    assert list(trials["state"]) == ["failed", "cancelled", "running", "queued"]
+    assert trials.loc["p00-s0", "error"] == diverged and trials.loc["p01-s0", "progress"] == "epoch 2, batch 40/225"
+    assert trials.loc["p00-s1", "val acc"] == "31.0%" and trials.loc["p01-s1", "val acc"] == ""  # never a literal None
+    assert any("1 running" in m.value and "1 failed" in m.value and "1 cancelled" in m.value for m in at.markdown)
+    assert at.selectbox(key="trial-demo-quick-1").options == ["p01-s0", "p01-s1"]  # only unfinished trials
+    cancel_trial("demo-quick-1", "p01-s0", runs / "studies")
+    at.run()
+    assert at.dataframe[0].value.set_index("trial").loc["p01-s0", "state"] == "cancelling"
+    at.button(key="cancel-demo-quick-1").click().run()
+    assert any("Cancelling: running trials stop" in i.value for i in at.info)
+    assert at.button(key="cancel-demo-quick-1").disabled and any(m.value.startswith("**cancelling**") for m in at.markdown)
+
+
 def test_cancel_stops_one_trial_then_the_whole_background_study(kaggle_zip, tmp_path):
     from fer_core.studies.runs import cancel_study, cancel_trial, list_runs, start_study
     from fer_core.training.jobs import pid_alive

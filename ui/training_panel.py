@@ -297,7 +297,7 @@ def _progress() -> None:
             st.caption(f"batch loss {b.loss:.3f}" + (f" · val acc {job.epochs[-1].val_acc:.1%}" if job.epochs else ""))
         if st.button("Cancel", key=f"cancel-{job.id}", width="stretch", disabled=job.cancelling):
             cancel_job(job.id)
-            st.rerun(scope="fragment")  # the note below comes from the job's files and stays until the job ends
+            st.rerun()  # the note below comes from the job's files and stays until the job ends
         if job.cancelling:
             st.info(f"Cancel asked: {CANCELLING}.")
     elif job.state == "succeeded" and job.checkpoint in {c.id for c in state.checkpoints()}:
