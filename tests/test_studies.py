@@ -396,7 +396,7 @@ def test_a_killed_driver_resumes_and_reruns_only_the_missing_trials(ray_local, k
 def test_the_studies_page_launches_follows_and_reports(monkeypatch, kaggle_zip, tmp_path):
     from fer_core.store import delete_checkpoint, hidden_checkpoints
     from fer_core.studies import spec as study_spec
-    from fer_core.studies.runs import cancel_study, list_runs
+    from fer_core.studies.runs import RunInfo, list_runs
 
     from .test_app import run_page
 
@@ -409,10 +409,17 @@ def test_the_studies_page_launches_follows_and_reports(monkeypatch, kaggle_zip, 
     monkeypatch.setattr(study_spec, "shipped_studies", lambda: [tiny])
     at = run_page("app_pages/studies.py")
     assert any("No study has run yet" in i.value for i in at.info)
+    old = study_dir("tiny-quick-old", runs / "studies")  # an earlier run, which the picker shows first
+    (old / "trials").mkdir(parents=True)
+    shutil.copyfile(tiny, old / "study.toml")
+    write_run(old, RunInfo("tiny-quick-old", "quick", str(kaggle_zip), "cpu", None, None, "finished", "2026-01-01"))
+    at.run()
+    assert at.selectbox(key="study_run").value == "tiny-quick-old"
     next(b for b in at.button if b.label == "Launch").click().run()
     assert not at.exception, [e.message for e in at.exception]
-    [launched] = list_runs(runs / "studies")
-    assert launched.study_id.startswith("tiny-quick-") and launched.pid
+    launched = list_runs(runs / "studies")[0]
+    assert launched.study_id.startswith("tiny-quick-2") and launched.pid
+    assert at.selectbox(key="study_run").value == launched.study_id  # the picker follows the launch
     deadline = time.time() + 300
     while time.time() < deadline and list_runs(runs / "studies")[0].state in ("starting", "running"):
         time.sleep(1)
@@ -426,13 +433,6 @@ def test_the_studies_page_launches_follows_and_reports(monkeypatch, kaggle_zip, 
     assert "baseline" in set(results["p (Holm)"]) and any("Baseline" in c.value for c in at.caption)
     next(b for b in at.button if b.label == "Hide all 4").click().run()  # a whole study's trials in one step
     assert hidden_checkpoints(store) == {c.id for c in list_checkpoints(store)} and len(list_checkpoints(store)) == 4
-    next(b for b in at.button if b.label == "Launch").click().run()  # a second launch: the picker follows it
-    second = list_runs(runs / "studies")[0]
-    assert second.study_id != launched.study_id and at.selectbox(key="study_run").value == second.study_id
-    cancel_study(second.study_id, runs / "studies")
-    while time.time() < deadline and list_runs(runs / "studies")[0].state not in ("cancelled", "finished"):
-        time.sleep(1)
-    at.selectbox(key="study_run").set_value(launched.study_id).run()
     # A run whose driver died: the page says so and offers to resume it
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
