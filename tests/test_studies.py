@@ -351,6 +351,8 @@ def test_a_run_that_cannot_start_fails_at_once_and_says_why(kaggle_zip, tmp_path
         run_study(_write(tmp_path, GOOD), spec, "quick", str(kaggle_zip), "cpu", f"127.0.0.1:{free_port()}", tmp_path, runs)
     [info] = [read_run(d) for d in runs.iterdir()]
     assert time.monotonic() - t < 30 and info.state == "failed" and "nothing answers there" in info.error
+    trials = read_trials(study_dir(info.study_id, runs)).values()  # none left saying queued or running
+    assert len(trials) == 4 and all(t.state == "failed" and "the study run failed" in (t.error or "") for t in trials)
 
 
 def test_a_killed_driver_resumes_and_reruns_only_the_missing_trials(ray_local, kaggle_zip, tmp_path):

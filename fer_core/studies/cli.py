@@ -85,7 +85,7 @@ def cmd_status(args: argparse.Namespace) -> None:
     resume = "driver gone: `python -m fer_core study resume {}` trains the rest"
     lines = [
         f"{r['study_id']:<48} {r['state']:<11} {r['trials']}"
-        + (f"\n    {r['error']}" if r["error"] else "")
+        + (f"\n    {r['error'].splitlines()[0]}" if r["error"] else "")  # --json has all of it
         + (f"\n    {resume.format(r['study_id'])}" if r["state"] == "interrupted" else "")
         for r in rows
     ]

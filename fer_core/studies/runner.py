@@ -25,6 +25,7 @@ from ..records import EpochStats, StudyTrial
 from ..store import CheckpointExists, checkpoint_dir, default_root, read_meta
 from ..training.jobs import DeviceHolder, acquire_device, release_device
 from .runs import (
+    UNFINISHED,
     RunInfo,
     TrialStatus,
     cancel_requested,
@@ -406,5 +407,9 @@ def _execute_or_record(study_id: str, directory: Path, spec: StudySpec, info: Ru
     try:
         return execute(study_id, directory, spec, info, root)
     except Exception as exc:
-        write_run(directory, replace(info, state="failed", error=f"{type(exc).__name__}: {exc}"[:500]))
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        for status in read_trials(directory).values():  # they stopped with it: none is left saying "running"
+            if status.state in UNFINISHED:
+                write_trial(directory, replace(status, state="failed", error=f"the study run failed: {error.splitlines()[0]}"))
+        write_run(directory, replace(info, state="failed", error=error))
         raise
