@@ -17,10 +17,9 @@ import sys
 import time
 from pathlib import Path
 
+from fer_core.repository import REPO
 from fer_core.store import list_checkpoints
 from fer_core.training.config import COMPILE_MODES
-
-REPO = Path(__file__).resolve().parents[1]
 
 # name -> `fer_core train` arguments on top of the model's preset (fer_core.training.presets).
 RECIPES: dict[str, list[str]] = {

@@ -29,6 +29,7 @@ from safetensors import SafetensorError, safe_open
 from .atomic import write_atomically, write_text_atomically
 from .models import get_spec
 from .records import CheckpointMeta, Efficiency, Predictions, TestMetrics
+from .repository import REPO
 
 if TYPE_CHECKING:  # torch is imported where tensors are read or written: listing needs only meta.json
     import torch
@@ -52,7 +53,7 @@ class CheckpointExists(CheckpointError):
     """A checkpoint of that id is already in the store (writes never replace one)."""
 
 
-_REPOSITORY_STORE = Path(__file__).resolve().parent.parent / "checkpoints"
+_REPOSITORY_STORE = REPO / "checkpoints"
 
 
 def default_root() -> Path:

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from fer_core.data.classes import FER2013_CLASSES
+from fer_core.repository import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 FER2013_ZIP = SHARED_DATA / "fer2013" / "fer2013.zip"
 FERPLUS_DIR = SHARED_DATA / "ferplus"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import cv2
 
-REPO = Path(__file__).resolve().parents[1]
+from fer_core.repository import REPO
 
 
 def free_port() -> int:

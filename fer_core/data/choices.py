@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..repository import REPO
+
 LABEL_SOURCES = ("fer2013", "ferplus")
 AUGMENT_PRESETS = ("none", "light", "strong", "robust", "robust_mix")
 
@@ -19,7 +21,7 @@ class DataError(ValueError):
 
 def find_default_dataset() -> Path | None:
     """Where FER2013 usually is: $FER_DATA, the ../shared/data layout beside the repo, or ./data."""
-    repo = Path(__file__).resolve().parents[2]
+    repo = REPO
     candidates = [os.environ.get("FER_DATA")] + [
         str(p)
         for p in (

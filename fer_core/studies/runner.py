@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..records import EpochStats, StudyTrial
+from ..repository import REPO
 from ..store import CheckpointExists, checkpoint_dir, default_root, read_meta
 from ..training.jobs import DeviceHolder, acquire_device, release_device
 from .runs import (
@@ -42,7 +43,6 @@ from .runs import (
 )
 from .spec import Range, StudyError, StudySpec
 
-REPO = Path(__file__).resolve().parents[2]
 TOKEN_HINT = (
     " A cluster started with `ray start` (Ray 2.59 and later) asks for its token: set RAY_AUTH_MODE=token, with the"
     " head node's ~/.ray/auth_token on this machine or its content in RAY_AUTH_TOKEN"

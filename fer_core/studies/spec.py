@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models import get_spec
+from ..repository import REPO
 from ..training.config import TrainConfig
 from ..training.presets import make_config
 
@@ -416,7 +417,7 @@ def compose_study(
     return text
 
 
-SHIPPED = Path(__file__).resolve().parents[2] / "studies"
+SHIPPED = REPO / "studies"
 
 
 def shipped_studies() -> list[Path]:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from ..atomic import write_text_atomically
 from ..devices import physical_device
 from ..records import EpochStats
+from ..repository import REPO
 from .config import TrainConfig
 
 if TYPE_CHECKING:  # the app lists and starts jobs without importing torch; only the training process needs it
@@ -41,7 +42,7 @@ class JobBusy(RuntimeError):
 
 def default_runs_root() -> Path:
     env = os.environ.get("FER_RUNS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "runs"
+    return Path(env) if env else REPO / "runs"
 
 
 def _write_json(path: Path, obj: dict) -> None:
@@ -323,7 +324,7 @@ def start_background(cli_args: list[str], log: Path) -> int:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            cwd=Path(__file__).resolve().parents[2],
+            cwd=REPO,
         )
     return proc.pid
 
