@@ -104,9 +104,7 @@ with tab_one:
     left.caption(f"micro-average AUC {m.micro_auc:.3f}")
     right.markdown("**Calibration** (bars on the diagonal = calibrated)")
     right.altair_chart(charts.reliability_chart(m.reliability), width="stretch")
-    left, right = st.columns(2)
-    left.altair_chart(charts.training_curves({state.name(cid): meta.history}, "loss"), width="stretch")
-    right.altair_chart(charts.training_curves({state.name(cid): meta.history}, "acc"), width="stretch")
+    learning_curves({state.name(cid): meta.history}, key="one_model_curves")
 
     st.markdown("**Misclassified test faces**")
     c1, c2, c3 = st.columns(3)

@@ -13,9 +13,14 @@ OVERLAID_RUNS = 3  # up to this many runs share one chart per metric; beyond, co
 PANELS_PER_ROW = 3
 
 
-def learning_curves(histories: dict[str, Sequence[EpochStats]], key: str) -> None:
+def learning_curves(histories: dict[str, Sequence[EpochStats]], key: str, stacked_height: int | None = None) -> None:
     """Loss and accuracy overlaid (colour for the run, dash for the split), or a panel per run beyond
-    OVERLAID_RUNS, in rows of columns that a phone stacks."""
+    OVERLAID_RUNS, in rows of columns that a phone stacks. `stacked_height`: the two charts one above the other at
+    that height (the sidebar, too narrow for two columns)."""
+    if stacked_height is not None:
+        for metric in ("loss", "acc"):
+            st.altair_chart(charts.training_curves(histories, metric).properties(height=stacked_height), width="stretch")
+        return
     if len(histories) <= OVERLAID_RUNS:
         loss_col, acc_col = st.columns(2)
         loss_col.altair_chart(charts.training_curves(histories, "loss"), width="stretch")

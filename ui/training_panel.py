@@ -13,7 +13,8 @@ from fer_core.records import CheckpointMeta
 from fer_core.training import BALANCING, OPTIMIZERS, PRESETS, TrainConfig, make_config, preset_for
 from fer_core.training.jobs import JobBusy, JobStatus, cancel_job, list_jobs, start_job
 
-from . import charts, state
+from . import state
+from .curves import learning_curves
 
 
 def _validate_dataset(path: str) -> str | None:
@@ -312,8 +313,7 @@ def _progress() -> None:
     # Live curves while it runs, and the curves of a run that left no checkpoint (where did it go wrong?);
     # a finished run's curves are on Evaluate, and two charts here slow every page load (bench/RESULTS.md, "The app").
     if job.epochs and job.state != "succeeded":
-        st.altair_chart(charts.training_curves({model: job.epochs}, "loss").properties(height=130), width="stretch")
-        st.altair_chart(charts.training_curves({model: job.epochs}, "acc").properties(height=130), width="stretch")
+        learning_curves({model: job.epochs}, key="sidebar_curves", stacked_height=130)
     if job.state == "succeeded" and st.session_state.get("seen_checkpoint") != job.checkpoint:
         st.session_state["seen_checkpoint"] = job.checkpoint
         st.rerun()  # the new checkpoint changes the store signature: every page picks it up
