@@ -220,7 +220,9 @@ def test_holm_and_bootstrap_intervals():
     assert holm([0.5]) == [0.5]
     correct = np.array([1.0] * 70 + [0.0] * 30)
     ci = accuracy_interval(correct)
-    assert ci.low < 0.7 < ci.high and 0.55 < ci.low and ci.high < 0.85
+    # the normal approximation's 95% interval for 70 of 100: 0.7 -+ 1.96 * sqrt(0.7 * 0.3 / 100) = [0.610, 0.790]
+    assert ci.low == pytest.approx(0.610, abs=0.025) and ci.high == pytest.approx(0.790, abs=0.025)
+    assert accuracy_interval(np.array([1.0] * 700 + [0.0] * 300)).high - 0.7 == pytest.approx(0.028, abs=0.006)  # n x10
     assert accuracy_interval(np.ones(10)).low == 1.0
 
 
@@ -316,7 +318,7 @@ def test_asha_stops_a_trial_that_trails_and_the_study_still_finishes(ray_local, 
     assert resume_study(study_id, store, runs).state == "finished" and len(list_checkpoints(store)) == 1
 
 
-def test_a_tpe_search_trains_the_baseline_then_its_own_points_and_resumes_from_them(ray_local, kaggle_zip, tmp_path):
+def test_a_tpe_search_trains_the_baseline_then_its_own_points_and_resumes_from_them(ray_local, kaggle_zip, tmp_path, monkeypatch):
     store, runs = tmp_path / "store", tmp_path / "runs"
     spec = parse_study(TPE, "tpe.toml")
     study_id, info = run_study(_write(tmp_path, TPE), spec, "quick", str(kaggle_zip), "cpu", None, store, runs)
@@ -335,7 +337,20 @@ def test_a_tpe_search_trains_the_baseline_then_its_own_points_and_resumes_from_t
     kept = {t: by_trial[t].path.joinpath("model.safetensors").stat().st_mtime_ns for t in ("t00", "t01")}
     lost = by_trial["t02"].meta.study.point
     shutil.rmtree(by_trial["t02"].path)
+    from ray.tune.search.optuna import OptunaSearch
+
+    told: list[tuple[dict, float]] = []
+    tell = OptunaSearch.add_evaluated_point
+    monkeypatch.setattr(OptunaSearch, "add_evaluated_point", lambda self, p, v, **k: (told.append((p, v)), tell(self, p, v, **k)))
     assert resume_study(study_id, store, runs).state == "finished"
+
+    # the searcher went on from what the two finished trials found, each with its best validation accuracy
+    def objective(meta) -> float:  # the checkpoint's own selection rule, as the search maximises it
+        return max(-e.val_loss if meta.config.select_by == "val_loss" else e.val_acc for e in meta.history)
+
+    best = {t: objective(by_trial[t].meta) for t in ("t00", "t01")}
+    assert sorted(v for _, v in told) == pytest.approx(sorted(best.values()))
+    assert sorted(p["point/lr"] for p, _ in told) == sorted(by_trial[t].meta.study.point["lr"] for t in best)
     again = {c.meta.study.trial: c for c in list_checkpoints(store)}
     assert sorted(again) == ["t00", "t01", "t02"] and again["t02"].meta.study.point != lost
     assert all(again[t].path.joinpath("model.safetensors").stat().st_mtime_ns == kept[t] for t in kept)
