@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -66,11 +67,15 @@ def _model_input(faces: torch.Tensor, clf) -> torch.Tensor:
 def test_torchscript_and_int8_exports(tiny_checkpoints, keras, kaggle_zip, tmp_path):
     script = export_checkpoint(keras, tmp_path / "ts", "torchscript", data=kaggle_zip, root=tiny_checkpoints)
     assert script.file == "model.pt" and script.parity.max_abs_diff <= 1e-4
+    faces = _test_faces(kaggle_zip)
+    clf = load_checkpoint(keras, tiny_checkpoints)
+    loaded = torch.jit.load(str(tmp_path / "ts" / "model.pt"))  # the file as a user loads it, not the sidecar's word
+    with torch.inference_mode():
+        scripted = loaded(_model_input(faces, clf)).softmax(1).numpy()
+    np.testing.assert_allclose(scripted, clf.probabilities(faces), atol=1e-4)
     int8 = export_checkpoint(keras, tmp_path / "int8", quantize="int8", data=kaggle_zip, root=tiny_checkpoints)
     flt = export_checkpoint(keras, tmp_path / "float", data=kaggle_zip, root=tiny_checkpoints)
     assert int8.quantized == "int8" and int8.int8 is not None and int8.int8.calibration_faces > 0
-    faces = _test_faces(kaggle_zip)
-    clf = load_checkpoint(keras, tiny_checkpoints)
     labels = load_dataset(kaggle_zip).take("test")[1].numpy()
     assert int8.int8.float_accuracy == pytest.approx(float((clf.probabilities(faces).numpy().argmax(1) == labels).mean()))
     module, _ = load_export(tmp_path / "int8")
@@ -235,6 +240,12 @@ def test_predict_backends_are_decided_by_a_measurement_on_this_machine(
     assert not (tmp_path / "onnx").exists()
     speed = measure_backends(path, meta, tmp_path)
     assert speed.torch_ms > 0 and speed.onnxruntime_ms > 0
-    assert faster_backend(path, meta, tmp_path) == speed.faster
+    assert faster_backend(path, meta, tmp_path) == ("onnxruntime" if speed.onnxruntime_ms < speed.torch_ms else "torch")
+    for torch_ms, ort_ms, faster in ((5.0, 1.0, "onnxruntime"), (1.0, 5.0, "torch")):  # the file decides, either way
+        speed_file(path, meta, tmp_path).write_text(json.dumps({**asdict(speed), "torch_ms": torch_ms, "onnxruntime_ms": ort_ms}))
+        assert faster_backend(path, meta, tmp_path) == faster
+    other = {**asdict(speed), "torch_ms": 5.0, "onnxruntime_ms": 1.0, "measured_on": "another machine"}
+    speed_file(path, meta, tmp_path).write_text(json.dumps(other))
+    assert faster_backend(path, meta, tmp_path) == "torch"  # measured elsewhere: not this machine's answer
     speed_file(path, meta, tmp_path).write_text("{garbage")
     assert faster_backend(path, meta, tmp_path) == "torch"
