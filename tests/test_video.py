@@ -73,8 +73,17 @@ def test_live_and_video_default_to_the_fastest_of_the_most_robust():
     assert few.ids == by_speed[:3] and "measured for 2 of" in few.reason  # too few measured: the fastest, and why
 
 
-def test_video_faces_are_numbered_across_frames_and_batched_through_each_model(classifiers, two_face_video):
+def test_video_faces_are_numbered_across_frames_and_batched_through_each_model(classifiers, two_face_video, monkeypatch):
+    calls: dict[str, list[int]] = {c.id: [] for c in classifiers}
+    for clf in classifiers:  # every model sees a batch's faces in one call, not a call per frame or face
+        predict = clf.predict_proba
+        monkeypatch.setattr(
+            clf,
+            "predict_proba",
+            lambda faces, *a, _p=predict, _id=clf.id, **k: (calls[_id].append(len(faces)), _p(faces, *a, **k))[1],
+        )
     result = process_video(two_face_video, classifiers, every=2)
+    assert all(sizes == [12] for sizes in calls.values()), calls  # 6 frames x 2 faces, one batch
     assert [f.index for f in result.frames] == list(range(0, 12, 2))
     assert [round(f.time_s, 2) for f in result.frames] == [round(i / 10, 2) for i in range(0, 12, 2)]
     assert all(sorted(face.number for face in f.faces) == [1, 2] for f in result.frames)
@@ -83,8 +92,10 @@ def test_video_faces_are_numbered_across_frames_and_batched_through_each_model(c
     face = result.frames[0].faces[0]
     assert set(face.predictions) == {c.id for c in classifiers} and face.ensemble is not None
     assert sum(face.ensemble.values()) == pytest.approx(1.0, abs=1e-4)
-    shares = [s for s in result.summary() if s.face == face.number and s.model == ENSEMBLE]
-    assert sum(s.share for s in shares) == pytest.approx(1.0)
+    shares = {s.label: s.share for s in result.summary() if s.face == face.number and s.model == ENSEMBLE}
+    seen = [f2.ensemble for f in result.frames for f2 in f.faces if f2.number == face.number]
+    tops = [max(e, key=e.__getitem__) for e in seen]  # the share of time is the share of frames with that top class
+    assert shares == {label: pytest.approx(tops.count(label) / len(tops)) for label in set(tops)}
     assert result.stopped is None
 
 
@@ -171,11 +182,15 @@ def test_cli_bad_video_is_one_line(tiny_checkpoints, tmp_path):
     assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0 and "not a video file" in proc.stderr
 
 
-def test_cancel_leaves_no_output(classifiers, two_face_video, tmp_path):
+def test_cancel_stops_between_batches_and_leaves_no_output(classifiers, grace_hopper, tmp_path):
+    from fer_core.video.files import BATCH_FRAMES
+
+    (tmp_path / "clip").mkdir()
+    clip = write_video(face_frames(grace_hopper, 3 * BATCH_FRAMES, (320, 240)), tmp_path / "clip" / "long.mp4")
     out = tmp_path / "annotated.mp4"
-    result = process_video(two_face_video, classifiers, out=out, should_stop=lambda: True)
-    assert result.stopped == "cancelled" and len(result.frames) == 12  # one batch of 16 frames ran
-    assert list(tmp_path.iterdir()) == []
+    result = process_video(clip, classifiers, out=out, should_stop=lambda: True)  # asked from the first batch on
+    assert result.stopped == "cancelled" and len(result.frames) == BATCH_FRAMES  # the first of three batches only
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["clip"]  # no annotated video, no temp file
 
 
 def test_every_must_be_positive(classifiers, two_face_video):
