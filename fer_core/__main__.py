@@ -509,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .video.recognizer import VIDEO_DETECTION_SIDE
 
     parser = _Parser(prog="python -m fer_core", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="errors with their traceback (for a bug report)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def command(name: str, func, help_text: str) -> argparse.ArgumentParser:
@@ -674,6 +675,8 @@ def main(argv: list[str] | None = None) -> int:
         KeyError,
         OSError,
     ) as exc:
+        if args.debug:  # a ValueError or OSError from deep inside may be a bug: its traceback says where
+            raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         sys.stderr.write(f"error: {message}\n")
         return 1

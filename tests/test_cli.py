@@ -151,6 +151,11 @@ def test_errors_are_one_line_without_traceback(args, message, tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_debug_shows_the_traceback_of_an_error(tmp_path, grace_hopper):
+    proc = cli("--debug", "predict", grace_hopper, "--models", "no-such-id", check=False, env={"FER_CHECKPOINTS": str(tmp_path)})
+    assert proc.returncode != 0 and "Traceback (most recent call last)" in proc.stderr and "no-such-id" in proc.stderr
+
+
 def test_predict_without_checkpoints_says_how_to_train(tmp_path, grace_hopper):
     proc = cli("predict", grace_hopper, check=False, env={"FER_CHECKPOINTS": str(tmp_path)})
     assert proc.returncode == 1 and "train" in proc.stderr
