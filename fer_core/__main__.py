@@ -498,34 +498,35 @@ def _rederive(data_path: str, root: Path | None) -> None:
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .classifier import BACKENDS
-    from .data import AUGMENT_PRESETS, LABEL_SOURCES
-    from .export import FORMATS
-    from .faces import DEFAULT_DETECTOR, DETECTORS
-    from .input_spec import TTA_MODES
-    from .models import ACTIVATIONS, NORMS
-    from .training import BALANCING, COMPILE_MODES, OPTIMIZERS, PRESETS, SCHEDULERS
-    from .video.recognizer import VIDEO_DETECTION_SIDE
+def _command(sub: Any, name: str, func: Any, help_text: str, store: bool = True) -> argparse.ArgumentParser:
+    """A subcommand with what every command takes: --json, and --checkpoints where it reads the store."""
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    if store:
+        p.add_argument("--checkpoints", help="checkpoint folder (default: the repository's checkpoints/)")
+    p.set_defaults(func=func)
+    return p
 
-    parser = _Parser(prog="python -m fer_core", description=__doc__)
-    parser.add_argument("--debug", action="store_true", help="errors with their traceback (for a bug report)")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def command(name: str, func, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--json", action="store_true", help="machine-readable output")
-        p.set_defaults(func=func)
-        return p
+def _add_models_and_data(sub: Any) -> None:
+    """`models` and `data`: what can be trained, on what."""
+    from .data import LABEL_SOURCES
 
-    p = command("models", cmd_models, "list the model registry, or timm's models by name")
+    p = _command(sub, "models", cmd_models, "list the model registry, or timm's models by name", store=False)
     p.add_argument("--timm", nargs="?", const="*", metavar="PATTERN", help="list timm's architectures matching PATTERN")
-    p = command("data", cmd_data, "summarise a dataset: counts per split and class, duplicates, blanks")
+    p = _command(sub, "data", cmd_data, "summarise a dataset: counts per split and class, duplicates, blanks", store=False)
     p.add_argument("path", help="Kaggle zip or folder, fer2013.csv, or an ImageFolder root")
     p.add_argument("--labels", choices=LABEL_SOURCES, default="fer2013")
     p.add_argument("--classes", help="comma-separated subset of classes")
 
-    p = command("train", cmd_train, "train a model and write a checkpoint")
+
+def _add_train(sub: Any) -> None:
+    """`train`: every TrainConfig field a flag; the recipe of --preset (or the model's) fills the rest."""
+    from .data import AUGMENT_PRESETS, LABEL_SOURCES
+    from .models import ACTIVATIONS, NORMS
+    from .training import BALANCING, COMPILE_MODES, OPTIMIZERS, PRESETS, SCHEDULERS
+
+    p = _command(sub, "train", cmd_train, "train a model and write a checkpoint")
     p.add_argument("--model", help="a registered name (see `models`), or timm:<name> for any timm architecture")
     p.add_argument("--input-size", type=int, metavar="PX", help="timm models only: upsample the faces to PX (timm:<name>@PX)")
     p.add_argument("--data")
@@ -581,12 +582,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int)
     p.add_argument("--resume", metavar="JOB_DIR", help="continue an interrupted run from its last finished epoch")
-    p.add_argument("--checkpoints", help="checkpoint folder (default: the repository's checkpoints/)")
     p.add_argument("--job-dir", help=argparse.SUPPRESS)
     p.add_argument("--config-json", help=argparse.SUPPRESS)
     p.add_argument("--no-efficiency", action="store_true", help="skip the CPU latency measurement after training")
 
-    p = command("evaluate", cmd_evaluate, "metrics of a checkpoint or an ensemble")
+
+def _add_evaluate(sub: Any) -> None:
+    """`evaluate`: a checkpoint, an ensemble, or the user's own labelled data."""
+    from .faces import DEFAULT_DETECTOR, DETECTORS
+    from .input_spec import TTA_MODES
+
+    p = _command(sub, "evaluate", cmd_evaluate, "metrics of a checkpoint or an ensemble")
     p.add_argument("--checkpoint")
     p.add_argument("--ensemble", help="comma-separated checkpoint ids")
     p.add_argument("--data")
@@ -600,17 +606,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--map", help="with --own-data: LABEL=CLASS,... overriding the name aliases (CLASS may be 'ignore')")
     p.add_argument("--detector", choices=list(DETECTORS), default=DEFAULT_DETECTOR, help="with --own-data: for large images")
-    p.add_argument("--checkpoints")
 
-    p = command("predict", cmd_predict, "faces and per-model probabilities for images")
+
+def _add_predict_and_video(sub: Any) -> None:
+    """`predict` and `video`: faces and every model's expression, in photos or a video's frames."""
+    from .classifier import BACKENDS
+    from .faces import DEFAULT_DETECTOR, DETECTORS
+    from .video.recognizer import VIDEO_DETECTION_SIDE
+
+    p = _command(sub, "predict", cmd_predict, "faces and per-model probabilities for images")
     p.add_argument("images", nargs="+")
     p.add_argument("--models", help="comma-separated checkpoint ids")
     p.add_argument("--all", action="store_true", help="every checkpoint (the default)")
     p.add_argument("--detector", choices=list(DETECTORS), default=DEFAULT_DETECTOR)
     p.add_argument("--backend", choices=BACKENDS, default="torch", help="onnxruntime: exported once, parity-checked")
-    p.add_argument("--checkpoints")
 
-    p = command("video", cmd_video, "faces, numbered across frames, and each model's expression for every Nth frame of a video")
+    p = _command(
+        sub, "video", cmd_video, "faces, numbered across frames, and each model's expression for every Nth frame of a video"
+    )
     p.add_argument("video", help="mp4, webm, mov, avi or mkv (anything FFmpeg decodes)")
     p.add_argument("--models", help="comma-separated checkpoint ids (default: the three fastest of the five most robust by mCE)")
     p.add_argument("--all", action="store_true", help="every checkpoint")
@@ -622,18 +635,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--detection-side", type=int, default=VIDEO_DETECTION_SIDE, help="frames are searched for faces at this size (px)"
     )
     p.add_argument("--backend", choices=BACKENDS, default="torch")
-    p.add_argument("--checkpoints")
 
-    p = command("export", cmd_export, "a checkpoint as ONNX or TorchScript with a sidecar, parity-checked on real faces")
+
+def _add_export_and_checkpoints(sub: Any) -> None:
+    """`export` and `checkpoints`: take a model out; list, annotate, re-measure and re-derive the store."""
+    from .export import FORMATS
+
+    p = _command(sub, "export", cmd_export, "a checkpoint as ONNX or TorchScript with a sidecar, parity-checked on real faces")
     p.add_argument("--checkpoint", required=True, help="a checkpoint id in the --checkpoints store, or a folder")
     p.add_argument("--format", choices=FORMATS, default="onnx")
     p.add_argument("--quantize", choices=["int8"], help="static int8 (ONNX), calibrated on training faces")
     p.add_argument("--out", required=True, help="a folder that does not exist yet")
     p.add_argument("--data", help="FER2013 for the parity faces (default: where it usually is, or $FER_DATA)")
-    p.add_argument("--checkpoints")
 
-    p = command("checkpoints", cmd_checkpoints, "list trained checkpoints with key metrics")
-    p.add_argument("--checkpoints")
+    p = _command(sub, "checkpoints", cmd_checkpoints, "list trained checkpoints with key metrics")
     p.add_argument("--card", nargs=2, metavar=("ID", "TEXT"), help="set a checkpoint's model card (shown in the app)")
     p.add_argument("--measure", action="store_true", help="re-measure MACs and CPU speed of every checkpoint on this machine")
     p.add_argument(
@@ -641,9 +656,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DATA",
         help="recompute every checkpoint's stored test predictions and metrics from its saved weights on this data",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
     from .failures.cli import add_parsers as add_failure_parsers
     from .studies.cli import add_parser as add_study_parser
 
+    parser = _Parser(prog="python -m fer_core", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="errors with their traceback (for a bug report)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for add in (_add_models_and_data, _add_train, _add_evaluate, _add_predict_and_video, _add_export_and_checkpoints):
+        add(sub)
     add_failure_parsers(sub)
     add_study_parser(sub)
     return parser
