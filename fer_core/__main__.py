@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from .atomic import write_text_atomically
 from .cli_output import csv_list, emit
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
     from .data import FerData
     from .records import CheckpointMeta, EpochStats, TestMetrics
+    from .training import Callbacks, TrainConfig
 
 
 class _Parser(argparse.ArgumentParser):
@@ -147,35 +149,31 @@ def _train_config(args):
     )
 
 
-def cmd_train(args) -> None:
-    from tqdm import tqdm
-
-    from .atomic import write_text_atomically
+def _training_job(args) -> tuple[TrainConfig, Path]:
+    """The run's config and job folder: read back from an interrupted run's folder, or made from the flags."""
     from .models import get_spec
-    from .store import read_meta
-    from .training import Callbacks, TrainConfig, TrainingCancelled
-    from .training.errors import describe_failure
-    from .training.jobs import JobReporter, default_runs_root, run_position
-    from .training.run import train_and_save
+    from .training import TrainConfig
+    from .training.jobs import default_runs_root
 
     if args.resume:
         job_dir = Path(args.resume)
         if not (job_dir / "config.json").is_file():
             raise CliError(f"{job_dir}: not a training run folder (no config.json)")
-        cfg = TrainConfig.from_dict(json.loads((job_dir / "config.json").read_text(encoding="utf-8")))
-    else:
-        cfg = _train_config(args)
-        get_spec(cfg.model)
-        job_dir = Path(args.job_dir) if args.job_dir else default_runs_root() / f"cli-{cfg.model}-{os.getpid()}"
-        job_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomically(job_dir / "config.json", json.dumps(cfg.to_dict()))
-    reporter = JobReporter(job_dir, cfg.device)
-    reporter.set_status("running", "loading data")
-    bar = None if args.json or args.job_dir else tqdm(unit="batch", leave=False, dynamic_ncols=True)
-    say = (bar.write if bar is not None else print) if not args.json else None
+        return TrainConfig.from_dict(json.loads((job_dir / "config.json").read_text(encoding="utf-8"))), job_dir
+    cfg = _train_config(args)
+    get_spec(cfg.model)
+    job_dir = Path(args.job_dir) if args.job_dir else default_runs_root() / f"cli-{cfg.model}-{os.getpid()}"
+    job_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(job_dir / "config.json", json.dumps(cfg.to_dict()))
+    return cfg, job_dir
+
+
+def _terminal_progress(cfg: TrainConfig, bar: Any, say: Any) -> Callbacks:
+    """What a terminal shows of a run: a progress bar over each epoch's batches, a line per epoch and per stage."""
+    from .training import Callbacks
+    from .training.jobs import run_position
 
     def on_batch(epoch: int, batch: int, batches: int, loss: torch.Tensor) -> None:
-        reporter.on_batch(epoch, batch, batches, loss)
         if bar is not None:
             if batch == 1:
                 bar.reset(total=batches)
@@ -185,7 +183,6 @@ def cmd_train(args) -> None:
                 bar.set_postfix(loss=f"{float(loss):.3f}")
 
     def on_epoch(stats: EpochStats) -> None:
-        reporter.on_epoch(stats)
         if say:
             say(
                 f"{run_position(cfg, stats.epoch, stats.elapsed_s)}  train loss {stats.train_loss:.4f} acc "
@@ -194,31 +191,31 @@ def cmd_train(args) -> None:
             )
 
     def on_stage(message: str) -> None:  # minutes of teacher predictions on a CPU would otherwise look like a hang
-        reporter.on_stage(message)
         if say:
             say(message)
 
-    callbacks = Callbacks(on_epoch=on_epoch, on_batch=on_batch, should_stop=reporter.should_stop, on_stage=on_stage)
+    return Callbacks(on_epoch=on_epoch, on_batch=on_batch, on_stage=on_stage)
+
+
+def cmd_train(args) -> None:
+    from tqdm import tqdm
+
+    from .store import read_meta
+    from .training import TrainingCancelled
+    from .training.jobs import run_job
+
+    cfg, job_dir = _training_job(args)
+    bar = None if args.json or args.job_dir else tqdm(unit="batch", leave=False, dynamic_ncols=True)
+    say = (bar.write if bar is not None else print) if not args.json else None
+    root = Path(args.checkpoints) if args.checkpoints else None
     try:
-        path = train_and_save(
-            cfg,
-            root=Path(args.checkpoints) if args.checkpoints else None,
-            callbacks=callbacks,
-            state_file=job_dir / "state.pt",
-            measure_efficiency=not args.no_efficiency,
-        )
+        path = run_job(cfg, job_dir, root, _terminal_progress(cfg, bar, say), measure_efficiency=not args.no_efficiency)
     except TrainingCancelled as exc:
-        reporter.set_status("cancelled", f"{exc}; nothing was saved")
         raise CliError(f"training {exc}; no checkpoint written") from None
-    except BaseException as exc:
-        reporter.set_status("failed", describe_failure(exc) if not isinstance(exc, KeyboardInterrupt) else "interrupted")
-        raise
     finally:
         if bar is not None:
             bar.close()
-        reporter.release()
     meta = read_meta(path)
-    reporter.set_status("succeeded", "done", checkpoint=path.name)
     m = meta.test_metrics
     emit(
         args,
@@ -371,7 +368,6 @@ def cmd_predict(args) -> None:
 
 # ---------------------------------------------------------------- video
 def cmd_video(args) -> None:
-    from .atomic import write_text_atomically
     from .classifier import load_checkpoint
     from .failures.robustness import measured_mce
     from .leaderboard import moving_defaults

@@ -380,7 +380,60 @@ class JobReporter:
     def should_stop(self) -> bool:
         return (self.dir / "cancel").exists()
 
-    def callbacks(self) -> Callbacks:
+    def callbacks(self, shown: Callbacks | None = None) -> Callbacks:
+        """The job's callbacks; `shown`'s, if given, hear every event too (the CLI's progress bar and lines)."""
         from .loop import Callbacks
 
-        return Callbacks(on_epoch=self.on_epoch, on_batch=self.on_batch, should_stop=self.should_stop, on_stage=self.on_stage)
+        also = shown or Callbacks()
+
+        def on_epoch(stats: EpochStats) -> None:
+            self.on_epoch(stats)
+            if also.on_epoch:
+                also.on_epoch(stats)
+
+        def on_batch(epoch: int, batch: int, batches: int, loss: torch.Tensor) -> None:
+            self.on_batch(epoch, batch, batches, loss)
+            if also.on_batch:
+                also.on_batch(epoch, batch, batches, loss)
+
+        def on_stage(message: str) -> None:
+            self.on_stage(message)
+            if also.on_stage:
+                also.on_stage(message)
+
+        return Callbacks(on_epoch=on_epoch, on_batch=on_batch, should_stop=self.should_stop, on_stage=on_stage)
+
+
+def run_job(
+    cfg: TrainConfig,
+    job_dir: Path,
+    root: Path | None = None,
+    shown: Callbacks | None = None,
+    measure_efficiency: bool = True,
+) -> Path:
+    """Train in this process as a job: its status, progress and cancel flag are files in `job_dir` (what the app
+    watches and resumes from); succeeded, failed (with the reason) or cancelled is written whatever happens, and the
+    device is released. Returns the checkpoint's folder; a cancel raises TrainingCancelled after saying so."""
+    from .errors import TrainingCancelled, describe_failure
+    from .run import train_and_save
+
+    reporter = JobReporter(job_dir, cfg.device)
+    reporter.set_status("running", "loading data")
+    try:
+        path = train_and_save(
+            cfg,
+            root=root,
+            callbacks=reporter.callbacks(shown),
+            state_file=job_dir / "state.pt",
+            measure_efficiency=measure_efficiency,
+        )
+    except TrainingCancelled as exc:
+        reporter.set_status("cancelled", f"{exc}; nothing was saved")
+        raise
+    except BaseException as exc:
+        reporter.set_status("failed", describe_failure(exc) if not isinstance(exc, KeyboardInterrupt) else "interrupted")
+        raise
+    finally:
+        reporter.release()
+    reporter.set_status("succeeded", "done", checkpoint=path.name)
+    return path
