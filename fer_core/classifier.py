@@ -76,15 +76,7 @@ class FerClassifier:
         """Predictions on one split of a dataset with the same classes."""
         if tuple(data.classes) != self.classes:
             raise ValueError(f"{self.id} predicts {list(self.classes)}, the data has {list(data.classes)}")
-        images, labels = data.take(split)
-        return Predictions(
-            probs=self.probabilities(images, tta).numpy(),
-            labels=labels.numpy(),
-            names=data.names_of(split),
-            classes=self.classes,
-            split=split,
-            data_fingerprint=data.fingerprint,
-        )
+        return data.predictions(self.probabilities(data.take(split)[0], tta).numpy(), split)
 
 
 def _tta_views(batch: torch.Tensor, spec: InputSpec, tta: str) -> list[torch.Tensor]:

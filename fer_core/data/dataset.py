@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from ..records import Predictions
 from .choices import DataError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -70,6 +71,18 @@ class FerData:
     def names_of(self, split: str) -> tuple[str, ...]:
         """The file names of one split's faces, in the order of `take`: how predictions name their faces."""
         return tuple(self.names[i] for i in self.indices(split).tolist())
+
+    def predictions(self, probs: np.ndarray, split: str = "test") -> Predictions:
+        """A model's probabilities on one split, in the order of `take`, as Predictions: labelled, named and
+        fingerprinted (the one place training and a loaded checkpoint build them)."""
+        return Predictions(
+            probs=probs,
+            labels=self.labels[self.indices(split)].numpy(),
+            names=self.names_of(split),
+            classes=tuple(self.classes),
+            split=split,
+            data_fingerprint=self.fingerprint,
+        )
 
     def with_train_fraction(self, fraction: float, seed: int = 0) -> FerData:
         """A stratified, seeded share of the training faces (every class keeps its share); validation and

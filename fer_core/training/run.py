@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,11 +19,11 @@ from ..devices import resolve_device
 from ..efficiency import efficiency
 from ..evaluation import compute_metrics
 from ..inference import predict_logits
-from ..models import count_parameters, get_spec
+from ..models import ModelSpec, count_parameters, get_spec
 from ..records import CheckpointMeta, CheckpointRef, DataProvenance, Predictions, StudyTrial
 from ..store import half_precision, load_state, load_weights, read_meta, resolve_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .loop import Callbacks, fit
+from .loop import Callbacks, FitResult, fit
 from .targets import teacher_probabilities, training_targets
 
 
@@ -82,6 +83,63 @@ def _device_name(device: str) -> str:
     return torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else platform.processor() or "cpu"
 
 
+@dataclass(frozen=True)
+class _Provenance:
+    """Where a run came from, beyond its config: when it started, the weights it started from, its teachers, its study."""
+
+    started_at: str
+    init_from: CheckpointRef | None
+    teachers: tuple[CheckpointRef, ...]
+    study: StudyTrial | None
+
+
+def _checkpoint_meta(
+    cfg: TrainConfig,
+    spec: ModelSpec,
+    data: FerData,
+    result: FitResult,
+    model: torch.nn.Module,
+    predictions: Predictions,
+    provenance: _Provenance,
+    measure_efficiency: bool,
+) -> CheckpointMeta:
+    """Everything the checkpoint records: architecture, classes, config, seed, data, versions, metrics, history."""
+    return CheckpointMeta(
+        id="",
+        model=spec.name,
+        family=spec.family,
+        reference=spec.reference,
+        classes=tuple(data.classes),
+        input=spec.input,
+        config=cfg,
+        seed=cfg.seed,
+        data=DataProvenance(
+            source=Path(data.source).name,
+            fingerprint=data.fingerprint,
+            label_source=data.label_source,
+            split_method=data.split_method,
+            split_sizes=data.split_sizes(),
+            classes=tuple(data.classes),
+        ),
+        versions=library_versions(),
+        git_commit=git_commit(),
+        created_at=_now(),
+        started_at=provenance.started_at,
+        device=result.device,
+        device_name=_device_name(result.device),
+        train_time_s=result.train_time_s,
+        best_epoch=result.best_epoch,
+        stop_reason=result.stop_reason,
+        history=tuple(result.history),
+        parameters=count_parameters(model),
+        test_metrics=compute_metrics(predictions).headline(),
+        init_from=provenance.init_from,
+        teachers=provenance.teachers,
+        efficiency=efficiency(model, spec.input) if measure_efficiency else None,
+        study=provenance.study,
+    )
+
+
 def train_and_save(
     cfg: TrainConfig,
     data: FerData | None = None,
@@ -120,54 +178,13 @@ def train_and_save(
     stage(f"testing the best epoch's weights ({result.best_epoch}) on {len(data.indices('test'))} test faces")
     saved = half_precision(result.best_state)
     load_state(model, saved)
-    model.eval()
-    images, labels = data.take("test")
-    logits = predict_logits(model, images, spec.input, device, between_batches=lambda: cb.stop_if_asked("testing"))
-    probs = logits.softmax(1).numpy()
-    predictions = Predictions(
-        probs=probs,
-        labels=labels.numpy(),
-        names=data.names_of("test"),
-        classes=tuple(data.classes),
-        data_fingerprint=data.fingerprint,
-    )
+    logits = predict_logits(model, data.take("test")[0], spec.input, device, between_batches=lambda: cb.stop_if_asked("testing"))
+    predictions = data.predictions(logits.softmax(1).numpy())
     model.cpu()
     if measure_efficiency:
         stage("measuring MACs and CPU latency")
-    meta = CheckpointMeta(
-        id="",
-        model=spec.name,
-        family=spec.family,
-        reference=spec.reference,
-        classes=tuple(data.classes),
-        input=spec.input,
-        config=cfg,
-        seed=cfg.seed,
-        data=DataProvenance(
-            source=Path(data.source).name,
-            fingerprint=data.fingerprint,
-            label_source=data.label_source,
-            split_method=data.split_method,
-            split_sizes=data.split_sizes(),
-            classes=tuple(data.classes),
-        ),
-        versions=library_versions(),
-        git_commit=git_commit(),
-        created_at=_now(),
-        started_at=started,
-        device=result.device,
-        device_name=_device_name(result.device),
-        train_time_s=result.train_time_s,
-        best_epoch=result.best_epoch,
-        stop_reason=result.stop_reason,
-        history=tuple(result.history),
-        parameters=count_parameters(model),
-        test_metrics=compute_metrics(predictions).headline(),
-        init_from=started_from,
-        teachers=tuple(teachers),
-        efficiency=efficiency(model, spec.input) if measure_efficiency else None,
-        study=study,
-    )
+    provenance = _Provenance(started, started_from, tuple(teachers), study)
+    meta = _checkpoint_meta(cfg, spec, data, result, model, predictions, provenance, measure_efficiency)
     cb.stop_if_asked("the last step before saving")  # a cancel that came while MACs were measured still counts
     stage("saving the checkpoint")
     return save_checkpoint(saved, meta, predictions, root=root, checkpoint_id=checkpoint_id)
