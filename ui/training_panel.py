@@ -111,24 +111,7 @@ def render() -> None:
         model = _architecture(last)
         if model is None:
             return
-        can_pretrain = get_spec(model).supports_pretrained
-        pretrained = st.checkbox(
-            "ImageNet weights",
-            key="train_pretrained",
-            disabled=not can_pretrain,
-            help="torchvision and timm families; needs the weights downloaded once, or a local file via the CLI",
-        )
-        pretrained = pretrained and can_pretrain
-        presets = list(PRESETS)
-        preset = st.selectbox(
-            "Preset",
-            presets,
-            index=presets.index(preset_for(model, pretrained)),
-            key=f"train_preset-{model}-{pretrained}",
-            help="the family's recipe is preselected",
-        )
-        recipe = make_config(model, preset)  # the recipe as a TrainConfig: the form starts from its values
-        start = last if last and last.model == model else recipe  # or from the last run's, kept across reloads
+        pretrained, preset, start = _recipe(model, last)
         labels = st.selectbox(
             "Labels",
             LABEL_SOURCES,
@@ -142,94 +125,123 @@ def render() -> None:
                 value=last.data if last else state.default_dataset_path(),
                 help="FER2013 as the Kaggle zip or folder, fer2013.csv, or any ImageFolder root",
             )
-            c1, c2 = st.columns(2)
-            epochs = c1.number_input("Epochs", 1, 1000, start.epochs, key=f"train_epochs-{preset}")
-            batch = c2.number_input("Batch size", 8, 1024, start.batch_size, step=8, key=f"train_batch-{preset}")
-            lr = c1.number_input("Learning rate", 1e-6, 1.0, start.lr, format="%.5f", key=f"train_lr-{preset}")
-            optimizer = c2.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(start.optimizer), key=f"train_opt-{preset}")
-            augment = c1.selectbox(
-                "Augmentation",
-                AUGMENT_PRESETS,
-                index=AUGMENT_PRESETS.index(start.augment),
-                key=f"train_aug-{preset}",
-                help="light: flips and small shifts; strong: wider affine jitter, brightness/contrast, erasing; robust: "
-                "strong plus blur, noise, low resolution and grey occlusion (never motion blur, JPEG or gamma, which "
-                "the robustness suite holds out); robust_mix: the same mixed AugMix-style",
-            )
-            balance = c2.selectbox("Balancing", BALANCING)
-            device = c1.selectbox(
-                "Device", info.choices, key="train_device", help="auto: the first CUDA GPU, else Apple MPS, else the CPU"
-            )
-            budget = c2.number_input(
-                "Time budget (min)",
-                0.0,
-                10_000.0,
-                float(start.time_budget_min or 0.0),
-                step=1.0,
-                key=f"train_budget-{preset}",
-                help="0: none. With a budget the learning rate follows a cosine over the time and the epochs become "
-                "an upper bound: the run ends on time, its best epoch kept",
-            )
-            share = c1.number_input(
-                "Training faces (%)",
-                1,
-                100,
-                round(100 * start.train_fraction),
-                key=f"train_share-{preset}",
-                help="A stratified share of the training faces (every class keeps its share): a quick first run. "
-                "Validation and test faces stay whole",
-            )
-            blur_pool = get_spec(model).ablations and c2.checkbox(
-                "Blur-pool",
-                key=f"train_blur-{model}",
-                help="anti-aliased downsampling (Zhang 2019): a blur before every stride, for shift robustness",
-            )
-            with st.expander("Start from a checkpoint, distil"):
-                fresh = "fresh weights"
-                # Only checkpoints of this label source can share the run's classes and data fingerprint.
-                usable = {cid: meta for cid, meta in state.metas().items() if meta.data.label_source == labels}
-                own = [cid for cid, meta in usable.items() if meta.model == model]
-                init_from = st.selectbox(
-                    "Start from",
-                    [fresh, *own],
-                    key=f"train_init-{model}-{labels}",
-                    format_func=lambda cid: cid if cid == fresh else _with_accuracy(cid, usable[cid]),
-                    help="continue from a trained checkpoint of this architecture (fine-tuning)",
-                )
-                teachers = st.multiselect(
-                    "Teachers",
-                    list(usable),
-                    key=f"train_teachers-{labels}",
-                    format_func=lambda cid: _with_accuracy(cid, usable[cid]),
-                    help="knowledge distillation: each face is trained towards the teachers' mean "
-                    "prediction mixed with its label (same classes and data as this run)",
-                )
-                teacher_weight = st.slider("Teachers' share of each target", 0.1, 1.0, 0.5, 0.05, key="train_teacher_weight")
+            settings = _run_settings(model, preset, start, info)
+            settings |= _start_and_teachers(model, labels)
             submitted = st.form_submit_button("Start", type="primary", width="stretch")
         if submitted:
-            _start(
-                data_path,
-                model,
-                preset,
-                dict(
-                    epochs=int(epochs),
-                    batch_size=int(batch),
-                    lr=float(lr),
-                    optimizer=optimizer,
-                    augment=augment,
-                    balance=balance,
-                    labels=labels,
-                    device=device,
-                    pretrained=pretrained or None,
-                    init_from=None if init_from == fresh else init_from,
-                    teachers=tuple(teachers) or None,
-                    teacher_weight=float(teacher_weight),
-                    time_budget_min=float(budget) or None,
-                    scheduler="cosine" if budget else None,
-                    train_fraction=int(share) / 100,
-                    blur_pool=blur_pool or None,
-                ),
-            )
+            _start(data_path, model, preset, settings | {"labels": labels, "pretrained": pretrained or None})
+
+
+def _recipe(model: str, last: TrainConfig | None) -> tuple[bool, str, TrainConfig]:
+    """ImageNet weights (where the family has them) and the preset, preselected from the family's recipe; the
+    config the form starts from: the last run's for this model (kept across reloads), else the recipe's."""
+    can_pretrain = get_spec(model).supports_pretrained
+    pretrained = st.checkbox(
+        "ImageNet weights",
+        key="train_pretrained",
+        disabled=not can_pretrain,
+        help="torchvision and timm families; needs the weights downloaded once, or a local file via the CLI",
+    )
+    pretrained = pretrained and can_pretrain
+    presets = list(PRESETS)
+    preset = st.selectbox(
+        "Preset",
+        presets,
+        index=presets.index(preset_for(model, pretrained)),
+        key=f"train_preset-{model}-{pretrained}",
+        help="the family's recipe is preselected",
+    )
+    recipe = make_config(model, preset)  # the recipe as a TrainConfig: the form starts from its values
+    return pretrained, preset, last if last and last.model == model else recipe
+
+
+def _run_settings(model: str, preset: str, start: TrainConfig, info: DeviceChoices) -> dict:
+    """The schedule, augmentation, device, budget and data share of the run, as make_config's keyword arguments."""
+    c1, c2 = st.columns(2)
+    epochs = c1.number_input("Epochs", 1, 1000, start.epochs, key=f"train_epochs-{preset}")
+    batch = c2.number_input("Batch size", 8, 1024, start.batch_size, step=8, key=f"train_batch-{preset}")
+    lr = c1.number_input("Learning rate", 1e-6, 1.0, start.lr, format="%.5f", key=f"train_lr-{preset}")
+    optimizer = c2.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(start.optimizer), key=f"train_opt-{preset}")
+    augment = c1.selectbox(
+        "Augmentation",
+        AUGMENT_PRESETS,
+        index=AUGMENT_PRESETS.index(start.augment),
+        key=f"train_aug-{preset}",
+        help="light: flips and small shifts; strong: wider affine jitter, brightness/contrast, erasing; robust: "
+        "strong plus blur, noise, low resolution and grey occlusion (never motion blur, JPEG or gamma, which "
+        "the robustness suite holds out); robust_mix: the same mixed AugMix-style",
+    )
+    balance = c2.selectbox("Balancing", BALANCING)
+    device = c1.selectbox(
+        "Device", info.choices, key="train_device", help="auto: the first CUDA GPU, else Apple MPS, else the CPU"
+    )
+    budget = c2.number_input(
+        "Time budget (min)",
+        0.0,
+        10_000.0,
+        float(start.time_budget_min or 0.0),
+        step=1.0,
+        key=f"train_budget-{preset}",
+        help="0: none. With a budget the learning rate follows a cosine over the time and the epochs become "
+        "an upper bound: the run ends on time, its best epoch kept",
+    )
+    share = c1.number_input(
+        "Training faces (%)",
+        1,
+        100,
+        round(100 * start.train_fraction),
+        key=f"train_share-{preset}",
+        help="A stratified share of the training faces (every class keeps its share): a quick first run. "
+        "Validation and test faces stay whole",
+    )
+    blur_pool = get_spec(model).ablations and c2.checkbox(
+        "Blur-pool",
+        key=f"train_blur-{model}",
+        help="anti-aliased downsampling (Zhang 2019): a blur before every stride, for shift robustness",
+    )
+    return dict(
+        epochs=int(epochs),
+        batch_size=int(batch),
+        lr=float(lr),
+        optimizer=optimizer,
+        augment=augment,
+        balance=balance,
+        device=device,
+        time_budget_min=float(budget) or None,
+        scheduler="cosine" if budget else None,
+        train_fraction=int(share) / 100,
+        blur_pool=blur_pool or None,
+    )
+
+
+def _start_and_teachers(model: str, labels: str) -> dict:
+    """Fine-tuning from a checkpoint of this architecture, and distillation from teachers of the same labels."""
+    with st.expander("Start from a checkpoint, distil"):
+        fresh = "fresh weights"
+        # Only checkpoints of this label source can share the run's classes and data fingerprint.
+        usable = {cid: meta for cid, meta in state.metas().items() if meta.data.label_source == labels}
+        own = [cid for cid, meta in usable.items() if meta.model == model]
+        init_from = st.selectbox(
+            "Start from",
+            [fresh, *own],
+            key=f"train_init-{model}-{labels}",
+            format_func=lambda cid: cid if cid == fresh else _with_accuracy(cid, usable[cid]),
+            help="continue from a trained checkpoint of this architecture (fine-tuning)",
+        )
+        teachers = st.multiselect(
+            "Teachers",
+            list(usable),
+            key=f"train_teachers-{labels}",
+            format_func=lambda cid: _with_accuracy(cid, usable[cid]),
+            help="knowledge distillation: each face is trained towards the teachers' mean "
+            "prediction mixed with its label (same classes and data as this run)",
+        )
+        teacher_weight = st.slider("Teachers' share of each target", 0.1, 1.0, 0.5, 0.05, key="train_teacher_weight")
+    return dict(
+        init_from=None if init_from == fresh else init_from,
+        teachers=tuple(teachers) or None,
+        teacher_weight=float(teacher_weight),
+    )
 
 
 def _with_accuracy(checkpoint_id: str, meta: CheckpointMeta) -> str:
