@@ -11,10 +11,12 @@ from fer_core.data import DataError
 from fer_core.data.ferplus import VOTE_LABELS
 from fer_core.failures.background import BackgroundJob
 from fer_core.failures.corruptions import HELD_OUT, SUITE, get_corruption
-from fer_core.failures.label_noise import BUCKET_LABELS, BUCKET_SHORT, BUCKETS
+from fer_core.failures.label_noise import BUCKET_LABELS, BUCKET_SHORT, BUCKETS, LabelNoise
 from fer_core.failures.robustness import (
     CLEAN,
     DEFAULT_SEVERITIES,
+    RobustnessReport,
+    RobustnessRun,
     condition,
     conditions,
     default_reference,
@@ -110,79 +112,91 @@ def label_noise_tab() -> None:
     except DataError as exc:
         st.warning(f"{exc}. Without the crowd's votes, cleanlab's flags below still point at labels that look wrong.")
     if noise:
-        st.altair_chart(charts.bucket_bars({k: v.counts() for k, v in noise.items()}, BUCKET_SHORT), width="stretch")
-        rows = []
-        for label, n in noise.items():
-            counts, crowd_acc, agreed = n.counts(), n.crowd_accuracy(), n.agreed_accuracy()
-            rows.append(
-                {
-                    "model": label,
-                    "errors": n.errors,
-                    "crowd agrees with the model": f"{counts[BUCKETS[1]]} ({n.crowd_sides_with_model:.0%})",
-                    "crowd agrees with the label": counts[BUCKETS[2]],
-                    "with neither": counts[BUCKETS[3]],
-                    "no majority": counts[BUCKETS[4]],
-                    "accuracy vs crowd": f"{crowd_acc.value:.1%} [{crowd_acc.ci.low:.1%}, {crowd_acc.ci.high:.1%}]",
-                    "accuracy, agreed labels": f"{agreed.value:.1%} [{agreed.ci.low:.1%}, {agreed.ci.high:.1%}]",
-                }
-            )
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-        first = next(iter(noise.values()))
-        st.caption(
-            f"PrivateTest's {first.faces} faces. Errors count against FER2013's label; the crowd is the FER+ majority "
-            "(Microsoft's rule: single votes dropped, more than half of the rest). **Accuracy vs crowd** is over the "
-            f"{first.crowd_accuracy().faces} faces whose majority is one of the model's classes ({first.outside_classes} "
-            "more have a majority it cannot predict, such as contempt); **agreed labels** over the "
-            f"{first.agreed_accuracy().faces} faces whose FER2013 label is the crowd's majority: a ranking there is not a "
-            "ranking of label noise. Brackets: bootstrap 95% intervals."
-        )
+        noise_summary(noise)
         pick = st.selectbox("Model", list(noise), key="noise-one")
-        one = noise[pick]
-        per_class = pd.DataFrame(
-            [
-                {"class": c.name, "faces": c.faces, **{BUCKET_LABELS[b]: c.counts[b] for b in BUCKETS}}
-                | {"errors the crowd sides with": c.crowd_sides_with_model}
-                | {"accuracy vs crowd": c.crowd_accuracy.value, "accuracy, agreed labels": c.agreed_accuracy.value}
-                for c in one.per_class()
-            ]
-        )
-        percent = st.column_config.NumberColumn(format="percent")
-        st.dataframe(
-            per_class,
-            hide_index=True,
-            width="stretch",
-            column_config={
-                "errors the crowd sides with": percent,
-                "accuracy vs crowd": percent,
-                "accuracy, agreed labels": percent,
-            },
-        )
-        c1, c2 = st.columns(2)
-        bucket = c1.selectbox("Faces in", list(BUCKETS[1:]), format_func=lambda b: BUCKET_LABELS[b], key="noise-bucket")
-        true_class = c2.selectbox("FER2013 label", ["any", *one.predictions.classes], key="noise-class")
-        positions = one.faces_in(bucket, None if true_class == "any" else true_class)
-        faces = failures.test_faces(subjects[pick][0])
-        if faces is None:
-            st.info("The test faces are needed to show them: FER2013 was not found (set FER_DATA).")
-        elif len(positions):
-            p = one.predictions
-            shown = positions[:SHOWN_FACES]
-            st.caption(f"{len(positions)} faces; the first {len(shown)} (label → prediction, crowd's majority)")
-            face_grid(
-                [faces[i] for i in shown],
-                [
-                    f"{k}: {p.classes[p.labels[i]]}→{p.classes[p.predicted[i]]}, {one.crowd.majority[i] or 'none'}"
-                    for k, i in enumerate(shown, 1)
-                ],
-            )
-            which = st.selectbox(
-                "Face", range(len(shown)), format_func=lambda k: f"{k + 1}: {p.names[shown[k]]}", key="noise-face"
-            )
-            st.altair_chart(charts.vote_bars(one.crowd.votes[shown[which]].tolist(), VOTE_LABELS), width="stretch")
-            explain_link(p.names[shown[which]], subjects[pick][0])
-        else:
-            st.caption("No face there.")
+        noise_per_class(noise[pick])
+        noise_faces(noise[pick], subjects[pick][0])
     cleanlab_section(chosen, noise is not None)
+
+
+def noise_summary(noise: dict[str, LabelNoise]) -> None:
+    """Each model's errors in the crowd's buckets, as bars and as a table with the accuracies against the crowd."""
+    st.altair_chart(charts.bucket_bars({k: v.counts() for k, v in noise.items()}, BUCKET_SHORT), width="stretch")
+    rows = []
+    for label, n in noise.items():
+        counts, crowd_acc, agreed = n.counts(), n.crowd_accuracy(), n.agreed_accuracy()
+        rows.append(
+            {
+                "model": label,
+                "errors": n.errors,
+                "crowd agrees with the model": f"{counts[BUCKETS[1]]} ({n.crowd_sides_with_model:.0%})",
+                "crowd agrees with the label": counts[BUCKETS[2]],
+                "with neither": counts[BUCKETS[3]],
+                "no majority": counts[BUCKETS[4]],
+                "accuracy vs crowd": f"{crowd_acc.value:.1%} [{crowd_acc.ci.low:.1%}, {crowd_acc.ci.high:.1%}]",
+                "accuracy, agreed labels": f"{agreed.value:.1%} [{agreed.ci.low:.1%}, {agreed.ci.high:.1%}]",
+            }
+        )
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    first = next(iter(noise.values()))
+    st.caption(
+        f"PrivateTest's {first.faces} faces. Errors count against FER2013's label; the crowd is the FER+ majority "
+        "(Microsoft's rule: single votes dropped, more than half of the rest). **Accuracy vs crowd** is over the "
+        f"{first.crowd_accuracy().faces} faces whose majority is one of the model's classes ({first.outside_classes} "
+        "more have a majority it cannot predict, such as contempt); **agreed labels** over the "
+        f"{first.agreed_accuracy().faces} faces whose FER2013 label is the crowd's majority: a ranking there is not a "
+        "ranking of label noise. Brackets: bootstrap 95% intervals."
+    )
+
+
+def noise_per_class(one: LabelNoise) -> None:
+    """One model's buckets and accuracies per class."""
+    per_class = pd.DataFrame(
+        [
+            {"class": c.name, "faces": c.faces, **{BUCKET_LABELS[b]: c.counts[b] for b in BUCKETS}}
+            | {"errors the crowd sides with": c.crowd_sides_with_model}
+            | {"accuracy vs crowd": c.crowd_accuracy.value, "accuracy, agreed labels": c.agreed_accuracy.value}
+            for c in one.per_class()
+        ]
+    )
+    percent = st.column_config.NumberColumn(format="percent")
+    st.dataframe(
+        per_class,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "errors the crowd sides with": percent,
+            "accuracy vs crowd": percent,
+            "accuracy, agreed labels": percent,
+        },
+    )
+
+
+def noise_faces(one: LabelNoise, faces_of: str) -> None:
+    """The faces of a bucket (and a FER2013 label), each with the crowd's ten votes and a link to Explain."""
+    c1, c2 = st.columns(2)
+    bucket = c1.selectbox("Faces in", list(BUCKETS[1:]), format_func=lambda b: BUCKET_LABELS[b], key="noise-bucket")
+    true_class = c2.selectbox("FER2013 label", ["any", *one.predictions.classes], key="noise-class")
+    positions = one.faces_in(bucket, None if true_class == "any" else true_class)
+    faces = failures.test_faces(faces_of)
+    if faces is None:
+        st.info("The test faces are needed to show them: FER2013 was not found (set FER_DATA).")
+    elif len(positions):
+        p = one.predictions
+        shown = positions[:SHOWN_FACES]
+        st.caption(f"{len(positions)} faces; the first {len(shown)} (label → prediction, crowd's majority)")
+        face_grid(
+            [faces[i] for i in shown],
+            [
+                f"{k}: {p.classes[p.labels[i]]}→{p.classes[p.predicted[i]]}, {one.crowd.majority[i] or 'none'}"
+                for k, i in enumerate(shown, 1)
+            ],
+        )
+        which = st.selectbox("Face", range(len(shown)), format_func=lambda k: f"{k + 1}: {p.names[shown[k]]}", key="noise-face")
+        st.altair_chart(charts.vote_bars(one.crowd.votes[shown[which]].tolist(), VOTE_LABELS), width="stretch")
+        explain_link(p.names[shown[which]], faces_of)
+    else:
+        st.caption("No face there.")
 
 
 def cleanlab_section(chosen: list[str], crowd_found: bool) -> None:
@@ -244,20 +258,7 @@ def robustness_tab() -> None:
     )
     with st.expander("What each severity is"):
         st.markdown("\n".join(f"- {c.describe()}" for c in SUITE))
-    chosen = pick_models(ranked, "robust-models", 5)
-    all_five = st.toggle("All five severities (default 1, 3 and 5: 40% less to compute)", key="all-five")
-    keys = tuple(conditions(severities=None if all_five else DEFAULT_SEVERITIES))
-    first = meta_of[chosen[0]] if chosen else None
-    same_faces = [cid for cid in ranked if first and meta_of[cid].data.fingerprint == first.data.fingerprint]
-    default_ref = default_reference(meta_of.values(), first) if first else None
-    options = ["none", *same_faces]
-    reference = st.selectbox(
-        "Reference for CE",
-        options,
-        index=options.index(default_ref) if default_ref else 0,
-        format_func=lambda c: "none (accuracies only)" if c == "none" else state.name(c),
-        key="reference",
-    )
+    chosen, all_five, keys, reference = robustness_choices()
     wanted = list(dict.fromkeys([*chosen, *([reference] if reference != "none" else [])]))
     runs = failures.cached_robustness(wanted, keys)
     missing = [cid for cid in wanted if cid not in runs]
@@ -276,87 +277,126 @@ def robustness_tab() -> None:
         return f"ensemble of {len(members)}" if cid == ENSEMBLE else state.name(cid)
 
     reports = {cid: report(runs[cid], ref_run) for cid in chosen if cid in runs}
-    if reports:
-        order = sorted(reports, key=lambda c: (reports[c].mce is None, reports[c].mce or 0, -reports[c].mean_corrupted_accuracy))
-        table = pd.DataFrame(
-            [
-                {
-                    "model": label(cid),
-                    "clean": r.clean_accuracy,
-                    "mCE": r.mce,
-                    "seen mCE": r.mce_seen,
-                    "held-out mCE": r.mce_held_out,
-                    "relative mCE": r.relative_mce,
-                    "mean corrupted accuracy": r.mean_corrupted_accuracy,
-                    "worst corruption": r.worst,
-                    "id": "" if cid == ENSEMBLE else cid,
-                }
-                for cid, r in ((c, reports[c]) for c in order)
-            ]
-        )
-        percent = st.column_config.NumberColumn(format="percent")
-        st.dataframe(
-            table,
-            hide_index=True,
-            width="stretch",
-            column_config={
-                "clean": percent,
-                "mean corrupted accuracy": percent,
-            }
-            | {column: st.column_config.NumberColumn(format="%.3f") for column in ("mCE", "seen mCE", "held-out mCE")}
-            | {"relative mCE": st.column_config.NumberColumn(format="%.3f"), "id": st.column_config.TextColumn("checkpoint id")},
-        )
-        if ref_run is None and reference != "none":
-            st.caption(f"{state.name(reference)} is still to be computed: CE appears when it is.")
-        elif reports and next(iter(reports.values())).reference_note:
-            st.caption(next(iter(reports.values())).reference_note)
-        names = [label(c) for c in order]
-        st.altair_chart(charts.model_legend(names), width="content")
-        corruptions = [s.corruption for s in next(iter(reports.values())).scores]
-        for start in range(0, len(corruptions), PANELS_PER_ROW):
-            for column, name in zip(st.columns(PANELS_PER_ROW), corruptions[start : start + PANELS_PER_ROW], strict=False):
-                curves = {
-                    label(c): {
-                        0: reports[c].clean_accuracy,
-                        **next(s.accuracy for s in reports[c].scores if s.corruption == name),
-                    }
-                    for c in order
-                }
-                column.altair_chart(charts.robustness_panel(curves, name.replace("_", " "), names), width="stretch")
+    if not reports:
+        return
+    order = sorted(reports, key=lambda c: (reports[c].mce is None, reports[c].mce or 0, -reports[c].mean_corrupted_accuracy))
+    robustness_table(reports, order, label)
+    if ref_run is None and reference != "none":
+        st.caption(f"{state.name(reference)} is still to be computed: CE appears when it is.")
+    elif next(iter(reports.values())).reference_note:
+        st.caption(next(iter(reports.values())).reference_note)
+    corruptions = robustness_panels(reports, order, label)
+    broken_faces(runs, order, label, members, corruptions, all_five)
 
-        st.markdown("**Per class, and the faces a corruption broke**")
-        c1, c2, c3 = st.columns(3)
-        cid = c1.selectbox("Model", order, format_func=label, key="robust-one")
-        name = c2.selectbox("Corruption", corruptions, key="robust-corruption")
-        severity = c3.selectbox(
-            "Severity",
-            [s for s in get_corruption(name).severities if all_five or s in DEFAULT_SEVERITIES],
-            key="robust-severity",
-        )
-        run = runs[cid]
-        key = condition(name, severity)
-        per_condition = {"clean": run.per_class_accuracy(CLEAN)} | {
-            f"{n} @{severity}": run.per_class_accuracy(condition(n, severity))
-            for n in corruptions
-            if condition(n, severity) in run.predictions
+
+def robustness_choices() -> tuple[list[str], bool, tuple[str, ...], str]:
+    """The models, the severities (and so the conditions) and the reference model CE is normalised by."""
+    chosen = pick_models(ranked, "robust-models", 5)
+    all_five = st.toggle("All five severities (default 1, 3 and 5: 40% less to compute)", key="all-five")
+    keys = tuple(conditions(severities=None if all_five else DEFAULT_SEVERITIES))
+    first = meta_of[chosen[0]] if chosen else None
+    same_faces = [cid for cid in ranked if first and meta_of[cid].data.fingerprint == first.data.fingerprint]
+    default_ref = default_reference(meta_of.values(), first) if first else None
+    options = ["none", *same_faces]
+    reference = st.selectbox(
+        "Reference for CE",
+        options,
+        index=options.index(default_ref) if default_ref else 0,
+        format_func=lambda c: "none (accuracies only)" if c == "none" else state.name(c),
+        key="reference",
+    )
+    return chosen, all_five, keys, reference
+
+
+def robustness_table(reports: dict[str, RobustnessReport], order: list[str], label: Callable[[str], str]) -> None:
+    """One row per model, most robust first: clean accuracy, mCE (seen and held out), relative mCE."""
+    table = pd.DataFrame(
+        [
+            {
+                "model": label(cid),
+                "clean": r.clean_accuracy,
+                "mCE": r.mce,
+                "seen mCE": r.mce_seen,
+                "held-out mCE": r.mce_held_out,
+                "relative mCE": r.relative_mce,
+                "mean corrupted accuracy": r.mean_corrupted_accuracy,
+                "worst corruption": r.worst,
+                "id": "" if cid == ENSEMBLE else cid,
+            }
+            for cid, r in ((c, reports[c]) for c in order)
+        ]
+    )
+    percent = st.column_config.NumberColumn(format="percent")
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "clean": percent,
+            "mean corrupted accuracy": percent,
         }
-        st.altair_chart(charts.per_class_heatmap(per_condition), width="stretch")
-        broken = run.wrong(key)
-        faces_of = members[0] if cid == ENSEMBLE else cid  # an ensemble's members share their test faces
-        faces, degraded = failures.test_faces(faces_of), failures.corrupted(faces_of, name, severity)
-        st.caption(
-            f"{name} at severity {severity}: {len(broken)} faces right when clean, wrong after (clean face, then degraded)"
-        )
-        if faces is not None and degraded is not None and len(broken):
-            shown = broken[: SHOWN_FACES // 2]
-            p, q = run.clean, run.predictions[key]
-            pairs = [face for i in shown for face in (faces[i], degraded[i])]
-            captions = [t for i in shown for t in (p.classes[p.labels[i]], f"→{q.classes[q.predicted[i]]}")]
-            face_grid(pairs, captions)
-            which = st.selectbox(
-                "Face", range(len(shown)), format_func=lambda k: f"{k + 1}: {p.names[shown[k]]}", key="robust-face"
-            )
-            explain_link(p.names[shown[which]], faces_of)
+        | {column: st.column_config.NumberColumn(format="%.3f") for column in ("mCE", "seen mCE", "held-out mCE")}
+        | {"relative mCE": st.column_config.NumberColumn(format="%.3f"), "id": st.column_config.TextColumn("checkpoint id")},
+    )
+
+
+def robustness_panels(reports: dict[str, RobustnessReport], order: list[str], label: Callable[[str], str]) -> list[str]:
+    """Accuracy against severity, a panel per corruption; returns the corruptions in the suite's order."""
+    names = [label(c) for c in order]
+    st.altair_chart(charts.model_legend(names), width="content")
+    corruptions = [s.corruption for s in next(iter(reports.values())).scores]
+    for start in range(0, len(corruptions), PANELS_PER_ROW):
+        for column, name in zip(st.columns(PANELS_PER_ROW), corruptions[start : start + PANELS_PER_ROW], strict=False):
+            curves = {
+                label(c): {
+                    0: reports[c].clean_accuracy,
+                    **next(s.accuracy for s in reports[c].scores if s.corruption == name),
+                }
+                for c in order
+            }
+            column.altair_chart(charts.robustness_panel(curves, name.replace("_", " "), names), width="stretch")
+
+    return corruptions
+
+
+def broken_faces(
+    runs: dict[str, RobustnessRun],
+    order: list[str],
+    label: Callable[[str], str],
+    members: list[str],
+    corruptions: list[str],
+    all_five: bool,
+) -> None:
+    """Per-class accuracy under one corruption and severity, and the faces it broke beside their clean selves."""
+    st.markdown("**Per class, and the faces a corruption broke**")
+    c1, c2, c3 = st.columns(3)
+    cid = c1.selectbox("Model", order, format_func=label, key="robust-one")
+    name = c2.selectbox("Corruption", corruptions, key="robust-corruption")
+    severity = c3.selectbox(
+        "Severity",
+        [s for s in get_corruption(name).severities if all_five or s in DEFAULT_SEVERITIES],
+        key="robust-severity",
+    )
+    run = runs[cid]
+    key = condition(name, severity)
+    per_condition = {"clean": run.per_class_accuracy(CLEAN)} | {
+        f"{n} @{severity}": run.per_class_accuracy(condition(n, severity))
+        for n in corruptions
+        if condition(n, severity) in run.predictions
+    }
+    st.altair_chart(charts.per_class_heatmap(per_condition), width="stretch")
+    broken = run.wrong(key)
+    faces_of = members[0] if cid == ENSEMBLE else cid  # an ensemble's members share their test faces
+    faces, degraded = failures.test_faces(faces_of), failures.corrupted(faces_of, name, severity)
+    st.caption(f"{name} at severity {severity}: {len(broken)} faces right when clean, wrong after (clean face, then degraded)")
+    if faces is not None and degraded is not None and len(broken):
+        shown = broken[: SHOWN_FACES // 2]
+        p, q = run.clean, run.predictions[key]
+        pairs = [face for i in shown for face in (faces[i], degraded[i])]
+        captions = [t for i in shown for t in (p.classes[p.labels[i]], f"→{q.classes[q.predicted[i]]}")]
+        face_grid(pairs, captions)
+        which = st.selectbox("Face", range(len(shown)), format_func=lambda k: f"{k + 1}: {p.names[shown[k]]}", key="robust-face")
+        explain_link(p.names[shown[which]], faces_of)
 
 
 def saliency_tab() -> None:

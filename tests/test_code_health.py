@@ -1,5 +1,5 @@
 """The code's shape: fer_core's modules import one another without a circle (function-level imports included: a
-lazy import is still a dependency)."""
+lazy import is still a dependency), and no function of the library or the app runs past what one reads at once."""
 
 from __future__ import annotations
 
@@ -82,3 +82,19 @@ def test_fer_core_has_no_import_circle():
 
 def test_the_circle_check_finds_a_circle():
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_function_is_longer_than_a_screen():
+    long = [
+        f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for folder in ("fer_core", "ui", "app_pages")
+        for path in sorted((REPO / folder).rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert long == []
