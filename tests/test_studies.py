@@ -481,6 +481,25 @@ def test_a_trials_progress_says_where_it_is():
     assert replace(testing, state="done").progress() == "2 epochs"
 
 
+def test_cancelling_a_run_whose_driver_is_gone_cancels_its_unfinished_trials_at_once(tmp_path):
+    from fer_core.studies.runs import RunInfo, TrialStatus, cancel_study, write_trial
+
+    directory = study_dir("gone-quick-1", tmp_path)
+    (directory / "trials").mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    write_run(directory, RunInfo("gone-quick-1", "quick", "/data", "cpu", None, None, "running", "now", dead.pid))
+    for trial, state in (("a", "running"), ("b", "queued"), ("c", "done"), ("d", "failed")):
+        write_trial(directory, TrialStatus(trial, state, {}, 0))
+    assert cancel_study("gone-quick-1", tmp_path).state == "cancelled"
+    assert {t: s.state for t, s in read_trials(directory).items()} == {
+        "a": "cancelled",
+        "b": "cancelled",
+        "c": "done",
+        "d": "failed",
+    }
+
+
 def _wait(condition, deadline: float, what: str):
     while time.time() < deadline:
         if found := condition():

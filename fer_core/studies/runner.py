@@ -13,7 +13,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import socket
 import sys
 import time
@@ -32,9 +31,11 @@ from .runs import (
     cancel_requested,
     new_study_id,
     now,
+    prepare_run_dir,
     read_run,
     read_spec,
     read_trials,
+    record_cancelled,
     study_dir,
     trial_cancel_requested,
     trial_cancelled_alone,
@@ -355,9 +356,7 @@ def execute(study_id: str, directory: Path, spec: StudySpec, info: RunInfo, root
 
                 ray.shutdown()
             release_device(info.device, name)
-    for status in read_trials(directory).values():
-        if status.state == "cancelling":  # asked to stop (the study or the trial) and never got to say it did
-            write_trial(directory, replace(status, state="cancelled"))
+    record_cancelled(directory)  # asked to stop (the study or the trial) and never got to say it did
     statuses = read_trials(directory)
     failed = [i for i in planned if statuses.get(i) is None or statuses[i].state not in ("done", "stopped", "cancelled")]
     final = replace(info, state="cancelled" if cancel_requested(directory) else "failed" if failed else "finished")
@@ -384,10 +383,7 @@ def run_study(
         raise StudyError(f"--data {data}: no such file or folder")
     data = str(source.resolve())  # trials run in Ray's workers, in other folders
     study_id = study_id or new_study_id(spec, profile)  # given by start_study, which made the folder
-    directory = study_dir(study_id, runs_root)
-    (directory / "trials").mkdir(parents=True, exist_ok=True)
-    if not (directory / "study.toml").is_file():
-        shutil.copyfile(spec_path, directory / "study.toml")
+    directory = prepare_run_dir(study_id, spec_path, runs_root)
     info = RunInfo(study_id, profile, data, device, address, storage, "running", now(), os.getpid())
     write_run(directory, info)
     return study_id, _execute_or_record(study_id, directory, spec, info, (checkpoints or default_root()).resolve())

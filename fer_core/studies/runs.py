@@ -163,6 +163,24 @@ def save_composed(name: str, text: str, root: Path | None = None) -> Path:
     return path
 
 
+def prepare_run_dir(study_id: str, spec_path: Path, runs_root: Path | None = None) -> Path:
+    """A run's folder with its trials folder and the study file as it is run (kept if already there: a background
+    launch made it before its driver starts)."""
+    directory = study_dir(study_id, runs_root)
+    (directory / "trials").mkdir(parents=True, exist_ok=True)
+    if not (directory / "study.toml").is_file():
+        shutil.copyfile(spec_path, directory / "study.toml")
+    return directory
+
+
+def record_cancelled(directory: Path) -> None:
+    """Trials asked to stop that are not running any more are cancelled (the driver, once its trials ended, or
+    cancel_study for a run whose driver is gone)."""
+    for status in read_trials(directory).values():
+        if status.state == "cancelling":
+            write_trial(directory, replace(status, state="cancelled"))
+
+
 def start_study(
     spec_path: Path,
     spec: StudySpec,
@@ -176,9 +194,7 @@ def start_study(
     spec.profile(profile)
     refuse_if_busy(device)  # now, rather than failing in the background
     study_id = new_study_id(spec, profile)
-    directory = study_dir(study_id, runs_root)
-    (directory / "trials").mkdir(parents=True)
-    shutil.copyfile(spec_path, directory / "study.toml")
+    directory = prepare_run_dir(study_id, spec_path, runs_root)
     cmd = [
         "study",
         "run",
@@ -238,9 +254,7 @@ def cancel_study(study_id: str, runs_root: Path | None = None) -> RunInfo:
     info = read_run(directory)
     if driver_alive(info):
         return info  # it writes "cancelled" once its trials have stopped
-    for status in read_trials(directory).values():
-        if status.state in UNFINISHED:
-            write_trial(directory, replace(status, state="cancelled"))
+    record_cancelled(directory)  # every unfinished trial reads "cancelling" now that the run's flag is there
     cancelled = replace(info, state="cancelled")
     write_run(directory, cancelled)
     return cancelled
