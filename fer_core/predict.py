@@ -93,12 +93,10 @@ class PhotoPrediction:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["path", "face", "x", "y", "w", "h", "detected", "model", "label", *classes, "ensemble members"])
         for n, fp in enumerate(self.faces, 1):
-            rows = [(cid, p.label, p.probabilities, "") for cid, p in fp.predictions.items()]
-            if (ensemble := fp.ensemble(members)) is not None:
-                rows.append(("ensemble", ensemble.label, ensemble.probabilities, " ".join(ensemble.members)))
-            for model, label, probabilities, listed in rows:
+            for model, label, probabilities, listed in verdict_rows(fp.predictions, fp.ensemble(members)):
                 cells = [f"{probabilities[c]:.5f}" if c in probabilities else "" for c in classes]
-                writer.writerow([self.source, n, *self.box_in_file(fp.face), fp.face.detected, model, label, *cells, listed])
+                row = [self.source, n, *self.box_in_file(fp.face), fp.face.detected, model, label, *cells, " ".join(listed)]
+                writer.writerow(row)
         return out.getvalue()
 
     def to_json(self, members: Collection[str] | None = None) -> dict:
@@ -111,20 +109,37 @@ class PhotoPrediction:
                     "box": list(self.box_in_file(fp.face)),
                     "detected": fp.face.detected,
                     "note": fp.face.note,
-                    "predictions": {
-                        cid: {"label": p.label, "probabilities": p.probabilities} for cid, p in fp.predictions.items()
-                    },
-                    "ensemble": _ensemble_json(fp.ensemble(members)),
+                    **verdicts_json(fp.predictions, fp.ensemble(members)),
                 }
                 for fp in self.faces
             ],
         }
 
 
-def _ensemble_json(ensemble: Ensemble | None) -> dict | None:
-    if ensemble is None:
-        return None
-    return {"members": ensemble.members, "label": ensemble.label, "probabilities": ensemble.probabilities}
+ENSEMBLE_ROW = "ensemble"  # the model column of an ensemble's rows in the photo and video CSVs
+
+
+def verdict_rows(
+    predictions: dict[str, ModelPrediction], ensemble: Ensemble | None
+) -> list[tuple[str, str, dict[str, float], tuple[str, ...]]]:
+    """(model, label, probabilities, members) for each model, then the ensemble's: a face's rows in the photo and
+    the video CSVs."""
+    rows: list[tuple[str, str, dict[str, float], tuple[str, ...]]] = [
+        (cid, p.label, p.probabilities, ()) for cid, p in predictions.items()
+    ]
+    if ensemble is not None:
+        rows.append((ENSEMBLE_ROW, ensemble.label, ensemble.probabilities, tuple(ensemble.members)))
+    return rows
+
+
+def verdicts_json(predictions: dict[str, ModelPrediction], ensemble: Ensemble | None) -> dict:
+    """A face's `predictions` (per model) and `ensemble` (null below two models), as the photo and video JSON have them."""
+    return {
+        "predictions": {cid: {"label": p.label, "probabilities": p.probabilities} for cid, p in predictions.items()},
+        "ensemble": None
+        if ensemble is None
+        else {"members": list(ensemble.members), "label": ensemble.label, "probabilities": ensemble.probabilities},
+    }
 
 
 def predict_faces(classifiers: list[FerClassifier], faces: list[Face]) -> list[FacePrediction]:

@@ -13,6 +13,7 @@ import pytest
 
 from fer_core.classifier import load_checkpoint
 from fer_core.faces import detect_faces
+from fer_core.predict import ENSEMBLE_ROW
 from fer_core.store import list_checkpoints
 from fer_core.video import (
     VIDEO_DETECTION_SIDE,
@@ -22,7 +23,7 @@ from fer_core.video import (
     probe_video,
     process_video,
 )
-from fer_core.video.files import ENSEMBLE, FrameReader
+from fer_core.video.files import FrameReader
 
 from .test_cli import cli
 from .video_fixtures import face_frames, rotate_in_metadata, write_audio_only, write_video
@@ -91,10 +92,11 @@ def test_video_faces_are_numbered_across_frames_and_batched_through_each_model(c
     assert all(b.box[0] >= a.box[0] for a, b in zip(left, left[1:], strict=False))  # the same face, moving right
     face = result.frames[0].faces[0]
     assert set(face.predictions) == {c.id for c in classifiers} and face.ensemble is not None
-    assert sum(face.ensemble.values()) == pytest.approx(1.0, abs=1e-4)
-    shares = {s.label: s.share for s in result.summary() if s.face == face.number and s.model == ENSEMBLE}
-    seen = [f2.ensemble for f in result.frames for f2 in f.faces if f2.number == face.number]
-    tops = [max(e, key=e.__getitem__) for e in seen]  # the share of time is the share of frames with that top class
+    assert sum(face.ensemble.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+    shares = {s.label: s.share for s in result.summary() if s.face == face.number and s.model == ENSEMBLE_ROW}
+    tops = [
+        f2.ensemble.label for f in result.frames for f2 in f.faces if f2.number == face.number
+    ]  # the share of time is the share of frames with that top class
     assert shares == {label: pytest.approx(tops.count(label) / len(tops)) for label in set(tops)}
     assert result.stopped is None
 
@@ -112,7 +114,7 @@ def test_cli_writes_csv_json_and_a_decodable_annotated_mp4(tiny_checkpoints, two
     rows = list(csv.DictReader(io.StringIO(table.read_text())))
     assert len(rows) == 4 * 2 * (len(ids) + 1)  # frames x faces x (models + their ensemble)
     assert {r["frame"] for r in rows} == {"0", "3", "6", "9"} and {r["face"] for r in rows} == {"1", "2"}
-    assert {r["model"] for r in rows} == {*ids, ENSEMBLE}
+    assert {r["model"] for r in rows} == {*ids, ENSEMBLE_ROW}
     first = rows[0]
     assert float(first["confidence"]) == pytest.approx(float(first[first["label"]]), abs=1e-5)
     assert decoded_frames(out) == 4

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from fer_core.video import ENSEMBLE, VideoError, VideoResult, process_video
+from fer_core.predict import ENSEMBLE_ROW
+from fer_core.video import VideoError, VideoResult, process_video
 
 from . import charts, state
 
@@ -110,5 +111,5 @@ def _show(result: VideoResult, annotated: bytes) -> None:
         st.altair_chart(charts.probability_timeline([p for p in points if p.face == face], classes), width="stretch")
         st.caption("Share of the time the face was seen, per model")
         face_shares = [replace(s, model=state.name(s.model)) for s in shares if s.face == face]
-        models = [ENSEMBLE, *map(state.name, result.models)]
+        models = [ENSEMBLE_ROW, *map(state.name, result.models)]
         st.altair_chart(charts.expression_shares(face_shares, classes, models), width="stretch")

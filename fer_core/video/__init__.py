@@ -2,7 +2,6 @@
 frame step (recognizer.py: detect, crop, predict in batches, number the faces with tracking.py)."""
 
 from .files import (
-    ENSEMBLE,
     ExpressionShare,
     FrameResult,
     VideoError,
@@ -16,7 +15,6 @@ from .recognizer import VIDEO_DETECTION_SIDE, FrameRecognizer, TimelinePoint, Tr
 from .tracking import FaceTracker
 
 __all__ = [
-    "ENSEMBLE",
     "VIDEO_DETECTION_SIDE",
     "ExpressionShare",
     "FaceTracker",

@@ -19,11 +19,11 @@ import numpy as np
 from ..atomic import write_atomically
 from ..classifier import FerClassifier
 from ..faces import DEFAULT_DETECTOR, MAX_PIXELS, Box
+from ..predict import ENSEMBLE_ROW, verdict_rows, verdicts_json
 from .recognizer import VIDEO_DETECTION_SIDE, FrameRecognizer, TimelinePoint, TrackedFace, annotate, timeline
 
 MAX_SIDE = 1280  # larger frames (4K...) are scaled down by FFmpeg before anything else: faster, same faces
 BATCH_FRAMES = 16  # frames whose faces go through each model together
-ENSEMBLE = "ensemble"  # the model name of the ensemble's rows in the CSV and the summary
 
 
 class VideoError(ValueError):
@@ -55,7 +55,7 @@ class FrameResult:
 @dataclass(frozen=True)
 class ExpressionShare:
     face: int
-    model: str  # a checkpoint id, or ENSEMBLE
+    model: str  # a checkpoint id, or ENSEMBLE_ROW
     label: str
     share: float  # of the time the face was seen
 
@@ -94,12 +94,7 @@ class VideoResult:
                             "face": face.number,
                             "box": list(face.box),
                             "label": face.label,
-                            "predictions": {
-                                cid: {"label": p.label, "probabilities": p.probabilities} for cid, p in face.predictions.items()
-                            },
-                            "ensemble": {"members": list(face.members), "probabilities": face.ensemble}
-                            if face.ensemble
-                            else None,
+                            **verdicts_json(face.predictions, face.ensemble),
                         }
                         for face in f.faces
                     ],
@@ -116,10 +111,7 @@ class VideoResult:
         writer.writerow(["frame", "time_s", "face", "x", "y", "w", "h", "model", "label", "confidence", *classes])
         for f in self.frames:
             for face in f.faces:
-                rows = [(cid, p.probabilities) for cid, p in face.predictions.items()]
-                rows += [(ENSEMBLE, face.ensemble)] if face.ensemble else []
-                for model, probs in rows:
-                    label = max(probs, key=probs.__getitem__)
+                for model, label, probs, _ in verdict_rows(face.predictions, face.ensemble):
                     cells = [f"{probs[c]:.5f}" if c in probs else "" for c in classes]
                     writer.writerow(
                         [f.index, f"{f.time_s:.4f}", face.number, *face.box, model, label, f"{probs[label]:.5f}", *cells]
@@ -135,7 +127,7 @@ class VideoResult:
             for face in f.faces:
                 labels = {cid: p.label for cid, p in face.predictions.items()}
                 if face.ensemble:
-                    labels[ENSEMBLE] = face.label
+                    labels[ENSEMBLE_ROW] = face.label
                 for model, label in labels.items():
                     per_label = seen.setdefault((face.number, model), {})
                     per_label[label] = per_label.get(label, 0.0) + float(duration)

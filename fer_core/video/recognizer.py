@@ -11,7 +11,7 @@ import numpy as np
 from ..classifier import FerClassifier
 from ..drawing import DETECTED, draw_boxes
 from ..faces import DEFAULT_DETECTOR, Box, FaceDetector, detect_faces
-from ..predict import ModelPrediction, predict_faces
+from ..predict import Ensemble, ModelPrediction, predict_faces
 from .tracking import FaceTracker
 
 # Video frames are searched downscaled to 320 px, not the photos' 640: a face must then be >= 40 px in a 640 px
@@ -25,8 +25,7 @@ class TrackedFace:
     number: int  # the same person keeps it across frames (FaceTracker)
     box: Box  # x, y, w, h in the frame's pixels
     predictions: dict[str, ModelPrediction]  # checkpoint id -> prediction
-    ensemble: dict[str, float] | None = None  # mean probabilities of `members` (None with a single model)
-    members: tuple[str, ...] = ()
+    ensemble: Ensemble | None = None  # None with a single model (or no two sharing a class list)
 
     @property
     def label(self) -> str:
@@ -35,7 +34,7 @@ class TrackedFace:
     @property
     def probabilities(self) -> dict[str, float]:
         """The ensemble's probabilities, or the first model's when there is no ensemble."""
-        return self.ensemble if self.ensemble is not None else next(iter(self.predictions.values())).probabilities
+        return self.ensemble.probabilities if self.ensemble is not None else next(iter(self.predictions.values())).probabilities
 
 
 @dataclass(frozen=True)
@@ -79,16 +78,7 @@ class FrameRecognizer:
             frame_faces = []
             for number, face in zip(numbers, faces, strict=True):
                 fp = next(predictions)
-                ensemble = fp.ensemble()
-                frame_faces.append(
-                    TrackedFace(
-                        number,
-                        face.box,
-                        fp.predictions,
-                        ensemble.probabilities if ensemble else None,
-                        tuple(ensemble.members) if ensemble else (),
-                    )
-                )
+                frame_faces.append(TrackedFace(number, face.box, fp.predictions, fp.ensemble()))
             out.append(frame_faces)
         return out
 
