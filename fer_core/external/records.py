@@ -65,12 +65,21 @@ def write_faces(file: Path, data: ExternalData) -> None:
     write_atomically(file, lambda f: save_file({"images": data.images}, f, metadata={"data": json.dumps(facts)}))
 
 
+def read_facts(file: Path) -> dict:
+    """The summary, labels and names in a faces file's header, without reading its images (the app lists the
+    datasets before torch is loaded). Raises OSError, SafetensorError, KeyError or ValueError for a damaged file."""
+    from safetensors import safe_open
+
+    with safe_open(str(file), framework="numpy") as f:
+        return json.loads((f.metadata() or {})["data"])
+
+
 def read_faces(file: Path) -> ExternalData:
     """Faces written by load_external's cache (safetensors: no pickle)."""
     from safetensors import safe_open
 
+    facts = read_facts(file)
     with safe_open(str(file), framework="numpy") as f:
-        facts = json.loads((f.metadata() or {})["data"])
         images = f.get_tensor("images")
     return ExternalData(
         name=facts["name"],

@@ -16,7 +16,7 @@ import numpy as np
 from ..data.choices import DataError
 from ..records import Predictions
 from ..store import CheckpointError, default_root, read_predictions, save_predictions
-from .records import FACES_FILE, ExternalData, read_faces
+from .records import FACES_FILE, ExternalData, read_faces, read_facts
 
 if TYPE_CHECKING:
     from ..classifier import FerClassifier
@@ -133,13 +133,12 @@ def _read(file: Path) -> ExternalResult:
 
 def cached_datasets(root: Path | None = None) -> dict[str, dict]:
     """fingerprint -> the summary of every external dataset evaluated in this store (ExternalData.summary)."""
-    from safetensors import SafetensorError, safe_open
+    from safetensors import SafetensorError
 
     found = {}
     for faces in sorted(external_root(root).glob(f"*/{FACES_FILE}")):
         try:
-            with safe_open(str(faces), framework="numpy") as f:
-                summary = json.loads((f.metadata() or {})["data"])
+            summary = read_facts(faces)
         except (OSError, SafetensorError, KeyError, json.JSONDecodeError):
             continue  # a half-written or foreign file: not listed
         found[faces.parent.name] = {k: v for k, v in summary.items() if k not in ("labels", "names")}
