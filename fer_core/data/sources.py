@@ -69,8 +69,20 @@ def _usage_from_name(filename: str) -> str | None:
     return None
 
 
-def _is_ignored(part: str) -> bool:
+def is_ignored(part: str) -> bool:
+    """A path part that is no one's data: hidden files, macOS's zip leftovers, Thumbs.db and the like."""
     return part.startswith(".") or part.startswith("__MACOSX") or part.lower() in _IGNORED_FILES
+
+
+def tree_files(path: Path) -> list[str]:
+    """Every file inside a folder or a zip, as posix paths relative to it (what class-folder layouts are read from)."""
+    if path.is_dir():
+        return [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return [i.filename for i in zf.infolist() if not i.is_dir()]
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"{path}: not a readable zip file ({exc})") from exc
 
 
 def _parse_tree(relpaths: list[str], where: str) -> list[tuple[str, str, str | None]]:
@@ -82,7 +94,7 @@ def _parse_tree(relpaths: list[str], where: str) -> list[tuple[str, str, str | N
     items: list[tuple[str, str, str | None]] = []
     for rel in sorted(relpaths):
         parts = PurePosixPath(rel).parts
-        if any(_is_ignored(p) for p in parts):
+        if any(is_ignored(p) for p in parts):
             continue
         if len(parts) < 2:
             raise DataError(f"{where}/{rel}: files must sit in a class folder (e.g. train/happy/{parts[-1]})")
@@ -120,12 +132,12 @@ def _check_splits_share_classes(items: list[tuple[str, str, str | None]], where:
 
 def _check_no_empty_class_dirs(root: Path) -> None:
     for d in sorted(p for p in root.iterdir() if p.is_dir() and p.name.lower() in _SPLIT_FOLDERS):
-        if not any(f.is_file() and not _is_ignored(f.name) for f in d.rglob("*")):
+        if not any(f.is_file() and not is_ignored(f.name) for f in d.rglob("*")):
             raise DataError(f"{d}: split folder has no images")
-    for d in sorted(p for p in root.rglob("*") if p.is_dir() and not _is_ignored(p.name)):
+    for d in sorted(p for p in root.rglob("*") if p.is_dir() and not is_ignored(p.name)):
         if normalize_class_name(d.name) is None:
             continue
-        if not any(f.is_file() and not _is_ignored(f.name) for f in d.iterdir()):
+        if not any(f.is_file() and not is_ignored(f.name) for f in d.iterdir()):
             raise DataError(f"{d}: class folder is empty")
 
 
@@ -148,21 +160,15 @@ def _decode_items(items: list[tuple[str, str, str | None]], read, where: str) ->
 
 def read_image_zip(path: Path) -> RawFaces:
     """A Kaggle-style zip (train/<class>/*, test/<class>/*) or any ImageFolder tree inside a zip."""
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise DataError(f"{path}: not a readable zip file ({exc})") from exc
-    with zf:
-        files = [i.filename for i in zf.infolist() if not i.is_dir()]
-        items = _parse_tree(files, str(path))
+    items = _parse_tree(tree_files(path), str(path))
+    with zipfile.ZipFile(path) as zf:
         return _decode_items(items, zf.read, str(path))
 
 
 def read_image_folder(root: Path) -> RawFaces:
     """A Kaggle-style folder or any ImageFolder root, with or without split folders."""
     _check_no_empty_class_dirs(root)
-    files = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
-    items = _parse_tree(files, str(root))
+    items = _parse_tree(tree_files(root), str(root))
     return _decode_items(items, lambda rel: (root / rel).read_bytes(), str(root))
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from ..atomic import write_text_atomically
 from ..data.choices import DataError
 from ..data.classes import FERPLUS_CLASSES, normalize_class_name
-from ..data.sources import IMAGE_SUFFIXES
+from ..data.sources import IMAGE_SUFFIXES, is_ignored, tree_files
 from ..faces import DEFAULT_DETECTOR, SMALL_IMAGE, PhotoError, find_faces, load_photo
 from .records import FACES_FILE, ExternalData, read_faces, write_faces
 
@@ -39,7 +39,7 @@ class LabelledFile:
 
 def _relative_parts(name: str) -> tuple[str, ...] | None:
     parts = PurePosixPath(name).parts
-    if any(p.startswith(".") or p.startswith("__MACOSX") for p in parts):
+    if any(is_ignored(p) for p in parts):
         return None
     if PurePosixPath(name).suffix.lower() not in IMAGE_SUFFIXES:
         return None
@@ -74,14 +74,8 @@ def _from_csv(path: Path) -> list[LabelledFile]:
 def list_labelled(path: Path) -> list[LabelledFile]:
     """The dataset's images and their own labels, without decoding anything."""
     path = Path(path)
-    if path.is_dir():
-        files = _from_tree((p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()), str(path))
-    elif path.suffix.lower() == ".zip":
-        try:
-            with zipfile.ZipFile(path) as zf:
-                files = _from_tree((i.filename for i in zf.infolist() if not i.is_dir()), str(path))
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise DataError(f"{path}: not a readable zip ({exc})") from exc
+    if path.is_dir() or path.suffix.lower() == ".zip":
+        files = _from_tree(tree_files(path), str(path))
     elif path.suffix.lower() == ".csv":
         files = _from_csv(path)
     else:
