@@ -305,19 +305,14 @@ def _evaluate_own_data(args, root: Path | None) -> None:
     from .classifier import load_checkpoint
     from .evaluation import compute_metrics, evaluate_ensemble
     from .external import evaluate_external, external_root, load_external, parse_mapping
+    from .external.records import describe
     from .store import list_checkpoints
 
     ids = csv_list(args.ensemble) or ([args.checkpoint] if args.checkpoint else [i.id for i in list_checkpoints(root) if i.ok])
     data = load_external(Path(args.own_data), parse_mapping(args.map or ""), args.detector, cache=external_root(root))
     summary = data.summary()
-    lines = [
-        f"{data.name}: {summary['faces']} faces ({', '.join(f'{c} {n}' for c, n in summary['counts'].items())})",
-        f"  faces: {data.detected} detected, {data.whole} small images used whole, {data.no_face} with no face found "
-        "(centred square used)",
-        "  labels: " + ", ".join(f"{k} -> {v}" for k, v in data.mapping.items()),
-    ]
-    lines += [f"  left out: {n} faces labelled {label}" for label, n in data.left_out.items()]
-    lines += [f"  unreadable: {u}" for u in data.unreadable]
+    headline, *details = describe(summary)
+    lines = [headline, *(f"  {line}" for line in details)]
     results = {cid: evaluate_external(load_checkpoint(cid, root), data, root) for cid in ids}
     out: dict[str, Any] = {"dataset": summary, "results": []}
     for cid, result in results.items():

@@ -15,6 +15,7 @@ import streamlit as st
 
 from fer_core.data import FERPLUS_CLASSES, DataError
 from fer_core.external import IGNORE, default_mapping, list_labelled
+from fer_core.external.records import describe
 from fer_core.faces import DEFAULT_DETECTOR, DETECTORS
 
 from . import charts, glossary, state
@@ -101,19 +102,10 @@ def render(ids: list[str], ranked: list[str]) -> None:
 
 
 def _describe(summary: dict) -> None:
-    counts = ", ".join(f"{c} {n}" for c, n in summary["counts"].items())
-    st.markdown(f"**{summary['name']}**: {summary['faces']} faces ({counts})")
-    lines = [
-        f"Faces: {summary['detected']} found by the detector in larger images, {summary['whole']} small images used "
-        f"whole, {summary['no_face']} larger images with no face found (their centred square used).",
-        "Labels: " + ", ".join(f"{k} → {v}" for k, v in summary["mapping"].items()) + ".",
-    ]
-    if summary["left_out"]:
-        lines.append("Left out: " + ", ".join(f"{n} faces labelled {k}" for k, n in summary["left_out"].items()) + ".")
-    if summary["unreadable"]:
-        shown = "; ".join(summary["unreadable"][:5]) + (" …" if len(summary["unreadable"]) > 5 else "")
-        lines.append(f"Skipped as unreadable ({len(summary['unreadable'])}): {shown}")
-    st.caption("  \n".join(lines))
+    headline, *details = describe(summary, unreadable_shown=5)
+    name, _, rest = headline.partition(": ")
+    st.markdown(f"**{name}**: {rest}")
+    st.caption("  \n".join(details))
 
 
 def _add(ids: list[str]) -> None:

@@ -57,6 +57,27 @@ class ExternalData:
         }
 
 
+def describe(summary: dict, unreadable_shown: int | None = None) -> list[str]:
+    """A dataset of the user's in lines, as the CLI prints it and Evaluate shows it: its faces per class, how they
+    were found, the label mapping, and what was left out or could not be read (every number, nothing hidden)."""
+    counts = ", ".join(f"{c} {n}" for c, n in summary["counts"].items())
+    lines = [
+        f"{summary['name']}: {summary['faces']} faces ({counts})",
+        f"Faces: {summary['detected']} found by the detector in larger images, {summary['whole']} small images used "
+        f"whole, {summary['no_face']} larger images with no face found (their centred square used).",
+        "Labels: " + ", ".join(f"{k} → {v}" for k, v in summary["mapping"].items()) + ".",
+    ]
+    if summary["left_out"]:
+        lines.append("Left out: " + ", ".join(f"{n} faces labelled {k}" for k, n in summary["left_out"].items()) + ".")
+    unreadable = summary["unreadable"]
+    if unreadable:
+        shown = unreadable[:unreadable_shown] if unreadable_shown else unreadable
+        lines.append(
+            f"Skipped as unreadable ({len(unreadable)}): " + "; ".join(shown) + (" …" if len(shown) < len(unreadable) else "")
+        )
+    return lines
+
+
 def write_faces(file: Path, data: ExternalData) -> None:
     from safetensors.numpy import save_file
 
