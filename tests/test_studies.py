@@ -478,7 +478,7 @@ def test_a_trials_progress_says_where_it_is():
     assert replace(running, batch=225, batches=225).progress() == "epoch 2: validating"
     testing = replace(running, epoch=2, batches=225, stage="testing the best epoch's weights (2) on 3589 test faces")
     assert testing.progress() == testing.stage  # not "epoch 3" of a two-epoch run
-    assert replace(testing, state="done").progress() == "2 epochs"
+    assert replace(testing, state="done").progress() == "2 epochs" and replace(running, state="done").progress() == "1 epoch"
 
 
 def test_cancelling_a_run_whose_driver_is_gone_cancels_its_unfinished_trials_at_once(tmp_path):

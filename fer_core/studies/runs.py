@@ -72,7 +72,7 @@ class TrialStatus:
             if self.batch == self.batches:
                 return f"epoch {self.epoch + 1}: validating"
             return f"epoch {self.epoch + 1}, batch {self.batch}/{self.batches}"
-        return f"{self.epoch} epochs" if self.epoch else ""
+        return f"{self.epoch} epoch{'s' * (self.epoch != 1)}" if self.epoch else ""
 
 
 def studies_root() -> Path:
