@@ -101,6 +101,23 @@ def test_video_faces_are_numbered_across_frames_and_batched_through_each_model(c
     assert result.stopped is None
 
 
+def test_the_share_of_time_weighs_each_frame_until_the_next_one():
+    """Frames at 0, 1 and 3 s labelled a, b, a: a holds from 0 to 1 and from 3 on (the last frame: the typical gap,
+    1.5 s), b from 1 to 3."""
+    from fer_core.predict import ModelPrediction
+    from fer_core.video.files import FrameResult, VideoInfo, VideoResult
+    from fer_core.video.recognizer import TrackedFace
+
+    def face(label: str) -> TrackedFace:
+        probabilities = {"a": 0.9, "b": 0.1} if label == "a" else {"a": 0.1, "b": 0.9}
+        return TrackedFace(1, (0, 0, 10, 10), {"m": ModelPrediction(label, probabilities, 1.0)})
+
+    info = VideoInfo(64, 64, 0, 1.0, 4.5, 5, "h264")
+    frames = [FrameResult(i, t, [face(label)]) for i, (t, label) in enumerate([(0.0, "a"), (1.0, "b"), (3.0, "a")])]
+    shares = {s.label: s.share for s in VideoResult("v.mp4", info, 1, ["m"], frames).summary()}
+    assert shares == pytest.approx({"a": 2.5 / 4.5, "b": 2.0 / 4.5})
+
+
 def test_cli_writes_csv_json_and_a_decodable_annotated_mp4(tiny_checkpoints, two_face_video, tmp_path):
     ids = [c.id for c in list_checkpoints(tiny_checkpoints)]
     out, table = tmp_path / "annotated.mp4", tmp_path / "frames.csv"
