@@ -381,7 +381,7 @@ class CachedRuns:
     def missing(self) -> list[str]:
         """The checkpoints (the reference included) whose runs are still to compute."""
         ref = [self.reference_id] if self.reference_id and self.reference is None else []
-        return [cid for cid in self.wanted if cid not in self.runs] + ref
+        return list(dict.fromkeys([cid for cid in self.wanted if cid not in self.runs] + ref))  # the reference once
 
     def mce(self) -> dict[str, float]:
         """Each checkpoint's mCE, where its run and the reference's are cached."""
