@@ -434,10 +434,17 @@ def cmd_checkpoints(args) -> None:
     root = Path(args.checkpoints) if args.checkpoints else None
     if args.card:
         annotate_checkpoint(args.card[0], root, card=args.card[1])
+    if args.measure or args.rederive:
+        from .maintenance import rederive, remeasure  # torch: only when the weights are read, not for the listing
     if args.measure:
-        _measure(root)
+        remeasure(root)
     if args.rederive:
-        _rederive(args.rederive, root)
+        for r in rederive(args.rederive, root):
+            print(
+                f"{r.checkpoint:<44} accuracy {r.before.accuracy:.4f} -> {r.after.accuracy:.4f}  "
+                f"macro F1 {r.before.macro_f1:.4f} -> {r.after.macro_f1:.4f}",
+                file=sys.stderr,
+            )
     rows = [
         {**asdict(leaderboard_row(i.meta)), "error": None} if i.meta else {"id": i.id, "error": i.error}
         for i in list_checkpoints(root)
@@ -449,44 +456,6 @@ def cmd_checkpoints(args) -> None:
         for r in rows
     ]
     emit(args, rows, "\n".join(lines) if lines else "no checkpoints yet; train one with `python -m fer_core train`")
-
-
-def _measure(root: Path | None) -> None:
-    """MACs and CPU speed of every checkpoint, re-measured on this machine."""
-    from .classifier import load_checkpoint
-    from .efficiency import efficiency
-    from .store import annotate_checkpoint, list_checkpoints
-
-    for info in list_checkpoints(root):
-        if info.ok:
-            clf = load_checkpoint(info.id, root)
-            annotate_checkpoint(info.id, root, efficiency=efficiency(clf.model, clf.input))
-
-
-def _rederive(data_path: str, root: Path | None) -> None:
-    """Every checkpoint's stored test predictions and metrics, recomputed from its weights as saved (on the CPU,
-    as the app and bench/accuracy.py run them); prints each change. Every checkpoint's data is checked first:
-    one trained on other data stops the command before anything is rewritten."""
-    from .classifier import load_checkpoint
-    from .evaluation import compute_metrics
-    from .store import list_checkpoints, replace_test_predictions
-
-    jobs = []
-    for info in list_checkpoints(root):
-        if info.meta is not None:
-            data = _training_data(data_path, info.meta)
-            if data.fingerprint != info.meta.data.fingerprint:
-                raise CliError(f"{info.id} was trained on other data ({info.meta.data.fingerprint}); nothing rewritten")
-            jobs.append((info.id, info.meta, data))
-    for cid, meta, data in jobs:
-        predictions = load_checkpoint(cid, root).evaluate(data, meta.test_split)
-        metrics = compute_metrics(predictions).headline()
-        replace_test_predictions(cid, predictions, metrics, root)
-        print(
-            f"{cid:<44} accuracy {meta.test_metrics.accuracy:.4f} -> {metrics.accuracy:.4f}  "
-            f"macro F1 {meta.test_metrics.macro_f1:.4f} -> {metrics.macro_f1:.4f}",
-            file=sys.stderr,
-        )
 
 
 def _command(sub: Any, name: str, func: Any, help_text: str, store: bool = True) -> argparse.ArgumentParser:
