@@ -27,8 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from devtools.launch import REPO, start_app, stop_app, wait_until_healthy
 from fer_core import list_checkpoints
-from ui.launch import REPO, start_app, stop_app, wait_until_healthy
 
 from .harness import machine, percentiles
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ui.launch import running_app
+from devtools.launch import running_app
 
 from .harness import machine, percentiles, sample_photo
 

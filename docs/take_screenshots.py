@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.harness import sample_photo
-from ui.launch import REPO, fake_camera_args, running_app, write_y4m
+from devtools.launch import REPO, fake_camera_args, running_app, write_y4m
 
 if TYPE_CHECKING:
     from playwright.sync_api import ViewportSize

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from devtools.launch import fake_camera_args, running_app, write_y4m
 from fer_core.data import load_dataset
 from fer_core.evaluation import misclassified_faces
 from fer_core.leaderboard import ranked_checkpoints
 from fer_core.naming import display_names
 from fer_core.store import list_checkpoints, load_predictions
-from ui.launch import fake_camera_args, running_app, write_y4m
 
 from .conftest import REPO
 

@@ -357,7 +357,7 @@ def test_a_tpe_search_trains_the_baseline_then_its_own_points_and_resumes_from_t
 
 
 def test_a_run_that_cannot_start_fails_at_once_and_says_why(kaggle_zip, tmp_path):
-    from ui.launch import free_port
+    from devtools.launch import free_port
 
     runs = tmp_path / "runs"
     spec = parse_study(GOOD, "good.toml")
