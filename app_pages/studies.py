@@ -96,7 +96,7 @@ study_id = st.selectbox("Study run", ids, key=RUN_KEY)
 
 
 def _done(study_id: str) -> int:
-    return sum(t.state == "done" for t in read_trials(study_dir(study_id)).values())
+    return trial_counts(read_trials(study_dir(study_id))).get("done", 0)
 
 
 @st.fragment(run_every=2)
@@ -108,11 +108,12 @@ def progress(study_id: str, done_when_drawn: int) -> None:
         st.warning(f"The run {study_id} is gone (its folder was removed).")
         return
     trials = read_trials(study_dir(study_id))
-    if sum(t.state == "done" for t in trials.values()) != done_when_drawn:
+    counts = trial_counts(trials)
+    if counts.get("done", 0) != done_when_drawn:
         st.rerun()
     st.markdown(
         f"**{info.state}** · profile {info.profile} · started {info.started_at} · "
-        + " · ".join(f"{n} {s}" for s, n in trial_counts(trials).items())
+        + " · ".join(f"{n} {s}" for s, n in counts.items())
     )
     if info.error:
         st.error(f"The run failed: {info.error}")

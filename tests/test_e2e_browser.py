@@ -43,6 +43,18 @@ def until(action, outcome, tries: int = 3) -> None:
     expect(outcome).to_be_visible()
 
 
+WAIT_MS = 120_000  # generous: the tests wait on events, and a loaded machine only makes them come later
+
+
+def patient(page):
+    """The page, with every wait of its own and of expect() up to WAIT_MS."""
+    from playwright.sync_api import expect
+
+    page.set_default_timeout(WAIT_MS)
+    expect.set_options(timeout=WAIT_MS)
+    return page
+
+
 def launch_with_fake_camera(playwright, video: Path):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=fake_camera_args(video))
 
@@ -64,8 +76,7 @@ def test_browser_predict_camera_explain_evaluate(server, tiny_checkpoints, grace
         browser = launch_with_fake_camera(p, video)
         context = browser.new_context(viewport={"width": 1280, "height": 800}, permissions=["camera"])
         page = context.new_page()
-        page.set_default_timeout(120_000)
-        expect.set_options(timeout=120_000)
+        patient(page)
         page.goto(server)
         expect(page.get_by_text("Leaderboard (PrivateTest)")).to_be_visible()
         expect(page.get_by_text("Blank images")).to_be_visible()
@@ -119,8 +130,7 @@ def test_refresh_reattaches_to_the_running_job_and_cancel_works(tiny_checkpoints
         job_id = start_job(cfg, root=runs, checkpoints=tmp_path / "ck")
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page()
-        page.set_default_timeout(120_000)
-        expect.set_options(timeout=120_000)
+        patient(page)
         page.goto(url)
         expect(page.get_by_text("keras_cnn training: epoch")).to_be_visible()
         page.reload()
@@ -168,8 +178,7 @@ def test_browser_live_camera_and_video_file(server, tiny_checkpoints, grace_hopp
         context = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"], accept_downloads=True)
         context.add_init_script(KEEP_CAMERA)
         page = context.new_page()
-        page.set_default_timeout(120_000)
-        expect.set_options(timeout=120_000)
+        patient(page)
         page.goto(f"{server}/predict")
         page.get_by_text("Live", exact=True).click()
         streamer = page.frame_locator("iframe[title*=webrtc]")
@@ -232,8 +241,7 @@ def test_browser_hide_a_checkpoint_and_evaluate_own_data(tiny_checkpoints, kaggl
     with running_app(env) as (_, url), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(120_000)
-        expect.set_options(timeout=120_000)
+        patient(page)
         page.goto(url)
         expect(page.get_by_text(f"{len(infos)} checkpoints. ")).to_be_visible()
         hide, show = (page.get_by_role("button", name=re.compile(f"{label}$")) for label in ("Hide", "Show again"))
@@ -285,8 +293,7 @@ def test_browser_failures_label_noise_robustness_and_explain(tiny_checkpoints, k
     with running_app(env) as (_, url), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM)
         page = browser.new_page(viewport={"width": 1280, "height": 1600})
-        page.set_default_timeout(120_000)
-        expect.set_options(timeout=120_000)
+        patient(page)
         page.goto(url + "/failures")
         expect(page.get_by_text("Brackets: bootstrap", exact=False)).to_be_visible()  # the crowd's votes were found
         expect(page.get_by_text("Label issues without a relabelling (cleanlab)")).to_be_visible()
@@ -319,8 +326,7 @@ def test_browser_cancel_a_study_and_see_it_cancelled(kaggle_zip, tmp_path, monke
     with running_app(env) as (_, url), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(120_000)
-        expect.set_options(timeout=120_000)
+        patient(page)
         page.goto(url + "/studies")
         expect(page.get_by_text(re.compile(r"· [12] running"))).to_be_visible()  # a trial is training
         page.get_by_role("button", name="Cancel study").click()
