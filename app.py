@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 import streamlit as st
 
-FIRST_PAINT_MODULES = ("pandas", "altair", "ui.state", "ui.charts", "ui.training_panel")
+FIRST_PAINT_MODULES = ("pandas", "altair", "ui.page", "ui.own_data_results", "ui.charts", "ui.training_panel")
 
 
 def _import_first_paint_modules() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import glossary, state, training_panel
+from ui import checkpoints, glossary, page, training_panel
 
 st.set_page_config(page_title="FER workbench", page_icon="🙂", layout="wide")
 
@@ -18,20 +18,20 @@ pages = [
 ]
 navigation = st.navigation(pages)
 training_panel.status_line()  # a running training job, above every page
-if trials := state.study_trials():  # before the page: the page's pickers read it
+if trials := checkpoints.study_trials():  # before the page: the page's pickers read it
     st.sidebar.toggle(
         f"Show study trials ({len(trials)})",
-        key=state.SHOW_TRIALS,
+        key=checkpoints.SHOW_TRIALS,
         help="Study trials (mostly short runs) stay out of the leaderboard, Predict, Explain, Evaluate and Failures "
         "unless shown; the Studies page always shows them. Hide or delete a whole study's checkpoints there.",
     )
 try:
     navigation.run()
-except state.PageEnd:  # a page that said all it had to say (pages end with state.end_page, never st.stop)
+except page.PageEnd:  # a page that said all it had to say (pages end with page.end_page, never st.stop)
     pass
 finally:  # also after an error in a page: the sidebar must always offer training
     # After the page: measured sooner for both the Overview's table and the form than drawing it first
     # (bench/RESULTS.md). The panel imports no torch, so it follows within milliseconds of the page.
     glossary.render()
     training_panel.render()
-state.run_deferred()  # after everything is drawn; not after an error
+page.run_deferred()  # after everything is drawn; not after an error

@@ -8,15 +8,15 @@ import streamlit as st
 from fer_core.evaluation import EnsembleError, evaluate_ensemble, mcnemar
 from fer_core.leaderboard import WEAK_POINTS, default_ensemble, ranked_checkpoints
 from fer_core.naming import LABEL_NAMES
-from ui import charts, glossary, own_data, state
+from ui import charts, checkpoints, datasets, explanations, glossary, own_data, page
 from ui.curves import OVERLAID_RUNS, learning_curves
 
 st.title("Evaluate")
 
-state.require_checkpoints()
+page.require_checkpoints()
 linked = st.query_params.get("model")  # a link from another page (a study's trial) opens on that model
-meta_of = state.metas()
-if linked and linked not in meta_of and linked in (with_trials := state.metas(trials=True)):
+meta_of = checkpoints.metas()
+if linked and linked not in meta_of and linked in (with_trials := checkpoints.metas(trials=True)):
     meta_of[linked] = with_trials[linked]  # a study trial asked for by name shows although trials are hidden
 ids = list(meta_of)
 ranked = ranked_checkpoints(meta_of.values())  # the best first: what the views open on
@@ -24,7 +24,7 @@ ranked = ranked_checkpoints(meta_of.values())  # the best first: what the views 
 
 def model_panel(cid: str, key: str, per_row: int = 4) -> None:
     """`per_row`: headline figures side by side (2 in half-width columns, where 4 would cut the numbers)."""
-    m, classes = state.metrics(cid), meta_of[cid].classes
+    m, classes = checkpoints.metrics(cid), meta_of[cid].classes
     figures = [
         ("accuracy", f"{m.accuracy:.2%}"),
         ("macro F1", f"{m.macro_f1:.3f}"),
@@ -39,7 +39,7 @@ def model_panel(cid: str, key: str, per_row: int = 4) -> None:
         charts.confusion_heatmap(m.confusion_matrix_normalized if normalized else m.confusion_matrix, classes, normalized),
         width="stretch",
     )
-    st.altair_chart(charts.per_class_bars({state.name(cid): m.per_class_accuracy}), width="stretch")
+    st.altair_chart(charts.per_class_bars({checkpoints.name(cid): m.per_class_accuracy}), width="stretch")
 
 
 def downloads(cid: str) -> None:
@@ -47,7 +47,7 @@ def downloads(cid: str) -> None:
     c1, c2 = st.columns(2)
     c1.download_button(
         "Download checkpoint (.zip)",
-        data=lambda: state.checkpoint_package(cid),
+        data=lambda: checkpoints.checkpoint_package(cid),
         file_name=f"{cid}.zip",
         mime="application/zip",
         on_click="ignore",
@@ -59,7 +59,7 @@ def downloads(cid: str) -> None:
         if not c2.button("Export to ONNX", key=f"onnx-{cid}", help="ONNX + sidecar, checked against PyTorch on test faces"):
             return
         try:
-            ready = st.session_state["onnx_export"] = (cid, state.onnx_package(cid))
+            ready = st.session_state["onnx_export"] = (cid, checkpoints.onnx_package(cid))
         except (ValueError, OSError) as exc:  # ExportError, DataError: say why, keep serving
             c2.error(f"Cannot export {cid}: {exc}")
             return
@@ -83,12 +83,12 @@ with tab_one:
         ids,
         index=ids.index(linked if linked in ids else ranked[0]),
         key="one",
-        format_func=state.name,
-        help=state.ids_help(ids),
+        format_func=checkpoints.name,
+        help=checkpoints.ids_help(ids),
     )
     meta = meta_of[cid]
     st.caption(f"Checkpoint `{cid}`")
-    m = state.metrics(cid)
+    m = checkpoints.metrics(cid)
     if meta.card:
         st.info(meta.card)
     model_panel(cid, "one")
@@ -104,14 +104,16 @@ with tab_one:
     left.caption(f"micro-average AUC {m.micro_auc:.3f}")
     right.markdown("**Calibration** (bars on the diagonal = calibrated)")
     right.altair_chart(charts.reliability_chart(m.reliability), width="stretch")
-    learning_curves({state.name(cid): meta.history}, key="one_model_curves")
+    learning_curves({checkpoints.name(cid): meta.history}, key="one_model_curves")
 
     st.markdown("**Misclassified test faces**")
     c1, c2, c3 = st.columns(3)
     true_cls = c1.selectbox("True class", ["any", *meta.classes])
     pred_cls = c2.selectbox("Predicted class", ["any", *meta.classes])
     limit = c3.number_input("Show at most", 8, 200, 40, step=8)
-    found = state.mistakes(cid, None if true_cls == "any" else true_cls, None if pred_cls == "any" else pred_cls, int(limit))
+    found = explanations.mistakes(
+        cid, None if true_cls == "any" else true_cls, None if pred_cls == "any" else pred_cls, int(limit)
+    )
     if found is None:
         st.info("The dataset this model was tested on was not found (set FER_DATA) so faces cannot be shown.")
     else:
@@ -143,13 +145,17 @@ with tab_two:
     else:
         c1, c2 = st.columns(2)
         runner_up = ranked[1] if len(ranked) > 1 else next(i for i in ids if i != ranked[0])
-        a = c1.selectbox("Model A", ids, index=ids.index(ranked[0]), key="a", format_func=state.name, help=state.ids_help(ids))
-        b = c2.selectbox("Model B", ids, index=ids.index(runner_up), key="b", format_func=state.name, help=state.ids_help(ids))
+        a = c1.selectbox(
+            "Model A", ids, index=ids.index(ranked[0]), key="a", format_func=checkpoints.name, help=checkpoints.ids_help(ids)
+        )
+        b = c2.selectbox(
+            "Model B", ids, index=ids.index(runner_up), key="b", format_func=checkpoints.name, help=checkpoints.ids_help(ids)
+        )
         with c1:
             model_panel(a, "a", per_row=2)
         with c2:
             model_panel(b, "b", per_row=2)
-        pa, pb = state.predictions(a), state.predictions(b)
+        pa, pb = checkpoints.predictions(a), checkpoints.predictions(b)
         if pa.names != pb.names:
             st.warning("These models were tested on different faces: McNemar's test needs the same test set.")
         else:
@@ -171,14 +177,14 @@ with tab_all:
         )
     decimals = {"loss": "loss", "macro_f1": "macro F1", "weighted_f1": "weighted F1", "ece": "ECE", "micro_auc": "micro AUC"}
     for labels, group in by_labels.items():
-        marks = state.standings(group)
+        marks = checkpoints.standings(group)
         rows = []
         for cid in group:
-            figures = {k: v for k, v in asdict(state.metrics(cid).headline()).items() if k != "per_class_accuracy"}
+            figures = {k: v for k, v in asdict(checkpoints.metrics(cid).headline()).items() if k != "per_class_accuracy"}
             rows.append(
                 {
                     "best": "★" if marks[cid].best_within_noise else "",
-                    "model": state.name(cid),
+                    "model": checkpoints.name(cid),
                     "n": figures.pop("n"),
                     "accuracy": figures.pop("accuracy"),
                     "95% CI": marks[cid].interval.points(),  # beside the accuracy: on a laptop the table scrolls
@@ -202,7 +208,7 @@ with tab_all:
                 **{name: st.column_config.NumberColumn(label, format="%.3f") for name, label in decimals.items()},
             },
         )
-        heatmap = {state.name(cid): state.metrics(cid).per_class_accuracy for cid in table["id"]}  # the table's order
+        heatmap = {checkpoints.name(cid): checkpoints.metrics(cid).per_class_accuracy for cid in table["id"]}  # the table's order
         st.altair_chart(charts.per_class_heatmap(heatmap), width="stretch")
 
 with tab_ens:
@@ -210,14 +216,16 @@ with tab_ens:
         "Members (mean of probabilities)",
         ids,
         default=default_ensemble(meta_of.values()),
-        format_func=state.name,
-        help=state.ids_help(ids, f"By default the most common class list's models within {WEAK_POINTS:.0f} points of its best"),
+        format_func=checkpoints.name,
+        help=checkpoints.ids_help(
+            ids, f"By default the most common class list's models within {WEAK_POINTS:.0f} points of its best"
+        ),
     )
     if len(members) < 2:
         st.info("Pick at least two models.")
     else:
         try:
-            ens = evaluate_ensemble({cid: state.predictions(cid) for cid in members})
+            ens = evaluate_ensemble({cid: checkpoints.predictions(cid) for cid in members})
         except EnsembleError as exc:
             st.warning(f"{exc}.")
         else:
@@ -234,26 +242,32 @@ with tab_ens:
             )
 
 with tab_emb:
-    cid = st.selectbox("Model", ids, index=ids.index(ranked[0]), key="emb", format_func=state.name, help=state.ids_help(ids))
+    cid = st.selectbox(
+        "Model", ids, index=ids.index(ranked[0]), key="emb", format_func=checkpoints.name, help=checkpoints.ids_help(ids)
+    )
     n = st.slider("Test faces", 200, 2000, 600, step=100)
-    if state.found_dataset(meta_of[cid]) is None:
+    if datasets.found_dataset(meta_of[cid]) is None:
         st.info("The test faces are needed for this view: FER2013 was not found (set FER_DATA).")
     elif st.button("Compute t-SNE of penultimate-layer features"):
-        emb = state.embedding(cid, n, state.store_signature())
+        emb = explanations.embedding(cid, n)
         st.altair_chart(charts.embedding_scatter(emb.xy, emb.labels, emb.predicted, emb.faces), width="stretch")
         st.caption("Hover a point to see its face. Well-separated clusters are classes the model tells apart.")
 
 with tab_runs:
-    runs = st.multiselect("Runs", ids, default=ranked[:OVERLAID_RUNS], format_func=state.name, help=state.ids_help(ids))
+    runs = st.multiselect(
+        "Runs", ids, default=ranked[:OVERLAID_RUNS], format_func=checkpoints.name, help=checkpoints.ids_help(ids)
+    )
     if runs:
-        learning_curves({state.name(cid): meta_of[cid].history for cid in runs}, key="runs_curves")
-        configs = pd.DataFrame({state.name(cid): {k: str(v) for k, v in meta_of[cid].config.to_dict().items()} for cid in runs})
+        learning_curves({checkpoints.name(cid): meta_of[cid].history for cid in runs}, key="runs_curves")
+        configs = pd.DataFrame(
+            {checkpoints.name(cid): {k: str(v) for k, v in meta_of[cid].config.to_dict().items()} for cid in runs}
+        )
         differing = configs[configs.nunique(axis=1) > 1] if len(runs) > 1 else configs
         st.markdown("**Config** (rows that differ between the runs)" if len(runs) > 1 else "**Config**")
         st.dataframe(differing, width="stretch")
         figures = pd.DataFrame(
             {
-                state.name(cid): {k: v for k, v in asdict(meta_of[cid].test_metrics).items() if k != "per_class_accuracy"}
+                checkpoints.name(cid): {k: v for k, v in asdict(meta_of[cid].test_metrics).items() if k != "per_class_accuracy"}
                 for cid in runs
             }
         )

@@ -5,11 +5,11 @@ import streamlit as st
 from fer_core.explain import HOW_TO_READ, METHODS, colour_scale
 from fer_core.faces import PhotoError, find_faces, load_photo
 from fer_core.leaderboard import ranked_checkpoints
-from ui import charts, state
+from ui import charts, checkpoints, datasets, explanations, page
 
 st.title("Explain")
 
-good = state.require_checkpoints()
+good = page.require_checkpoints()
 ids = [c.id for c in good]
 MAP_PX = 192  # one attribution map on screen
 
@@ -18,11 +18,11 @@ linked_face = st.query_params.get("face")  # a misclassified test face linked fr
 source = st.radio("Face from", SOURCES, horizontal=True, key="explain_source")
 face, caption = None, ""
 if source == "test set":
-    path = state.default_dataset_path()
+    path = datasets.default_dataset_path()
     if not path:
         st.info("FER2013 was not found (set FER_DATA); upload a photo instead.")
     else:
-        data = state.dataset(path)
+        data = datasets.dataset(path)
         found = data.locate(linked_face) if linked_face else None
         start_class, start_n = (found[0], found[1] + 1) if found else (data.classes[0], 1)
         c1, c2 = st.columns(2)
@@ -52,17 +52,17 @@ else:
             face, caption = chosen_face.face, chosen_face.note or f"face {face_no}"
 
 if face is None:
-    state.end_page()
+    page.end_page()
 
 linked_model = st.query_params.get("model")
-ranked = ranked_checkpoints(state.metas().values())
+ranked = ranked_checkpoints(checkpoints.metas().values())
 default_models = ([linked_model] if linked_model in ids else []) + [c for c in ranked if c != linked_model]
-models = st.multiselect("Models", ids, default=default_models[:4], format_func=state.name, help=state.ids_help(ids))
-classes = list(dict.fromkeys(c for cid in models for c in state.classifier(cid).classes))
+models = st.multiselect("Models", ids, default=default_models[:4], format_func=checkpoints.name, help=checkpoints.ids_help(ids))
+classes = list(dict.fromkeys(c for cid in models for c in checkpoints.classifier(cid).classes))
 target = st.selectbox("Explain the class", ["(predicted)"] + classes)
 st.image(charts.upscale(face, 144), caption=caption, width=144)
 if not models:
-    state.end_page()
+    page.end_page()
 
 for method_name in METHODS:
     st.subheader(method_name)
@@ -71,13 +71,15 @@ for method_name in METHODS:
     cols = st.columns(min(4, len(models)))
     for i, cid in enumerate(models):
         cell = cols[i % len(cols)]
-        if target != "(predicted)" and target not in state.classifier(cid).classes:
-            cell.image(charts.blank(MAP_PX), width=MAP_PX, caption=f"{state.name(cid)}\nhas no class {target}")
+        if target != "(predicted)" and target not in checkpoints.classifier(cid).classes:
+            cell.image(charts.blank(MAP_PX), width=MAP_PX, caption=f"{checkpoints.name(cid)}\nhas no class {target}")
             continue
-        with st.spinner(f"{method_name} for {state.name(cid)}…"):
-            att = state.attribution(cid, method_name, face, None if target == "(predicted)" else target)
+        with st.spinner(f"{method_name} for {checkpoints.name(cid)}…"):
+            att = explanations.attribution(cid, method_name, face, None if target == "(predicted)" else target)
         cell.image(
-            charts.upscale(att.overlay, MAP_PX), width=MAP_PX, caption=f"{state.name(cid)}\n{att.target} ({att.probability:.0%})"
+            charts.upscale(att.overlay, MAP_PX),
+            width=MAP_PX,
+            caption=f"{checkpoints.name(cid)}\n{att.target} ({att.probability:.0%})",
         )
         if att.scant():
             cell.caption(
@@ -89,10 +91,12 @@ for method_name in METHODS:
 
 st.subheader("Feature maps")
 model_col, layer_col = st.columns(2)
-cid = model_col.selectbox("Model", models, format_func=state.name, key="feature_model", help=state.ids_help(models))
-layers = state.feature_layers(cid)
-gradcam_layer = state.classifier(cid).spec.gradcam_layer
+cid = model_col.selectbox("Model", models, format_func=checkpoints.name, key="feature_model", help=checkpoints.ids_help(models))
+layers = explanations.feature_layers(cid)
+gradcam_layer = checkpoints.classifier(cid).spec.gradcam_layer
 default_layer = layers.index(gradcam_layer) if gradcam_layer in layers else 0
 layer = layer_col.selectbox("Layer", layers, index=default_layer, key=f"layer-{cid}", help="Grad-CAM's layer by default")
-grid, (channels, height, width) = state.feature_grid(cid, face, layer)
-st.image(grid, caption=f"{state.name(cid)} · {layer}: the {channels} most active channels, {height}x{width} each", width=420)
+grid, (channels, height, width) = explanations.feature_grid(cid, face, layer)
+st.image(
+    grid, caption=f"{checkpoints.name(cid)} · {layer}: the {channels} most active channels, {height}x{width} each", width=420
+)

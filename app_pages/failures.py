@@ -25,15 +25,15 @@ from fer_core.failures.robustness import (
     report,
 )
 from fer_core.leaderboard import ranked_checkpoints
-from ui import charts, failures, state
+from ui import charts, checkpoints, failures, own_data_results, page
 
 st.title("Failures")
 st.caption(
     "Where and why each model fails: test errors that are the labels' rather than the model's (against the FER+ "
     "crowd's ten votes per face), accuracy under what real photos and video do to faces, and what the models look at."
 )
-state.require_checkpoints()
-meta_of = state.metas()
+page.require_checkpoints()
+meta_of = checkpoints.metas()
 ranked = ranked_checkpoints(meta_of.values())
 fer2013 = [cid for cid in ranked if meta_of[cid].data.label_source == "fer2013"]
 PANELS_PER_ROW = 4
@@ -43,7 +43,7 @@ SHOWN_FACES = 24
 
 def pick_models(options: list[str], key: str, default: int) -> list[str]:
     return st.multiselect(
-        "Models", options, default=options[:default], format_func=state.name, key=key, help=state.ids_help(options)
+        "Models", options, default=options[:default], format_func=checkpoints.name, key=key, help=checkpoints.ids_help(options)
     )
 
 
@@ -91,7 +91,7 @@ def compute_button(kind: str, missing: list[str], minutes: float, start: Callabl
     job = failures.job(kind)
     if job is not None and job.status().running:
         return
-    names = ", ".join(state.name(cid) for cid in missing)
+    names = ", ".join(checkpoints.name(cid) for cid in missing)
     if st.button(f"Compute for {len(missing)} model(s) (about {minutes:.0f} min here)", key=f"start-{kind}", help=names):
         start(missing)
         st.rerun()
@@ -103,7 +103,7 @@ def label_noise_tab() -> None:
         return
     chosen = pick_models(fer2013, "noise-models", 6)
     with_ensemble = st.toggle("Add their ensemble (mean of probabilities)", value=len(chosen) > 1, disabled=len(chosen) < 2)
-    subjects: dict[str, tuple[str, ...]] = {state.name(cid): (cid,) for cid in chosen}
+    subjects: dict[str, tuple[str, ...]] = {checkpoints.name(cid): (cid,) for cid in chosen}
     if with_ensemble and len(chosen) > 1:
         subjects[f"ensemble of {len(chosen)}"] = tuple(chosen)
     noise = None
@@ -207,11 +207,11 @@ def cleanlab_section(chosen: list[str], crowd_found: bool) -> None:
     )
     if not chosen:
         return
-    flagger = st.selectbox("Model whose predictions flag", chosen, format_func=state.name, key="flagger")
-    flags = failures.issues(state.name(flagger), (flagger,))
+    flagger = st.selectbox("Model whose predictions flag", chosen, format_func=checkpoints.name, key="flagger")
+    flags = failures.issues(checkpoints.name(flagger), (flagger,))
     trust = ""
     if crowd_found:
-        agreement = failures.flag_agreement(state.name(flagger), (flagger,))
+        agreement = failures.flag_agreement(checkpoints.name(flagger), (flagger,))
         trust = (
             f"On PrivateTest, {agreement.precision:.0%} of its {agreement.flagged} flags are faces the FER+ crowd also "
             f"disputes (a random face: {agreement.crowd_disagrees / agreement.faces:.0%}), and they find "
@@ -225,13 +225,13 @@ def cleanlab_section(chosen: list[str], crowd_found: bool) -> None:
         + f"; the {len(shown)} surest first (label → model)" * bool(len(shown))
     )
     if faces is not None and len(shown):
-        p = state.predictions(flagger)
+        p = checkpoints.predictions(flagger)
         face_grid([faces[i] for i in shown], [f"{p.classes[p.labels[i]]}→{p.classes[p.predicted[i]]}" for i in shown])
-    own = state.external_datasets()
+    own = own_data_results.datasets()
     if own:
-        names = state.external_names()
+        names = own_data_results.names()
         fingerprint = st.selectbox("Your dataset", list(own), format_func=names.__getitem__, key="own-flags")
-        results = state.external_results(fingerprint)
+        results = own_data_results.results(fingerprint)
         if flagger in results:
             own_flags = failures.external_issues(fingerprint, flagger)
             st.markdown(f"**{names[fingerprint]}**: {len(own_flags.flagged)} of {own_flags.faces} faces flagged. {trust}")
@@ -243,7 +243,7 @@ def cleanlab_section(chosen: list[str], crowd_found: bool) -> None:
                 [f"{lab}→{own_predictions.classes[own_predictions.predicted[i]]}" for lab, i in zip(labels, shown, strict=True)],
             )
         else:
-            st.caption(f"{state.name(flagger)} has not been run on it: Evaluate > Your data runs it.")
+            st.caption(f"{checkpoints.name(flagger)} has not been run on it: Evaluate > Your data runs it.")
 
 
 def robustness_tab() -> None:
@@ -264,7 +264,7 @@ def robustness_tab() -> None:
     missing = [cid for cid in wanted if cid not in runs]
     if missing:
         minutes = sum(estimated_seconds(meta_of[c], len(keys)) for c in missing) / 60
-        st.info(f"Not computed yet for {', '.join(state.name(c) for c in missing)} (cached once done).")
+        st.info(f"Not computed yet for {', '.join(checkpoints.name(c) for c in missing)} (cached once done).")
         compute_button("robustness", missing, minutes, lambda ids: failures.start_robustness(ids, keys))
     job_progress("robustness")
     ref_run = runs.get(reference)
@@ -274,7 +274,7 @@ def robustness_tab() -> None:
         chosen = [*chosen, ENSEMBLE]
 
     def label(cid: str) -> str:
-        return f"ensemble of {len(members)}" if cid == ENSEMBLE else state.name(cid)
+        return f"ensemble of {len(members)}" if cid == ENSEMBLE else checkpoints.name(cid)
 
     reports = {cid: report(runs[cid], ref_run) for cid in chosen if cid in runs}
     if not reports:
@@ -282,7 +282,7 @@ def robustness_tab() -> None:
     order = sorted(reports, key=lambda c: (reports[c].mce is None, reports[c].mce or 0, -reports[c].mean_corrupted_accuracy))
     robustness_table(reports, order, label)
     if ref_run is None and reference != "none":
-        st.caption(f"{state.name(reference)} is still to be computed: CE appears when it is.")
+        st.caption(f"{checkpoints.name(reference)} is still to be computed: CE appears when it is.")
     elif next(iter(reports.values())).reference_note:
         st.caption(next(iter(reports.values())).reference_note)
     corruptions = robustness_panels(reports, order, label)
@@ -302,7 +302,7 @@ def robustness_choices() -> tuple[list[str], bool, tuple[str, ...], str]:
         "Reference for CE",
         options,
         index=options.index(default_ref) if default_ref else 0,
-        format_func=lambda c: "none (accuracies only)" if c == "none" else state.name(c),
+        format_func=lambda c: "none (accuracies only)" if c == "none" else checkpoints.name(c),
         key="reference",
     )
     return chosen, all_five, keys, reference
@@ -411,11 +411,11 @@ def saliency_tab() -> None:
     maps = failures.cached_saliency(chosen)
     missing = [cid for cid in chosen if cid not in maps]
     if missing:
-        st.info(f"Not computed yet for {', '.join(state.name(c) for c in missing)}.")
+        st.info(f"Not computed yet for {', '.join(checkpoints.name(c) for c in missing)}.")
         compute_button("saliency", missing, 1.0 * len(missing), failures.start_saliency)
     job_progress("saliency")
     for cid, found in maps.items():
-        st.markdown(f"**{state.name(cid)}**")
+        st.markdown(f"**{checkpoints.name(cid)}**")
         for title, images, captions in failures.saliency_rows(found):
             st.caption(title)
             st.image(images, caption=captions, width=100)

@@ -11,7 +11,7 @@ import streamlit as st
 
 from fer_core.leaderboard import WEAK_POINTS, LeaderboardRow
 from fer_core.models import list_models
-from ui import charts, glossary, state
+from ui import charts, checkpoints, datasets, glossary, own_data_results
 
 if TYPE_CHECKING:  # the Overview draws before scikit-learn (which fer_core.evaluation imports) is loaded
     from fer_core.evaluation import Standing
@@ -26,7 +26,7 @@ st.markdown(
     "sidebar; they appear here when they finish."
 )
 
-broken = [c for c in state.checkpoints() if not c.ok]
+broken = [c for c in checkpoints.checkpoints() if not c.ok]
 for c in broken:
     st.warning(f"Checkpoint `{c.id}` cannot be used: {c.error}")
 
@@ -54,7 +54,7 @@ def leaderboard_frame(rows: list[LeaderboardRow], own: dict[str, dict[str, float
     """One label set's rows, best first: short names, percentages in points, each accuracy's interval, and the
     best mark on every checkpoint the test cannot tell from the most accurate (none until `marks` are known)."""
     frame = pd.DataFrame([asdict(r) for r in rows])
-    frame.insert(0, "model", [f"ensemble ({r.architecture})" if r.members else state.name(r.id) for r in rows])
+    frame.insert(0, "model", [f"ensemble ({r.architecture})" if r.members else checkpoints.name(r.id) for r in rows])
     frame = frame.rename(columns={k: title for k, (title, _) in COLUMNS.items()})
     frame[list(PERCENT)] = frame[list(PERCENT)] * 100
     frame["95% CI"] = [interval_text(r, marks) for r in rows]
@@ -74,14 +74,14 @@ def interval_text(row: LeaderboardRow, marks: dict[str, Standing]) -> str:
 def own_data_columns() -> dict[str, dict[str, float]]:
     """Column title -> each checkpoint's accuracy on that dataset of the user's (Evaluate > Your data)."""
     return {
-        title: {cid: r.predictions.accuracy for cid, r in state.external_results(fp).items()}
-        for fp, title in state.external_names().items()
+        title: {cid: r.predictions.accuracy for cid, r in own_data_results.results(fp).items()}
+        for fp, title in own_data_results.names().items()
     }
 
 
 def own_data_ensembles() -> dict[str, float]:
     """Column title -> the default ensemble's accuracy on that dataset, where every member has run on it."""
-    found = {title: state.external_ensemble(fp) for fp, title in state.external_names().items()}
+    found = {title: own_data_results.ensemble(fp) for fp, title in own_data_results.names().items()}
     return {title: e.predictions.accuracy for title, e in found.items() if e is not None}
 
 
@@ -130,7 +130,7 @@ def show_leaderboard(frame: pd.DataFrame, own_titles: list[str]) -> None:
 
 COLUMNS_HELP = {title: text for title, text in COLUMNS.values()}
 
-rows = state.leaderboard()
+rows = checkpoints.leaderboard()
 st.subheader("Leaderboard (PrivateTest)")
 if not rows:
     st.info(
@@ -170,52 +170,54 @@ else:
             )
     # Redrawn once the page is up: the intervals, the tests and the ensembles read every stored prediction and
     # import scikit-learn (seconds on a small CPU the first time; cached after).
-    ensemble = state.ensemble_line()
+    ensemble = checkpoints.ensemble_line()
     for title, accuracy in own_data_ensembles().items():
         own[title]["ensemble"] = accuracy
     for labels in order:
-        marks = state.standings([r.id for r in groups[labels]])
+        marks = checkpoints.standings([r.id for r in groups[labels]])
         extra = [ensemble] if ensemble is not None and ensemble.labels == labels else []
         with tables[labels]:
             show_leaderboard(leaderboard_frame([*groups[labels], *extra], own, marks), list(own))
     with st.expander("Model cards: what each model is, its hardware and budget, what limited it"):
         for row in sorted(rows, key=lambda r: -r.test_accuracy):
-            st.markdown(f"**{state.name(row.id)}** (`{row.id}`): {row.card or 'no card'}")
+            st.markdown(f"**{checkpoints.name(row.id)}** (`{row.id}`): {row.card or 'no card'}")
 
-    hidden = state.hidden()
+    hidden = checkpoints.hidden()
     with st.expander("Hide or delete checkpoints"):  # a fixed label: the expander stays open across its reruns
-        usable = [c.id for c in state.checkpoints() if c.ok]
+        usable = [c.id for c in checkpoints.checkpoints() if c.ok]
         st.caption(
             f"{len(hidden)} hidden. Hidden checkpoints leave the leaderboard, the model pickers and the ensembles; "
             "show them again here. Checkpoints you trained can be deleted; the ones shipped with the workbench can "
             "only be hidden."
         )
         cid = st.selectbox(
-            "Checkpoint", usable, format_func=lambda c: state.name(c) + (" (hidden)" if c in hidden else ""), key="manage"
+            "Checkpoint", usable, format_func=lambda c: checkpoints.name(c) + (" (hidden)" if c in hidden else ""), key="manage"
         )
         if cid is not None:
             hide_col, delete_col = st.columns(2)
             if cid in hidden:
-                hide_col.button("Show again", on_click=state.set_hidden, args=([cid], False), icon=":material/visibility:")
+                hide_col.button("Show again", on_click=checkpoints.set_hidden, args=([cid], False), icon=":material/visibility:")
             else:
-                hide_col.button("Hide", on_click=state.set_hidden, args=([cid], True), icon=":material/visibility_off:")
-            if cid in state.shipped():
+                hide_col.button("Hide", on_click=checkpoints.set_hidden, args=([cid], True), icon=":material/visibility_off:")
+            if cid in checkpoints.shipped():
                 delete_col.caption("Ships with the workbench: it can be hidden, never deleted.")
             else:
                 sure = delete_col.checkbox(f"Delete `{cid}` and its files for good", key=f"sure-{cid}")
-                delete_col.button("Delete", disabled=not sure, on_click=state.delete, args=([cid],), icon=":material/delete:")
+                delete_col.button(
+                    "Delete", disabled=not sure, on_click=checkpoints.delete, args=([cid],), icon=":material/delete:"
+                )
         if problem := st.session_state.pop("delete_error", None):
             st.error(f"Not deleted: {problem}")
 
 st.subheader("Dataset")
-path = state.default_dataset_path()
+path = datasets.default_dataset_path()
 if not path:
     st.info(
         "FER2013 was not found. Put the Kaggle zip at `data/fer2013.zip`, or set `FER_DATA` to its path, "
         "to see its class counts, sample faces and known flaws here."
     )
 else:
-    overview = state.dataset_overview(path)
+    overview = datasets.dataset_overview(path)
     summary = overview.summary
     st.caption(f"`{path}` · {summary.split_method} · fingerprint `{summary.fingerprint}`")
     counts = pd.DataFrame([{"split": s, "class": c, "faces": n} for s, d in summary.counts.items() for c, n in d.items()])

@@ -9,11 +9,11 @@ from streamlit.delta_generator import DeltaGenerator
 from fer_core.faces import DEFAULT_DETECTOR, DETECTORS
 from fer_core.leaderboard import WEAK_POINTS, default_ensemble
 from fer_core.predict import Ensemble, PhotoPrediction
-from ui import charts, failures, state
+from ui import charts, checkpoints, failures, page, photos
 
 st.title("Predict")
 
-good = state.require_checkpoints()
+good = page.require_checkpoints()
 
 MODES = ("Photos", "Live", "Video file")
 mode = st.segmented_control("Input", MODES, default="Photos", key="predict_mode") or "Photos"
@@ -24,10 +24,10 @@ c1, c2 = st.columns([3, 1])
 chosen = c1.multiselect(
     "Models",
     ids,
-    default=defaults.ids if defaults else default_ensemble(state.metas().values()),
+    default=defaults.ids if defaults else default_ensemble(checkpoints.metas().values()),
     key=f"predict_models_{mode}",
-    format_func=state.name,
-    help=state.ids_help(
+    format_func=checkpoints.name,
+    help=checkpoints.ids_help(
         ids,
         "Moving pictures: fast models that hold up on degraded faces by default; photos: the leaderboard's default "
         f"ensemble (the most common class list within {WEAK_POINTS:.0f} points of its best). Study trials are listed "
@@ -36,7 +36,7 @@ chosen = c1.multiselect(
 )
 if defaults:
     chosen_by = ", ".join(
-        state.name(cid) + (f" (mCE {defaults.mce[cid]:.2f})" if cid in defaults.mce else "") for cid in defaults.ids
+        checkpoints.name(cid) + (f" (mCE {defaults.mce[cid]:.2f})" if cid in defaults.mce else "") for cid in defaults.ids
     )
     c1.caption(
         f"Default: {chosen_by}: {defaults.reason}, as measured on Failures > Robustness (webcams and streams blur, "
@@ -48,7 +48,7 @@ detector = c2.selectbox(
     index=list(DETECTORS).index(DEFAULT_DETECTOR),
     help="MTCNN is the default: fewer false faces on logos and clothing than the Haar cascade",
 )
-backends = state.predict_backends(chosen)
+backends = checkpoints.predict_backends(chosen)
 faster = [cid for cid, backend in backends.items() if backend == "onnxruntime"]
 with st.expander(f"Backends: ONNX Runtime for {len(faster)} of {len(chosen)} models" if chosen else "Backends"):
     st.caption(
@@ -56,14 +56,19 @@ with st.expander(f"Backends: ONNX Runtime for {len(faster)} of {len(chosen)} mod
         "Measuring exports each model to ONNX once (checked against PyTorch on test faces) and times both."
     )
     if faster:
-        st.caption("On ONNX Runtime: " + ", ".join(map(state.name, faster)))
+        st.caption("On ONNX Runtime: " + ", ".join(map(checkpoints.name, faster)))
     if st.button("Measure the selected models", key="measure_backends"):
         try:
             with st.spinner("Exporting and timing each model…"):
-                speeds = state.measure_backends(chosen)
+                speeds = checkpoints.measure_backends(chosen)
             st.dataframe(
                 [
-                    {"model": state.name(cid), "PyTorch ms": s.torch_ms, "ONNX Runtime ms": s.onnxruntime_ms, "runs on": s.faster}
+                    {
+                        "model": checkpoints.name(cid),
+                        "PyTorch ms": s.torch_ms,
+                        "ONNX Runtime ms": s.onnxruntime_ms,
+                        "runs on": s.faster,
+                    }
                     for cid, s in speeds.items()
                 ],
                 hide_index=True,
@@ -72,25 +77,25 @@ with st.expander(f"Backends: ONNX Runtime for {len(faster)} of {len(chosen)} mod
             st.error(f"Cannot measure: {exc}")
 if not chosen:
     st.warning("Select at least one model.")
-    state.end_page()
+    page.end_page()
 if mode == "Live":
     from ui import live
 
     live.render(chosen, detector)
-    state.end_page()
+    page.end_page()
 if mode == "Video file":
     from ui import video
 
     video.render(chosen, detector)
-    state.end_page()
-metas = state.metas()
+    page.end_page()
+metas = checkpoints.metas()
 with st.expander("Ensemble members (each face's verdict is their mean)"):
     members = st.multiselect(
         "Members",
         chosen,
         default=default_ensemble(metas[cid] for cid in chosen),
-        format_func=state.name,
-        help=state.ids_help(
+        format_func=checkpoints.name,
+        help=checkpoints.ids_help(
             chosen,
             f"By default the models of the most common class list within {WEAK_POINTS:.0f} points of its best "
             "test accuracy (weaker ones and other class lists left out)",
@@ -112,7 +117,7 @@ def verdicts(result: PhotoPrediction, ensembles: list[Ensemble | None], column: 
             column.warning(
                 f"The models disagree on face {n}: "
                 + "; ".join(
-                    f"{label} ({len(ids)})" if len(ids) > 2 else f"{label} ({', '.join(map(state.name, ids))})"
+                    f"{label} ({len(ids)})" if len(ids) > 2 else f"{label} ({', '.join(map(checkpoints.name, ids))})"
                     for label, ids in votes.items()
                 )
             )
@@ -135,17 +140,17 @@ def probability_grids(result: PhotoPrediction, ensembles: list[Ensemble | None])
     """Per face: the model's 48x48 input beside every model's (and the ensemble's) class probabilities."""
     for n, (fp, ensemble) in enumerate(zip(result.faces, ensembles, strict=True), 1):
         per_model = {f"ensemble (mean of {len(ensemble.members)})": ensemble.probabilities} if ensemble else {}
-        per_model |= {state.name(cid): pred.probabilities for cid, pred in fp.predictions.items()}
+        per_model |= {checkpoints.name(cid): pred.probabilities for cid, pred in fp.predictions.items()}
         face_col, grid_col = st.columns([1, 6])
         face_col.image(
             charts.upscale(fp.face.face, 120),
             caption=f"{'face ' + str(n) if fp.face.detected else 'whole image'}: model input (48x48)",
         )
-        grid_col.vega_lite_chart(spec=state.probability_grid_spec(per_model), width="stretch")
+        grid_col.vega_lite_chart(spec=photos.probability_grid_spec(per_model), width="stretch")
         grid_col.caption("Outlined: each model's top class.")
 
 
-def photo_result(shown: state.ShownPhoto, name: str, index: int, members: list[str]) -> None:
+def photo_result(shown: photos.ShownPhoto, name: str, index: int, members: list[str]) -> None:
     result = shown.prediction
     if result.no_face_found:
         st.warning(
@@ -167,7 +172,7 @@ def photo_result(shown: state.ShownPhoto, name: str, index: int, members: list[s
 
 
 @st.fragment
-def photos(chosen: list[str], detector: str, members: list[str]) -> None:
+def uploaded_photos(chosen: list[str], detector: str, members: list[str]) -> None:
     """Uploads, the snapshot and their results. A fragment: a new photo reruns only this part, not the pickers
     above it or the sidebar (~100 ms of a new photo's rerun, bench/RESULTS.md "The app")."""
     upload_col, camera_col = st.columns([5, 1], vertical_alignment="bottom")
@@ -181,12 +186,12 @@ def photos(chosen: list[str], detector: str, members: list[str]) -> None:
         inputs.append(("camera snapshot", snapshot.getvalue()))
     if not inputs:
         results.caption("Upload photos (PNG, JPEG, WebP, BMP, GIF, TIFF) or open the camera to see every model's prediction.")
-        state.after_drawing(lambda: state.predict_classifiers(chosen))  # loaded while the user picks a photo
+        page.after_drawing(lambda: photos.predict_classifiers(chosen))  # loaded while the user picks a photo
     for index, (name, data) in enumerate(inputs):
         with results.container(border=True):
             st.subheader(name)
             try:
-                shown = state.predict(data, chosen, detector, name)
+                shown = photos.predict(data, chosen, detector, name)
             except Exception as exc:  # one bad file must never stop the others
                 st.error(f"{name}: could not be processed ({type(exc).__name__}: {exc})")
                 continue
@@ -196,4 +201,4 @@ def photos(chosen: list[str], detector: str, members: list[str]) -> None:
                 photo_result(shown, name, index, members)
 
 
-photos(chosen, detector, members)
+uploaded_photos(chosen, detector, members)

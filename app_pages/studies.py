@@ -21,7 +21,7 @@ from fer_core.studies.runs import (
 )
 from fer_core.studies.spec import STUDY_FIELDS, Range, StudyError, compose_study, load_study, shipped_studies
 from fer_core.training.jobs import JobBusy
-from ui import charts, state
+from ui import cache, charts, checkpoints, datasets, page
 from ui.curves import OVERLAID_RUNS, learning_curves
 
 st.title("Studies")
@@ -38,14 +38,14 @@ with st.form("launch_study"):
     c1, c2 = st.columns([3, 1])
     name = c1.selectbox("Study", list(files), key="study_file")
     profile = c2.selectbox("Profile", ["quick", "full"], help="quick: minutes on a CPU with a share of the faces")
-    data = st.text_input("Dataset", value=state.default_dataset_path(), key="study_data")
+    data = st.text_input("Dataset", value=datasets.default_dataset_path(), key="study_data")
     launched = st.form_submit_button("Launch", type="primary")
 if launched:
     try:
         spec = load_study(files[name])
         if not data.strip():
             raise StudyError("give the path of FER2013 (Kaggle .zip or folder, or fer2013.csv)")
-        st.session_state[RUN_KEY] = start_study(files[name], spec, profile, data.strip(), checkpoints=state.store_root())
+        st.session_state[RUN_KEY] = start_study(files[name], spec, profile, data.strip(), checkpoints=cache.store_root())
         st.toast(f"Study {name} ({profile}) started in the background")
     except JobBusy as exc:
         st.warning(str(exc))
@@ -77,7 +77,7 @@ with st.expander("Compose a study"), st.form("compose_study"):
             )
             path = save_composed(composed_name, text)
             st.session_state[RUN_KEY] = start_study(
-                path, load_study(path), composed_profile, data.strip(), checkpoints=state.store_root()
+                path, load_study(path), composed_profile, data.strip(), checkpoints=cache.store_root()
             )
             st.toast(f"Study {composed_name} started in the background")
         except JobBusy as exc:
@@ -88,7 +88,7 @@ with st.expander("Compose a study"), st.form("compose_study"):
 runs = list_runs()
 if not runs:
     st.info("No study has run yet: launch one above, or `python -m fer_core study run studies/keras_variants.toml`.")
-    state.end_page()
+    page.end_page()
 ids = [r.study_id for r in runs]
 if st.session_state.get(RUN_KEY) not in ids:
     st.session_state[RUN_KEY] = ids[0]
@@ -121,7 +121,7 @@ def progress(study_id: str, done_when_drawn: int) -> None:
         st.warning("This run's driver is gone (killed, or the machine restarted). Resume trains only its unfinished trials.")
         if st.button("Resume study", key=f"resume-{study_id}"):
             try:
-                resume_in_background(study_id, state.store_root())
+                resume_in_background(study_id, cache.store_root())
             except (JobBusy, ValueError) as exc:
                 st.warning(str(exc))
     if trials:
@@ -173,10 +173,10 @@ def _cancel_buttons(study_id: str, cancelling: bool, unfinished: list[str]) -> N
 progress(study_id, _done(study_id))
 
 try:
-    report = state.study_report(study_id)
+    report = checkpoints.study_report(study_id)
 except (ValueError, OSError) as exc:  # a damaged run folder or trials tested on other faces: say so, keep serving
     st.error(f"No report for {study_id}: {exc}")
-    state.end_page()
+    page.end_page()
 if not report.points:
     active = driver_alive(next(r for r in runs if r.study_id == study_id))
     st.caption(
@@ -184,7 +184,7 @@ if not report.points:
         if active
         else "No trial of this run has a checkpoint: none finished, or they were deleted."
     )
-    state.end_page()
+    page.end_page()
 st.subheader("Results (PrivateTest)")
 st.caption(
     f"Baseline {point_label(report.baseline)}; * significant at 5% after Holm's correction (McNemar on the same "
@@ -241,18 +241,18 @@ shown = st.multiselect(
     list(trial_label),
     default=list(trial_label)[:OVERLAID_RUNS],  # overlaid; more trials get a panel each
     format_func=trial_label.__getitem__,
-    help=state.ids_help(list(trial_label)),
+    help=checkpoints.ids_help(list(trial_label)),
 )
-metas = state.metas(trials=True)  # this page is where trials are shown whatever the sidebar says
+metas = checkpoints.metas(trials=True)  # this page is where trials are shown whatever the sidebar says
 if shown:
     learning_curves({trial_label[cid]: metas[cid].history for cid in shown if cid in metas}, key="trial_curves")
     for cid in shown:
-        link = f"Evaluate {state.name(cid)}"
+        link = f"Evaluate {checkpoints.name(cid)}"
         st.page_link("app_pages/evaluate.py", label=link, icon=":material/analytics:", query_params={"model": cid})
 
 with st.expander("This run's checkpoints: hide or delete them all"):
     run_ids = [t.checkpoint for t in report.trials]
-    hidden = state.hidden()
+    hidden = checkpoints.hidden()
     shown_ids = [cid for cid in run_ids if cid not in hidden]
     st.caption(
         f"{len(run_ids)} checkpoints, {len(run_ids) - len(shown_ids)} hidden. Study trials stay out of the leaderboard "
@@ -262,10 +262,12 @@ with st.expander("This run's checkpoints: hide or delete them all"):
     c1, c2, c3 = st.columns([1, 2, 1], vertical_alignment="bottom")
     if shown_ids:
         hide_all = f"Hide all {len(shown_ids)}"
-        c1.button(hide_all, on_click=state.set_hidden, args=(shown_ids, True), icon=":material/visibility_off:")
+        c1.button(hide_all, on_click=checkpoints.set_hidden, args=(shown_ids, True), icon=":material/visibility_off:")
     else:
-        c1.button(f"Show all {len(run_ids)}", on_click=state.set_hidden, args=(run_ids, False), icon=":material/visibility:")
+        c1.button(
+            f"Show all {len(run_ids)}", on_click=checkpoints.set_hidden, args=(run_ids, False), icon=":material/visibility:"
+        )
     sure = c2.checkbox(f"Delete the {len(run_ids)} checkpoints of {study_id} for good", key=f"sure-{study_id}")
-    c3.button("Delete all", disabled=not sure, on_click=state.delete, args=(run_ids,), icon=":material/delete:")
+    c3.button("Delete all", disabled=not sure, on_click=checkpoints.delete, args=(run_ids,), icon=":material/delete:")
     if problem := st.session_state.pop("delete_error", None):
         st.error(f"Not deleted: {problem}")

@@ -304,7 +304,7 @@ def _evaluate_own_data(args, root: Path | None) -> None:
     """Checkpoints (or their ensemble) on a labelled dataset of the user's: every face, the shared classes."""
     from .classifier import load_checkpoint
     from .evaluation import compute_metrics, evaluate_ensemble
-    from .external import evaluate_external, external_root, load_external, parse_mapping
+    from .external import evaluate_checkpoints, external_root, load_external, parse_mapping
     from .external.records import describe
     from .store import list_checkpoints
 
@@ -313,8 +313,12 @@ def _evaluate_own_data(args, root: Path | None) -> None:
     summary = data.summary()
     headline, *details = describe(summary)
     lines = [headline, *(f"  {line}" for line in details)]
-    results = {cid: evaluate_external(load_checkpoint(cid, root), data, root) for cid in ids}
-    out: dict[str, Any] = {"dataset": summary, "results": []}
+    evaluated = evaluate_checkpoints(data, ids, lambda cid: load_checkpoint(cid, root), root)
+    if args.ensemble and evaluated.skipped:
+        raise CliError("; ".join(evaluated.skipped.values()))
+    results = evaluated.results
+    out: dict[str, Any] = {"dataset": summary, "results": [], "skipped": evaluated.skipped}
+    lines += [f"{cid} left out: {reason}" for cid, reason in evaluated.skipped.items()]
     for cid, result in results.items():
         m = compute_metrics(result.predictions).headline()
         classes = list(result.predictions.classes)

@@ -1,13 +1,18 @@
 """Leaderboard lines, and the checkpoints picked by default, from meta.json alone: no model, no tensor, no torch
-import (the app's first page)."""
+import (the app's first page). The default ensemble's line, which needs stored predictions, is kept as a file in
+the store."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import contextlib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .records import CheckpointMeta, Interval
+from .atomic import write_text_atomically
+from .records import CheckpointMeta, Interval, Predictions
 
 if TYPE_CHECKING:
     from .evaluation import EnsembleResult
@@ -140,3 +145,39 @@ def default_ensemble(metas: Iterable[CheckpointMeta]) -> list[str]:
         return []
     best = max(m.test_metrics.accuracy for m in group)
     return [m.id for m in group if 100 * (best - m.test_metrics.accuracy) <= WEAK_POINTS]
+
+
+ENSEMBLE_LINE_FILE = ".ensemble-line.json"
+ENSEMBLE_LINE_VERSION = 2  # 2: the ensemble's epochs are its members' together (1 had none)
+
+
+def stored_ensemble_line(
+    root: Path, metas: Mapping[str, CheckpointMeta], predictions: Callable[[str], Predictions], state: object
+) -> LeaderboardRow | None:
+    """The default ensemble's leaderboard line, kept in the store as JSON with `state` (any JSON-able key of the
+    store's state it was computed for): a cold start then draws it without importing scikit-learn (~1.3 s on a
+    small CPU, bench/RESULTS.md "The app"). Computed again for another state; a read-only store still gets it."""
+    file, key = root / ENSEMBLE_LINE_FILE, json.loads(json.dumps(state))
+    try:
+        saved = json.loads(file.read_text(encoding="utf-8"))
+        if saved["signature"] == key and saved.get("version") == ENSEMBLE_LINE_VERSION:
+            return row_from_json(saved["row"]) if saved["row"] else None
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # none yet, another store's, or damaged: computed again
+    row = _ensemble_line(metas, predictions)
+    with contextlib.suppress(OSError):
+        write_text_atomically(
+            file, json.dumps({"version": ENSEMBLE_LINE_VERSION, "signature": key, "row": asdict(row) if row else None})
+        )
+    return row
+
+
+def _ensemble_line(metas: Mapping[str, CheckpointMeta], predictions: Callable[[str], Predictions]) -> LeaderboardRow | None:
+    from .evaluation import EnsembleError, evaluate_ensemble
+
+    members = default_ensemble(metas.values())
+    try:
+        result = evaluate_ensemble({cid: predictions(cid) for cid in members})
+    except EnsembleError:  # fewer than two, or tested on other faces: no line
+        return None
+    return ensemble_row([metas[cid] for cid in members], result)

@@ -24,7 +24,7 @@ from fer_core.leaderboard import default_ensemble
 from fer_core.naming import base_name, display_names
 from fer_core.records import Predictions, StudyTrial
 from fer_core.store import list_checkpoints, load_predictions, meta_json, replace_test_predictions
-from ui.state import SHOW_TRIALS
+from ui.checkpoints import SHOW_TRIALS
 
 from .conftest import REPO, image_bytes
 
@@ -121,7 +121,8 @@ def test_overview_and_sidebar_load_without_torch(tiny_checkpoints, kaggle_zip, t
     """The first paint (Overview leaderboard, sidebar training form and job list) must not wait for torch,
     torchvision or kornia to import: seconds each on a small CPU, and they slowed the browser drawing the page."""
     code = (
-        "import sys; import ui.state, ui.charts, ui.training_panel; from fer_core.leaderboard import leaderboard_row; "
+        "import sys; import ui.page, ui.own_data_results, ui.charts, ui.training_panel; "
+        "from fer_core.leaderboard import leaderboard_row; "
         "from fer_core.store import list_checkpoints; from fer_core.data import find_default_dataset; "
         "from fer_core.devices import describe_devices; from fer_core.training import make_config; "
         "from fer_core.training.jobs import list_jobs; "
@@ -377,14 +378,14 @@ def test_evaluate_downloads_a_checkpoint_and_its_onnx_export(app_env):
     at.button(key=f"onnx-{cid}").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     [onnx] = [e for e in at.get("download_button") if "ONNX" in e.proto.label]
-    from ui import state
+    from ui import checkpoints
 
-    with zipfile.ZipFile(io.BytesIO(state.onnx_package(cid))) as zf:  # the bytes the button serves (cached)
+    with zipfile.ZipFile(io.BytesIO(checkpoints.onnx_package(cid))) as zf:  # the bytes the button serves (cached)
         names = sorted(zf.namelist())
         sidecar = Sidecar.from_json(zf.read(f"{cid}-onnx/model.json").decode(), "zip")
     assert names == [f"{cid}-onnx/model.json", f"{cid}-onnx/model.onnx"] and sidecar.checkpoint_id == cid
     assert sidecar.parity.max_abs_diff <= 1e-4
-    with zipfile.ZipFile(io.BytesIO(state.checkpoint_package(cid))) as zf:
+    with zipfile.ZipFile(io.BytesIO(checkpoints.checkpoint_package(cid))) as zf:
         assert {n.split("/")[1] for n in zf.namelist()} == {
             "model.safetensors",
             "meta.json",
@@ -509,7 +510,7 @@ def test_the_probability_grid_is_one_valid_chart_over_its_own_cells():
     import altair as alt
 
     from ui.charts import GRID_DATA
-    from ui.state import probability_grid_spec
+    from ui.photos import probability_grid_spec
 
     seven = dict.fromkeys(["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"], 1 / 7)
     spec = probability_grid_spec({"a · FER2013": seven, "b · FER+": seven | {"contempt": 0.0}})

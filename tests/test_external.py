@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fer_core.__main__ import main
-from fer_core.classifier import load_checkpoint
+from fer_core.classifier import FerClassifier, load_checkpoint
 from fer_core.data import DataError
 from fer_core.evaluation import compute_metrics
 from fer_core.external import (
@@ -18,6 +19,7 @@ from fer_core.external import (
     cached_datasets,
     cached_results,
     default_mapping,
+    evaluate_checkpoints,
     evaluate_external,
     external_root,
     load_external,
@@ -74,6 +76,24 @@ def test_a_model_is_judged_on_the_classes_it_shares_with_the_data(own_dataset, t
         f"on the 5 shared classes; the model's fear, neutral left out (its top class on {result.outside_top:.0%} of faces); "
         "3 faces of contempt left out (not a class of the model)"
     )
+
+
+def test_a_model_that_cannot_be_judged_is_skipped_with_the_reason_and_the_others_run(own_dataset, tiny_checkpoints):
+    first, second = (c.id for c in list_checkpoints(tiny_checkpoints))
+    mapping = {"anger": "angry", "happiness": "happy"} | dict.fromkeys(["disgust", "sadness", "surprise", "posed_other"], IGNORE)
+    data = load_external(own_dataset, mapping)  # angry, happy and contempt
+
+    def load(cid: str):
+        clf = load_checkpoint(cid, tiny_checkpoints)
+        if cid == first:  # a model of other classes: only happy in common with the data
+            return FerClassifier(clf.model, replace(clf.meta, classes=("happy", "x", "fear", "neutral", "sad", "disgust", "y")))
+        return clf
+
+    started: list[tuple[int, str]] = []
+    evaluated = evaluate_checkpoints(data, [first, second], load, tiny_checkpoints, lambda *a: started.append(a))
+    assert started == [(0, first), (1, second)]
+    assert list(evaluated.skipped) == [first] and "shares 1 class(es)" in evaluated.skipped[first]
+    assert list(evaluated.results) == [second] and evaluated.results[second].predictions.classes == ("angry", "happy")
 
 
 def test_results_are_cached_by_dataset_fingerprint(own_dataset, tiny_checkpoints, tmp_path, monkeypatch):

@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import streamlit as st
 
-from ui import state
+from ui import checkpoints, datasets, own_data_results
+from ui.cache import checkpoint_signature, refreshed_by, store_root, store_signature
 
 if TYPE_CHECKING:
     from fer_core.failures.background import BackgroundJob
@@ -28,12 +29,13 @@ def crowd(data_path: str, names: tuple[str, ...]) -> CrowdVotes:
     return find_crowd_votes(data_path or None, names)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _label_noise(subject: str, signature: tuple, members: tuple[str, ...], data_path: str) -> LabelNoise:
-    from fer_core.failures.label_noise import label_noise
+@refreshed_by(lambda *_: (store_signature(), datasets.default_dataset_path()), st.cache_data(show_spinner=False, max_entries=64))
+def label_noise(signature: tuple, subject: str, members: tuple[str, ...]) -> LabelNoise:
+    """A checkpoint's (or an ensemble's, named `subject`) test faces in the label-noise buckets."""
+    from fer_core.failures.label_noise import label_noise as buckets
 
     predictions = subject_predictions(members)
-    return label_noise(subject, predictions, crowd(data_path, predictions.names))
+    return buckets(subject, predictions, crowd(signature[1], predictions.names))
 
 
 def subject_predictions(members: tuple[str, ...]) -> Predictions:
@@ -41,24 +43,15 @@ def subject_predictions(members: tuple[str, ...]) -> Predictions:
     from fer_core.evaluation import evaluate_ensemble
 
     if len(members) == 1:
-        return state.predictions(members[0])
-    return evaluate_ensemble({cid: state.predictions(cid) for cid in members}).predictions
+        return checkpoints.predictions(members[0])
+    return evaluate_ensemble({cid: checkpoints.predictions(cid) for cid in members}).predictions
 
 
-def label_noise(subject: str, members: tuple[str, ...]) -> LabelNoise:
-    """A checkpoint's (or an ensemble's, named `subject`) test faces in the label-noise buckets."""
-    return _label_noise(subject, state.store_signature(), members, state.default_dataset_path())
-
-
-@st.cache_data(show_spinner="cleanlab: finding likely label issues…", max_entries=64)
-def _issues(subject: str, signature: tuple, members: tuple[str, ...]) -> LabelIssues:
+@refreshed_by(store_signature, st.cache_data(show_spinner="cleanlab: finding likely label issues…", max_entries=64))
+def issues(signature: tuple, subject: str, members: tuple[str, ...]) -> LabelIssues:
     from fer_core.failures.label_noise import label_issues
 
     return label_issues(subject, subject_predictions(members))
-
-
-def issues(subject: str, members: tuple[str, ...]) -> LabelIssues:
-    return _issues(subject, state.store_signature(), members)
 
 
 def flag_agreement(subject: str, members: tuple[str, ...]) -> FlagAgreement:
@@ -68,22 +61,18 @@ def flag_agreement(subject: str, members: tuple[str, ...]) -> FlagAgreement:
     return agreement(issues(subject, members), label_noise(subject, members).crowd, subject_predictions(members))
 
 
-@st.cache_data(show_spinner="cleanlab: finding likely label issues…", max_entries=32)
-def _external_issues(fingerprint: str, checkpoint_id: str, signature: tuple) -> LabelIssues:
+@refreshed_by(store_signature, st.cache_data(show_spinner="cleanlab: finding likely label issues…", max_entries=32))
+def external_issues(signature: tuple, fingerprint: str, checkpoint_id: str) -> LabelIssues:
+    """cleanlab's flags on a dataset of the user's, from a model's cached predictions on it."""
     from fer_core.failures.label_noise import label_issues
 
-    return label_issues(checkpoint_id, state.external_results(fingerprint)[checkpoint_id].predictions)
-
-
-def external_issues(fingerprint: str, checkpoint_id: str) -> LabelIssues:
-    """cleanlab's flags on a dataset of the user's, from a model's cached predictions on it."""
-    return _external_issues(fingerprint, checkpoint_id, state.store_signature())
+    return label_issues(checkpoint_id, own_data_results.results(fingerprint)[checkpoint_id].predictions)
 
 
 def _results_signature(kind: str, checkpoint_id: str) -> tuple:
     """The checkpoint's meta.json and the folder of results of this kind as they are now: every result is written
     by a rename into that folder, so a new one is read at once (without hashing the weights on every rerun)."""
-    return dict(state.store_signature()).get(checkpoint_id, 0), _results_mtime(kind)
+    return checkpoint_signature(checkpoint_id), _results_mtime(kind)
 
 
 def _results_mtime(kind: str) -> int:
@@ -95,41 +84,37 @@ def _results_mtime(kind: str) -> int:
 
 def cached_robustness(checkpoint_ids: list[str], keys: tuple[str, ...]) -> dict[str, RobustnessRun]:
     """The checkpoints whose runs hold every condition in `keys`, read from the failures cache."""
-    found = {cid: _cached_robustness(cid, _results_signature("robustness", cid), keys) for cid in checkpoint_ids}
+    found = {cid: _cached_robustness(cid, keys) for cid in checkpoint_ids}
     return {cid: run for cid, run in found.items() if run is not None}
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def _cached_robustness(checkpoint_id: str, signature: tuple, keys: tuple[str, ...]) -> RobustnessRun | None:
+@refreshed_by(lambda cid, *_: _results_signature("robustness", cid), st.cache_data(show_spinner=False, max_entries=256))
+def _cached_robustness(signature: tuple, checkpoint_id: str, keys: tuple[str, ...]) -> RobustnessRun | None:
     from fer_core.failures.robustness import cached_run
 
-    return cached_run(state.store_root() / checkpoint_id, state.metas()[checkpoint_id], list(keys))
+    return cached_run(store_root() / checkpoint_id, checkpoints.metas()[checkpoint_id], list(keys))
 
 
-def moving_defaults() -> MovingDefaults:
+@refreshed_by(lambda: (store_signature(), _results_mtime("robustness")), st.cache_data(show_spinner=False, max_entries=4))
+def moving_defaults(signature: tuple) -> MovingDefaults:
     """Live's and Video's default models, from the cached robustness runs (read again when a run is added)."""
-    return _moving_defaults(state.store_signature(), _results_mtime("robustness"))
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def _moving_defaults(signature: tuple, results_mtime: int) -> MovingDefaults:
     from fer_core.failures.robustness import measured_mce
     from fer_core.leaderboard import moving_defaults as choose
 
-    store = [(meta, state.store_root() / cid) for cid, meta in state.metas().items()]
+    store = [(meta, store_root() / cid) for cid, meta in checkpoints.metas().items()]
     return choose([meta for meta, _ in store], measured_mce(store))
 
 
 def cached_saliency(checkpoint_ids: list[str]) -> dict[str, ClassSaliency]:
-    found = {cid: _cached_saliency(cid, _results_signature("saliency", cid)) for cid in checkpoint_ids}
+    found = {cid: _cached_saliency(cid) for cid in checkpoint_ids}
     return {cid: maps for cid, maps in found.items() if maps is not None}
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _cached_saliency(checkpoint_id: str, signature: tuple) -> ClassSaliency | None:
+@refreshed_by(lambda cid: _results_signature("saliency", cid), st.cache_data(show_spinner=False, max_entries=64))
+def _cached_saliency(signature: tuple, checkpoint_id: str) -> ClassSaliency | None:
     from fer_core.failures.saliency import cached_class_saliency
 
-    return cached_class_saliency(state.store_root() / checkpoint_id, state.metas()[checkpoint_id])
+    return cached_class_saliency(store_root() / checkpoint_id, checkpoints.metas()[checkpoint_id])
 
 
 @st.cache_resource
@@ -146,14 +131,14 @@ def start_robustness(checkpoint_ids: list[str], keys: tuple[str, ...]) -> None:
     from fer_core.failures.background import BackgroundJob
     from fer_core.failures.robustness import checkpoint_run
 
-    root, data = state.store_root(), state.default_dataset_path()
+    root, data = store_root(), datasets.default_dataset_path()
 
     def step(cid: str):
         return lambda report: checkpoint_run(
             cid, data, list(keys), root, "faster", lambda d, t, what: report(d / max(t, 1), what)
         )
 
-    _jobs()["robustness"] = BackgroundJob("robustness", [(state.name(cid), step(cid)) for cid in checkpoint_ids]).start()
+    _jobs()["robustness"] = BackgroundJob("robustness", [(checkpoints.name(cid), step(cid)) for cid in checkpoint_ids]).start()
 
 
 def start_saliency(checkpoint_ids: list[str]) -> None:
@@ -162,7 +147,7 @@ def start_saliency(checkpoint_ids: list[str]) -> None:
     from fer_core.failures.saliency import class_saliency
     from fer_core.store import dataset_for
 
-    root, data = state.store_root(), state.default_dataset_path()
+    root, data = store_root(), datasets.default_dataset_path()
 
     def step(cid: str):
         def work(report):
@@ -175,35 +160,27 @@ def start_saliency(checkpoint_ids: list[str]) -> None:
 
         return work
 
-    _jobs()["saliency"] = BackgroundJob("saliency", [(state.name(cid), step(cid)) for cid in checkpoint_ids]).start()
+    _jobs()["saliency"] = BackgroundJob("saliency", [(checkpoints.name(cid), step(cid)) for cid in checkpoint_ids]).start()
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def _test_faces(checkpoint_id: str, signature: tuple) -> np.ndarray | None:
-    meta = state.metas()[checkpoint_id]
-    data = state.found_dataset(meta)
+@refreshed_by(checkpoint_signature, st.cache_resource(show_spinner=False, max_entries=16))
+def test_faces(signature: tuple, checkpoint_id: str) -> np.ndarray | None:
+    """A checkpoint's test faces (uint8 N x 48 x 48) in the order of its stored predictions; None without the data."""
+    meta = checkpoints.metas()[checkpoint_id]
+    data = datasets.found_dataset(meta)
     if data is None:
         return None
     return data.take(meta.test_split)[0][:, 0].numpy()
 
 
-def test_faces(checkpoint_id: str) -> np.ndarray | None:
-    """A checkpoint's test faces (uint8 N x 48 x 48) in the order of its stored predictions; None without the data."""
-    return _test_faces(checkpoint_id, (checkpoint_id, dict(state.store_signature()).get(checkpoint_id, 0)))
-
-
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _corrupted(checkpoint_id: str, signature: tuple, corruption: str, severity: int) -> np.ndarray | None:
-    from fer_core.failures.corruptions import corrupt
-
-    faces = test_faces(checkpoint_id)
-    return None if faces is None else corrupt(faces, corruption, severity)
-
-
-def corrupted(checkpoint_id: str, corruption: str, severity: int) -> np.ndarray | None:
+@refreshed_by(checkpoint_signature, st.cache_resource(show_spinner=False, max_entries=4))
+def corrupted(signature: tuple, checkpoint_id: str, corruption: str, severity: int) -> np.ndarray | None:
     """The checkpoint's whole test set as the suite degraded it: the very pixels the model was scored on (the random
     parts are drawn face by face over the whole set, so degrading a few faces alone would draw others)."""
-    return _corrupted(checkpoint_id, (checkpoint_id, dict(state.store_signature()).get(checkpoint_id, 0)), corruption, severity)
+    from fer_core.failures.corruptions import corrupt
+
+    faces = test_faces.at(signature, checkpoint_id)
+    return None if faces is None else corrupt(faces, corruption, severity)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -211,7 +188,7 @@ def external_faces(fingerprint: str) -> dict[str, np.ndarray]:
     """A dataset of the user's cropped faces, by name."""
     from fer_core.external import cached_data
 
-    data = cached_data(fingerprint, state.store_root())
+    data = cached_data(fingerprint, store_root())
     return dict(zip(data.names, data.images, strict=True))
 
 

@@ -14,7 +14,7 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 from fer_core.video import LiveRecognizer
 from fer_core.video.live import RATE_MIN_FRAMES, RATE_WINDOW_S, WINDOW_S
 
-from . import charts, state
+from . import charts, photos
 
 ICE_SERVERS_ENV = "FER_ICE_SERVERS"
 MAX_TIMELINES = 4  # faces with a timeline beside the video (the most recently numbered are left out)
@@ -48,7 +48,7 @@ REFUSED = (
 
 
 def render(checkpoint_ids: list[str], detector: str) -> None:
-    recognizer = state.live_recognizer(checkpoint_ids, detector)
+    recognizer = photos.live_recognizer(checkpoint_ids, detector)
 
     def on_frame(frame: av.VideoFrame) -> av.VideoFrame:  # the stream's thread; older frames are dropped, not queued
         return av.VideoFrame.from_ndarray(recognizer.process(frame.to_ndarray(format="rgb24")), format="rgb24")

@@ -18,21 +18,22 @@ from fer_core.external import IGNORE, default_mapping, list_labelled
 from fer_core.external.records import describe
 from fer_core.faces import DEFAULT_DETECTOR, DETECTORS
 
-from . import charts, glossary, state
+from . import charts, checkpoints, glossary
+from . import own_data_results as results_of
 
 UPLOAD_KEY = "own_data_upload"  # (file id, temporary path) of the uploaded zip
 UPLOAD_PREFIX = "fer-own-"
 
 
 def render(ids: list[str], ranked: list[str]) -> None:
-    first = not state.external_datasets()
+    first = not results_of.datasets()
     with st.expander("Add a labelled dataset of your own (CK+, JAFFE, your lab's faces…)", expanded=first):
         _add(ids)
-    datasets = state.external_datasets()  # read after adding: a dataset just added shows in this same run
+    datasets = results_of.datasets()  # read after adding: a dataset just added shows in this same run
     if not datasets:
         st.info("No dataset of yours evaluated yet: add one above.")
         return
-    names = state.external_names()
+    names = results_of.names()
     fingerprint = st.selectbox(
         "Dataset",
         list(datasets),
@@ -42,30 +43,30 @@ def render(ids: list[str], ranked: list[str]) -> None:
     )
     summary = datasets[fingerprint]
     _describe(summary)
-    results = state.external_results(fingerprint)
+    results = results_of.results(fingerprint)
     missing = [cid for cid in ids if cid not in results]
     if missing and st.button(f"Run the {len(missing)} models that have not seen it", key="own_run_missing"):
-        _run(lambda progress: state.run_models(fingerprint, missing, progress, st.warning))
-        results = state.external_results(fingerprint)
+        _say_skipped(_run(lambda progress: results_of.run_models(fingerprint, missing, progress)))
+        results = results_of.results(fingerprint)
     if not results:
         return
     order = [cid for cid in ranked if cid in results] + [cid for cid in results if cid not in ranked]
-    marks = state.external_standings(fingerprint, order)
+    marks = results_of.standings(fingerprint, order)
     rows = [
         {
             "best": "★" if marks[cid].best_within_noise else "",
-            "model": state.name(cid),
+            "model": checkpoints.name(cid),
             "accuracy": 100 * results[cid].predictions.accuracy,
             "95% CI": marks[cid].interval.points(),
             "vs best": marks[cid].verdict(),
-            "macro F1": state.external_metrics(fingerprint, cid).macro_f1,
+            "macro F1": results_of.metrics(fingerprint, cid).macro_f1,
             "faces": len(results[cid].predictions.labels),
             "what it covers": results[cid].note(),
             "id": cid,
         }
         for cid in order
     ]
-    if (ensemble := state.external_ensemble(fingerprint)) is not None:
+    if (ensemble := results_of.ensemble(fingerprint)) is not None:
         rows.append(
             {
                 "model": f"ensemble (mean of {len(ensemble.members)})",
@@ -73,7 +74,7 @@ def render(ids: list[str], ranked: list[str]) -> None:
                 "95% CI": ensemble.accuracy_interval().points(),
                 "macro F1": ensemble.metrics.macro_f1,
                 "faces": ensemble.metrics.n,
-                "what it covers": "the leaderboard's default ensemble: " + ", ".join(map(state.name, ensemble.members)),
+                "what it covers": "the leaderboard's default ensemble: " + ", ".join(map(checkpoints.name, ensemble.members)),
                 "id": "ensemble",
             }
         )
@@ -89,16 +90,16 @@ def render(ids: list[str], ranked: list[str]) -> None:
         },
     )
     table_ids = [cid for cid in table["id"] if cid != "ensemble"]
-    cid = st.selectbox("Model", table_ids, format_func=state.name, key="own_model", help=state.ids_help(table_ids))
-    result, m = results[cid], state.external_metrics(fingerprint, cid)
+    cid = st.selectbox("Model", table_ids, format_func=checkpoints.name, key="own_model", help=checkpoints.ids_help(table_ids))
+    result, m = results[cid], results_of.metrics(fingerprint, cid)
     st.caption(
-        f"{state.name(cid)} on {result.dataset}: accuracy {result.note()}. "
+        f"{checkpoints.name(cid)} on {result.dataset}: accuracy {result.note()}. "
         "Probabilities are renormalised over the shared classes."
     )
     normalized = st.toggle("Row-normalised", True, key="own_norm")
     matrix = m.confusion_matrix_normalized if normalized else m.confusion_matrix
     st.altair_chart(charts.confusion_heatmap(matrix, list(result.predictions.classes), normalized), width="stretch")
-    st.altair_chart(charts.per_class_bars({state.name(cid): m.per_class_accuracy}), width="stretch")
+    st.altair_chart(charts.per_class_bars({checkpoints.name(cid): m.per_class_accuracy}), width="stretch")
 
 
 def _describe(summary: dict) -> None:
@@ -137,20 +138,22 @@ def _add(ids: list[str]) -> None:
     detectors = list(DETECTORS)
     detector = st.selectbox("Face detector (for images larger than a face crop)", detectors, detectors.index(DEFAULT_DETECTOR))
     if st.button(f"Find faces and run the {len(ids)} models", type="primary", key="own_go"):
-        fingerprint = _run(lambda progress: state.evaluate_external(source, chosen, detector, ids, progress, st.warning))
-        if fingerprint:
+        added = _run(lambda progress: results_of.add_and_run(source, chosen, detector, ids, progress))
+        if added:
+            fingerprint, skipped = added
+            _say_skipped(skipped)
             st.session_state["own_dataset"] = fingerprint  # the dataset picker below opens on it
 
 
 def _say_which_models_lack(mapping: dict[str, str], images: dict[str, int], ids: list[str]) -> None:
     """Before anything runs: the mapped classes that some models do not predict, whose faces those models skip."""
-    metas = state.metas(trials=True)
+    metas = checkpoints.metas(trials=True)
     lines = []
     for target in sorted(set(mapping.values()) - {IGNORE}):
         lacking = [cid for cid in ids if target not in metas[cid].classes]
         if lacking:
             n = sum(images[label] for label, mapped in mapping.items() if mapped == target)
-            shown = ", ".join(map(state.name, lacking[:4])) + (" …" if len(lacking) > 4 else "")
+            shown = ", ".join(map(checkpoints.name, lacking[:4])) + (" …" if len(lacking) > 4 else "")
             lines.append(
                 f"**{target}** is not a class of {len(lacking)} of the {len(ids)} models ({shown}): its {n} images are "
                 "left out of their figures."
@@ -196,6 +199,11 @@ def _server_path() -> Path | None:
         st.error(f"{path}: no such file or folder")
         return None
     return path
+
+
+def _say_skipped(skipped: dict[str, str] | None) -> None:
+    for cid, reason in (skipped or {}).items():
+        st.warning(f"{checkpoints.name(cid)} left out: {reason}")
 
 
 def _run(job):

@@ -13,7 +13,7 @@ from fer_core.records import CheckpointMeta
 from fer_core.training import BALANCING, OPTIMIZERS, PRESETS, TrainConfig, make_config, preset_for
 from fer_core.training.jobs import JobBusy, JobStatus, cancel_job, list_jobs, start_job
 
-from . import state
+from . import checkpoints, datasets
 from .curves import learning_curves
 
 
@@ -122,7 +122,7 @@ def render() -> None:
         with st.form("train_form", border=False):
             data_path = st.text_input(
                 "Dataset",
-                value=last.data if last else state.default_dataset_path(),
+                value=last.data if last else datasets.default_dataset_path(),
                 help="FER2013 as the Kaggle zip or folder, fer2013.csv, or any ImageFolder root",
             )
             settings = _run_settings(model, preset, start, info)
@@ -219,7 +219,7 @@ def _start_and_teachers(model: str, labels: str) -> dict:
     with st.expander("Start from a checkpoint, distil"):
         fresh = "fresh weights"
         # Only checkpoints of this label source can share the run's classes and data fingerprint.
-        usable = {cid: meta for cid, meta in state.metas().items() if meta.data.label_source == labels}
+        usable = {cid: meta for cid, meta in checkpoints.metas().items() if meta.data.label_source == labels}
         own = [cid for cid, meta in usable.items() if meta.model == model]
         init_from = st.selectbox(
             "Start from",
@@ -245,7 +245,7 @@ def _start_and_teachers(model: str, labels: str) -> dict:
 
 
 def _with_accuracy(checkpoint_id: str, meta: CheckpointMeta) -> str:
-    return f"{state.name(checkpoint_id)} ({meta.accuracy:.1%})"
+    return f"{checkpoints.name(checkpoint_id)} ({meta.accuracy:.1%})"
 
 
 def _start(data_path: str, model: str, preset: str, settings: dict) -> None:
@@ -313,7 +313,7 @@ def _progress() -> None:
             st.rerun()  # the note below comes from the job's files and stays until the job ends
         if job.cancelling:
             st.info(f"Cancel asked: {CANCELLING}.")
-    elif job.state == "succeeded" and job.checkpoint in {c.id for c in state.checkpoints()}:
+    elif job.state == "succeeded" and job.checkpoint in {c.id for c in checkpoints.checkpoints()}:
         st.success(f"{model} finished: checkpoint {job.checkpoint}")
         st.caption("Its training curves and test metrics: **Evaluate**, One model.")
     elif job.state == "succeeded":

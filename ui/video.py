@@ -13,7 +13,7 @@ import streamlit as st
 from fer_core.predict import ENSEMBLE_ROW
 from fer_core.video import VideoError, VideoResult, process_video
 
-from . import charts, state
+from . import charts, checkpoints, photos
 
 RESULT_KEY = "video_result"
 CANCELLED_KEY = "video_cancelled"  # set by Cancel's callback; the rerun it causes stops the processing run
@@ -61,7 +61,7 @@ def _process(
         source, out = Path(tmp) / f"upload{Path(name).suffix}", Path(tmp) / "annotated.mp4"
         source.write_bytes(data)
         try:
-            result = process_video(source, state.predict_classifiers(checkpoint_ids), every, out, detector, on_progress=progress)
+            result = process_video(source, photos.predict_classifiers(checkpoint_ids), every, out, detector, on_progress=progress)
         except VideoError as exc:
             bar.empty()
             cancel_slot.empty()
@@ -110,6 +110,6 @@ def _show(result: VideoResult, annotated: bytes) -> None:
         st.caption("Class probabilities over time (the ensemble's when several models share classes)")
         st.altair_chart(charts.probability_timeline([p for p in points if p.face == face], classes), width="stretch")
         st.caption("Share of the time the face was seen, per model")
-        face_shares = [replace(s, model=state.name(s.model)) for s in shares if s.face == face]
-        models = [ENSEMBLE_ROW, *map(state.name, result.models)]
+        face_shares = [replace(s, model=checkpoints.name(s.model)) for s in shares if s.face == face]
+        models = [ENSEMBLE_ROW, *map(checkpoints.name, result.models)]
         st.altair_chart(charts.expression_shares(face_shares, classes, models), width="stretch")

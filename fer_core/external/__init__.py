@@ -15,14 +15,17 @@ _EXPORTS = {
     "load_external": "dataset",
     "parse_mapping": "dataset",
     "ExternalData": "records",
+    "EvaluatedCheckpoints": "results",
     "ExternalResult": "results",
     "cached_data": "results",
     "cached_datasets": "results",
     "cached_results": "results",
+    "evaluate_checkpoints": "results",
     "evaluate_external": "results",
     "external_root": "results",
 }
 __all__ = [
+    "EvaluatedCheckpoints",
     "ExternalData",
     "ExternalResult",
     "IGNORE",
@@ -30,6 +33,7 @@ __all__ = [
     "cached_datasets",
     "cached_results",
     "default_mapping",
+    "evaluate_checkpoints",
     "evaluate_external",
     "external_root",
     "list_labelled",
@@ -42,10 +46,12 @@ if TYPE_CHECKING:
     from .dataset import IGNORE, default_mapping, list_labelled, load_external, parse_mapping
     from .records import ExternalData
     from .results import (
+        EvaluatedCheckpoints,
         ExternalResult,
         cached_data,
         cached_datasets,
         cached_results,
+        evaluate_checkpoints,
         evaluate_external,
         external_root,
     )

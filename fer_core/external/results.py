@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -100,6 +101,35 @@ def evaluate_external(clf: FerClassifier, data: ExternalData, root: Path | None 
     file.parent.mkdir(parents=True, exist_ok=True)
     save_predictions(file, result.predictions, _facts(result))
     return result
+
+
+@dataclass(frozen=True)
+class EvaluatedCheckpoints:
+    """What evaluate_checkpoints returns: the results by checkpoint id, and the checkpoints that could not be
+    judged on the dataset with the reason."""
+
+    results: dict[str, ExternalResult]
+    skipped: dict[str, str]
+
+
+def evaluate_checkpoints(
+    data: ExternalData,
+    checkpoint_ids: Sequence[str],
+    load: Callable[[str], FerClassifier],
+    root: Path | None = None,
+    on_start: Callable[[int, str], None] = lambda done, checkpoint_id: None,
+) -> EvaluatedCheckpoints:
+    """Each checkpoint on `data` (evaluate_external: cached ones are read back), loaded with `load`; one that cannot
+    be judged on it (fewer than two shared classes) is skipped with the reason, and the others still run.
+    `on_start(done, checkpoint_id)` before each, `done` counting the checkpoints before it."""
+    results, skipped = {}, {}
+    for done, checkpoint_id in enumerate(checkpoint_ids):
+        on_start(done, checkpoint_id)
+        try:
+            results[checkpoint_id] = evaluate_external(load(checkpoint_id), data, root)
+        except DataError as exc:
+            skipped[checkpoint_id] = str(exc)
+    return EvaluatedCheckpoints(results, skipped)
 
 
 def _facts(result: ExternalResult) -> dict[str, str]:
