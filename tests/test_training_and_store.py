@@ -385,6 +385,16 @@ def test_config_validation():
     assert TrainConfig.from_dict({**cfg.to_dict(), "compile": False}).compile == "none"
 
 
+def test_a_shorter_or_longer_run_keeps_its_recipes_share_of_warm_up():
+    """resnet18's recipe warms up 3 of 80 epochs: a 2-epoch run (a study's quick profile) would otherwise be all
+    warm-up, its learning rate never reaching the recipe's."""
+    assert (make_config("resnet18").epochs, make_config("resnet18").warmup_epochs) == (80, 3)
+    assert make_config("resnet18", epochs=2).warmup_epochs == 0
+    assert make_config("resnet18", epochs=160).warmup_epochs == 6
+    assert make_config("resnet18", epochs=2, warmup_epochs=1).warmup_epochs == 1  # given: kept
+    assert make_config("resnet18", epochs=1000, time_budget_min=20).warmup_epochs == 3  # epochs only bound the budget
+
+
 # ---------------------------------------------------------------- store
 
 

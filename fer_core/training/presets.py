@@ -75,9 +75,16 @@ def preset_for(model: str, pretrained: bool | str = False) -> str:
 
 
 def make_config(model: str, preset: str | None = None, **overrides) -> TrainConfig:
-    """A TrainConfig from the model's recipe (or a named one), with any non-None overrides applied."""
+    """A TrainConfig from the model's recipe (or a named one), with any non-None overrides applied.
+
+    A run of other epochs than its recipe's keeps the recipe's share of warm-up unless the warm-up is given: 3 of
+    80 epochs is none in a 2-epoch run, which otherwise never left its warm-up (a time budget keeps the recipe's,
+    its epochs being only a bound)."""
     name = preset or preset_for(model, overrides.get("pretrained") or False)
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
-    settings = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
+    recipe, given = PRESETS[name], {k: v for k, v in overrides.items() if v is not None}
+    settings = {**recipe, **given}
+    if "epochs" in given and "warmup_epochs" not in given and not given.get("time_budget_min"):
+        settings["warmup_epochs"] = recipe["warmup_epochs"] * given["epochs"] // recipe["epochs"]
     return TrainConfig(model=model, **settings)
