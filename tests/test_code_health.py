@@ -1,5 +1,6 @@
-"""The code's shape: fer_core's modules import one another without a circle (function-level imports included: a
-lazy import is still a dependency), and no function of the library or the app runs past what one reads at once."""
+"""The code's shape: the modules of fer_core and of ui import one another without a circle (function-level imports
+included: a lazy import is still a dependency), the library never imports the app, and no function of the library or
+the app runs past what one reads at once."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from .conftest import REPO
 
-PACKAGE = REPO / "fer_core"
+PACKAGES = ("fer_core", "ui")
 
 
 def _module_name(path: Path) -> str:
@@ -37,7 +38,7 @@ def _imports(path: Path, modules: set[str]) -> set[str]:
 
 
 def import_graph() -> dict[str, set[str]]:
-    files = sorted(PACKAGE.rglob("*.py"))
+    files = sorted(f for package in PACKAGES for f in (REPO / package).rglob("*.py"))
     modules = {_module_name(f) for f in files}
     return {_module_name(f): _imports(f, modules) for f in files}
 
@@ -74,10 +75,12 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def test_fer_core_has_no_import_circle():
+def test_no_import_circle_and_the_library_never_imports_the_app():
     graph = import_graph()
     assert "fer_core.backends" in graph["fer_core.classifier"]  # the graph sees function-level imports
+    assert {"ui.cache", "ui.datasets"} <= graph["ui.checkpoints"]  # and relative ones in ui
     assert circles(graph) == []
+    assert [(m, sorted(d)) for m, d in graph.items() if m.startswith("fer_core") and any(t.startswith("ui") for t in d)] == []
 
 
 def test_the_circle_check_finds_a_circle():
