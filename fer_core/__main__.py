@@ -529,7 +529,12 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--mixup", type=float, help="mixup alpha")
     p.add_argument("--early-stopping", type=int, help="patience in epochs")
-    p.add_argument("--warmup", type=int, metavar="EPOCHS", help="linear warm-up of the learning rate (default: the recipe's)")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        metavar="EPOCHS",
+        help="linear warm-up of the learning rate (default: the recipe's share of its epochs)",
+    )
     p.add_argument(
         "--time-budget",
         type=float,
