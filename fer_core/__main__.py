@@ -1,6 +1,10 @@
 """Command line: `python -m fer_core <command>`; every command takes --help and --json.
 
 Errors are one line on stderr and a non-zero exit: 2 for bad arguments, 1 for a failed operation.
+
+Each command imports what it uses inside its own function, so that a command loads only the heavy libraries it
+needs: Ray (studies), ONNX Runtime (export, the onnxruntime backend), captum, cleanlab, timm and kornia stay out of
+the commands that do not use them (seconds each on a small CPU).
 """
 
 from __future__ import annotations
