@@ -318,7 +318,7 @@ def _evaluate_own_data(args, root: Path | None) -> None:
     headline, *details = describe(summary)
     lines = [headline, *(f"  {line}" for line in details)]
     evaluated = evaluate_checkpoints(data, ids, lambda cid: load_checkpoint(cid, root), root)
-    if args.ensemble and evaluated.skipped:
+    if evaluated.skipped and (args.ensemble or not evaluated.results):  # nothing, or not the ensemble asked for
         raise CliError("; ".join(evaluated.skipped.values()))
     results = evaluated.results
     out: dict[str, Any] = {"dataset": summary, "results": [], "skipped": evaluated.skipped}

@@ -156,3 +156,6 @@ def test_cli_evaluates_checkpoints_and_their_ensemble_on_own_data(own_dataset, t
     text = capsys.readouterr().out
     assert "2 found by the detector" in text and "posed_other" in text and "broken.png" in text
     assert "on the 5 shared classes" in text
+    happy_and_contempt = "anger=ignore,disgust=ignore,sadness=ignore,surprise=ignore,posed_other=ignore"
+    assert main(["evaluate", "--own-data", str(own_dataset), "--checkpoints", str(store), "--map", happy_and_contempt]) == 1
+    assert "shares 1 class(es)" in capsys.readouterr().err  # no model can be judged: one line saying why
