@@ -10,6 +10,8 @@ failed with its reason and the study goes on. Resuming a study reruns only the t
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import gc
 import json
 import math
 import os
@@ -88,6 +90,19 @@ def _check_reachable(address: str) -> None:
         raise StudyError(
             f"--address {address}: nothing answers there ({exc}); is the head started (`ray start --head`)?"
         ) from None
+
+
+def _run_trial_then_release(config: dict[str, Any]) -> None:
+    """A reused worker trains trial after trial: what a trial freed goes back to the system before the next one.
+    Without it glibc kept the freed heap: the two workers of the architectures study held 9 and 11 GB after a dozen
+    trials (ResNet-101 and ResNet-50 V2 running, which take 4-5 GB in a fresh worker), and Ray's memory monitor
+    killed one on a 24 GB machine, failing the run; with it they fell back to 2.2-2.6 GB between trials."""
+    try:
+        _run_trial(config)
+    finally:
+        gc.collect()
+        with contextlib.suppress(OSError, AttributeError):  # glibc's malloc_trim: Linux only
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _run_trial(config: dict[str, Any]) -> None:
@@ -307,7 +322,7 @@ def _tune(study_id: str, directory: Path, spec: StudySpec, info: RunInfo, root: 
         param_space, searcher, samples = {"run": run, "trial": tune.grid_search(fixed)}, None, 1
     storage = info.storage or str((directory / "ray").resolve())  # a cluster needs storage every node reaches
     tuner = tune.Tuner(
-        tune.with_resources(_run_trial, {"cpu": 1, "gpu": _gpus_per_trial()}),
+        tune.with_resources(_run_trial_then_release, {"cpu": 1, "gpu": _gpus_per_trial()}),
         param_space=param_space,
         tune_config=tune.TuneConfig(
             num_samples=samples,
