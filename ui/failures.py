@@ -128,39 +128,17 @@ def job(kind: str) -> BackgroundJob | None:
 
 
 def start_robustness(checkpoint_ids: list[str], keys: tuple[str, ...]) -> None:
-    from fer_core.failures.background import BackgroundJob
-    from fer_core.failures.robustness import checkpoint_run
+    from fer_core.failures.background import robustness_job
 
-    root, data = store_root(), datasets.default_dataset_path()
-
-    def step(cid: str):
-        return lambda report: checkpoint_run(
-            cid, data, list(keys), root, "faster", lambda d, t, what: report(d / max(t, 1), what)
-        )
-
-    _jobs()["robustness"] = BackgroundJob("robustness", [(checkpoints.name(cid), step(cid)) for cid in checkpoint_ids]).start()
+    names = {cid: checkpoints.name(cid) for cid in checkpoint_ids}
+    _jobs()["robustness"] = robustness_job(names, datasets.default_dataset_path(), keys, store_root()).start()
 
 
 def start_saliency(checkpoint_ids: list[str]) -> None:
-    from fer_core.classifier import load_checkpoint
-    from fer_core.failures.background import BackgroundJob
-    from fer_core.failures.saliency import class_saliency
-    from fer_core.store import dataset_for
+    from fer_core.failures.background import saliency_job
 
-    root, data = store_root(), datasets.default_dataset_path()
-
-    def step(cid: str):
-        def work(report):
-            clf = load_checkpoint(cid, root)
-
-            def classes_done(fraction: float) -> None:
-                report(fraction, "Grad-CAM and occlusion over sampled test faces, class by class")
-
-            return class_saliency(clf, dataset_for(clf.meta, data), classes_done)
-
-        return work
-
-    _jobs()["saliency"] = BackgroundJob("saliency", [(checkpoints.name(cid), step(cid)) for cid in checkpoint_ids]).start()
+    names = {cid: checkpoints.name(cid) for cid in checkpoint_ids}
+    _jobs()["saliency"] = saliency_job(names, datasets.default_dataset_path(), store_root()).start()
 
 
 @refreshed_by(checkpoint_signature, st.cache_resource(show_spinner=False, max_entries=16))

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 Report = Callable[[float, str], None]  # (fraction of this step done, what is running)
 Step = tuple[str, Callable[[Report], object]]  # (what it is, the work)
@@ -77,3 +78,37 @@ class BackgroundJob:
         return JobStatus(
             fraction, self._message, elapsed, eta, not self._done.is_set(), self._cancel.is_set(), tuple(self._errors)
         )
+
+
+def robustness_job(checkpoints: Mapping[str, str], data_path: str, keys: Sequence[str], root: Path) -> BackgroundJob:
+    """The suite's conditions `keys` on each checkpoint's test faces (id -> the name its step shows), each on the
+    backend this machine measured faster for it; not started."""
+    from .robustness import checkpoint_run
+
+    def step(checkpoint_id: str) -> Callable[[Report], object]:
+        return lambda report: checkpoint_run(
+            checkpoint_id, data_path, list(keys), root, "faster", lambda done, total, what: report(done / max(total, 1), what)
+        )
+
+    return BackgroundJob("robustness", [(name, step(cid)) for cid, name in checkpoints.items()])
+
+
+def saliency_job(checkpoints: Mapping[str, str], data_path: str, root: Path) -> BackgroundJob:
+    """Each checkpoint's class-average Grad-CAM and region costs over its test faces (id -> the name its step
+    shows), the data read as the checkpoint saw it; not started."""
+    from ..classifier import load_checkpoint
+    from ..store import dataset_for
+    from .saliency import class_saliency
+
+    def step(checkpoint_id: str) -> Callable[[Report], object]:
+        def work(report: Report) -> object:
+            clf = load_checkpoint(checkpoint_id, root)
+            return class_saliency(
+                clf,
+                dataset_for(clf.meta, data_path),
+                lambda fraction: report(fraction, "Grad-CAM and occlusion over sampled test faces, class by class"),
+            )
+
+        return work
+
+    return BackgroundJob("saliency", [(name, step(cid)) for cid, name in checkpoints.items()])
