@@ -21,14 +21,13 @@ class DataError(ValueError):
 
 def find_default_dataset() -> Path | None:
     """Where FER2013 usually is: $FER_DATA, the ../shared/data layout beside the repo, or ./data."""
-    repo = REPO
     candidates = [os.environ.get("FER_DATA")] + [
         str(p)
         for p in (
-            repo.parent / "shared" / "data" / "fer2013" / "fer2013.zip",
-            repo / "data" / "fer2013.zip",
-            repo / "data" / "fer2013.csv",
-            repo / "data" / "fer2013",
+            REPO.parent / "shared" / "data" / "fer2013" / "fer2013.zip",
+            REPO / "data" / "fer2013.zip",
+            REPO / "data" / "fer2013.csv",
+            REPO / "data" / "fer2013",
         )
     ]
     for c in candidates:

@@ -8,6 +8,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -92,16 +93,19 @@ def read_facts(file: Path) -> dict:
     from safetensors import safe_open
 
     with safe_open(str(file), framework="numpy") as f:
-        return json.loads((f.metadata() or {})["data"])
+        return _facts(f)
+
+
+def _facts(opened: Any) -> dict:
+    return json.loads((opened.metadata() or {})["data"])
 
 
 def read_faces(file: Path) -> ExternalData:
-    """Faces written by load_external's cache (safetensors: no pickle)."""
+    """Faces written by load_external's cache (safetensors: no pickle), the file opened once."""
     from safetensors import safe_open
 
-    facts = read_facts(file)
     with safe_open(str(file), framework="numpy") as f:
-        images = f.get_tensor("images")
+        facts, images = _facts(f), f.get_tensor("images")
     return ExternalData(
         name=facts["name"],
         fingerprint=facts["fingerprint"],

@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -385,23 +386,24 @@ class JobReporter:
         from .loop import Callbacks
 
         also = shown or Callbacks()
+        return Callbacks(
+            on_epoch=_both(self.on_epoch, also.on_epoch),
+            on_batch=_both(self.on_batch, also.on_batch),
+            should_stop=self.should_stop,
+            on_stage=_both(self.on_stage, also.on_stage),
+        )
 
-        def on_epoch(stats: EpochStats) -> None:
-            self.on_epoch(stats)
-            if also.on_epoch:
-                also.on_epoch(stats)
 
-        def on_batch(epoch: int, batch: int, batches: int, loss: torch.Tensor) -> None:
-            self.on_batch(epoch, batch, batches, loss)
-            if also.on_batch:
-                also.on_batch(epoch, batch, batches, loss)
+def _both(first: Callable[..., None], then: Callable[..., None] | None) -> Callable[..., None]:
+    """A callback that calls `first`, then `then` when there is one."""
+    if then is None:
+        return first
 
-        def on_stage(message: str) -> None:
-            self.on_stage(message)
-            if also.on_stage:
-                also.on_stage(message)
+    def call(*args: object) -> None:
+        first(*args)
+        then(*args)
 
-        return Callbacks(on_epoch=on_epoch, on_batch=on_batch, should_stop=self.should_stop, on_stage=on_stage)
+    return call
 
 
 def run_job(
