@@ -180,6 +180,9 @@ def test_study_trials_stay_out_of_the_pickers_until_the_sidebar_shows_them(monke
     assert names[own[0].id] == base_name(own[0]) and names[trial_id] == f"{base_name(own[0])} · p00-s0"
     at = run_page()
     assert set(at.dataframe[0].value["id"]) == {m.id for m in own} | {"ensemble"}  # no trial on the leaderboard
+    assert "ensemble (mean of 2)" in set(at.dataframe[0].value["model"])
+    with_trials = at.toggle(key=SHOW_TRIALS).set_value(True).run()
+    assert "ensemble (mean of 3)" in set(with_trials.dataframe[0].value["model"])  # the line follows the toggle
     predict = run_page("app_pages/predict.py")
     models = next(m for m in predict.multiselect if m.label == "Models")
     assert names[trial_id] not in models.options and models.value == default_ensemble(own)  # the leaderboard's ensemble

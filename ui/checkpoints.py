@@ -86,11 +86,17 @@ def metas(trials: bool | None = None) -> dict[str, CheckpointMeta]:
     return {c.id: c.meta for c in good_checkpoints(trials) if c.meta is not None}
 
 
+def shown_signature(*_: object) -> tuple:
+    """The store and whether study trials are shown: the key of cached readers over the shown checkpoints (metas),
+    so that turning "Show study trials" on or off reads them again."""
+    return store_signature(), st.session_state.get(SHOW_TRIALS, False)
+
+
 def leaderboard() -> list[LeaderboardRow]:
     return [leaderboard_row(meta) for meta in metas().values()]
 
 
-@refreshed_by(store_signature, st.cache_data(show_spinner=False))
+@refreshed_by(shown_signature, st.cache_data(show_spinner=False))
 def ensemble_line(signature: tuple) -> LeaderboardRow | None:
     """The default ensemble (leaderboard.default_ensemble) as a leaderboard line, from stored predictions; kept in
     the store for the state it was computed for, so a cold start draws it without importing scikit-learn."""

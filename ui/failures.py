@@ -95,7 +95,9 @@ def _cached_robustness(signature: tuple, checkpoint_id: str, keys: tuple[str, ..
     return cached_run(store_root() / checkpoint_id, checkpoints.metas()[checkpoint_id], list(keys))
 
 
-@refreshed_by(lambda: (store_signature(), _results_mtime("robustness")), st.cache_data(show_spinner=False, max_entries=4))
+@refreshed_by(
+    lambda: (checkpoints.shown_signature(), _results_mtime("robustness")), st.cache_data(show_spinner=False, max_entries=4)
+)
 def moving_defaults(signature: tuple) -> MovingDefaults:
     """Live's and Video's default models, from the cached robustness runs (read again when a run is added)."""
     from fer_core.failures.robustness import measured_mce
