@@ -2,10 +2,12 @@
 
     python -m bench.train_throughput [--data ../shared/data/fer2013/fer2013.zip] [--models keras_cnn,resnet18]
     python -m bench.train_throughput --device cuda --models resnet18,vgg_fer
+    python -m bench.train_throughput --models keras_cnn_wide,shufflenet_v2 --precisions fp32,bf16
 
 Ours: the whole train split as one uint8 tensor, kornia batch augmentation, `fer_core.training.fit`.
 CPU baseline: the textbook pipeline - the zip extracted to disk, torchvision ImageFolder + PIL transforms +
-DataLoader (2 workers), same model, batch size and augmentation.
+DataLoader (2 workers), same model, batch size and augmentation; `--precisions` adds one column of ours per
+training precision (`--precision`: bf16 autocasts on the CPU, which pays on cores with native bf16).
 GPU baseline: compute only - one random batch already on the GPU, no augmentation, same model, optimizer,
 AMP (bf16) and channels_last: the ceiling the data pipeline can reach.
 Both run `--batches` timed batches after `--warmup` untimed ones; the script prints images/s and the ratio.
@@ -25,7 +27,7 @@ import torch.nn.functional as F
 
 from fer_core.data import find_default_dataset, load_dataset
 from fer_core.models import get_spec
-from fer_core.training import COMPILE_MODES, Callbacks, TrainingCancelled, fit, make_config, preset_for
+from fer_core.training import COMPILE_MODES, PRECISIONS, Callbacks, TrainingCancelled, fit, make_config, preset_for
 from fer_core.training.optim import make_optimizer
 
 from .harness import machine
@@ -37,11 +39,27 @@ def _sync(device: torch.device) -> None:
 
 
 def ours(
-    model_name: str, data, batch_size: int, warmup: int, batches: int, device: torch.device, compile_mode: str = "none"
+    model_name: str,
+    data,
+    batch_size: int,
+    warmup: int,
+    batches: int,
+    device: torch.device,
+    compile_mode: str = "none",
+    precision: str = "auto",
 ) -> float:
     spec = get_spec(model_name)
     if device.type == "cpu":  # the textbook baseline's optimizer and augmentation
-        cfg = make_config(model_name, "custom", batch_size=batch_size, augment="light", epochs=1, device="cpu", warmup_epochs=0)
+        cfg = make_config(
+            model_name,
+            "custom",
+            batch_size=batch_size,
+            augment="light",
+            epochs=1,
+            device="cpu",
+            warmup_epochs=0,
+            precision=precision,
+        )
     else:  # the model's own recipe, AMP and channels_last as the zoo trains
         cfg = make_config(
             model_name, preset_for(model_name), batch_size=batch_size, epochs=1, device=str(device), compile=compile_mode
@@ -132,6 +150,7 @@ def main() -> int:
         default="none",
         help="on CUDA, torch.compile both loops in this mode (reduce-overhead: CUDA graphs)",
     )
+    p.add_argument("--precisions", default="auto", help=f"on the CPU, ours at each of these ({', '.join(PRECISIONS)})")
     p.add_argument("--profile", action="store_true", help="only profile our loop (torch.profiler, top operators)")
     args = p.parse_args()
     if not args.data.endswith(".zip") or not Path(args.data).is_file():
@@ -164,13 +183,17 @@ def main() -> int:
             fast = ours(name, data, args.batch_size, args.warmup, args.batches, device, args.compile)
             print(f"{name:<14} {base:>19.0f} {fast:>15.0f} {fast / base:>6.0%} {n_train / fast:>8.1f}", flush=True)
         return 0
+    precisions = args.precisions.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         zipfile.ZipFile(args.data).extractall(tmp)
-        print(f"{'model':<14} {'textbook img/s':>15} {'fer_core img/s':>15} {'ratio':>7}")
+        print(f"{'model':<16} {'textbook img/s':>15}" + "".join(f" {'ours ' + p + ' img/s (ratio)':>26}" for p in precisions))
         for name in args.models.split(","):
             base = textbook(name, Path(tmp), args.batch_size, args.warmup, args.batches)
-            fast = ours(name, data, args.batch_size, args.warmup, args.batches, device)
-            print(f"{name:<14} {base:>15.1f} {fast:>15.1f} {fast / base:>6.2f}x")
+            row = f"{name:<16} {base:>15.1f}"
+            for precision in precisions:
+                fast = ours(name, data, args.batch_size, args.warmup, args.batches, device, precision=precision)
+                row += f" {f'{fast:.1f} ({fast / base:.2f}x)':>26}"
+            print(row, flush=True)
     return 0
 
 

@@ -142,6 +142,7 @@ def _train_config(args):
         train_fraction=args.train_fraction,
         early_stopping=args.early_stopping,
         compile=args.compile,
+        precision=args.precision,
         time_budget_min=args.time_budget,
         init_from=args.init_from,
         teachers=tuple(csv_list(args.teachers) or ()) or None,
@@ -492,7 +493,7 @@ def _add_train(sub: Any) -> None:
     """`train`: every TrainConfig field a flag; the recipe of --preset (or the model's) fills the rest."""
     from .data import AUGMENT_PRESETS, LABEL_SOURCES
     from .models import ACTIVATIONS, NORMS
-    from .training import BALANCING, COMPILE_MODES, OPTIMIZERS, PRESETS, SCHEDULERS
+    from .training import BALANCING, COMPILE_MODES, OPTIMIZERS, PRECISIONS, PRESETS, SCHEDULERS
 
     p = _command(sub, "train", cmd_train, "train a model and write a checkpoint")
     p.add_argument("--model", help="a registered name (see `models`), or timm:<name> for any timm architecture")
@@ -552,6 +553,12 @@ def _add_train(sub: Any) -> None:
         help="a stratified share of the training faces (0-1], for a quick first run; validation and test stay whole",
     )
     p.add_argument("--compile", choices=COMPILE_MODES, help="torch.compile mode (default none); reduce-overhead adds CUDA graphs")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="autocast: auto (default) = bf16/fp16 on CUDA, float32 elsewhere; bf16 = on the CPU too (2-5x faster "
+        "for plain conv nets on AMX cores, slower for depthwise ones: bench/RESULTS.md)",
+    )
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int)
     p.add_argument("--resume", metavar="JOB_DIR", help="continue an interrupted run from its last finished epoch")

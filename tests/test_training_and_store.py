@@ -76,7 +76,8 @@ def test_meta_json_keeps_one_line_per_epoch(tiny_checkpoints):
 
 def test_old_meta_json_still_loads(tiny_checkpoints, tmp_path):
     """Files written before typed metadata: stopped_early said true for budgeted runs, efficiency named its
-    throughput after batch 256, compile was a boolean, and unknown keys of other versions must survive."""
+    throughput after batch 256, compile was a boolean, amp said whether CUDA autocasts, and unknown keys of other
+    versions must survive."""
     store = tmp_path / "store"
     info = _copy_store(tiny_checkpoints, store)[0]
     raw = json.loads((info.path / "meta.json").read_text())
@@ -95,12 +96,14 @@ def test_old_meta_json_still_loads(tiny_checkpoints, tmp_path):
         },
     }
     raw["config"]["compile"] = False
+    raw["config"]["amp"] = False
+    del raw["config"]["precision"]
     del raw["config"]["teachers"], raw["config"]["teacher_weight"]
     (info.path / "meta.json").write_text(json.dumps(raw))
     meta = read_meta(info.path)
     assert meta.stop_reason == "time_budget" and not meta.stopped_early
     assert meta.efficiency.throughput_per_s == 300.0 and meta.efficiency.throughput_batch == 256
-    assert meta.config.compile == "none" and meta.config.teachers == ()
+    assert meta.config.compile == "none" and meta.config.teachers == () and meta.config.precision == "fp32"
     annotate_checkpoint(info.id, store, card="kept")
     assert json.loads((info.path / "meta.json").read_text())["future_key"] == {"x": 1}
     raw |= {"stop_reason": "completed"}
@@ -177,6 +180,7 @@ def baseline_losses(kaggle_zip, skewed_data) -> list[float]:
         dict(augment="strong"),
         dict(augment="robust"),
         dict(augment="robust_mix"),
+        dict(precision="bf16"),  # autocast on the CPU: bf16 rounding changes every loss
     ],
     ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()),
 )

@@ -13,6 +13,7 @@ _EXPORTS = {
     "BALANCING": "config",
     "COMPILE_MODES": "config",
     "OPTIMIZERS": "config",
+    "PRECISIONS": "config",
     "SCHEDULERS": "config",
     "TrainConfig": "config",
     "Callbacks": "loop",
@@ -31,6 +32,7 @@ __all__ = [
     "Callbacks",
     "FitResult",
     "OPTIMIZERS",
+    "PRECISIONS",
     "PRESETS",
     "SCHEDULERS",
     "TrainConfig",
@@ -44,7 +46,7 @@ __all__ = [
 __getattr__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
-    from .config import BALANCING, COMPILE_MODES, OPTIMIZERS, SCHEDULERS, TrainConfig
+    from .config import BALANCING, COMPILE_MODES, OPTIMIZERS, PRECISIONS, SCHEDULERS, TrainConfig
     from .errors import TrainingCancelled, TrainingDiverged
     from .loop import Callbacks, FitResult, fit
     from .presets import PRESETS, make_config, preset_for

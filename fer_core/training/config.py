@@ -12,6 +12,9 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULERS = ("none", "step", "exponential", "cosine", "plateau")
 BALANCING = ("none", "weighted", "oversample")
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+# auto: bf16 (fp16 where unsupported) autocast on CUDA, float32 elsewhere; bf16: autocast on the CPU too, which pays
+# on cores with native bf16 (AMX, AVX512-BF16) for plain conv nets and not for depthwise ones (bench/RESULTS.md)
+PRECISIONS = ("auto", "fp32", "bf16")
 SELECT_BY = ("val_loss", "val_acc")
 
 
@@ -47,8 +50,8 @@ class TrainConfig:
     init_from: str | None = None  # a checkpoint (id or folder) of the same model and classes to start from
     teachers: tuple[str, ...] = ()  # checkpoints whose mean prediction on each training face joins its target
     teacher_weight: float = 0.5  # share of the teachers' prediction in the target; the rest is the label
-    amp: bool = True  # used on CUDA only
-    channels_last: bool = True  # used on CUDA only
+    precision: str = "auto"  # the forward pass's autocast (PRECISIONS); weights and optimiser stay float32
+    channels_last: bool = True  # on CUDA and the CPU (oneDNN's preferred layout; measured never slower), not MPS
     compile: str = "none"  # torch.compile mode; "reduce-overhead" adds CUDA graphs (launch-bound small nets)
     seed: int = 0
     device: str = "auto"
@@ -67,6 +70,7 @@ class TrainConfig:
             (self.select_by, SELECT_BY, "select_by"),
             (self.labels, ("fer2013", "ferplus"), "labels"),
             (self.compile, COMPILE_MODES, "compile"),
+            (self.precision, PRECISIONS, "precision"),
             (self.activation, ACTIVATIONS, "activation"),
             (self.norm, NORMS, "norm"),
             (self.augment, AUGMENT_PRESETS, "augment"),
@@ -108,6 +112,8 @@ class TrainConfig:
         if kwargs.get("classes"):
             kwargs["classes"] = tuple(kwargs["classes"])
         kwargs["teachers"] = tuple(kwargs.get("teachers") or ())
+        if "amp" in d and "precision" not in d:  # configs written before precisions: amp meant autocast on CUDA
+            kwargs["precision"] = "auto" if d["amp"] else "fp32"
         if isinstance(kwargs.get("compile"), bool):  # configs written before compile modes existed
             kwargs["compile"] = "default" if kwargs["compile"] else "none"
         return cls(**kwargs)

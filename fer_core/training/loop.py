@@ -133,6 +133,17 @@ def _trainable(model: nn.Module, spec: ModelSpec, freeze_backbone: bool) -> list
     return [p for p in model.parameters() if p.requires_grad]
 
 
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """What the forward pass autocasts to, None for float32 (MPS always: its autocast gains little)."""
+    if precision == "fp32" or device.type not in ("cuda", "cpu"):
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None
+
+
 def make_trainer(
     model: nn.Module,
     spec: ModelSpec,
@@ -142,9 +153,8 @@ def make_trainer(
     budget_spent: Callable[[], float] | None,
 ) -> Trainer:
     cuda = device.type == "cuda"
-    use_amp = cfg.amp and cuda
-    amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if use_amp else None
-    channels_last = cfg.channels_last and cuda
+    amp_dtype = autocast_dtype(cfg.precision, device)
+    channels_last = cfg.channels_last and device.type in ("cuda", "cpu")
     if cuda:
         torch.backends.cudnn.benchmark = True  # fixed 48x48 batches: let cuDNN pick the fastest kernels once
     model.to(device)
