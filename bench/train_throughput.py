@@ -3,11 +3,13 @@
     python -m bench.train_throughput [--data ../shared/data/fer2013/fer2013.zip] [--models keras_cnn,resnet18]
     python -m bench.train_throughput --device cuda --models resnet18,vgg_fer
     python -m bench.train_throughput --models keras_cnn_wide,shufflenet_v2 --precisions fp32,bf16
+    python -m bench.train_throughput --models keras_cnn_wide,shufflenet_v2 --layouts
 
 Ours: the whole train split as one uint8 tensor, kornia batch augmentation, `fer_core.training.fit`.
 CPU baseline: the textbook pipeline - the zip extracted to disk, torchvision ImageFolder + PIL transforms +
 DataLoader (2 workers), same model, batch size and augmentation; `--precisions` adds one column of ours per
-training precision (`--precision`: bf16 autocasts on the CPU, which pays on cores with native bf16).
+training precision (`--precision`: bf16 autocasts on the CPU, which pays on cores with native bf16);
+`--layouts` times compute-only float32 steps in the contiguous layout against channels_last (what the CPU uses).
 GPU baseline: compute only - one random batch already on the GPU, no augmentation, same model, optimizer,
 AMP (bf16) and channels_last: the ceiling the data pipeline can reach.
 Both run `--batches` timed batches after `--warmup` untimed ones; the script prints images/s and the ratio.
@@ -16,6 +18,7 @@ Both run `--batches` timed batches after `--warmup` untimed ones; the script pri
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import tempfile
 import time
@@ -80,21 +83,28 @@ def ours(
 
 
 def compute_only(
-    model_name: str, batch_size: int, warmup: int, batches: int, device: torch.device, compile_mode: str = "none"
+    model_name: str,
+    batch_size: int,
+    warmup: int,
+    batches: int,
+    device: torch.device,
+    compile_mode: str = "none",
+    layout: torch.memory_format = torch.channels_last,
+    bf16: bool = True,
 ) -> float:
     spec = get_spec(model_name)
     cfg = make_config(model_name, preset_for(model_name), batch_size=batch_size, device=str(device))
-    model = spec.build(7).to(device).to(memory_format=torch.channels_last).train()
+    model = spec.build(7).to(device).to(memory_format=layout).train()
     optimizer = make_optimizer(model.parameters(), cfg)
     step_model = model if compile_mode == "none" else torch.compile(model, mode=compile_mode)
     size = spec.input.size
-    x = torch.randn(batch_size, spec.input.channels, size, size, device=device).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(batch_size, spec.input.channels, size, size, device=device).contiguous(memory_format=layout)
     y = torch.randint(0, 7, (batch_size,), device=device)
     for i in range(warmup + batches):
         if i == warmup:
             _sync(device)
             t0 = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = F.cross_entropy(step_model(x).float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -151,6 +161,7 @@ def main() -> int:
         help="on CUDA, torch.compile both loops in this mode (reduce-overhead: CUDA graphs)",
     )
     p.add_argument("--precisions", default="auto", help=f"on the CPU, ours at each of these ({', '.join(PRECISIONS)})")
+    p.add_argument("--layouts", action="store_true", help="compute-only float32 steps, contiguous against channels_last")
     p.add_argument("--profile", action="store_true", help="only profile our loop (torch.profiler, top operators)")
     args = p.parse_args()
     if not args.data.endswith(".zip") or not Path(args.data).is_file():
@@ -175,6 +186,13 @@ def main() -> int:
                 f"{name}: top operators over {args.warmup + args.batches} batches\n"
                 + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
             )
+        return 0
+    if args.layouts:
+        print(f"{'model':<16} {'contiguous img/s':>17} {'channels_last img/s':>20} {'ratio':>7}")
+        for name in args.models.split(","):
+            run = functools.partial(compute_only, name, args.batch_size, args.warmup, args.batches, device, bf16=False)
+            base, fast = run(layout=torch.contiguous_format), run(layout=torch.channels_last)
+            print(f"{name:<16} {base:>17.1f} {fast:>20.1f} {fast / base:>6.2f}x", flush=True)
         return 0
     if device.type == "cuda":
         print(f"{'model':<14} {'compute-only img/s':>19} {'fer_core img/s':>15} {'ratio':>7} {'s/epoch':>8}")
