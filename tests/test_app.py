@@ -337,6 +337,7 @@ def test_training_from_the_sidebar_lands_a_checkpoint(monkeypatch, tmp_path, kag
     at.number_input(key="train_batch-quick").set_value(8)
     at.selectbox(key="train_device").set_value("cpu")
     at.number_input(key="train_budget-quick").set_value(5.0)
+    at.selectbox(key="train_precision").set_value("bf16")
     at.sidebar.button[0].click()
     at.run()
     assert not at.exception
@@ -349,6 +350,7 @@ def test_training_from_the_sidebar_lands_a_checkpoint(monkeypatch, tmp_path, kag
     assert set(at.dataframe[0].value["id"]) == {c.id for c in list_checkpoints(store)}
     config = list_checkpoints(store)[0].meta.config
     assert config.time_budget_min == 5.0 and config.scheduler == "cosine" and config.train_fraction == 1.0
+    assert config.precision == "bf16"
     reloaded = run_page()  # a new browser session: the form opens on the last run's settings, not the defaults
     assert reloaded.selectbox(key="train_model").value == "keras_cnn"
     assert reloaded.number_input(key="train_epochs-custom").value == 1
