@@ -8,7 +8,8 @@ Reads what is cached (`python -m fer_core robustness` at severities 1, 3, 5 on P
 on PublicTest with --split val) and computes the class-average maps where they are missing. Prints per pair:
 PublicTest clean accuracy and held-out mCE (what selection may use), PrivateTest clean accuracy with bootstrap
 intervals and McNemar against the parent, mCE whole / seen / held-out with intervals, the change of every
-corruption's CE, the mean region costs (4x4 occlusion, over classes) of both, and the bar of issue #27: on
+corruption's CE, the mean region costs (4x4 occlusion, over classes) of both, the floor (the mCE of a model as
+accurate as the parent that no corruption changes: how far any cut can go), and the bar of issue #27: on
 PrivateTest, clean accuracy within 1 point of the parent, held-out mCE at least 20% and whole-suite mCE at least 30%
 lower. `--figure` draws the class-average Grad-CAM of each pair's parent and child side by side.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,7 @@ from fer_core.failures.corruptions import HELD_OUT
 from fer_core.failures.robustness import (
     DEFAULT_SEVERITIES,
     RobustnessReport,
+    RobustnessRun,
     cached_run,
     cached_runs,
     conditions,
@@ -92,7 +95,20 @@ def compare(child: tuple[CheckpointMeta, Path], parent: tuple[CheckpointMeta, Pa
     )
     kid, dad = reports[child[0].id], reports[parent[0].id]
     print_ce_changes(kid, dad)
+    print_floor(cached.runs[parent[0].id], cached.reference, dad)
     return verdict(kid, dad)
+
+
+def print_floor(run: RobustnessRun, reference: RobustnessRun, measured: RobustnessReport) -> None:
+    """The mCE of a model as accurate as `run` on clean faces that no corruption changes at all: no training at
+    that clean accuracy goes below it, so it says how far the bar's cuts can be reached."""
+    unchanged = report(replace(run, predictions={key: run.clean for key in run.predictions}), reference)
+    assert unchanged.mce and unchanged.mce_held_out and measured.mce and measured.mce_held_out
+    print(
+        f"floor at the parent's clean accuracy (every corruption costing nothing): whole mCE {unchanged.mce:.3f} "
+        f"({unchanged.mce / measured.mce - 1:+.1%} against the parent), held-out {unchanged.mce_held_out:.3f} "
+        f"({unchanged.mce_held_out / measured.mce_held_out - 1:+.1%})"
+    )
 
 
 def print_ce_changes(kid: RobustnessReport, dad: RobustnessReport) -> None:
