@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from fer_core.data import find_default_dataset, load_dataset
 from fer_core.models import get_spec
 from fer_core.training import COMPILE_MODES, PRECISIONS, Callbacks, TrainingCancelled, fit, make_config, preset_for
+from fer_core.training.loop import autocast_dtype
 from fer_core.training.optim import make_optimizer
 
 from .harness import machine
@@ -90,7 +91,7 @@ def compute_only(
     device: torch.device,
     compile_mode: str = "none",
     layout: torch.memory_format = torch.channels_last,
-    bf16: bool = True,
+    precision: str = "bf16",
 ) -> float:
     spec = get_spec(model_name)
     cfg = make_config(model_name, preset_for(model_name), batch_size=batch_size, device=str(device))
@@ -100,11 +101,12 @@ def compute_only(
     size = spec.input.size
     x = torch.randn(batch_size, spec.input.channels, size, size, device=device).contiguous(memory_format=layout)
     y = torch.randint(0, 7, (batch_size,), device=device)
+    dtype = autocast_dtype(precision, device)  # as fit() autocasts
     for i in range(warmup + batches):
         if i == warmup:
             _sync(device)
             t0 = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             loss = F.cross_entropy(step_model(x).float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -146,6 +148,15 @@ def textbook(model_name: str, root: Path, batch_size: int, warmup: int, batches:
     return batches * batch_size / (marks[-1] - marks[warmup - 1])
 
 
+def print_layouts(models: list[str], batch_size: int, warmup: int, batches: int, device: torch.device) -> None:
+    """Compute-only float32 steps in the contiguous layout against channels_last, per model."""
+    print(f"{'model':<16} {'contiguous img/s':>17} {'channels_last img/s':>20} {'ratio':>7}")
+    for name in models:
+        run = functools.partial(compute_only, name, batch_size, warmup, batches, device, precision="fp32")
+        base, fast = run(layout=torch.contiguous_format), run(layout=torch.channels_last)
+        print(f"{name:<16} {base:>17.1f} {fast:>20.1f} {fast / base:>6.2f}x", flush=True)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--data", default=str(find_default_dataset() or ""))
@@ -164,16 +175,19 @@ def main() -> int:
     p.add_argument("--layouts", action="store_true", help="compute-only float32 steps, contiguous against channels_last")
     p.add_argument("--profile", action="store_true", help="only profile our loop (torch.profiler, top operators)")
     args = p.parse_args()
-    if not args.data.endswith(".zip") or not Path(args.data).is_file():
-        print("needs the Kaggle fer2013.zip: pass --data PATH", file=sys.stderr)
-        return 1
-    data = load_dataset(args.data)
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} torch threads"
     print(
         machine(device=name) + f"; batch {args.batch_size}, "
         f"{args.batches} timed batches after {args.warmup} warm-up; torch.compile {args.compile}\n"
     )
+    if args.layouts:  # random batches: no dataset to read
+        print_layouts(args.models.split(","), args.batch_size, args.warmup, args.batches, device)
+        return 0
+    if not args.data.endswith(".zip") or not Path(args.data).is_file():
+        print("needs the Kaggle fer2013.zip: pass --data PATH", file=sys.stderr)
+        return 1
+    data = load_dataset(args.data)
     n_train = len(data.indices("train"))
     if args.profile:
         for name in args.models.split(","):
@@ -186,13 +200,6 @@ def main() -> int:
                 f"{name}: top operators over {args.warmup + args.batches} batches\n"
                 + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
             )
-        return 0
-    if args.layouts:
-        print(f"{'model':<16} {'contiguous img/s':>17} {'channels_last img/s':>20} {'ratio':>7}")
-        for name in args.models.split(","):
-            run = functools.partial(compute_only, name, args.batch_size, args.warmup, args.batches, device, bf16=False)
-            base, fast = run(layout=torch.contiguous_format), run(layout=torch.channels_last)
-            print(f"{name:<16} {base:>17.1f} {fast:>20.1f} {fast / base:>6.2f}x", flush=True)
         return 0
     if device.type == "cuda":
         print(f"{'model':<14} {'compute-only img/s':>19} {'fer_core img/s':>15} {'ratio':>7} {'s/epoch':>8}")

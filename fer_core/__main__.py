@@ -556,7 +556,7 @@ def _add_train(sub: Any) -> None:
     p.add_argument(
         "--precision",
         choices=PRECISIONS,
-        help="autocast: auto (default) = bf16/fp16 on CUDA, float32 elsewhere; bf16 = on the CPU too (2-5x faster "
+        help="autocast: auto (default) = bf16/fp16 on CUDA, float32 elsewhere; bf16 = on the CPU too (2-3x faster "
         "for plain conv nets on AMX cores, slower for depthwise ones: bench/RESULTS.md)",
     )
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
