@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -322,6 +323,21 @@ def test_sidebar_trains_any_timm_model_searched_by_name(monkeypatch, tmp_path, k
     assert not at.exception and not at.sidebar.error
     assert any("inception_resnet_v2 as timm builds it" in c.value for c in at.sidebar.caption)
     assert at.selectbox(key="train_preset-timm:inception_resnet_v2@75-False").value == "timm"
+
+
+def test_sidebar_says_where_a_run_saved_to_another_store_went(monkeypatch, tmp_path, kaggle_zip):
+    """A CLI run with --checkpoints elsewhere: its checkpoint is not in the app's store, and not deleted either."""
+    other, job = tmp_path / "other", tmp_path / "runs" / "job-1"
+    (other / "keras_cnn-fer2013-1").mkdir(parents=True)
+    job.mkdir(parents=True)
+    status = {"state": "succeeded", "pid": None, "message": "done", "checkpoint": "keras_cnn-fer2013-1", "store": str(other)}
+    (job / "status.json").write_text(json.dumps(status))
+    monkeypatch.setenv("FER_CHECKPOINTS", str(tmp_path / "store"))
+    monkeypatch.setenv("FER_DATA", str(kaggle_zip))
+    monkeypatch.setenv("FER_RUNS", str(tmp_path / "runs"))
+    assert any(f"saved to another store, {other}" in c.value for c in run_page().caption)
+    shutil.rmtree(other)
+    assert any("has since been deleted" in c.value for c in run_page().caption)
 
 
 def test_training_from_the_sidebar_lands_a_checkpoint(monkeypatch, tmp_path, kaggle_zip):

@@ -63,7 +63,7 @@ def test_job_lifecycle_busy_kill_cancel(kaggle_zip, tmp_path, monkeypatch):
     third = start_job(quick, root=runs)
     job = wait_for(lambda: (j := read_job(runs / third)).state in ("succeeded", "failed") and j, what="the quick job")
     assert job.state == "succeeded", job.message
-    assert [c.id for c in list_checkpoints(store)] == [job.checkpoint]
+    assert [c.id for c in list_checkpoints(store)] == [job.checkpoint] and job.store == store.resolve()
     assert len(job.epochs) == 2 and job.eta_s() == 0
     assert [j.id for j in list_jobs(runs)][0] == third
 
@@ -105,6 +105,7 @@ def _job(cfg, epochs: int, batch: BatchProgress | None, state: str = "running", 
         config=cfg,
         message="",
         checkpoint=None,
+        store=None,
         epochs=history,
         batch=batch,
         started_at="",

@@ -41,6 +41,7 @@ from fer_core.training import (
     make_config,
     train_and_save,
 )
+from fer_core.training.loop import autocast_dtype
 from fer_core.training.targets import TeacherError, teacher_probabilities, training_targets
 
 from .conftest import REPO
@@ -188,6 +189,14 @@ def test_each_training_option_changes_training(kaggle_zip, skewed_data, baseline
     result = _run(kaggle_zip, skewed_data, epochs=2, **{"augment": "none", **option})
     losses = [e.train_loss for e in result.history]
     assert all(np.isfinite(losses)) and losses != pytest.approx(baseline_losses, rel=1e-6, abs=1e-9)
+
+
+def test_bf16_where_it_would_not_run_is_refused_not_recorded():
+    # autocast_dtype is what the trainer asks; MPS does not exist here, but torch.device("mps") can be named
+    assert autocast_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+    assert autocast_dtype("auto", torch.device("mps")) is None
+    with pytest.raises(ValueError, match="precision: bf16 .* not on mps"):
+        autocast_dtype("bf16", torch.device("mps"))
 
 
 @pytest.mark.parametrize(

@@ -326,6 +326,8 @@ def _progress() -> None:
     elif job.state == "succeeded" and job.checkpoint in {c.id for c in checkpoints.checkpoints()}:
         st.success(f"{model} finished: checkpoint {job.checkpoint}")
         st.caption("Its training curves and test metrics: **Evaluate**, One model.")
+    elif job.state == "succeeded" and job.store is not None and (job.store / str(job.checkpoint)).is_dir():
+        st.caption(f"{model} finished; its checkpoint {job.checkpoint} was saved to another store, {job.store}.")
     elif job.state == "succeeded":
         st.caption(f"{model} finished; its checkpoint {job.checkpoint} has since been deleted.")
     elif job.state == "cancelled":

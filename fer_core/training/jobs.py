@@ -97,6 +97,7 @@ class JobStatus:
     config: TrainConfig | None  # None when config.json is missing or unreadable
     message: str
     checkpoint: str | None
+    store: Path | None  # the checkpoint store the run saved to (a CLI run may name another with --checkpoints)
     epochs: list[EpochStats]
     batch: BatchProgress | None
     started_at: str
@@ -189,6 +190,7 @@ def read_job(job_dir: Path) -> JobStatus:
         config=_read_config(job_dir / "config.json"),
         message=message,
         checkpoint=status.get("checkpoint"),
+        store=Path(status["store"]) if status.get("store") else None,
         epochs=epochs,
         batch=BatchProgress(**batch) if batch else None,
         started_at=status.get("started_at", ""),
@@ -351,10 +353,17 @@ class JobReporter:
         status = _read_json(job_dir / "status.json")
         self.started_at = status.get("started_at", _now())
 
-    def set_status(self, state: str, message: str = "", checkpoint: str | None = None) -> None:
+    def set_status(self, state: str, message: str = "", saved: Path | None = None) -> None:
         _write_json(
             self.dir / "status.json",
-            {"state": state, "pid": os.getpid(), "started_at": self.started_at, "message": message, "checkpoint": checkpoint},
+            {
+                "state": state,
+                "pid": os.getpid(),
+                "started_at": self.started_at,
+                "message": message,
+                "checkpoint": saved.name if saved else None,
+                "store": str(saved.parent.resolve()) if saved else None,
+            },
         )
 
     def release(self) -> None:
@@ -437,5 +446,5 @@ def run_job(
         raise
     finally:
         reporter.release()
-    reporter.set_status("succeeded", "done", checkpoint=path.name)
+    reporter.set_status("succeeded", "done", saved=path)
     return path

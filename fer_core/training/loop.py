@@ -134,7 +134,11 @@ def _trainable(model: nn.Module, spec: ModelSpec, freeze_backbone: bool) -> list
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """What the forward pass autocasts to, None for float32 (MPS always: its autocast gains little)."""
+    """What the forward pass autocasts to, None for float32 (MPS in auto: its autocast gains little).
+
+    bf16 where it would not run is refused, so a checkpoint never records a precision it was not trained in."""
+    if precision == "bf16" and device.type not in ("cuda", "cpu"):
+        raise ValueError(f"precision: bf16 runs on a CUDA GPU or the CPU, not on {device.type}; use auto or fp32")
     if precision == "fp32" or device.type not in ("cuda", "cpu"):
         return None
     if precision == "bf16":
