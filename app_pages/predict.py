@@ -6,7 +6,7 @@ import json
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from fer_core.faces import DEFAULT_DETECTOR, DETECTORS
+from fer_core.choices import DEFAULT_DETECTOR, DETECTOR_NAMES
 from fer_core.leaderboard import WEAK_POINTS, default_ensemble
 from fer_core.predict import Ensemble, PhotoPrediction
 from ui import charts, checkpoints, failures, page, photos
@@ -44,8 +44,8 @@ if defaults:
     )
 detector = c2.selectbox(
     "Face detector",
-    list(DETECTORS),
-    index=list(DETECTORS).index(DEFAULT_DETECTOR),
+    DETECTOR_NAMES,
+    index=DETECTOR_NAMES.index(DEFAULT_DETECTOR),
     help="MTCNN is the default: fewer false faces on logos and clothing than the Haar cascade",
 )
 backends = checkpoints.predict_backends(chosen)

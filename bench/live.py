@@ -28,13 +28,14 @@ import cv2
 import matplotlib.cbook
 import numpy as np
 
+from fer_core.choices import DEFAULT_DETECTOR, VIDEO_DETECTION_SIDE
 from fer_core.classifier import FerClassifier, load_checkpoint
-from fer_core.faces import DEFAULT_DETECTOR, detect_faces, load_photo
+from fer_core.faces import detect_faces, load_photo
 from fer_core.failures.robustness import measured_mce
 from fer_core.leaderboard import moving_defaults
 from fer_core.predict import predict_photo
 from fer_core.store import list_checkpoints
-from fer_core.video import VIDEO_DETECTION_SIDE, LiveRecognizer, process_video
+from fer_core.video import LiveRecognizer, process_video
 
 from .harness import machine, percentiles
 

@@ -569,7 +569,7 @@ def _add_train(sub: Any) -> None:
 
 def _add_evaluate(sub: Any) -> None:
     """`evaluate`: a checkpoint, an ensemble, or the user's own labelled data."""
-    from .faces import DEFAULT_DETECTOR, DETECTORS
+    from .choices import DEFAULT_DETECTOR, DETECTOR_NAMES
     from .input_spec import TTA_MODES
 
     p = _command(sub, "evaluate", cmd_evaluate, "metrics of a checkpoint or an ensemble")
@@ -585,20 +585,18 @@ def _add_evaluate(sub: Any) -> None:
         "on the classes each model shares with it (all checkpoints unless --checkpoint or --ensemble)",
     )
     p.add_argument("--map", help="with --own-data: LABEL=CLASS,... overriding the name aliases (CLASS may be 'ignore')")
-    p.add_argument("--detector", choices=list(DETECTORS), default=DEFAULT_DETECTOR, help="with --own-data: for large images")
+    p.add_argument("--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR, help="with --own-data: for large images")
 
 
 def _add_predict_and_video(sub: Any) -> None:
     """`predict` and `video`: faces and every model's expression, in photos or a video's frames."""
-    from .classifier import BACKENDS
-    from .faces import DEFAULT_DETECTOR, DETECTORS
-    from .video.recognizer import VIDEO_DETECTION_SIDE
+    from .choices import BACKENDS, DEFAULT_DETECTOR, DETECTOR_NAMES, VIDEO_DETECTION_SIDE
 
     p = _command(sub, "predict", cmd_predict, "faces and per-model probabilities for images")
     p.add_argument("images", nargs="+")
     p.add_argument("--models", help="comma-separated checkpoint ids")
     p.add_argument("--all", action="store_true", help="every checkpoint (the default)")
-    p.add_argument("--detector", choices=list(DETECTORS), default=DEFAULT_DETECTOR)
+    p.add_argument("--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR)
     p.add_argument("--backend", choices=BACKENDS, default="torch", help="onnxruntime: exported once, parity-checked")
 
     p = _command(
@@ -610,7 +608,7 @@ def _add_predict_and_video(sub: Any) -> None:
     p.add_argument("--every", type=int, default=1, help="process every Nth frame (default 1: all)")
     p.add_argument("--out", help="write the processed frames, annotated, to this mp4 (H.264)")
     p.add_argument("--csv", help="write one row per frame, face and model (and the ensemble) to this CSV")
-    p.add_argument("--detector", choices=list(DETECTORS), default=DEFAULT_DETECTOR)
+    p.add_argument("--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR)
     p.add_argument(
         "--detection-side", type=int, default=VIDEO_DETECTION_SIDE, help="frames are searched for faces at this size (px)"
     )
@@ -619,11 +617,11 @@ def _add_predict_and_video(sub: Any) -> None:
 
 def _add_export_and_checkpoints(sub: Any) -> None:
     """`export` and `checkpoints`: take a model out; list, annotate, re-measure and re-derive the store."""
-    from .export import FORMATS
+    from .choices import EXPORT_FORMATS
 
     p = _command(sub, "export", cmd_export, "a checkpoint as ONNX or TorchScript with a sidecar, parity-checked on real faces")
     p.add_argument("--checkpoint", required=True, help="a checkpoint id in the --checkpoints store, or a folder")
-    p.add_argument("--format", choices=FORMATS, default="onnx")
+    p.add_argument("--format", choices=EXPORT_FORMATS, default="onnx")
     p.add_argument("--quantize", choices=["int8"], help="static int8 (ONNX), calibrated on training faces")
     p.add_argument("--out", required=True, help="a folder that does not exist yet")
     p.add_argument("--data", help="FER2013 for the parity faces (default: where it usually is, or $FER_DATA)")
@@ -656,7 +654,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .data import DataError
-    from .faces import PhotoError
     from .models import PretrainedUnavailable
     from .store import CheckpointError
     from .studies.spec import StudyError
@@ -668,7 +665,6 @@ def main(argv: list[str] | None = None) -> int:
     except (
         CliError,
         DataError,
-        PhotoError,
         CheckpointError,
         PretrainedUnavailable,
         StudyError,

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .choices import BACKENDS
 from .data import FerData, to_model_input
 from .data.preprocess import center_crop
 from .inference import predict_logits
@@ -90,9 +91,6 @@ def _tta_views(batch: torch.Tensor, spec: InputSpec, tta: str) -> list[torch.Ten
     corners = [(0, 0), (0, h), (h, 0), (h, h)]
     views = [center_crop(batch, crop)] + [batch[..., top : top + crop, left : left + crop] for top, left in corners]
     return views + [v.flip(-1) for v in views]
-
-
-BACKENDS = ("torch", "onnxruntime")
 
 
 def load_checkpoint(

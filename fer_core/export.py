@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .choices import EXPORT_FORMATS
 from .data import to_model_input
 from .data.choices import find_default_dataset
 from .data.disk_cache import file_digest
@@ -36,7 +37,6 @@ from .input_spec import MEAN, STD, InputSpec
 from .records import CheckpointMeta
 from .store import dataset_for, load_weights, read_meta, resolve_checkpoint
 
-FORMATS = ("onnx", "torchscript")
 FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
 SIDECAR = "model.json"
 SIDECAR_VERSION = 1
@@ -125,7 +125,7 @@ class Sidecar:
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise ExportError(f"{where}: not a fer_core export sidecar ({exc})") from None
         if (
-            sidecar.format not in FORMATS
+            sidecar.format not in EXPORT_FORMATS
             or sidecar.file != FILES[sidecar.format]
             or not all(isinstance(c, str) for c in sidecar.classes)
         ):
@@ -155,8 +155,8 @@ def export_checkpoint(
     """Export a checkpoint to `out` (a folder that must not exist yet), parity-checked before anything is written.
     `data`: FER2013 for the parity faces (PrivateTest) and int8 calibration (training faces); default: where it
     usually is (data.choices.find_default_dataset)."""
-    if fmt not in FORMATS:
-        raise ExportError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if fmt not in EXPORT_FORMATS:
+        raise ExportError(f"format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}")
     if quantize not in (None, "int8") or (quantize and fmt != "onnx"):
         raise ExportError("--quantize int8 is for ONNX exports only")
     out = Path(out)

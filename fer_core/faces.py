@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .choices import DEFAULT_DETECTOR, DETECTOR_NAMES
 from .data import IMAGE_SIZE
 
 MAX_PIXELS = 100_000_000  # 10k x 10k; larger images (or files claiming to be) are refused before decoding
@@ -150,8 +151,7 @@ class MtcnnDetector:
         return out
 
 
-DETECTORS = {"mtcnn": MtcnnDetector, "haar": HaarDetector}
-DEFAULT_DETECTOR = "mtcnn"
+DETECTORS: dict[str, type[FaceDetector]] = dict(zip(DETECTOR_NAMES, (MtcnnDetector, HaarDetector), strict=True))
 
 
 @cache

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .choices import DEFAULT_DETECTOR
 from .classifier import FerClassifier
-from .faces import DEFAULT_DETECTOR, NO_FACE, Box, Face, FaceDetector, PhotoError, decode_photo, find_faces
+from .faces import NO_FACE, Box, Face, FaceDetector, PhotoError, decode_photo, find_faces
 
 
 @dataclass

@@ -42,6 +42,21 @@ def test_help_for_every_command(capsys):
         assert "--json" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", [["study", "status"], ["checkpoints"], ["predict", "--help"]])
+def test_commands_that_need_no_model_do_not_import_torch(command, tiny_checkpoints, tmp_path):
+    """Parsing, listing and following studies answer in a fraction of a second: torch (~1 s), scipy and
+    scikit-learn (~0.8 s) load only in the commands that compute."""
+    check = (
+        "import sys; from fer_core.__main__ import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'scipy', 'sklearn') if m in sys.modules), file=sys.stderr)"
+    )
+    args = [*command, *([] if "--help" in command else ["--checkpoints", str(tiny_checkpoints)])]
+    args += ["--runs", str(tmp_path)] if command[0] == "study" else []
+    proc = subprocess.run([sys.executable, "-c", check, *args], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr
+
+
 def test_models_json_lists_the_registry():
     rows = json.loads(cli("models", "--json").stdout)
     assert [r["name"] for r in rows] == [s.name for s in list_models()]

@@ -13,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from fer_core.choices import DEFAULT_DETECTOR, DETECTOR_NAMES
 from fer_core.data import FERPLUS_CLASSES, DataError
 from fer_core.external import IGNORE, default_mapping, list_labelled
 from fer_core.external.records import describe
-from fer_core.faces import DEFAULT_DETECTOR, DETECTORS
 
 from . import charts, checkpoints, glossary
 from . import own_data_results as results_of
@@ -135,8 +135,9 @@ def _add(ids: list[str]) -> None:
     )
     chosen = dict(zip(edited["label"], edited["class"], strict=True))
     _say_which_models_lack(chosen, dict(zip(edited["label"], edited["images"], strict=True)), ids)
-    detectors = list(DETECTORS)
-    detector = st.selectbox("Face detector (for images larger than a face crop)", detectors, detectors.index(DEFAULT_DETECTOR))
+    detector = st.selectbox(
+        "Face detector (for images larger than a face crop)", DETECTOR_NAMES, DETECTOR_NAMES.index(DEFAULT_DETECTOR)
+    )
     if st.button(f"Find faces and run the {len(ids)} models", type="primary", key="own_go"):
         added = _run(lambda progress: results_of.add_and_run(source, chosen, detector, ids, progress))
         if added:

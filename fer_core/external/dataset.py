@@ -18,10 +18,11 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ..atomic import write_text_atomically
+from ..choices import DEFAULT_DETECTOR
 from ..data.choices import DataError
 from ..data.classes import FERPLUS_CLASSES, normalize_class_name
 from ..data.sources import IMAGE_SUFFIXES, is_ignored, tree_files
-from ..faces import DEFAULT_DETECTOR, SMALL_IMAGE, PhotoError, find_faces, load_photo
+from ..faces import SMALL_IMAGE, PhotoError, find_faces, load_photo
 from .records import FACES_FILE, ExternalData, read_faces, write_faces
 
 IGNORE = "ignore"  # a mapping target: that label's faces are left out

@@ -8,10 +8,12 @@ import io
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..cli_output import emit
-from .report import StudyReport
+
+if TYPE_CHECKING:
+    from .report import StudyReport  # statistics: scipy and scikit-learn, only for `report`
 
 
 def _paths(args: argparse.Namespace) -> tuple[Path | None, Path | None]:

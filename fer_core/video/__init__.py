@@ -1,6 +1,7 @@
 """Expression recognition on moving pictures: live streams (live.py) and video files (files.py), sharing one
 frame step (recognizer.py: detect, crop, predict in batches, number the faces with tracking.py)."""
 
+from ..choices import VIDEO_DETECTION_SIDE
 from .files import (
     ExpressionShare,
     FrameResult,
@@ -11,7 +12,7 @@ from .files import (
     process_video,
 )
 from .live import LiveRecognizer, LiveStatus
-from .recognizer import VIDEO_DETECTION_SIDE, FrameRecognizer, TimelinePoint, TrackedFace, annotate
+from .recognizer import FrameRecognizer, TimelinePoint, TrackedFace, annotate
 from .tracking import FaceTracker
 
 __all__ = [

@@ -17,10 +17,11 @@ import av
 import numpy as np
 
 from ..atomic import write_atomically
+from ..choices import DEFAULT_DETECTOR, VIDEO_DETECTION_SIDE
 from ..classifier import FerClassifier
-from ..faces import DEFAULT_DETECTOR, MAX_PIXELS, Box
+from ..faces import MAX_PIXELS, Box
 from ..predict import ENSEMBLE_ROW, verdict_rows, verdicts_json
-from .recognizer import VIDEO_DETECTION_SIDE, FrameRecognizer, TimelinePoint, TrackedFace, annotate, timeline
+from .recognizer import FrameRecognizer, TimelinePoint, TrackedFace, annotate, timeline
 
 MAX_SIDE = 1280  # larger frames (4K...) are scaled down by FFmpeg before anything else: faster, same faces
 BATCH_FRAMES = 16  # frames whose faces go through each model together

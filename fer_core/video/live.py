@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..choices import DEFAULT_DETECTOR, VIDEO_DETECTION_SIDE
 from ..classifier import FerClassifier
-from ..faces import DEFAULT_DETECTOR
-from .recognizer import VIDEO_DETECTION_SIDE, FrameRecognizer, TimelinePoint, TrackedFace, annotate, timeline
+from .recognizer import FrameRecognizer, TimelinePoint, TrackedFace, annotate, timeline
 
 WINDOW_S = 30.0  # how far back the timeline reaches
 RATE_WINDOW_S = 5.0  # frames per second and latency are measured over this much recent time...

@@ -8,16 +8,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..choices import DEFAULT_DETECTOR, VIDEO_DETECTION_SIDE
 from ..classifier import FerClassifier
 from ..drawing import DETECTED, draw_boxes
-from ..faces import DEFAULT_DETECTOR, Box, FaceDetector, detect_faces
+from ..faces import Box, FaceDetector, detect_faces
 from ..predict import Ensemble, ModelPrediction, predict_faces
 from .tracking import FaceTracker
-
-# Video frames are searched downscaled to 320 px, not the photos' 640: a face must then be >= 40 px in a 640 px
-# frame (the models see 48x48 crops, so smaller faces carry little expression), and MTCNN takes ~18 ms a frame
-# on 2 CPU cores instead of ~46 ms (bench/RESULTS.md, "Live and video"). `detection_side` raises it.
-VIDEO_DETECTION_SIDE = 320
 
 
 @dataclass(frozen=True)
