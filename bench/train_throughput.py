@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from fer_core.data import find_default_dataset, load_dataset
 from fer_core.models import get_spec
 from fer_core.training import COMPILE_MODES, PRECISIONS, Callbacks, TrainingCancelled, fit, make_config, preset_for
-from fer_core.training.loop import autocast_dtype
+from fer_core.training.loop import autocast, autocast_dtype
 from fer_core.training.optim import make_optimizer
 
 from .harness import machine
@@ -106,7 +106,7 @@ def compute_only(
         if i == warmup:
             _sync(device)
             t0 = time.perf_counter()
-        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        with autocast(device, dtype):
             loss = F.cross_entropy(step_model(x).float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -148,6 +148,11 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
+def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
+    """The forward pass's autocast context for `autocast_dtype`'s answer (disabled for None: float32)."""
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
 def make_trainer(
     model: nn.Module,
     spec: ModelSpec,
@@ -258,7 +263,7 @@ def _step(
     trainer: Trainer, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, cfg: TrainConfig
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimiser step; returns the (detached) loss and the logits."""
-    with torch.autocast(trainer.device.type, dtype=trainer.amp_dtype or torch.bfloat16, enabled=trainer.amp_dtype is not None):
+    with autocast(trainer.device, trainer.amp_dtype):
         logits = trainer.step_model(x)
         loss = F.cross_entropy(logits.float(), target, weight=weight, label_smoothing=cfg.label_smoothing)
     trainer.optimizer.zero_grad(set_to_none=True)
