@@ -41,6 +41,7 @@ from fer_core.training import (
     make_config,
     train_and_save,
 )
+from fer_core.training import run as run_module
 from fer_core.training.loop import autocast_dtype
 from fer_core.training.targets import TeacherError, teacher_probabilities, training_targets
 
@@ -191,12 +192,18 @@ def test_each_training_option_changes_training(kaggle_zip, skewed_data, baseline
     assert all(np.isfinite(losses)) and losses != pytest.approx(baseline_losses, rel=1e-6, abs=1e-9)
 
 
-def test_bf16_where_it_would_not_run_is_refused_not_recorded():
+def test_bf16_where_it_would_not_run_is_refused_not_recorded(monkeypatch, tmp_path):
     # autocast_dtype is what the trainer asks; MPS does not exist here, but torch.device("mps") can be named
     assert autocast_dtype("bf16", torch.device("cpu")) == torch.bfloat16
     assert autocast_dtype("auto", torch.device("mps")) is None
     with pytest.raises(ValueError, match="precision: bf16 .* not on mps"):
         autocast_dtype("bf16", torch.device("mps"))
+    # a run refuses before it reads any data (which, with teachers, takes minutes)
+    monkeypatch.setattr(run_module, "resolve_device", lambda name: torch.device("mps"))
+    monkeypatch.setattr(run_module, "load_dataset", lambda *a, **k: pytest.fail("the data was read before the refusal"))
+    cfg = make_config("keras_cnn", "quick", data=str(tmp_path / "fer2013.zip"), precision="bf16")
+    with pytest.raises(ValueError, match="precision: bf16 .* not on mps"):
+        train_and_save(cfg, root=tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -133,12 +133,16 @@ def _trainable(model: nn.Module, spec: ModelSpec, freeze_backbone: bool) -> list
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """What the forward pass autocasts to, None for float32 (MPS in auto: its autocast gains little).
-
-    bf16 where it would not run is refused, so a checkpoint never records a precision it was not trained in."""
+def check_precision(precision: str, device: torch.device) -> None:
+    """Refuse bf16 where it would not run, so a checkpoint never records a precision it was not trained in; the
+    run calls this before it reads data or asks teachers, so the refusal comes at once."""
     if precision == "bf16" and device.type not in ("cuda", "cpu"):
         raise ValueError(f"precision: bf16 runs on a CUDA GPU or the CPU, not on {device.type}; use auto or fp32")
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """What the forward pass autocasts to, None for float32 (MPS in auto: its autocast gains little)."""
+    check_precision(precision, device)
     if precision == "fp32" or device.type not in ("cuda", "cpu"):
         return None
     if precision == "bf16":

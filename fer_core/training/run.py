@@ -23,7 +23,7 @@ from ..models import ModelSpec, count_parameters, get_spec
 from ..records import CheckpointMeta, CheckpointRef, DataProvenance, Predictions, StudyTrial
 from ..store import half_precision, load_state, load_weights, read_meta, resolve_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .loop import Callbacks, FitResult, fit
+from .loop import Callbacks, FitResult, check_precision, fit
 from .targets import teacher_probabilities, training_targets
 
 
@@ -156,11 +156,12 @@ def train_and_save(
     what ships. Cancellation, divergence or any error raise before anything is written to the store.
     """
     started = _now()
+    device = resolve_device(cfg.device)
+    check_precision(cfg.precision, device)
     if data is None:
         data = load_dataset(cfg.data, labels=cfg.labels, classes=cfg.classes, val_fraction=cfg.val_fraction, seed=cfg.seed)
         data = data.with_train_fraction(cfg.train_fraction)
     spec = get_spec(cfg.model)
-    device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model = spec.build(len(data.classes), pretrained=cfg.pretrained, **cfg.architecture())
     started_from = _start_from(model, cfg, data, root) if cfg.init_from else None
