@@ -146,7 +146,12 @@ def print_regions(maps: dict[str, ClassSaliency]) -> None:
         print(f"{cid}:\n" + "\n".join("  " + " ".join(f"{v:6.3f}" for v in row) for row in grid))
 
 
-def draw(pairs: list[tuple[str, str]], maps: dict[str, ClassSaliency], out: Path) -> None:
+def row_label(meta: CheckpointMeta, robust: bool) -> str:
+    """Role, architecture and epochs: two fine-tunes of one parent must not read alike."""
+    return f"{'robust' if robust else 'parent'} {meta.model}\n{meta.epochs_run} epochs"
+
+
+def draw(pairs: list[tuple[str, str]], maps: dict[str, ClassSaliency], labels: dict[str, str], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -166,7 +171,7 @@ def draw(pairs: list[tuple[str, str]], maps: dict[str, ClassSaliency], out: Path
             if r == 0:
                 ax.set_title(name, fontsize=9)
             if c == 0:
-                ax.set_ylabel(("robust " if cid in {p[0] for p in pairs} else "parent ") + m.checkpoint.split("-")[0], fontsize=8)
+                ax.set_ylabel(labels[cid], fontsize=8)
     fig.suptitle("Mean Grad-CAM over correctly classified PrivateTest faces, per class", fontsize=10)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -193,7 +198,8 @@ def main() -> int:
     maps = {cid: saliency(*by_id[cid], args.data) for pair in pairs for cid in pair}
     print_regions(maps)
     if args.figure:
-        draw(pairs, maps, args.figure)
+        children = {child for child, _ in pairs}
+        draw(pairs, maps, {cid: row_label(by_id[cid][0], cid in children) for cid in maps}, args.figure)
     print("\nships: " + (", ".join(c for c, ok in verdicts.items() if ok) or "none"))
     return 0
 
