@@ -544,7 +544,8 @@ def _add_train(sub: Any) -> None:
         "--time-budget",
         type=float,
         metavar="MIN",
-        help="train for this many minutes: cosine schedule over time, --epochs becomes an upper bound",
+        help="train for this many wall-clock minutes: cosine schedule over time, --epochs becomes an upper bound; "
+        "other work on the machine shortens the run, so runs to compare are given epochs instead",
     )
     p.add_argument(
         "--train-fraction",

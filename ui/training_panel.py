@@ -183,7 +183,8 @@ def _run_settings(model: str, preset: str, start: TrainConfig, info: DeviceChoic
         step=1.0,
         key=f"train_budget-{preset}",
         help="0: none. With a budget the learning rate follows a cosine over the time and the epochs become "
-        "an upper bound: the run ends on time, its best epoch kept",
+        "an upper bound: the run ends on time, its best epoch kept. Wall-clock time: other work on the machine "
+        "means fewer epochs, so give runs to compare epochs instead",
     )
     share = c1.number_input(
         "Training faces (%)",
