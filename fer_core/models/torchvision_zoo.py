@@ -118,39 +118,12 @@ def build_vgg(num_classes: int, pretrained: bool | str = False, *, arch: str) ->
     return m
 
 
-def build_resnet(num_classes: int, pretrained: bool | str = False, *, arch: str) -> nn.Module:
+def build_folded(num_classes: int, pretrained: bool | str = False, *, arch: str, stem: str, linear: str) -> nn.Module:
+    """The families that need only their stem at stride 1 in grayscale and a new last linear layer (ResNet,
+    MobileNetV2, EfficientNet, ShuffleNetV2, DenseNet, MnasNet): `stem` and `linear` name those two modules."""
     m = imagenet_backbone(arch, pretrained)
-    _fold_stem(m, "conv1", stride=1)  # keep the max-pool: stages run at 24, 12, 6, 3
-    _new_head(m, "fc", num_classes)
-    return m
-
-
-def build_features_stem(num_classes: int, pretrained: bool | str = False, *, arch: str) -> nn.Module:
-    """MobileNetV2 and EfficientNet share a layout: the stem is features[0][0], the head classifier = (dropout, linear)."""
-    m = imagenet_backbone(arch, pretrained)
-    _fold_stem(m, "features.0.0", stride=1)
-    _new_head(m, "classifier.1", num_classes)
-    return m
-
-
-def build_shufflenet_v2(num_classes: int, pretrained: bool | str = False) -> nn.Module:
-    m = imagenet_backbone("shufflenet_v2_x1_0", pretrained)
-    _fold_stem(m, "conv1.0", stride=1)
-    _new_head(m, "fc", num_classes)
-    return m
-
-
-def build_densenet(num_classes: int, pretrained: bool | str = False, *, arch: str) -> nn.Module:
-    m = imagenet_backbone(arch, pretrained)
-    _fold_stem(m, "features.conv0", stride=1)
-    _new_head(m, "classifier", num_classes)
-    return m
-
-
-def build_mnasnet(num_classes: int, pretrained: bool | str = False) -> nn.Module:
-    m = imagenet_backbone("mnasnet1_0", pretrained)
-    _fold_stem(m, "layers.0", stride=1)
-    _new_head(m, "classifier.1", num_classes)
+    _fold_stem(m, stem, stride=1)
+    _new_head(m, linear, num_classes)
     return m
 
 
