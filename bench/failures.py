@@ -1,11 +1,13 @@
 """Where the shipped models fail: the robustness suite's time and scores, and label noise from stored predictions.
 
     python -m bench.failures [--data ../shared/data/fer2013/fer2013.zip] [--severities 1,3,5] [--only resnet18,...]
-        [--reference alexnet] [--backend faster|torch|onnxruntime] [--skip-robustness]
+        [--reference alexnet] [--backend faster|torch|onnxruntime] [--skip-robustness] [--bounds-only]
 
 Robustness: every FER2013 checkpoint on all PrivateTest faces under the suite (fer_core.failures.corruptions),
 computed on the backend this machine measured faster for it (measured first where it was not), then read back
-from the cache; prints seconds per model (computed, and opened from the cache), and the ranking by mCE
+from the cache; prints first the least time each model can take on this machine (its MACs over the rate of a
+large float32 and bfloat16 matrix product: what no backend can beat; `--bounds-only` stops there), then seconds
+per model (computed, and opened from the cache), and the ranking by mCE
 against the reference (AlexNet, as Hendrycks & Dietterich normalise) with each model's worst corruption.
 Label noise: every checkpoint's stored test predictions against the FER+ crowd (timed for all of them together),
 and cleanlab's flags on PrivateTest against "the crowd disagrees with the FER2013 label".
@@ -18,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from fer_core.classifier import load_checkpoint
 from fer_core.data import find_default_dataset
 from fer_core.failures.label_noise import find_crowd_votes, flag_agreement, label_issues, label_noise
@@ -25,7 +29,7 @@ from fer_core.failures.robustness import conditions, report, robustness_run
 from fer_core.records import CheckpointMeta
 from fer_core.store import dataset_for, list_checkpoints, load_predictions
 
-from .harness import machine
+from .harness import machine, timed_ms
 
 
 def _backend(meta: CheckpointMeta, path: Path, choice: str) -> str:
@@ -38,10 +42,41 @@ def _backend(meta: CheckpointMeta, path: Path, choice: str) -> str:
     return faster_backend(path, meta)
 
 
+def gemm_macs_per_s(dtype: torch.dtype, n: int = 2048, runs: int = 10) -> float:
+    """Multiply-accumulates per second of a large square matrix product on this machine's threads: about the most
+    a network's convolutions can reach here, so MACs / this rate bounds any backend's time from below."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    seconds = min(timed_ms(lambda: a @ b, runs)) / 1000
+    return n**3 / seconds
+
+
+def suite_faces(meta: CheckpointMeta, data_path: str, severities: list[int]) -> int:
+    """Faces the suite classifies per model: every test face, clean and under each condition."""
+    return (len(conditions(severities=severities)) + 1) * len(dataset_for(meta, data_path).indices(meta.test_split))
+
+
+def print_bounds(metas: list[tuple[Path, CheckpointMeta]], faces: int) -> None:
+    """The least time the suite can take per model at the matrix-product rate of float32 and of bfloat16."""
+    rates = {"float32": gemm_macs_per_s(torch.float32), "bfloat16": gemm_macs_per_s(torch.bfloat16)}
+    print(f"\nlower bounds for {faces} faces at this machine's matrix-product rate (MACs a face x faces / rate):")
+    print("  " + ", ".join(f"{k} {v / 1e9:.0f} GMAC/s" for k, v in rates.items()))
+    print(f"{'checkpoint':<42} {'MMACs':>7} " + " ".join(f"{k + ' s':>10}" for k in rates))
+    total = 0
+    for _, meta in metas:
+        if meta.efficiency is None:
+            print(f"{meta.id:<42} {'?':>7}  (no MACs recorded)")
+            continue
+        total += meta.efficiency.macs
+        bounds = " ".join(f"{meta.efficiency.macs * faces / r:>10.0f}" for r in rates.values())
+        print(f"{meta.id:<42} {meta.efficiency.macs / 1e6:>7.1f} {bounds}")
+    print(f"{'all of them':<42} {total / 1e6:>7.1f} " + " ".join(f"{total * faces / r:>10.0f}" for r in rates.values()))
+
+
 def robustness(
     metas: list[tuple[Path, CheckpointMeta]], data_path: str, severities: list[int], reference: str, backend: str
 ) -> None:
     keys = conditions(severities=severities)
+    print_bounds(metas, suite_faces(metas[0][1], data_path, severities))
     print(f"\nrobustness: {len(keys)} conditions (severities {severities}) + clean, PrivateTest")
     print(f"{'checkpoint':<42} {'backend':<12} {'faces':>6} {'computed s':>10} {'cached s':>9}")
     runs = {}
@@ -117,6 +152,7 @@ def main() -> int:
     parser.add_argument("--reference", default="alexnet", help="architecture or checkpoint id CE is normalised by")
     parser.add_argument("--backend", choices=["faster", "torch", "onnxruntime"], default="faster")
     parser.add_argument("--skip-robustness", action="store_true")
+    parser.add_argument("--bounds-only", action="store_true", help="print the suite's least time per model and stop")
     args = parser.parse_args()
     if not args.data or not Path(args.data).exists():
         print("FER2013 not found: pass --data PATH", file=sys.stderr)
@@ -127,10 +163,14 @@ def main() -> int:
     ]
     fer2013 = [(p, m) for p, m in found if m.data.label_source == "fer2013"]
     chosen = [(p, m) for p, m in fer2013 if only is None or m.model in only or m.id in only or m.model == args.reference]
+    severities = [int(s) for s in args.severities.split(",")]
     print(machine())
+    if args.bounds_only:
+        print_bounds(chosen, suite_faces(chosen[0][1], args.data, severities))
+        return 0
     label_noise_table(chosen, args.data)
     if not args.skip_robustness:
-        robustness(chosen, args.data, [int(s) for s in args.severities.split(",")], args.reference, args.backend)
+        robustness(chosen, args.data, severities, args.reference, args.backend)
     return 0
 
 
