@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..records import EpochStats, StudyTrial
 from ..repository import REPO
@@ -45,6 +45,9 @@ from .runs import (
     write_trial,
 )
 from .spec import Range, StudyError, StudySpec
+
+if TYPE_CHECKING:
+    from ..training import Callbacks
 
 TOKEN_HINT = (
     " A cluster started with `ray start` (Ray 2.59 and later) asks for its token: set RAY_AUTH_MODE=token, with the"
@@ -109,7 +112,7 @@ def _run_trial(config: dict[str, Any]) -> None:
     """One trial inside a Ray worker: train, write the checkpoint, keep the trial's status file current."""
     from ray import tune
 
-    from ..training import Callbacks, TrainingCancelled, train_and_save
+    from ..training import TrainingCancelled, train_and_save
     from ..training.errors import describe_failure
 
     run = config["run"]
@@ -131,55 +134,68 @@ def _run_trial(config: dict[str, Any]) -> None:
     if trial_cancel_requested(directory, trial.id):
         write_trial(directory, replace(status, state="cancelled"))
         return
-    write_trial(directory, status)
-    best = _Objective(trial.config.select_by)
-    last_write = 0.0
-
-    def on_batch(epoch: int, batch: int, batches: int, loss: object) -> None:
-        nonlocal status, last_write
-        if time.monotonic() - last_write >= BATCH_REPORT_S or batch == batches:
-            last_write = time.monotonic()
-            status = replace(status, batch=batch, batches=batches, stage="")
-            write_trial(directory, status)
-
-    def on_stage(message: str) -> None:
-        nonlocal status
-        status = replace(status, stage=message)
-        write_trial(directory, status)
-
-    def on_epoch(stats: EpochStats) -> None:
-        nonlocal status
-        status = replace(status, epoch=stats.epoch, val_acc=stats.val_acc, batch=0)
-        write_trial(directory, status)
-        tune.report({"epoch": stats.epoch, "val_acc": stats.val_acc, "val_loss": stats.val_loss, OBJECTIVE: best(stats)})
-
+    reporter = _TrialReporter(directory, status, _Objective(trial.config.select_by))
     try:
         path = train_and_save(
             trial.config,
             root=root,
-            callbacks=Callbacks(
-                on_epoch=on_epoch,
-                on_batch=on_batch,
-                on_stage=on_stage,
-                should_stop=lambda: trial_cancel_requested(directory, trial.id),
-            ),
+            callbacks=reporter.callbacks(),
             measure_efficiency=False,
             study=study,
             checkpoint_id=checkpoint_id,
         )
     except CheckpointExists:  # a killed driver's worker outlived it and saved this trial first: its result stands
-        write_trial(directory, replace(status, state="done", checkpoint=checkpoint_id))
+        reporter.write(state="done", checkpoint=checkpoint_id)
         return
     except TrainingCancelled:
-        write_trial(directory, replace(status, state="cancelled"))
+        reporter.write(state="cancelled")
         return
     except SystemExit:  # how Tune ends a trial its scheduler stops (ASHA), from inside tune.report
-        write_trial(directory, replace(status, state="stopped", error=f"stopped by ASHA after epoch {status.epoch}"))
+        reporter.write(state="stopped", error=f"stopped by ASHA after epoch {reporter.status.epoch}")
         raise
     except BaseException as exc:
-        write_trial(directory, replace(status, state="failed", error=describe_failure(exc)))
+        reporter.write(state="failed", error=describe_failure(exc))
         raise
-    write_trial(directory, replace(status, state="done", checkpoint=path.name, stage=""))
+    reporter.write(state="done", checkpoint=path.name, stage="")
+
+
+class _TrialReporter:
+    """Inside a trial's worker: keeps the trial's status file current, reports each epoch to Tune (with the
+    objective its search and scheduler compare) and watches for the trial's cancel flag."""
+
+    def __init__(self, directory: Path, status: TrialStatus, objective: _Objective) -> None:
+        self.directory, self.status, self.objective = directory, status, objective
+        self._last_batch_write = 0.0
+        write_trial(directory, status)
+
+    def write(self, **changes: Any) -> None:
+        self.status = replace(self.status, **changes)
+        write_trial(self.directory, self.status)
+
+    def on_batch(self, epoch: int, batch: int, batches: int, loss: object) -> None:
+        if time.monotonic() - self._last_batch_write >= BATCH_REPORT_S or batch == batches:
+            self._last_batch_write = time.monotonic()
+            self.write(batch=batch, batches=batches, stage="")
+
+    def on_stage(self, message: str) -> None:
+        self.write(stage=message)
+
+    def on_epoch(self, stats: EpochStats) -> None:
+        from ray import tune
+
+        self.write(epoch=stats.epoch, val_acc=stats.val_acc, batch=0)
+        report = {"epoch": stats.epoch, "val_acc": stats.val_acc, "val_loss": stats.val_loss}
+        tune.report(report | {OBJECTIVE: self.objective(stats)})
+
+    def callbacks(self) -> Callbacks:
+        from ..training import Callbacks
+
+        return Callbacks(
+            on_epoch=self.on_epoch,
+            on_batch=self.on_batch,
+            on_stage=self.on_stage,
+            should_stop=lambda: trial_cancel_requested(self.directory, self.status.trial),
+        )
 
 
 BATCH_REPORT_S = 2.0  # how often a running trial rewrites its batch progress
