@@ -12,7 +12,7 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from fer_core.video import LiveRecognizer
-from fer_core.video.live import RATE_MIN_FRAMES, RATE_WINDOW_S, WINDOW_S
+from fer_core.video.live import RATE_MIN_FRAMES, RATE_WINDOW_S, WINDOW_S, LiveStatus
 
 from . import charts, photos
 
@@ -82,53 +82,62 @@ def _status(recognizer: LiveRecognizer, playing: bool, signalling: bool) -> None
     @st.fragment(run_every=1.0 if playing or signalling else None)
     def draw() -> None:
         status = recognizer.status()
-        if not playing:
-            if signalling:
-                waited = time.monotonic() - st.session_state.setdefault(CONNECTING_SINCE, time.monotonic())
-                if waited < CONNECT_TIMEOUT_S:
-                    st.info("Connecting… Allow the camera if the browser asks.")
-                else:
-                    st.error(
-                        f"No connection after {waited:.0f} s. From another machine the browser needs HTTPS and, across "
-                        f"networks, an ICE server (${ICE_SERVERS_ENV}, see the README). Take a snapshot under Photos instead."
-                    )
-            elif status.frames:
-                st.caption(f"Stopped after {status.frames} frames.")
-            else:
-                st.caption("Not streaming.")
-        elif not status.frames:
-            st.info("Connected; waiting for the first frame…")
-        elif status.since_last_frame_s > STALL_S:
-            st.warning(
-                f"No frame for {status.since_last_frame_s:.0f} s: the connection or the camera stopped. "
-                "Press STOP and START again, or take a snapshot under Photos."
-            )
-        if status.error:
-            st.error(f"The last frame could not be processed ({status.error}); it was shown unannotated.")
-        if not status.frames:
-            return
-        rate, latency = st.columns(2)
-        rate.metric(
-            "frames / s",
-            "–" if status.fps is None else f"{status.fps:.1f}",
-            help=f"frames processed per second over the last {RATE_WINDOW_S:.0f} s, or over the last "
-            f"{RATE_MIN_FRAMES} frames when fewer came in that time; a stalled stream is flagged above",
-        )
-        latency.metric(
-            "latency p50",
-            f"{status.latency_p50_ms:.0f} ms",
-            delta=f"p95 {status.latency_p95_ms:.0f} ms",
-            delta_color="off",
-            delta_arrow="off",
-            help="from a frame's arrival on the server to its annotated copy (detection, every model, drawing)",
-        )
-        faces = sorted({p.face for p in status.timeline})
-        for face in faces[:MAX_TIMELINES]:
-            st.caption(f"Face {face}, last {WINDOW_S:.0f} s")
-            points = [p for p in status.timeline if p.face == face]
-            classes = list(dict.fromkeys(p.label for p in points))
-            st.altair_chart(charts.probability_timeline(points, classes, WINDOW_S), width="stretch")
-        if status.frames and not faces:
-            st.caption(f"No face in the last {WINDOW_S:.0f} s.")
+        _say_connection(status, playing, signalling)
+        if status.frames:
+            _stream_figures(status)
 
     draw()
+
+
+def _say_connection(status: LiveStatus, playing: bool, signalling: bool) -> None:
+    """Connecting, connected, stalled or stopped: what the user should know (and do) about the stream."""
+    if not playing:
+        if signalling:
+            waited = time.monotonic() - st.session_state.setdefault(CONNECTING_SINCE, time.monotonic())
+            if waited < CONNECT_TIMEOUT_S:
+                st.info("Connecting… Allow the camera if the browser asks.")
+            else:
+                st.error(
+                    f"No connection after {waited:.0f} s. From another machine the browser needs HTTPS and, across "
+                    f"networks, an ICE server (${ICE_SERVERS_ENV}, see the README). Take a snapshot under Photos instead."
+                )
+        elif status.frames:
+            st.caption(f"Stopped after {status.frames} frames.")
+        else:
+            st.caption("Not streaming.")
+    elif not status.frames:
+        st.info("Connected; waiting for the first frame…")
+    elif status.since_last_frame_s > STALL_S:
+        st.warning(
+            f"No frame for {status.since_last_frame_s:.0f} s: the connection or the camera stopped. "
+            "Press STOP and START again, or take a snapshot under Photos."
+        )
+    if status.error:
+        st.error(f"The last frame could not be processed ({status.error}); it was shown unannotated.")
+
+
+def _stream_figures(status: LiveStatus) -> None:
+    """Frame rate, latency and each face's probability timeline over the last seconds."""
+    rate, latency = st.columns(2)
+    rate.metric(
+        "frames / s",
+        "–" if status.fps is None else f"{status.fps:.1f}",
+        help=f"frames processed per second over the last {RATE_WINDOW_S:.0f} s, or over the last "
+        f"{RATE_MIN_FRAMES} frames when fewer came in that time; a stalled stream is flagged above",
+    )
+    latency.metric(
+        "latency p50",
+        f"{status.latency_p50_ms:.0f} ms",
+        delta=f"p95 {status.latency_p95_ms:.0f} ms",
+        delta_color="off",
+        delta_arrow="off",
+        help="from a frame's arrival on the server to its annotated copy (detection, every model, drawing)",
+    )
+    faces = sorted({p.face for p in status.timeline})
+    for face in faces[:MAX_TIMELINES]:
+        st.caption(f"Face {face}, last {WINDOW_S:.0f} s")
+        points = [p for p in status.timeline if p.face == face]
+        classes = list(dict.fromkeys(p.label for p in points))
+        st.altair_chart(charts.probability_timeline(points, classes, WINDOW_S), width="stretch")
+    if not faces:
+        st.caption(f"No face in the last {WINDOW_S:.0f} s.")

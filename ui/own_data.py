@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
@@ -20,6 +21,9 @@ from fer_core.external.records import describe
 
 from . import charts, checkpoints, glossary
 from . import own_data_results as results_of
+
+if TYPE_CHECKING:
+    from fer_core.external import ExternalResult
 
 UPLOAD_KEY = "own_data_upload"  # (file id, temporary path) of the uploaded zip
 UPLOAD_PREFIX = "fer-own-"
@@ -50,6 +54,12 @@ def render(ids: list[str], ranked: list[str]) -> None:
         results = results_of.results(fingerprint)
     if not results:
         return
+    table_ids = _standings(fingerprint, results, ranked)
+    _model_details(fingerprint, results, table_ids)
+
+
+def _standings(fingerprint: str, results: dict[str, ExternalResult], ranked: list[str]) -> list[str]:
+    """The models (and the default ensemble) ranked on the dataset, each marked against the best; their ids."""
     order = [cid for cid in ranked if cid in results] + [cid for cid in results if cid not in ranked]
     marks = results_of.standings(fingerprint, order)
     rows = [
@@ -89,7 +99,11 @@ def render(ids: list[str], ranked: list[str]) -> None:
             "macro F1": st.column_config.NumberColumn(format="%.3f"),
         },
     )
-    table_ids = [cid for cid in table["id"] if cid != "ensemble"]
+    return [cid for cid in table["id"] if cid != "ensemble"]
+
+
+def _model_details(fingerprint: str, results: dict[str, ExternalResult], table_ids: list[str]) -> None:
+    """One model's confusion matrix and per-class accuracy on the dataset."""
     cid = st.selectbox("Model", table_ids, format_func=checkpoints.name, key="own_model", help=checkpoints.ids_help(table_ids))
     result, m = results[cid], results_of.metrics(fingerprint, cid)
     st.caption(
