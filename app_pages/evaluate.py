@@ -203,7 +203,7 @@ with tab_all:
                 **glossary.standing_columns(),
                 "id": st.column_config.TextColumn("checkpoint id"),
                 "n": st.column_config.NumberColumn("test faces", format="%d"),
-                "accuracy": st.column_config.NumberColumn(format="percent"),
+                **glossary.percent_columns("accuracy"),
                 "top2_accuracy": st.column_config.NumberColumn("top-2 accuracy", format="percent"),
                 **{name: st.column_config.NumberColumn(label, format="%.3f") for name, label in decimals.items()},
             },

@@ -25,7 +25,7 @@ from fer_core.failures.robustness import (
     report,
 )
 from fer_core.leaderboard import ranked_checkpoints
-from ui import charts, checkpoints, failures, own_data_results, page
+from ui import charts, checkpoints, failures, glossary, own_data_results, page
 
 st.title("Failures")
 st.caption(
@@ -159,16 +159,11 @@ def noise_per_class(one: LabelNoise) -> None:
             for c in one.per_class()
         ]
     )
-    percent = st.column_config.NumberColumn(format="percent")
     st.dataframe(
         per_class,
         hide_index=True,
         width="stretch",
-        column_config={
-            "errors the crowd sides with": percent,
-            "accuracy vs crowd": percent,
-            "accuracy, agreed labels": percent,
-        },
+        column_config=glossary.percent_columns("errors the crowd sides with", "accuracy vs crowd", "accuracy, agreed labels"),
     )
 
 
@@ -326,15 +321,11 @@ def robustness_table(reports: dict[str, RobustnessReport], order: list[str], lab
             for cid, r in ((c, reports[c]) for c in order)
         ]
     )
-    percent = st.column_config.NumberColumn(format="percent")
     st.dataframe(
         table,
         hide_index=True,
         width="stretch",
-        column_config={
-            "clean": percent,
-            "mean corrupted accuracy": percent,
-        }
+        column_config=glossary.percent_columns("clean", "mean corrupted accuracy")
         | {column: st.column_config.NumberColumn(format="%.3f") for column in ("mCE", "seen mCE", "held-out mCE")}
         | {"relative mCE": st.column_config.NumberColumn(format="%.3f"), "id": st.column_config.TextColumn("checkpoint id")},
     )

@@ -21,7 +21,7 @@ from fer_core.studies.runs import (
 )
 from fer_core.studies.spec import STUDY_FIELDS, Range, StudyError, compose_study, load_study, shipped_studies
 from fer_core.training.jobs import JobBusy
-from ui import cache, charts, checkpoints, datasets, page
+from ui import cache, charts, checkpoints, datasets, glossary, page
 from ui.curves import OVERLAID_RUNS, learning_curves
 
 st.title("Studies")
@@ -217,7 +217,7 @@ st.dataframe(
     width="stretch",
     column_config={
         "point": st.column_config.TextColumn(width="medium", pinned=True),  # stays in view while a phone scrolls
-        "accuracy": st.column_config.NumberColumn(format="percent"),
+        **glossary.percent_columns("accuracy"),
         "± std": st.column_config.NumberColumn(format="%.4f"),
         "macro F1": st.column_config.NumberColumn(format="%.3f"),
     },

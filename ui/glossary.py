@@ -21,6 +21,11 @@ def standing_columns(interval_help: str = "Bootstrap 95% interval of the accurac
     }
 
 
+def percent_columns(*names: str) -> dict:
+    """Column settings that show these columns' shares (0..1) as percentages."""
+    return {name: st.column_config.NumberColumn(format="percent") for name in names}
+
+
 TERMS = {
     "Accuracy": "Share of test faces whose top class is right: FER2013's PrivateTest (3,589 faces); models are "
     "chosen on PublicTest, never on PrivateTest.",
