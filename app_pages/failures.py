@@ -4,6 +4,7 @@ while Evaluate's tabs look at one model's predictions; and its long computations
 
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -25,6 +26,7 @@ from fer_core.failures.robustness import (
     report,
 )
 from fer_core.leaderboard import ranked_checkpoints
+from fer_core.records import Predictions
 from ui import charts, checkpoints, failures, glossary, own_data_results, page
 
 st.title("Failures")
@@ -220,25 +222,29 @@ def cleanlab_section(chosen: list[str], crowd_found: bool) -> None:
         + f"; the {len(shown)} surest first (label → model)" * bool(len(shown))
     )
     if faces is not None and len(shown):
-        p = checkpoints.predictions(flagger)
-        face_grid([faces[i] for i in shown], [f"{p.classes[p.labels[i]]}→{p.classes[p.predicted[i]]}" for i in shown])
-    own = own_data_results.datasets()
-    if own:
-        names = own_data_results.names()
-        fingerprint = st.selectbox("Your dataset", list(own), format_func=names.__getitem__, key="own-flags")
-        results = own_data_results.results(fingerprint)
-        if flagger in results:
-            own_flags = failures.external_issues(fingerprint, flagger)
-            st.markdown(f"**{names[fingerprint]}**: {len(own_flags.flagged)} of {own_flags.faces} faces flagged. {trust}")
-            own_faces, own_predictions = failures.external_faces(fingerprint), results[flagger].predictions
-            shown = own_flags.flagged[:SHOWN_FACES]
-            labels = [own_predictions.classes[own_predictions.labels[i]] for i in shown]
-            face_grid(
-                [own_faces[own_predictions.names[i]] for i in shown],
-                [f"{lab}→{own_predictions.classes[own_predictions.predicted[i]]}" for lab, i in zip(labels, shown, strict=True)],
-            )
-        else:
-            st.caption(f"{checkpoints.name(flagger)} has not been run on it: Evaluate > Your data runs it.")
+        flagged_grid([faces[i] for i in shown], checkpoints.predictions(flagger), shown)
+    if own_data_results.datasets():
+        own_data_flags(flagger, trust)
+
+
+def own_data_flags(flagger: str, trust: str) -> None:
+    """The same model's flags on a dataset of the user's, with the trust measured on FER2013 beside them."""
+    names = own_data_results.names()
+    fingerprint = st.selectbox("Your dataset", list(own_data_results.datasets()), format_func=names.__getitem__, key="own-flags")
+    results = own_data_results.results(fingerprint)
+    if flagger not in results:
+        st.caption(f"{checkpoints.name(flagger)} has not been run on it: Evaluate > Your data runs it.")
+        return
+    flags = failures.external_issues(fingerprint, flagger)
+    st.markdown(f"**{names[fingerprint]}**: {len(flags.flagged)} of {flags.faces} faces flagged. {trust}")
+    faces, predictions = failures.external_faces(fingerprint), results[flagger].predictions
+    shown = flags.flagged[:SHOWN_FACES]
+    flagged_grid([faces[predictions.names[i]] for i in shown], predictions, shown)
+
+
+def flagged_grid(images: list[np.ndarray], p: Predictions, shown: np.ndarray) -> None:
+    """Flagged faces, each captioned with its label and the model's class (label → model)."""
+    face_grid(images, [f"{p.classes[p.labels[i]]}→{p.classes[p.predicted[i]]}" for i in shown])
 
 
 def robustness_tab() -> None:
