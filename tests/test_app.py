@@ -25,6 +25,7 @@ from fer_core.leaderboard import default_ensemble
 from fer_core.naming import base_name, display_names
 from fer_core.records import Predictions, StudyTrial
 from fer_core.store import list_checkpoints, load_predictions, meta_json, replace_test_predictions
+from fer_core.training import make_config
 from ui.checkpoints import SHOW_TRIALS
 
 from .conftest import REPO, image_bytes
@@ -353,7 +354,7 @@ def test_training_from_the_sidebar_lands_a_checkpoint(monkeypatch, tmp_path, kag
     at.number_input(key="train_batch-quick").set_value(8)
     at.selectbox(key="train_device").set_value("cpu")
     at.number_input(key="train_budget-quick").set_value(5.0)
-    at.selectbox(key="train_precision").set_value("bf16")
+    at.selectbox(key="train_precision-quick").set_value("bf16")
     at.sidebar.button[0].click()
     at.run()
     assert not at.exception
@@ -369,8 +370,16 @@ def test_training_from_the_sidebar_lands_a_checkpoint(monkeypatch, tmp_path, kag
     assert config.precision == "bf16"
     reloaded = run_page()  # a new browser session: the form opens on the last run's settings, not the defaults
     assert reloaded.selectbox(key="train_model").value == "keras_cnn"
-    assert reloaded.number_input(key="train_epochs-custom").value == 1
-    assert reloaded.number_input(key="train_batch-custom").value == 8
+    assert reloaded.selectbox(key="train_preset-keras_cnn-False").value == "last"
+    assert reloaded.number_input(key="train_epochs-last").value == 1
+    assert reloaded.number_input(key="train_batch-last").value == 8
+    assert reloaded.number_input(key="train_budget-last").value == 5.0
+    assert reloaded.selectbox(key="train_precision-last").value == "bf16"
+    reloaded.selectbox(key="train_preset-keras_cnn-False").set_value("custom").run()
+    recipe = make_config("keras_cnn", "custom")  # a preset chosen after a run starts from its recipe, not the run
+    assert reloaded.number_input(key="train_epochs-custom").value == recipe.epochs
+    assert reloaded.number_input(key="train_budget-custom").value == 0.0
+    assert reloaded.selectbox(key="train_precision-custom").value == recipe.precision
 
     first = list_checkpoints(store)[0].id  # a second run that starts from it and distils from it
     at.selectbox(key="train_init-keras_cnn-fer2013").set_value(first)

@@ -36,6 +36,7 @@ from fer_core.training import (
     TrainConfig,
     TrainingCancelled,
     TrainingDiverged,
+    config_from,
     fit,
     loop,
     make_config,
@@ -413,6 +414,17 @@ def test_a_shorter_or_longer_run_keeps_its_recipes_share_of_warm_up():
     assert make_config("resnet18", epochs=160).warmup_epochs == 6
     assert make_config("resnet18", epochs=2, warmup_epochs=1).warmup_epochs == 1  # given: kept
     assert make_config("resnet18", epochs=1000, time_budget_min=20).warmup_epochs == 3  # epochs only bound the budget
+
+
+def test_a_run_again_from_a_previous_runs_settings_keeps_them_but_what_changes():
+    """The sidebar's "last run's settings": everything of the previous run is kept, a cleared time budget is
+    cleared (None is a change, not "the recipe's"), and other epochs keep the previous run's share of warm-up."""
+    previous = make_config("resnet18", epochs=80, augment="robust", lr=0.005, time_budget_min=25, seed=3)
+    again = config_from(previous, time_budget_min=None, init_from=None, teachers=())
+    assert again.time_budget_min is None and (again.augment, again.lr, again.seed) == ("robust", 0.005, 3)
+    assert again.warmup_epochs == previous.warmup_epochs == 3
+    assert config_from(previous, epochs=8).warmup_epochs == 0  # 3 of 80 is none of 8
+    assert config_from(previous, epochs=160).warmup_epochs == 6
 
 
 # ---------------------------------------------------------------- store

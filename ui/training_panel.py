@@ -10,7 +10,16 @@ from fer_core.data import AUGMENT_PRESETS, LABEL_SOURCES, DataError
 from fer_core.devices import DeviceChoices, describe_devices
 from fer_core.models import TIMM_PREFIX, get_spec, list_models, timm_name
 from fer_core.records import CheckpointMeta
-from fer_core.training import BALANCING, OPTIMIZERS, PRECISIONS, PRESETS, TrainConfig, make_config, preset_for
+from fer_core.training import (
+    BALANCING,
+    OPTIMIZERS,
+    PRECISIONS,
+    PRESETS,
+    TrainConfig,
+    config_from,
+    make_config,
+    preset_for,
+)
 from fer_core.training.jobs import JobBusy, JobStatus, cancel_job, list_jobs, start_job
 
 from . import checkpoints, datasets
@@ -129,12 +138,16 @@ def render() -> None:
             settings |= _start_and_teachers(model, labels)
             submitted = st.form_submit_button("Start", type="primary", width="stretch")
         if submitted:
-            _start(data_path, model, preset, settings | {"labels": labels, "pretrained": pretrained or None})
+            _start(data_path, start, settings | {"labels": labels, "pretrained": pretrained})
+
+
+LAST_RUN = "last"  # the preset select's first entry where this model ran before: that run's settings
 
 
 def _recipe(model: str, last: TrainConfig | None) -> tuple[bool, str, TrainConfig]:
-    """ImageNet weights (where the family has them) and the preset, preselected from the family's recipe; the
-    config the form starts from: the last run's for this model (kept across reloads), else the recipe's."""
+    """ImageNet weights (where the family has them) and the preset; the config the form starts from. Where the
+    last run started here (kept across reloads) was of this model, its settings come first; else the family's
+    recipe is preselected. Choosing a preset always starts from that recipe."""
     can_pretrain = get_spec(model).supports_pretrained
     pretrained = st.checkbox(
         "ImageNet weights",
@@ -143,16 +156,20 @@ def _recipe(model: str, last: TrainConfig | None) -> tuple[bool, str, TrainConfi
         help="torchvision and timm families; needs the weights downloaded once, or a local file via the CLI",
     )
     pretrained = pretrained and can_pretrain
-    presets = list(PRESETS)
+    again = last is not None and last.model == model
+    presets = [LAST_RUN] * again + list(PRESETS)
     preset = st.selectbox(
         "Preset",
         presets,
-        index=presets.index(preset_for(model, pretrained)),
+        index=0 if again else presets.index(preset_for(model, pretrained)),
         key=f"train_preset-{model}-{pretrained}",
-        help="the family's recipe is preselected",
+        format_func=lambda name: "the last run's settings" if name == LAST_RUN else name,
+        help="the last run's settings where this model ran last, else the family's recipe, are preselected; "
+        "a preset starts the form from its recipe",
     )
-    recipe = make_config(model, preset)  # the recipe as a TrainConfig: the form starts from its values
-    return pretrained, preset, last if last and last.model == model else recipe
+    if preset == LAST_RUN and last is not None:
+        return pretrained, preset, last
+    return pretrained, preset, make_config(model, preset)  # the recipe as a TrainConfig: the form starts from it
 
 
 def _run_settings(model: str, preset: str, start: TrainConfig, info: DeviceChoices) -> dict:
@@ -171,7 +188,7 @@ def _run_settings(model: str, preset: str, start: TrainConfig, info: DeviceChoic
         "strong plus blur, noise, low resolution and grey occlusion (never motion blur, JPEG or gamma, which "
         "the robustness suite holds out); robust_mix: the same mixed AugMix-style",
     )
-    balance = c2.selectbox("Balancing", BALANCING)
+    balance = c2.selectbox("Balancing", BALANCING, index=BALANCING.index(start.balance), key=f"train_balance-{preset}")
     device = c1.selectbox(
         "Device", info.choices, key="train_device", help="auto: the first CUDA GPU, else Apple MPS, else the CPU"
     )
@@ -199,14 +216,15 @@ def _run_settings(model: str, preset: str, start: TrainConfig, info: DeviceChoic
         "Precision",
         PRECISIONS,
         index=PRECISIONS.index(start.precision),
-        key="train_precision",
+        key=f"train_precision-{preset}",
         help="auto: bf16/fp16 autocast on a GPU, float32 on the CPU. bf16: autocast on the CPU too, 2-3x faster "
         "for the plain conv nets on CPUs with native bf16 (Intel AMX), slower for the depthwise ones (MobileNet, "
         "EfficientNet, ShuffleNet). Evaluation stays float32",
     )
-    blur_pool = get_spec(model).ablations and c1.checkbox(
+    blur_pool = bool(get_spec(model).ablations) and c1.checkbox(
         "Blur-pool",
-        key=f"train_blur-{model}",
+        value=start.blur_pool,
+        key=f"train_blur-{model}-{preset}",
         help="anti-aliased downsampling (Zhang 2019): a blur before every stride, for shift robustness",
     )
     return dict(
@@ -219,9 +237,9 @@ def _run_settings(model: str, preset: str, start: TrainConfig, info: DeviceChoic
         device=device,
         precision=precision,
         time_budget_min=float(budget) or None,
-        scheduler="cosine" if budget else None,
+        scheduler="cosine" if budget else start.scheduler,
         train_fraction=int(share) / 100,
-        blur_pool=blur_pool or None,
+        blur_pool=blur_pool,
     )
 
 
@@ -250,7 +268,7 @@ def _start_and_teachers(model: str, labels: str) -> dict:
         teacher_weight = st.slider("Teachers' share of each target", 0.1, 1.0, 0.5, 0.05, key="train_teacher_weight")
     return dict(
         init_from=None if init_from == fresh else init_from,
-        teachers=tuple(teachers) or None,
+        teachers=tuple(teachers),
         teacher_weight=float(teacher_weight),
     )
 
@@ -259,13 +277,14 @@ def _with_accuracy(checkpoint_id: str, meta: CheckpointMeta) -> str:
     return f"{checkpoints.name(checkpoint_id)} ({meta.accuracy:.1%})"
 
 
-def _start(data_path: str, model: str, preset: str, settings: dict) -> None:
+def _start(data_path: str, start: TrainConfig, settings: dict) -> None:
+    """Start the run the form describes: `start` (a recipe's config, or the last run's) with the form's settings."""
     problem = _validate_dataset(data_path)
     if problem:
         st.error(problem)
         return
     try:
-        cfg = make_config(model, preset, data=str(Path(data_path).expanduser()), **settings)
+        cfg = config_from(start, data=str(Path(data_path).expanduser()), **settings)
         job_id = start_job(cfg)
     except JobBusy as exc:  # shown by _progress while that job runs: it goes when the job ends or is cancelled
         st.session_state[BUSY_KEY] = str(exc)
@@ -274,7 +293,7 @@ def _start(data_path: str, model: str, preset: str, settings: dict) -> None:
         st.error(f"Cannot start: {exc}")
         return
     st.session_state["watched_job"] = job_id
-    st.toast(f"Training {model} started in the background")
+    st.toast(f"Training {cfg.model} started in the background")
 
 
 CANCELLING = "cancelling: it stops at its next batch (of training, validation or testing) and saves nothing"

@@ -22,6 +22,7 @@ _EXPORTS = {
     "TrainingCancelled": "errors",
     "TrainingDiverged": "errors",
     "PRESETS": "presets",
+    "config_from": "presets",
     "make_config": "presets",
     "preset_for": "presets",
     "train_and_save": "run",
@@ -38,6 +39,7 @@ __all__ = [
     "TrainConfig",
     "TrainingCancelled",
     "TrainingDiverged",
+    "config_from",
     "fit",
     "make_config",
     "preset_for",
@@ -49,5 +51,5 @@ if TYPE_CHECKING:
     from .config import BALANCING, COMPILE_MODES, OPTIMIZERS, PRECISIONS, SCHEDULERS, TrainConfig
     from .errors import TrainingCancelled, TrainingDiverged
     from .loop import Callbacks, FitResult, fit
-    from .presets import PRESETS, make_config, preset_for
+    from .presets import PRESETS, config_from, make_config, preset_for
     from .run import train_and_save

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 from ..models import get_spec
 from .config import TrainConfig
 
@@ -75,16 +78,20 @@ def preset_for(model: str, pretrained: bool | str = False) -> str:
 
 
 def make_config(model: str, preset: str | None = None, **overrides) -> TrainConfig:
-    """A TrainConfig from the model's recipe (or a named one), with any non-None overrides applied.
-
-    A run of other epochs than its recipe's keeps the recipe's share of warm-up unless the warm-up is given: 3 of
-    80 epochs is none in a 2-epoch run, which otherwise never left its warm-up (a time budget keeps the recipe's,
-    its epochs being only a bound)."""
+    """A TrainConfig from the model's recipe (or a named one), with any non-None overrides applied (config_from)."""
     name = preset or preset_for(model, overrides.get("pretrained") or False)
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
-    recipe, given = PRESETS[name], {k: v for k, v in overrides.items() if v is not None}
-    settings = {**recipe, **given}
-    if "epochs" in given and "warmup_epochs" not in given and not given.get("time_budget_min"):
-        settings["warmup_epochs"] = recipe["warmup_epochs"] * given["epochs"] // recipe["epochs"]
-    return TrainConfig(model=model, **settings)
+    return config_from(TrainConfig(model=model, **PRESETS[name]), **{k: v for k, v in overrides.items() if v is not None})
+
+
+def config_from(start: TrainConfig, **changes: Any) -> TrainConfig:
+    """A run's config from a starting one (a recipe's, or a previous run's to run again) with `changes`, None
+    included (a cleared time budget is None).
+
+    Other epochs than the start's keep its share of warm-up unless the warm-up is given: 3 of 80 epochs is none in a
+    2-epoch run, which otherwise never left its warm-up (a time budget keeps the start's, its epochs being only a
+    bound)."""
+    if "epochs" in changes and "warmup_epochs" not in changes and not changes.get("time_budget_min"):
+        changes["warmup_epochs"] = start.warmup_epochs * changes["epochs"] // start.epochs
+    return replace(start, **changes)
