@@ -310,19 +310,18 @@ def _evaluate_own_data(args, root: Path | None) -> None:
     from .classifier import load_checkpoint
     from .evaluation import compute_metrics, evaluate_ensemble
     from .external import evaluate_checkpoints, external_root, load_external, parse_mapping
-    from .external.records import describe
     from .store import list_checkpoints
 
     ids = csv_list(args.ensemble) or ([args.checkpoint] if args.checkpoint else [i.id for i in list_checkpoints(root) if i.ok])
     data = load_external(Path(args.own_data), parse_mapping(args.map or ""), args.detector, cache=external_root(root))
     summary = data.summary()
-    headline, *details = describe(summary)
+    headline, *details = summary.describe()
     lines = [headline, *(f"  {line}" for line in details)]
     evaluated = evaluate_checkpoints(data, ids, lambda cid: load_checkpoint(cid, root), root)
     if evaluated.skipped and (args.ensemble or not evaluated.results):  # nothing, or not the ensemble asked for
         raise CliError("; ".join(evaluated.skipped.values()))
     results = evaluated.results
-    out: dict[str, Any] = {"dataset": summary, "results": [], "skipped": evaluated.skipped}
+    out: dict[str, Any] = {"dataset": summary.to_json(), "results": [], "skipped": evaluated.skipped}
     lines += [f"{cid} left out: {reason}" for cid, reason in evaluated.skipped.items()]
     for cid, result in results.items():
         m = compute_metrics(result.predictions).headline()

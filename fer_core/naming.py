@@ -7,8 +7,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from .records import CheckpointMeta
+
+if TYPE_CHECKING:
+    from .external import ExternalSummary
 
 LABEL_NAMES = {"fer2013": "FER2013", "ferplus": "FER+"}
 
@@ -75,17 +79,17 @@ def _tags(group: list[CheckpointMeta], one_may_be_empty: bool) -> list[str]:
     raise AssertionError("checkpoint ids are unique")  # the last tagger is the id
 
 
-def dataset_names(summaries: dict[str, dict]) -> dict[str, str]:
-    """fingerprint -> a dataset of the user's by its own name (ExternalData.summary); two of one name are told
-    apart by their size, and only where that fails by their fingerprint."""
-    names = Counter(s["name"] for s in summaries.values())
-    sizes = Counter((s["name"], s["faces"]) for s in summaries.values())
+def dataset_names(summaries: dict[str, ExternalSummary]) -> dict[str, str]:
+    """fingerprint -> a dataset of the user's by its own name; two of one name are told apart by their size, and
+    only where that fails by their fingerprint."""
+    names = Counter(s.name for s in summaries.values())
+    sizes = Counter((s.name, s.faces) for s in summaries.values())
     out = {}
     for fingerprint, s in summaries.items():
-        if names[s["name"]] == 1:
-            out[fingerprint] = s["name"]
-        elif sizes[s["name"], s["faces"]] == 1:
-            out[fingerprint] = f"{s['name']} · {s['faces']} faces"
+        if names[s.name] == 1:
+            out[fingerprint] = s.name
+        elif sizes[s.name, s.faces] == 1:
+            out[fingerprint] = f"{s.name} · {s.faces} faces"
         else:
-            out[fingerprint] = f"{s['name']} · {s['faces']} faces · {fingerprint[:6]}"
+            out[fingerprint] = f"{s.name} · {s.faces} faces · {fingerprint[:6]}"
     return out

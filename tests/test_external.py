@@ -106,8 +106,24 @@ def test_results_are_cached_by_dataset_fingerprint(own_dataset, tiny_checkpoints
     again = evaluate_external(clf, load_external(own_dataset, cache=external_root(store)), store)
     assert np.array_equal(first.predictions.probs, again.predictions.probs) and again.note() == first.note()
     listed = cached_datasets(store)
-    assert list(listed) == [data.fingerprint] and listed[data.fingerprint]["counts"] == data.counts()
+    assert list(listed) == [data.fingerprint] and listed[data.fingerprint].counts == data.counts()
     assert set(cached_results(data.fingerprint, store)) == {clf.meta.id}
+
+
+def test_a_damaged_or_foreign_faces_file_is_not_listed(own_dataset, tmp_path):
+    from safetensors.numpy import save_file
+
+    from fer_core.external.records import FACES_FILE
+
+    root = external_root(tmp_path / "store")
+    data = load_external(own_dataset, cache=root)
+    (root / "cut").mkdir()
+    (root / "cut" / FACES_FILE).write_bytes((root / data.fingerprint / FACES_FILE).read_bytes()[:100])
+    (root / "foreign").mkdir()  # a header without the summary's fields
+    images = {"images": np.zeros((1, 48, 48), np.uint8)}
+    save_file(images, str(root / "foreign" / FACES_FILE), metadata={"data": json.dumps({"name": "x"})})
+    listed = cached_datasets(tmp_path / "store")
+    assert list(listed) == [data.fingerprint] and listed[data.fingerprint] == data.summary()
 
 
 def test_the_same_faces_as_a_zip_upload_and_a_folder_are_one_dataset(own_dataset, tmp_path, monkeypatch):

@@ -17,13 +17,12 @@ import streamlit as st
 from fer_core.choices import DEFAULT_DETECTOR, DETECTOR_NAMES
 from fer_core.data import FERPLUS_CLASSES, DataError
 from fer_core.external import IGNORE, default_mapping, list_labelled
-from fer_core.external.records import describe
 
 from . import charts, checkpoints, glossary
 from . import own_data_results as results_of
 
 if TYPE_CHECKING:
-    from fer_core.external import ExternalResult
+    from fer_core.external import ExternalResult, ExternalSummary
 
 UPLOAD_KEY = "own_data_upload"  # (file id, temporary path) of the uploaded zip
 UPLOAD_PREFIX = "fer-own-"
@@ -116,8 +115,8 @@ def _model_details(fingerprint: str, results: dict[str, ExternalResult], table_i
     st.altair_chart(charts.per_class_bars({checkpoints.name(cid): m.per_class_accuracy}), width="stretch")
 
 
-def _describe(summary: dict) -> None:
-    headline, *details = describe(summary, unreadable_shown=5)
+def _describe(summary: ExternalSummary) -> None:
+    headline, *details = summary.describe(unreadable_shown=5)
     name, _, rest = headline.partition(": ")
     st.markdown(f"**{name}**: {rest}")
     st.caption("  \n".join(details))

@@ -17,13 +17,13 @@ from .checkpoints import classifier, metas, name
 
 if TYPE_CHECKING:
     from fer_core.evaluation import EnsembleResult, Metrics, Standing
-    from fer_core.external import ExternalData, ExternalResult
+    from fer_core.external import ExternalData, ExternalResult, ExternalSummary
 
 Progress = Callable[[float, str], None]  # (fraction done, what is running)
 
 
 @refreshed_by(own_data_signature, st.cache_data(show_spinner=False))
-def datasets(signature: tuple) -> dict[str, dict]:
+def datasets(signature: tuple) -> dict[str, ExternalSummary]:
     """fingerprint -> summary of each dataset of the user's evaluated in this store."""
     from fer_core.external import cached_datasets
 

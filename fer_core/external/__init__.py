@@ -15,6 +15,7 @@ _EXPORTS = {
     "load_external": "dataset",
     "parse_mapping": "dataset",
     "ExternalData": "records",
+    "ExternalSummary": "records",
     "EvaluatedCheckpoints": "results",
     "ExternalResult": "results",
     "cached_data": "results",
@@ -28,6 +29,7 @@ __all__ = [
     "EvaluatedCheckpoints",
     "ExternalData",
     "ExternalResult",
+    "ExternalSummary",
     "IGNORE",
     "cached_data",
     "cached_datasets",
@@ -44,7 +46,7 @@ __getattr__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
     from .dataset import IGNORE, default_mapping, list_labelled, load_external, parse_mapping
-    from .records import ExternalData
+    from .records import ExternalData, ExternalSummary
     from .results import (
         EvaluatedCheckpoints,
         ExternalResult,

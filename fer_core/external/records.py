@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -42,48 +42,72 @@ class ExternalData:
         found = Counter(self.labels)
         return {c: found[c] for c in self.classes}
 
-    def summary(self) -> dict:
-        """What the app and the CLI say about the dataset (every number, nothing hidden)."""
-        return {
-            "name": self.name,
-            "fingerprint": self.fingerprint,
-            "faces": len(self.labels),
-            "counts": self.counts(),
-            "mapping": self.mapping,
-            "left_out": self.left_out,
-            "detected": self.detected,
-            "no_face": self.no_face,
-            "whole": self.whole,
-            "unreadable": list(self.unreadable),
-        }
-
-
-def describe(summary: dict, unreadable_shown: int | None = None) -> list[str]:
-    """A dataset of the user's in lines, as the CLI prints it and Evaluate shows it: its faces per class, how they
-    were found, the label mapping, and what was left out or could not be read (every number, nothing hidden)."""
-    counts = ", ".join(f"{c} {n}" for c, n in summary["counts"].items())
-    lines = [
-        f"{summary['name']}: {summary['faces']} faces ({counts})",
-        f"Faces: {summary['detected']} found by the detector in larger images, {summary['whole']} small images used "
-        f"whole, {summary['no_face']} larger images with no face found (their centred square used).",
-        "Labels: " + ", ".join(f"{k} → {v}" for k, v in summary["mapping"].items()) + ".",
-    ]
-    if summary["left_out"]:
-        lines.append("Left out: " + ", ".join(f"{n} faces labelled {k}" for k, n in summary["left_out"].items()) + ".")
-    unreadable = summary["unreadable"]
-    if unreadable:
-        shown = unreadable[:unreadable_shown] if unreadable_shown else unreadable
-        lines.append(
-            f"Skipped as unreadable ({len(unreadable)}): " + "; ".join(shown) + (" …" if len(shown) < len(unreadable) else "")
+    def summary(self) -> ExternalSummary:
+        return ExternalSummary(
+            name=self.name,
+            fingerprint=self.fingerprint,
+            faces=len(self.labels),
+            counts=self.counts(),
+            mapping=self.mapping,
+            left_out=self.left_out,
+            detected=self.detected,
+            no_face=self.no_face,
+            whole=self.whole,
+            unreadable=self.unreadable,
         )
-    return lines
+
+
+@dataclass(frozen=True)
+class ExternalSummary:
+    """What the app and the CLI say about a dataset of the user's (every number, nothing hidden). Its faces file
+    keeps it in its header, so the app lists datasets without reading their images."""
+
+    name: str
+    fingerprint: str
+    faces: int
+    counts: dict[str, int]  # canonical class -> faces
+    mapping: dict[str, str]
+    left_out: dict[str, int]
+    detected: int
+    no_face: int
+    whole: int
+    unreadable: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self) | {"unreadable": list(self.unreadable)}
+
+    @classmethod
+    def from_json(cls, facts: dict[str, Any]) -> ExternalSummary:
+        """Raises KeyError or TypeError for a header that holds no summary."""
+        return cls(**{f.name: facts[f.name] for f in fields(cls)} | {"unreadable": tuple(facts["unreadable"])})
+
+    def describe(self, unreadable_shown: int | None = None) -> list[str]:
+        """The dataset in lines, as the CLI prints it and Evaluate shows it: its faces per class, how they were
+        found, the label mapping, and what was left out or could not be read."""
+        counts = ", ".join(f"{c} {n}" for c, n in self.counts.items())
+        lines = [
+            f"{self.name}: {self.faces} faces ({counts})",
+            f"Faces: {self.detected} found by the detector in larger images, {self.whole} small images used "
+            f"whole, {self.no_face} larger images with no face found (their centred square used).",
+            "Labels: " + ", ".join(f"{k} → {v}" for k, v in self.mapping.items()) + ".",
+        ]
+        if self.left_out:
+            lines.append("Left out: " + ", ".join(f"{n} faces labelled {k}" for k, n in self.left_out.items()) + ".")
+        if self.unreadable:
+            shown = self.unreadable[:unreadable_shown] if unreadable_shown else self.unreadable
+            lines.append(
+                f"Skipped as unreadable ({len(self.unreadable)}): "
+                + "; ".join(shown)
+                + (" …" if len(shown) < len(self.unreadable) else "")
+            )
+        return lines
 
 
 def write_faces(file: Path, data: ExternalData) -> None:
     from safetensors.numpy import save_file
 
     file.parent.mkdir(parents=True, exist_ok=True)
-    facts = {**data.summary(), "labels": list(data.labels), "names": list(data.names)}
+    facts = {**data.summary().to_json(), "labels": list(data.labels), "names": list(data.names)}
     write_atomically(file, lambda f: save_file({"images": data.images}, f, metadata={"data": json.dumps(facts)}))
 
 

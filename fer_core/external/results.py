@@ -17,7 +17,7 @@ import numpy as np
 from ..data.choices import DataError
 from ..records import Predictions
 from ..store import CheckpointError, default_root, read_predictions, save_predictions
-from .records import FACES_FILE, ExternalData, read_faces, read_facts
+from .records import FACES_FILE, ExternalData, ExternalSummary, read_faces, read_facts
 
 if TYPE_CHECKING:
     from ..classifier import FerClassifier
@@ -161,17 +161,16 @@ def _read(file: Path) -> ExternalResult:
     )
 
 
-def cached_datasets(root: Path | None = None) -> dict[str, dict]:
-    """fingerprint -> the summary of every external dataset evaluated in this store (ExternalData.summary)."""
+def cached_datasets(root: Path | None = None) -> dict[str, ExternalSummary]:
+    """fingerprint -> the summary of every external dataset evaluated in this store."""
     from safetensors import SafetensorError
 
     found = {}
     for faces in sorted(external_root(root).glob(f"*/{FACES_FILE}")):
         try:
-            summary = read_facts(faces)
-        except (OSError, SafetensorError, KeyError, json.JSONDecodeError):
+            found[faces.parent.name] = ExternalSummary.from_json(read_facts(faces))
+        except (OSError, SafetensorError, KeyError, TypeError, json.JSONDecodeError):
             continue  # a half-written or foreign file: not listed
-        found[faces.parent.name] = {k: v for k, v in summary.items() if k not in ("labels", "names")}
     return found
 
 
