@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from fer_core.data import DataError
 from fer_core.failures.corruptions import HELD_OUT
 from fer_core.models import list_models
 from fer_core.studies.report import point_label, significance, with_interval
@@ -33,26 +34,26 @@ st.markdown(
 
 RUN_KEY = "study_run"  # the run picker's key: a launch selects the run it started
 
+data = st.text_input(  # outside both forms: either launch takes what the field shows
+    "Dataset", value=datasets.default_dataset_path(), key="study_data", help="FER2013 as the Kaggle zip or folder, or fer2013.csv"
+)
 with st.form("launch_study"):
     files = {path.stem: path for path in shipped_studies()}
     c1, c2 = st.columns([3, 1])
     name = c1.selectbox("Study", list(files), key="study_file")
     profile = c2.selectbox("Profile", ["quick", "full"], help="quick: minutes on a CPU with a share of the faces")
-    data = st.text_input("Dataset", value=datasets.default_dataset_path(), key="study_data")
     launched = st.form_submit_button("Launch", type="primary")
 if launched:
     try:
         spec = load_study(files[name])
-        if not data.strip():
-            raise StudyError("give the path of FER2013 (Kaggle .zip or folder, or fer2013.csv)")
         st.session_state[RUN_KEY] = start_study(files[name], spec, profile, data.strip(), checkpoints=cache.store_root())
         st.toast(f"Study {name} ({profile}) started in the background")
     except JobBusy as exc:
         st.warning(str(exc))
-    except (StudyError, OSError) as exc:
+    except (StudyError, DataError, OSError) as exc:
         st.error(f"Cannot launch: {exc}")
 
-with st.expander("Compose a study"), st.form("compose_study"):
+with st.expander("Compose a study", key="compose_expander"), st.form("compose_study"):
     c1, c2 = st.columns(2)
     composed_name = c1.text_input("Name", "my_study", help="letters, digits, - and _")
     models = c2.multiselect(
@@ -82,7 +83,7 @@ with st.expander("Compose a study"), st.form("compose_study"):
             st.toast(f"Study {composed_name} started in the background")
         except JobBusy as exc:
             st.warning(str(exc))
-        except (StudyError, OSError) as exc:
+        except (StudyError, DataError, OSError) as exc:
             st.error(f"Cannot launch: {exc}")
 
 runs = list_runs()

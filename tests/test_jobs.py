@@ -37,6 +37,20 @@ def wait_for(predicate, timeout: float = 240, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.parametrize(
+    "data, message",
+    [("", "give the path of FER2013"), ("missing.zip", "no such file or folder"), ("faces.txt", "use a Kaggle .zip")],
+)
+def test_a_job_on_a_dataset_that_cannot_be_one_is_refused_before_it_starts(tmp_path, data, message):
+    from fer_core.data import DataError
+
+    (tmp_path / "faces.txt").write_text("not a dataset")
+    cfg = make_config("keras_cnn", "quick", data=str(tmp_path / data) if data else "", device="cpu")
+    with pytest.raises(DataError, match=message):
+        start_job(cfg, root=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists() or list_jobs(tmp_path / "runs") == []
+
+
 def test_job_lifecycle_busy_kill_cancel(kaggle_zip, tmp_path, monkeypatch):
     store, runs = tmp_path / "store", tmp_path / "runs"
     monkeypatch.setenv("FER_CHECKPOINTS", str(store))

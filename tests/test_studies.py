@@ -410,6 +410,31 @@ def test_a_killed_driver_resumes_and_reruns_only_the_missing_trials(ray_local, k
     assert all(after[cid] == mtime for cid, mtime in first.items())  # finished trials were not trained again
 
 
+def test_a_study_on_a_dataset_that_is_not_there_is_refused_at_once(monkeypatch, tmp_path):
+    """Both launch forms (a shipped study, a composed one) say what is wrong with the dataset and start nothing,
+    rather than a background run that fails trial by trial."""
+    from fer_core.studies import spec as study_spec
+    from fer_core.studies.runs import list_runs
+
+    from .test_app import run_page
+
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("FER_RUNS", str(runs))
+    monkeypatch.setenv("FER_CHECKPOINTS", str(tmp_path / "store"))
+    monkeypatch.setenv("FER_DATA", str(tmp_path / "missing.zip"))
+    monkeypatch.setattr(study_spec, "shipped_studies", lambda: [_write(tmp_path, GOOD)])
+    at = run_page("app_pages/studies.py")
+    at.text_input(key="study_data").set_value(str(tmp_path / "missing.zip"))
+    next(b for b in at.button if b.label == "Launch").click().run()
+    assert any("Cannot launch" in e.value and "missing.zip: no such file or folder" in e.value for e in at.error), [
+        e.value for e in at.error
+    ]
+    at.text_input(key="study_data").set_value("  ")
+    next(b for b in at.button if b.label == "Launch composed study").click().run()
+    assert any("Cannot launch: give the path of FER2013" in e.value for e in at.error)
+    assert not at.exception and list_runs(runs / "studies") == []
+
+
 def test_the_studies_page_launches_follows_and_reports(monkeypatch, kaggle_zip, tmp_path):
     from fer_core.store import delete_checkpoint, hidden_checkpoints
     from fer_core.studies import spec as study_spec

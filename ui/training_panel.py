@@ -25,19 +25,6 @@ from fer_core.training.jobs import JobBusy, JobStatus, cancel_job, list_jobs, st
 from . import checkpoints, datasets
 from .curves import learning_curves
 
-
-def _validate_dataset(path: str) -> str | None:
-    """A message when the path cannot be a dataset; None when it looks usable."""
-    if not path.strip():
-        return "Give the path of FER2013 (Kaggle .zip or folder, or fer2013.csv)."
-    p = Path(path).expanduser()
-    if not p.exists():
-        return f"{p}: no such file or folder."
-    if p.is_file() and p.suffix.lower() not in (".zip", ".csv"):
-        return f"{p.name}: use a .zip, a .csv or a folder."
-    return None
-
-
 BUSY_KEY = "train_busy"  # the "a job is already running" warning of this session
 
 
@@ -279,10 +266,6 @@ def _with_accuracy(checkpoint_id: str, meta: CheckpointMeta) -> str:
 
 def _start(data_path: str, start: TrainConfig, settings: dict) -> None:
     """Start the run the form describes: `start` (a recipe's config, or the last run's) with the form's settings."""
-    problem = _validate_dataset(data_path)
-    if problem:
-        st.error(problem)
-        return
     try:
         cfg = config_from(start, data=str(Path(data_path).expanduser()), **settings)
         job_id = start_job(cfg)

@@ -13,6 +13,7 @@ _EXPORTS = {
     "AUGMENT_PRESETS": "choices",
     "DataError": "choices",
     "LABEL_SOURCES": "choices",
+    "dataset_path": "choices",
     "find_default_dataset": "choices",
     "FER2013_CLASSES": "classes",
     "FERPLUS_CLASSES": "classes",
@@ -43,6 +44,7 @@ __all__ = [
     "augment_batch",
     "build_augmentation",
     "dataset_overview",
+    "dataset_path",
     "find_default_dataset",
     "load_dataset",
     "normalize_class_name",
@@ -53,7 +55,7 @@ __getattr__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
     from .augment import augment_batch, build_augmentation
-    from .choices import AUGMENT_PRESETS, LABEL_SOURCES, DataError, find_default_dataset
+    from .choices import AUGMENT_PRESETS, LABEL_SOURCES, DataError, dataset_path, find_default_dataset
     from .classes import FER2013_CLASSES, FERPLUS_CLASSES, normalize_class_name
     from .dataset import IMAGE_SIZE, SPLITS, FerData
     from .loading import load_dataset

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..atomic import write_atomically
-from .choices import LABEL_SOURCES, DataError
+from .choices import LABEL_SOURCES, DataError, dataset_path
 from .classes import FERPLUS_CLASSES, canonical_order
 from .dataset import SPLITS, FerData
 from .disk_cache import dataset_cache_key, default_cache_dir
@@ -168,9 +168,7 @@ def load_dataset(
     The first load decodes every image; later loads of the same content come from a safetensors
     cache in `cache_dir` (default ~/.cache/fer_core, or $FER_CACHE_DIR) in well under a second.
     """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise DataError(f"{path}: no such file or folder")
+    path = dataset_path(path)
     if labels not in LABEL_SOURCES:
         raise DataError(f"labels must be one of {LABEL_SOURCES}, not {labels!r}")
     fp_dir = Path(ferplus_dir).expanduser() if ferplus_dir else (find_ferplus_dir(path) if labels == "ferplus" else None)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..atomic import write_atomically
-from .choices import DataError
+from .choices import dataset_path
 from .disk_cache import dataset_cache_key, default_cache_dir
 from .ferplus import find_ferplus_dir
 from .summary import DatasetSummary
@@ -46,9 +46,7 @@ def dataset_overview(
     path: str | Path, labels: str = "fer2013", per_class: int = 8, seed: int = 0, cache_dir: Path | None = None
 ) -> DatasetOverview:
     """The overview from its cache file, or computed from the dataset (and cached) when there is none."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise DataError(f"{path}: no such file or folder")
+    path = dataset_path(path)
     fp_dir = find_ferplus_dir(path) if labels == "ferplus" else None
     key = dataset_cache_key(path, labels, fp_dir, val_fraction=0.1, seed=0)  # load_dataset's defaults, used below
     cache_file = (cache_dir or default_cache_dir()) / f"{key}.overview-{OVERVIEW_VERSION}-{per_class}-{seed}.safetensors"

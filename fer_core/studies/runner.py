@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..data.choices import dataset_path
 from ..records import EpochStats, StudyTrial
 from ..repository import REPO
 from ..store import CheckpointExists, checkpoint_dir, default_root, read_meta
@@ -409,10 +410,7 @@ def run_study(
 ) -> tuple[str, RunInfo]:
     """Start a study run: a new id, the study file copied beside its status files, then every trial."""
     spec.profile(profile)
-    source = Path(data).expanduser()
-    if not source.exists():
-        raise StudyError(f"--data {data}: no such file or folder")
-    data = str(source.resolve())  # trials run in Ray's workers, in other folders
+    data = str(dataset_path(data).resolve())  # trials run in Ray's workers, in other folders
     study_id = study_id or new_study_id(spec, profile)  # given by start_study, which made the folder
     directory = prepare_run_dir(study_id, spec_path, runs_root)
     info = RunInfo(study_id, profile, data, device, address, storage, "running", now(), os.getpid())

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..atomic import write_text_atomically
+from ..data.choices import dataset_path
 from ..training.jobs import default_runs_root, pid_alive, refuse_if_busy, start_background
 from .spec import StudySpec, parse_study
 
@@ -192,7 +193,8 @@ def start_study(
 ) -> str:
     """Run a study in a background process (`fer_core study run`); returns its id at once (the app's Launch)."""
     spec.profile(profile)
-    refuse_if_busy(device)  # now, rather than failing in the background
+    dataset_path(data)  # bad data and a busy device are refused now, rather than failing in the background
+    refuse_if_busy(device)
     study_id = new_study_id(spec, profile)
     directory = prepare_run_dir(study_id, spec_path, runs_root)
     cmd = [

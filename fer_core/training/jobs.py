@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..atomic import write_text_atomically
+from ..data.choices import dataset_path
 from ..devices import physical_device
 from ..records import EpochStats
 from ..repository import REPO
@@ -297,7 +298,9 @@ def release_device(device: str, name: str, root: Path | None = None) -> None:
 
 
 def start_job(cfg: TrainConfig, root: Path | None = None, checkpoints: Path | None = None) -> str:
-    """Start a training process in the background; returns the job id. Raises JobBusy for a busy device."""
+    """Start a training process in the background; returns the job id. Raises JobBusy for a busy device and
+    DataError for a dataset path that cannot be one, before anything starts."""
+    dataset_path(cfg.data)
     root = Path(root or default_runs_root())
     root.mkdir(parents=True, exist_ok=True)
     job_id = f"{cfg.model}-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
