@@ -183,7 +183,7 @@ else:
             st.markdown(f"**{checkpoints.name(row.id)}** (`{row.id}`): {row.card or 'no card'}")
 
     hidden = checkpoints.hidden()
-    with st.expander("Hide or delete checkpoints"):  # a fixed label: the expander stays open across its reruns
+    with st.expander("Hide or delete checkpoints", key="overview_manage"):  # keyed: stays open as the tables above change
         usable = [c.id for c in checkpoints.checkpoints() if c.ok]
         st.caption(
             f"{len(hidden)} hidden. Hidden checkpoints leave the leaderboard, the model pickers and the ensembles; "

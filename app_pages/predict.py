@@ -50,7 +50,9 @@ detector = c2.selectbox(
 )
 backends = checkpoints.predict_backends(chosen)
 faster = [cid for cid, backend in backends.items() if backend == "onnxruntime"]
-with st.expander(f"Backends: ONNX Runtime for {len(faster)} of {len(chosen)} models" if chosen else "Backends"):
+with st.expander(  # keyed: its label counts the chosen models, and a new label would close it on every choice
+    f"Backends: ONNX Runtime for {len(faster)} of {len(chosen)} models" if chosen else "Backends", key="predict_backends"
+):
     st.caption(
         "Each model runs on ONNX Runtime where this machine measured it faster than PyTorch, else on PyTorch. "
         "Measuring exports each model to ONNX once (checked against PyTorch on test faces) and times both."

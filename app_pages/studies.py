@@ -251,7 +251,7 @@ if shown:
         link = f"Evaluate {checkpoints.name(cid)}"
         st.page_link("app_pages/evaluate.py", label=link, icon=":material/analytics:", query_params={"model": cid})
 
-with st.expander("This run's checkpoints: hide or delete them all"):
+with st.expander("This run's checkpoints: hide or delete them all", key="study_checkpoints"):  # open as trials land above
     run_ids = [t.checkpoint for t in report.trials]
     hidden = checkpoints.hidden()
     shown_ids = [cid for cid in run_ids if cid not in hidden]

@@ -232,7 +232,7 @@ def _run_settings(model: str, preset: str, start: TrainConfig, info: DeviceChoic
 
 def _start_and_teachers(model: str, labels: str) -> dict:
     """Fine-tuning from a checkpoint of this architecture, and distillation from teachers of the same labels."""
-    with st.expander("Start from a checkpoint, distil"):
+    with st.expander("Start from a checkpoint, distil", key="train_start_from"):  # open as the form above changes
         fresh = "fresh weights"
         # Only checkpoints of this label source can share the run's classes and data fingerprint.
         usable = {cid: meta for cid, meta in checkpoints.metas().items() if meta.data.label_source == labels}
