@@ -156,6 +156,7 @@ def _train_config(args):
 
 def _training_job(args) -> tuple[TrainConfig, Path]:
     """The run's config and job folder: read back from an interrupted run's folder, or made from the flags."""
+    from .data import dataset_path
     from .models import get_spec
     from .training import TrainConfig
     from .training.jobs import default_runs_root
@@ -164,9 +165,12 @@ def _training_job(args) -> tuple[TrainConfig, Path]:
         job_dir = Path(args.resume)
         if not (job_dir / "config.json").is_file():
             raise CliError(f"{job_dir}: not a training run folder (no config.json)")
-        return TrainConfig.from_dict(json.loads((job_dir / "config.json").read_text(encoding="utf-8"))), job_dir
+        cfg = TrainConfig.from_dict(json.loads((job_dir / "config.json").read_text(encoding="utf-8")))
+        dataset_path(cfg.data)
+        return cfg, job_dir
     cfg = _train_config(args)
     get_spec(cfg.model)
+    dataset_path(cfg.data)  # before a run folder is made or a progress bar drawn
     job_dir = Path(args.job_dir) if args.job_dir else default_runs_root() / f"cli-{cfg.model}-{os.getpid()}"
     job_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomically(job_dir / "config.json", json.dumps(cfg.to_dict()))

@@ -156,14 +156,17 @@ def test_train_evaluate_checkpoints_predict(kaggle_zip, tmp_path, grace_hopper):
         (["evaluate", "--checkpoint", "../../etc"], "no checkpoint"),
         (["evaluate", "--checkpoint", "missing-id"], "no checkpoint"),
         (["train", "--epochs", "many"], "invalid int"),
+        (["train", "--model", "keras_cnn", "--data", "/definitely/missing.zip"], "no such file"),
+        (["train", "--model", "keras_cnn", "--data", "README.md"], "use a Kaggle .zip"),
         (["frobnicate"], "invalid choice"),
     ],
 )
 def test_errors_are_one_line_without_traceback(args, message, tmp_path):
-    proc = cli(*args, check=False, env={"FER_CHECKPOINTS": str(tmp_path)})
+    proc = cli(*args, check=False, env={"FER_CHECKPOINTS": str(tmp_path / "store"), "FER_RUNS": str(tmp_path / "runs")})
     assert proc.returncode != 0
     assert message in proc.stderr and "Traceback" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+    assert len(proc.stderr.strip().splitlines()) == 1  # no progress bar drawn before the error
+    assert not (tmp_path / "runs").exists()  # nor a failed run left for the sidebar to list and reopen on
 
 
 def test_debug_shows_the_traceback_of_an_error(tmp_path, grace_hopper):
