@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.choices import DataError
+from ..data.choices import DataError, dataset_path
 from ..data.ferplus import VOTES_FILE, find_ferplus_dir, read_votes, rows_for_names
 from ..evaluation import accuracy_interval
 from ..records import Interval, Predictions
@@ -67,7 +67,7 @@ def crowd_votes(names: tuple[str, ...], ferplus_dir: Path) -> CrowdVotes:
 def find_crowd_votes(data_path: str | Path | None, names: tuple[str, ...]) -> CrowdVotes:
     """The FER+ votes beside the data (the same lookup as `--labels ferplus`); a DataError that says where to put
     them when they are not there."""
-    found = find_ferplus_dir(Path(data_path)) if data_path else None
+    found = find_ferplus_dir(dataset_path(data_path)) if data_path else None
     if found is None:
         where = f"next to {data_path} or in a sibling ferplus/ folder" if data_path else "next to FER2013 (set FER_DATA)"
         raise DataError(f"FER+ votes not found: put Microsoft's {VOTES_FILE} (and kaggle_to_fer2013_row.csv) {where}")
