@@ -44,15 +44,18 @@ def load_photo(source: bytes | str | Path | Image.Image | np.ndarray) -> np.ndar
 
 
 def decode_photo(source: bytes | str | Path | Image.Image | np.ndarray) -> Photo:
-    """Any image file or buffer, decoded safely, upright, and with the scale back to the file's pixels."""
+    """Any image file or buffer, decoded safely, upright, and with the scale back to the file's pixels. A file that
+    cannot be read raises its OSError (missing is not damaged); one that cannot be decoded, a PhotoError."""
     if isinstance(source, np.ndarray):
         arr = source if source.ndim == 3 else np.stack([source] * 3, axis=-1)
         return Photo(np.ascontiguousarray(arr[..., :3].astype(np.uint8)))
+    if isinstance(source, (str, Path)):
+        source = Path(source).read_bytes()
     try:
         if isinstance(source, Image.Image):
             img = source
         else:
-            data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
+            data = bytes(source)
             if not data:
                 raise PhotoError("the file is empty (0 bytes)")
             with warnings.catch_warnings():  # the size is checked below, after a JPEG's reduced-size draft

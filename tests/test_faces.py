@@ -129,6 +129,14 @@ def test_bad_bytes_give_clear_messages(data, message):
         load_photo(data)
 
 
+def test_a_missing_file_is_said_missing_not_damaged(tmp_path):
+    from fer_core.predict import predict_photo
+
+    with pytest.raises(FileNotFoundError):
+        load_photo(tmp_path / "missing.jpg")
+    assert predict_photo([], tmp_path / "missing.jpg").error == "cannot read the file (No such file or directory)"
+
+
 def test_truncated_jpeg(grace_hopper):
     data = grace_hopper.read_bytes()
     with pytest.raises(PhotoError, match="damaged or truncated"):

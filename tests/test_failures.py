@@ -128,9 +128,11 @@ def test_each_corruption_is_seeded_identity_at_zero_and_grows_with_severity(corr
         corrupt(faces, corruption.name, len(corruption.levels) + 1)
 
 
-def test_an_unknown_corruption_is_named_in_the_error():
+def test_an_unknown_corruption_or_severity_is_named_in_the_error():
     with pytest.raises(ValueError, match="unknown corruption 'fog'"):
         rb.conditions(["fog"])
+    with pytest.raises(ValueError, match="severities are 1 to 5, not 0, 9"):  # not a run of the flip control alone
+        rb.conditions(severities=[0, 3, 9])
 
 
 def test_the_flip_control_changes_a_symmetric_model_by_nothing(tiny_checkpoints, kaggle_zip, tmp_path, monkeypatch):

@@ -46,9 +46,12 @@ def condition(corruption: str, severity: int) -> str:
 
 def conditions(corruptions: Iterable[str] | None = None, severities: Iterable[int] | None = None) -> list[str]:
     """Every (corruption, severity) key asked for: all of the suite by default; a severity a corruption does not
-    have (the flip control has only 1) is skipped for it."""
+    have (the flip control has only 1) is skipped for it, one the suite does not have at all is refused."""
     names = list(corruptions) if corruptions else [c.name for c in SUITE]
     wanted = set(severities) if severities else None
+    known = {s for c in SUITE for s in c.severities}
+    if wanted and not wanted <= known:
+        raise ValueError(f"severities are {min(known)} to {max(known)}, not {', '.join(map(str, sorted(wanted - known)))}")
     keys = []
     for name in names:
         corruption = get_corruption(name)
