@@ -13,9 +13,13 @@ from pathlib import Path
 
 
 def write_atomically(path: Path, write: Callable[[str], None]) -> None:
-    """Call `write(tmp)` with a temporary path beside `path`, then rename it to `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Call `write(tmp)` with a temporary path beside `path`, then rename it to `path`. A folder that cannot take
+    the file is an OSError that names `path` (not the temporary file the user never asked for)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write there ({exc.strerror})", str(path)) from None
     os.close(fd)
     try:
         write(tmp)

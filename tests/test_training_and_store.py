@@ -430,6 +430,16 @@ def test_a_run_again_from_a_previous_runs_settings_keeps_them_but_what_changes()
 # ---------------------------------------------------------------- store
 
 
+def test_a_write_where_no_file_can_go_names_the_file_asked_for(tmp_path):
+    from fer_core.atomic import write_text_atomically
+
+    (tmp_path / "a-file").write_text("")
+    target = tmp_path / "a-file" / "meta.json"  # its folder would have to be a file
+    with pytest.raises(OSError, match="cannot write there") as raised:
+        write_text_atomically(target, "{}")
+    assert raised.value.filename == str(target) and ".tmp" not in str(raised.value)
+
+
 def _copy_store(src, dst):
     shutil.copytree(src, dst)
     return list_checkpoints(dst)
