@@ -523,6 +523,8 @@ def test_cancelling_a_run_whose_driver_is_gone_cancels_its_unfinished_trials_at_
         "c": "done",
         "d": "failed",
     }
+    with pytest.raises(ValueError, match="nope: not a study run"):  # not an error about a flag file
+        cancel_study("nope", tmp_path)
 
 
 def _wait(condition, deadline: float, what: str):
