@@ -252,8 +252,9 @@ def cancel_study(study_id: str, runs_root: Path | None = None) -> RunInfo:
     """Ask a study to stop: its trials see the flag between batches and end without a checkpoint, queued trials
     never start, finished ones keep theirs. A run whose driver is gone is marked cancelled at once."""
     directory = study_dir(study_id, runs_root)
-    info = read_run(directory)  # first: an id that is not a run is said so
+    read_run(directory)  # an id that is not a run is said so, before a flag is left for it
     (directory / "cancel").touch()
+    info = read_run(directory)  # with the flag there: "cancelling" while the driver lives
     if driver_alive(info):
         return info  # it writes "cancelled" once its trials have stopped
     record_cancelled(directory)  # every unfinished trial reads "cancelling" now that the run's flag is there
