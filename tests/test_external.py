@@ -155,6 +155,9 @@ def test_images_outside_class_folders_are_a_clear_error(tmp_path, own_dataset):
     shutil.copy(own_dataset / "anger" / "S000_0.png", tmp_path / "loose.png")
     with pytest.raises(DataError, match="folder named after their class"):
         load_external(tmp_path)
+    for missing in ("gone", "gone.zip", "gone.csv"):  # said missing, not "not a readable zip" or a wrong type
+        with pytest.raises(DataError, match=f"{missing}: no such file or folder"):
+            load_external(tmp_path / missing)
 
 
 def test_cli_evaluates_checkpoints_and_their_ensemble_on_own_data(own_dataset, tiny_checkpoints, tmp_path, capsys):

@@ -74,7 +74,9 @@ def _from_csv(path: Path) -> list[LabelledFile]:
 
 def list_labelled(path: Path) -> list[LabelledFile]:
     """The dataset's images and their own labels, without decoding anything."""
-    path = Path(path)
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
     if path.is_dir() or path.suffix.lower() == ".zip":
         files = _from_tree(tree_files(path), str(path))
     elif path.suffix.lower() == ".csv":
