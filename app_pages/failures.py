@@ -155,7 +155,7 @@ def noise_per_class(one: LabelNoise) -> None:
     """One model's buckets and accuracies per class."""
     per_class = pd.DataFrame(
         [
-            {"class": c.name, "faces": c.faces, **{BUCKET_LABELS[b]: c.counts[b] for b in BUCKETS}}
+            {"class": c.name, "faces": c.faces, **{BUCKET_SHORT[b]: c.counts[b] for b in BUCKETS}}
             | {"errors the crowd sides with": c.crowd_sides_with_model}
             | {"accuracy vs crowd": c.crowd_accuracy.value, "accuracy, agreed labels": c.agreed_accuracy.value}
             for c in one.per_class()
@@ -165,7 +165,8 @@ def noise_per_class(one: LabelNoise) -> None:
         per_class,
         hide_index=True,
         width="stretch",
-        column_config=glossary.percent_columns("errors the crowd sides with", "accuracy vs crowd", "accuracy, agreed labels"),
+        column_config=glossary.percent_columns("errors the crowd sides with", "accuracy vs crowd", "accuracy, agreed labels")
+        | {BUCKET_SHORT[b]: st.column_config.NumberColumn(help=BUCKET_LABELS[b]) for b in BUCKETS},  # short: fit a phone
     )
 
 
