@@ -165,7 +165,10 @@ def export_checkpoint(
     meta = read_meta(path)
     model = Packaged(load_weights(path, meta))
     faces = _faces(meta, data, with_training=quantize is not None)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    except OSError as exc:  # os.access can say yes where the write is refused (root on a read-only mount)
+        raise ExportError(f"{out.parent}: cannot write there ({exc.strerror})") from None
     try:
         file = tmp / FILES[fmt]
         _write_model(model, meta, fmt, file)

@@ -158,6 +158,13 @@ def test_bad_targets_and_checkpoints_are_refused(tiny_checkpoints, keras, kaggle
     monkeypatch.setattr(ex.os, "access", lambda *a: False)
     assert "read-only" in export(tmp_path / "ro")
     monkeypatch.undo()
+
+    def refused(**kwargs):  # os.access said yes, the folder says no (root on a read-only mount)
+        raise PermissionError(13, "Permission denied", str(tmp_path / ".ro.tmp-x"))
+
+    monkeypatch.setattr(ex.tempfile, "mkdtemp", refused)
+    assert export(tmp_path / "ro") == f"{tmp_path}: cannot write there (Permission denied)"  # not the hidden folder
+    monkeypatch.undo()
     monkeypatch.setattr(ex, "find_default_dataset", lambda: None)
     with pytest.raises(ExportError, match="int8 is calibrated on training faces: give --data"):
         export_checkpoint(keras, tmp_path / "nodata", quantize="int8", root=tiny_checkpoints)
