@@ -156,7 +156,9 @@ with tab_two:
         with c2:
             model_panel(b, "b", per_row=2)
         pa, pb = checkpoints.predictions(a), checkpoints.predictions(b)
-        if pa.names != pb.names:
+        if a == b:
+            st.info("Model A and B are the same checkpoint: pick another for B to test the difference.")
+        elif pa.names != pb.names:
             st.warning("These models were tested on different faces: McNemar's test needs the same test set.")
         else:
             r = mcnemar(pa.predicted, pb.predicted, pa.labels)

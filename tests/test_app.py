@@ -246,6 +246,9 @@ def test_evaluate_renders(app_env):
     at = run_page("app_pages/evaluate.py")
     assert any(m.label == "accuracy" for m in at.metric)
     assert any("McNemar" in md.value for md in at.markdown)
+    at.selectbox(key="b").set_value(at.selectbox(key="a").value).run()  # one checkpoint against itself: no test
+    assert any("the same checkpoint" in i.value for i in at.info)
+    assert not any("McNemar's test**" in m.value for m in at.markdown)
     shown = max(list_checkpoints(app_env), key=lambda c: c.meta.test_metrics.accuracy)  # "One model" opens on the best
     stored = load_predictions(shown.path)
     wrong = int((stored.predicted != stored.labels).sum())
