@@ -93,6 +93,8 @@ def test_a_study_composed_in_the_app_is_a_valid_file():
     assert one.base == {"model": "vgg_fer"} and one.axes == {"augment": ("none", "strong")}
     with pytest.raises(StudyError, match="optimizer must be one of"):
         compose_study("bad", ["keras_cnn"], "optimizer", "adam, lion", 1, 3, 0.1)
+    with pytest.raises(StudyError, match="axes.lr = 'abc': lr must be a number, not 'abc'"):  # not a TypeError's words
+        compose_study("bad", ["keras_cnn"], "lr", "0.01, abc", 1, 3, 0.1)
 
 
 def test_random_search_draws_points_and_keeps_the_baseline():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from numbers import Real
 from typing import Any
 
 from ..data.choices import AUGMENT_PRESETS
@@ -16,6 +17,12 @@ COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 # on cores with native bf16 (AMX, AVX512-BF16) for plain conv nets and not for depthwise ones (bench/RESULTS.md)
 PRECISIONS = ("auto", "fp32", "bf16")
 SELECT_BY = ("val_loss", "val_acc")
+NUMBER_FIELDS = {  # TrainConfig's numeric fields -> whether None is allowed
+    **dict.fromkeys(("epochs", "batch_size", "lr", "momentum", "weight_decay", "warmup_epochs", "step_size"), False),
+    **dict.fromkeys(("gamma", "plateau_patience", "label_smoothing", "mixup_alpha", "teacher_weight", "seed"), False),
+    **dict.fromkeys(("val_fraction", "train_fraction"), False),
+    **dict.fromkeys(("grad_clip", "early_stopping", "time_budget_min", "dropout"), True),
+}
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,10 @@ class TrainConfig:
     blur_pool: bool = False  # custom FER CNNs only: anti-aliased downsampling (models.custom.Style)
 
     def __post_init__(self) -> None:
+        for name, optional in NUMBER_FIELDS.items():  # a study file or config.json can hold "abc" where 0.01 belongs
+            value = getattr(self, name)
+            if not (value is None and optional) and (isinstance(value, bool) or not isinstance(value, Real)):
+                raise ValueError(f"{name} must be a number, not {value!r}")
         checks = [
             (self.optimizer, OPTIMIZERS, "optimizer"),
             (self.scheduler, SCHEDULERS, "scheduler"),
