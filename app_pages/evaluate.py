@@ -12,6 +12,7 @@ from ui import charts, checkpoints, datasets, explanations, glossary, own_data, 
 from ui.curves import OVERLAID_RUNS, learning_curves
 
 st.title("Evaluate")
+EMBEDDED = "evaluate_embedded"  # session key: the (model, faces) whose t-SNE was asked for, drawn until they change
 
 page.require_checkpoints()
 linked = st.query_params.get("model")  # a link from another page (a study's trial) opens on that model
@@ -250,10 +251,13 @@ with tab_emb:
     n = st.slider("Test faces", 200, 2000, 600, step=100)
     if datasets.found_dataset(meta_of[cid]) is None:
         st.info("The test faces are needed for this view: FER2013 was not found (set FER_DATA).")
-    elif st.button("Compute t-SNE of penultimate-layer features"):
-        emb = explanations.embedding(cid, n)
-        st.altair_chart(charts.embedding_scatter(emb.xy, emb.labels, emb.predicted, emb.faces), width="stretch")
-        st.caption("Hover a point to see its face. Well-separated clusters are classes the model tells apart.")
+    else:
+        if st.button("Compute t-SNE of penultimate-layer features"):
+            st.session_state[EMBEDDED] = (cid, n)  # later reruns draw it again, from the cache
+        if st.session_state.get(EMBEDDED) == (cid, n):
+            emb = explanations.embedding(cid, n)
+            st.altair_chart(charts.embedding_scatter(emb.xy, emb.labels, emb.predicted, emb.faces), width="stretch")
+            st.caption("Hover a point to see its face. Well-separated clusters are classes the model tells apart.")
 
 with tab_runs:
     runs = st.multiselect(

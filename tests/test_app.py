@@ -269,6 +269,8 @@ def test_evaluate_renders(app_env):
     next(b for b in at.button if b.label.startswith("Compute t-SNE")).click().run()
     assert not at.exception, [e.message for e in at.exception]
     assert any("Hover a point" in c.value for c in at.caption)
+    at.toggle(key="norm-one").set_value(False).run()  # another control's rerun keeps the t-SNE drawn
+    assert any("Hover a point" in c.value for c in at.caption)
 
 
 def test_evaluate_never_ranks_two_label_sets_in_one_table(monkeypatch, kaggle_zip):
