@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, fields
 from numbers import Real
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 from ..data.choices import AUGMENT_PRESETS
 from ..models.registry import ACTIVATIONS, NORMS, STYLE_DEFAULTS, get_spec
@@ -17,12 +18,6 @@ COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 # on cores with native bf16 (AMX, AVX512-BF16) for plain conv nets and not for depthwise ones (bench/RESULTS.md)
 PRECISIONS = ("auto", "fp32", "bf16")
 SELECT_BY = ("val_loss", "val_acc")
-NUMBER_FIELDS = {  # TrainConfig's numeric fields -> whether None is allowed
-    **dict.fromkeys(("epochs", "batch_size", "lr", "momentum", "weight_decay", "warmup_epochs", "step_size"), False),
-    **dict.fromkeys(("gamma", "plateau_patience", "label_smoothing", "mixup_alpha", "teacher_weight", "seed"), False),
-    **dict.fromkeys(("val_fraction", "train_fraction"), False),
-    **dict.fromkeys(("grad_clip", "early_stopping", "time_budget_min", "dropout"), True),
-}
 
 
 @dataclass(frozen=True)
@@ -70,7 +65,7 @@ class TrainConfig:
     blur_pool: bool = False  # custom FER CNNs only: anti-aliased downsampling (models.custom.Style)
 
     def __post_init__(self) -> None:
-        for name, optional in NUMBER_FIELDS.items():  # a study file or config.json can hold "abc" where 0.01 belongs
+        for name, optional in _number_fields().items():  # a study file or config.json can hold "abc" where 0.01 belongs
             value = getattr(self, name)
             if not (value is None and optional) and (isinstance(value, bool) or not isinstance(value, Real)):
                 raise ValueError(f"{name} must be a number, not {value!r}")
@@ -128,3 +123,16 @@ class TrainConfig:
         if isinstance(kwargs.get("compile"), bool):  # configs written before compile modes existed
             kwargs["compile"] = "default" if kwargs["compile"] else "none"
         return cls(**kwargs)
+
+
+@functools.cache
+def _number_fields() -> dict[str, bool]:
+    """TrainConfig's int and float fields (read from its annotations, so a new one is checked too) -> whether None
+    is allowed."""
+    hints = get_type_hints(TrainConfig)
+    found = {}
+    for f in fields(TrainConfig):
+        kinds = set(get_args(hints[f.name])) or {hints[f.name]}
+        if kinds - {type(None)} and kinds - {type(None)} <= {int, float}:
+            found[f.name] = type(None) in kinds
+    return found
